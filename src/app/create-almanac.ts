@@ -1,0 +1,60 @@
+/**
+ * The composition root (STYLE.md, habit 9): builds connections and the executor from the resolved
+ * config. Nothing else wires parts together.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
+import { Executor } from '../executor/executor.ts';
+import { DuckDbEngine } from '../executor/sql/duckdb-engine.ts';
+import { PostgresEngine } from '../executor/sql/postgres-engine.ts';
+import type { SqlEngine } from '../executor/sql/sql-engine.ts';
+import type { AlmanacConfig } from './config.ts';
+
+export interface Almanac {
+  readonly config: Readonly<AlmanacConfig>;
+  readonly executor: Executor;
+  close(): Promise<void>;
+}
+
+export interface CreateOptions {
+  /** Folders SQL on the embedded database may read files from (project folders). */
+  projectDirs: readonly string[];
+}
+
+export async function createAlmanac(
+  config: Readonly<AlmanacConfig>,
+  options: CreateOptions,
+): Promise<Almanac> {
+  mkdirSync(config.runDir, { recursive: true });
+  mkdirSync(dirname(config.duckdbPath), { recursive: true });
+  const connections = new Map<string, SqlEngine>();
+  connections.set(
+    EMBEDDED_CONNECTION,
+    await DuckDbEngine.open({
+      id: EMBEDDED_CONNECTION,
+      path: config.duckdbPath,
+      allowedDirectories: options.projectDirs,
+    }),
+  );
+  for (const connection of config.connections) {
+    connections.set(
+      connection.id,
+      new PostgresEngine({ id: connection.id, connectionString: connection.url }),
+    );
+  }
+  const executor = new Executor({
+    connections,
+    runRoot: config.runDir,
+    limits: config.limits,
+    prewarm: config.prewarm,
+  });
+  return {
+    config,
+    executor,
+    async close() {
+      await executor.close();
+      await Promise.all([...connections.values()].map((c) => c.close()));
+    },
+  };
+}

@@ -1,0 +1,204 @@
+#!/usr/bin/env node
+/**
+ * The `almanac` command line. Bad input exits 2 with one line naming what was wrong; a run that fails
+ * exits 1 with one line naming the failing cell.
+ */
+import { readFileSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { resolveConfig } from '../app/config.ts';
+import { createAlmanac } from '../app/create-almanac.ts';
+import { AlmanacError, ValidationError } from '../domain/errors.ts';
+import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
+import { isRunContext, RUN_CONTEXTS } from '../domain/run-context.ts';
+import { ProgressPrinter, renderSnapshot } from './render.ts';
+
+const EXIT_RUN_FAILED = 1;
+const EXIT_USAGE = 2;
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `30s`, `5m`, `1500ms`, `2h` or plain milliseconds. */
+export function parseDuration(text: string, field: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?$/.exec(text.trim());
+  if (!match) throw new ValidationError(field, `'${text}' is not a duration; write 30s, 5m, 1500ms or 2h`);
+  const n = Number(match[1]);
+  const unit = match[2] ?? 'ms';
+  const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'h' ? 3_600_000 : 60_000;
+  return Math.round(n * factor);
+}
+
+function positiveInt(text: string, field: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0)
+    throw new ValidationError(field, `must be a whole number, got '${text}'`);
+  return n;
+}
+
+function parseInputs(pairs: readonly string[]): Record<string, string> {
+  const inputs: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new ValidationError('--input', `expected key=value, got '${pair}'`);
+    inputs[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return inputs;
+}
+
+interface RunFlags {
+  input: string[];
+  context: string;
+  json: boolean;
+  connection: string[];
+  timeout?: string;
+  memory?: string;
+  rowLimit?: string;
+  rows: string;
+  dataDir?: string;
+  scheduledFor?: string;
+  color: boolean;
+}
+
+async function runCommand(file: string, flags: RunFlags): Promise<number> {
+  if (!isRunContext(flags.context)) {
+    throw new ValidationError(
+      '--context',
+      `must be one of ${RUN_CONTEXTS.join(', ')}, got '${flags.context}'`,
+    );
+  }
+  let scheduledFor: Date | null = null;
+  if (flags.scheduledFor) {
+    scheduledFor = new Date(flags.scheduledFor);
+    if (Number.isNaN(scheduledFor.getTime())) {
+      throw new ValidationError('--scheduled-for', `'${flags.scheduledFor}' is not an ISO date-time`);
+    }
+  }
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ValidationError(
+      'notebook',
+      `cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
+  const notebook = await parseNotebook(text, { file, defaultTitle: basename(file, '.md') });
+  const inputs = parseInputs(flags.input);
+  const config = resolveConfig({
+    ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
+    connections: flags.connection,
+    ...(flags.timeout ? { timeoutMs: parseDuration(flags.timeout, '--timeout') } : {}),
+    ...(flags.memory ? { memoryLimitMb: positiveInt(flags.memory, '--memory') } : {}),
+    ...(flags.rowLimit ? { rowLimit: positiveInt(flags.rowLimit, '--row-limit') } : {}),
+  });
+  const projectDir = dirname(path);
+  const almanac = await createAlmanac({ ...config, prewarm: false }, { projectDirs: [projectDir] });
+  const color = flags.color && Boolean(process.stdout.isTTY) && !process.env['NO_COLOR'];
+  const progress = flags.json ? null : new ProgressPrinter(process.stderr, color);
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const { snapshot } = await almanac.executor.run({
+      notebook,
+      projectDir,
+      inputs,
+      context: flags.context,
+      scheduledFor,
+      signal: controller.signal,
+      onEvent: (event) => progress?.handle(event),
+    });
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify(snapshot, null, 2)}\n`);
+    } else {
+      process.stdout.write(
+        renderSnapshot(snapshot, {
+          color,
+          width: Math.max(60, process.stdout.columns ?? 120),
+          rows: positiveInt(flags.rows, '--rows'),
+        }),
+      );
+    }
+    if (snapshot.status !== 'succeeded') {
+      process.stderr.write(`almanac: ${snapshot.message ?? `run ${snapshot.status}`}\n`);
+      return EXIT_RUN_FAILED;
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await almanac.close();
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('almanac')
+    .description('Almanac: scheduled data apps from notebooks of SQL and TypeScript')
+    .version(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version)
+    .exitOverride()
+    .configureOutput({ writeErr: () => {} })
+    .showSuggestionAfterError(true);
+
+  program
+    .command('run')
+    .description("run a notebook top to bottom and print every cell's output")
+    .argument('<notebook>', 'the notebook file (.md)')
+    .option('-i, --input <key=value>', 'an input value (repeat for several)', collect, [])
+    .addOption(
+      new Option('-c, --context <context>', 'run context seen as almanac.runContext')
+        .choices(RUN_CONTEXTS)
+        .default('logic'),
+    )
+    .option('--json', 'print the run snapshot as JSON instead of text', false)
+    .option(
+      '--connection <id=url>',
+      'a PostgreSQL connection the notebook uses (repeat for several)',
+      collect,
+      [],
+    )
+    .option('--timeout <duration>', 'wall-clock limit for the run, like 30s or 5m (default 5m)')
+    .option('--memory <MiB>', 'memory cap for the run process in MiB (default 512)')
+    .option('--row-limit <n>', 'rows kept per table in the snapshot (default 1000)')
+    .option('--rows <n>', 'table rows to print per table', '10')
+    .option('--scheduled-for <iso>', 'nominal fire time, seen as almanac.scheduledFor')
+    .option('--data-dir <dir>', 'where Almanac keeps its data (default .almanac)')
+    .option('--no-color', 'plain text output')
+    .action(async (file: string, flags: RunFlags) => {
+      process.exitCode = await runCommand(file, flags);
+    });
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version' ||
+        error.exitCode === 0
+      ) {
+        return 0;
+      }
+      process.stderr.write(`almanac: ${error.message.replace(/^error: /, '')}\n`);
+      return EXIT_USAGE;
+    }
+    if (error instanceof AlmanacError) {
+      process.stderr.write(`almanac: ${error.message}\n`);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`almanac: unexpected error: ${(error as Error).stack ?? error}\n`);
+    return 70;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}

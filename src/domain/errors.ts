@@ -1,0 +1,122 @@
+/**
+ * Errors are values with names (STYLE.md, habit 7). Every error Almanac raises on purpose is an
+ * `AlmanacError` with a stable string `code`, the HTTP status it maps to, and structured fields.
+ * Messages say what was wrong and what to do.
+ */
+
+/** Stable error codes. Switches over them must be exhaustive. */
+export type ErrorCode =
+  | 'invalid_input'
+  | 'notebook_invalid'
+  | 'connection_unknown'
+  | 'connection_failed'
+  | 'not_found'
+  | 'internal';
+
+export class AlmanacError extends Error {
+  readonly code: ErrorCode;
+  /** The HTTP status this error maps to when it reaches the API. */
+  readonly status: number;
+
+  constructor(code: ErrorCode, message: string, status: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** A value supplied by a person or program is wrong. `field` names it (`inputs.region`, `timeout`). */
+export class ValidationError extends AlmanacError {
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super('invalid_input', `${field}: ${message}`, 400);
+    this.field = field;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), field: this.field };
+  }
+}
+
+/** One problem found while parsing a notebook, located by line (1-based) and, when known, cell. */
+export interface NotebookProblem {
+  line: number;
+  cell?: string;
+  message: string;
+}
+
+/** A notebook cannot be parsed. Carries every problem found, not only the first. */
+export class NotebookError extends AlmanacError {
+  readonly problems: readonly NotebookProblem[];
+  readonly file: string | undefined;
+
+  constructor(problems: readonly NotebookProblem[], file?: string) {
+    const where = file ? `${file}:` : 'line ';
+    const first = problems[0];
+    const head = first
+      ? `${where}${first.line}: ${first.cell ? `cell '${first.cell}': ` : ''}${first.message}`
+      : 'notebook is invalid';
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem(s))` : '';
+    super('notebook_invalid', head + more, 422);
+    this.problems = problems;
+    this.file = file;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), problems: this.problems };
+  }
+}
+
+/** A notebook or request names a connection that is not configured. */
+export class UnknownConnectionError extends AlmanacError {
+  readonly connection: string;
+
+  constructor(connection: string, known: readonly string[]) {
+    super(
+      'connection_unknown',
+      `connection '${connection}' is not configured; known connections: ${known.join(', ') || 'none'}. ` +
+        `Add it with --connection ${connection}=postgres://… or ALMANAC_CONNECTION_${connection.toUpperCase()}`,
+      400,
+    );
+    this.connection = connection;
+  }
+}
+
+/** Returns the closest candidate to `word` (Levenshtein distance ≤ 2), for "did you mean" hints. */
+export function closest(word: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of candidates) {
+    const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** For exhaustive switches: the compiler proves this is unreachable. */
+export function assertExhaustive(value: never, what = 'value'): never {
+  throw new Error(`unexpected ${what}: ${String(value)}`);
+}

@@ -1,0 +1,410 @@
+/**
+ * The executor runs one notebook run: it takes a sandboxed child, sends it the cells, serves its SQL
+ * requests on the configured connections, enforces the wall-clock timeout and the memory cap, streams
+ * per-cell events, and returns the run snapshot. The run directory is removed when the run ends.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { UnknownConnectionError, ValidationError } from '../domain/errors.ts';
+import { resolveInputs } from '../domain/notebook/inputs.ts';
+import { EMBEDDED_CONNECTION, type Notebook } from '../domain/notebook/notebook.ts';
+import type { AlmanacRunInfo, RunContext, RunFailureReason, RunOutcome } from '../domain/run-context.ts';
+import type { CellResult, LogLine, RunSnapshot } from '../domain/snapshot.ts';
+import type { ChildMessage, HostMessage, SqlRequestMessage } from './protocol.ts';
+import { PACKAGE_ROOT, type Sandbox, SandboxPool, type SandboxSpec } from './sandbox.ts';
+import type { SqlEngine, SqlSession } from './sql/sql-engine.ts';
+import { SqlExecutionError } from './sql/sql-engine.ts';
+
+export interface ExecutorLimits {
+  /** Wall-clock limit for the whole run. @default 300000 (5 minutes) */
+  timeoutMs: number;
+  /** Memory cap of the run's process, in MiB (V8 heap; the resident size may exceed it by 64 MiB). @default 512 */
+  memoryLimitMb: number;
+  /** Rows kept per table in the snapshot. @default 1000 */
+  rowLimit: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<ExecutorLimits> = Object.freeze({
+  timeoutMs: 300_000,
+  memoryLimitMb: 512,
+  rowLimit: 1000,
+});
+
+export interface ExecutorOptions {
+  /** Connections by id. `duckdb` should always be present. */
+  connections: ReadonlyMap<string, SqlEngine>;
+  /** Where run directories are created. */
+  runRoot: string;
+  limits?: Partial<ExecutorLimits>;
+  /** Start the next run's process ahead of time. @default true */
+  prewarm?: boolean;
+}
+
+export interface RunRequest {
+  notebook: Notebook;
+  /** The project folder: relative file paths and imports resolve here. */
+  projectDir: string;
+  /** Supplied input values (text or typed); defaults fill the rest. */
+  inputs?: Readonly<Record<string, unknown>>;
+  context?: RunContext;
+  runId?: string;
+  /** Nominal fire time, for scheduled runs. */
+  scheduledFor?: Date | null;
+  limits?: Partial<ExecutorLimits>;
+  signal?: AbortSignal;
+  onEvent?: (event: RunEvent) => void;
+}
+
+export type RunEvent =
+  | { type: 'run_started'; runId: string; cells: { name: string; kind: string }[] }
+  | { type: 'cell_started'; index: number; name: string }
+  | { type: 'log'; index: number; name: string; line: LogLine }
+  | { type: 'cell_finished'; index: number; result: CellResult }
+  | { type: 'run_finished'; snapshot: RunSnapshot };
+
+export interface RunTimings {
+  /** From the request until the child was ready to run cells (0 ms of spawning when warm). */
+  startMs: number;
+  /** From sending the cells until the last cell finished. */
+  executeMs: number;
+  totalMs: number;
+  warm: boolean;
+}
+
+export interface RunResult {
+  snapshot: RunSnapshot;
+  timings: RunTimings;
+}
+
+const RSS_HEADROOM_MB = 64;
+const WATCH_INTERVAL_MS = 200;
+
+export class Executor {
+  readonly #connections: ReadonlyMap<string, SqlEngine>;
+  readonly #runRoot: string;
+  readonly #limits: ExecutorLimits;
+  readonly #pool = new SandboxPool();
+  readonly #prewarm: boolean;
+
+  constructor(options: ExecutorOptions) {
+    this.#connections = options.connections;
+    this.#runRoot = resolve(options.runRoot);
+    this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.#prewarm = options.prewarm ?? true;
+  }
+
+  /** Starts a child for this project ahead of its first run. */
+  prepare(projectDir: string, limits: Partial<ExecutorLimits> = {}): void {
+    if (this.#prewarm) this.#pool.prewarm(this.#specFor(projectDir, { ...this.#limits, ...limits }));
+  }
+
+  /**
+   * Runs a notebook to completion. Bad requests (unknown inputs or connections, bad limits) throw a
+   * `ValidationError` before anything runs; everything that happens while running is in the snapshot.
+   */
+  async run(request: RunRequest): Promise<RunResult> {
+    const t0 = performance.now();
+    const limits = { ...this.#limits, ...request.limits };
+    validateLimits(limits);
+    const notebook = request.notebook;
+    const inputs = resolveInputs(notebook.inputs, request.inputs ?? {});
+    for (const cell of notebook.cells) {
+      if (cell.kind === 'sql' && !this.#connections.has(cell.connection)) {
+        throw new UnknownConnectionError(cell.connection, [...this.#connections.keys()]);
+      }
+    }
+    const context = request.context ?? 'logic';
+    const runId = request.runId ?? randomUUID();
+    const almanac: AlmanacRunInfo = {
+      scheduled: context === 'scheduled',
+      runContext: context,
+      runId,
+      scheduledFor: request.scheduledFor ?? null,
+      inputs,
+    };
+    const emit = (event: RunEvent) => {
+      try {
+        request.onEvent?.(event);
+      } catch {
+        // A listener's failure must not break the run.
+      }
+    };
+    const startedAt = new Date();
+    const cells: CellResult[] = notebook.cells.map((cell) => ({
+      name: cell.name,
+      kind: cell.kind,
+      status: 'skipped',
+      startedAt: null,
+      durationMs: 0,
+      output: null,
+      logs: [],
+      error: null,
+    }));
+    emit({ type: 'run_started', runId, cells: notebook.cells.map((c) => ({ name: c.name, kind: c.kind })) });
+
+    const spec = this.#specFor(request.projectDir, limits);
+    const { sandbox, warm } = this.#pool.acquire(spec);
+    const sessions = new Map<string, Promise<SqlSession>>();
+    let running: number | null = null;
+    let outcome: { status: RunOutcome; reason: RunFailureReason | null; message: string | null } | null =
+      null;
+    let executeStart = 0;
+    let startMs = 0;
+    try {
+      await sandbox.ready;
+      startMs = performance.now() - t0;
+      executeStart = performance.now();
+      outcome = await new Promise((finish) => {
+        let settled = false;
+        const end = (value: NonNullable<typeof outcome>) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          clearInterval(watch);
+          request.signal?.removeEventListener('abort', onAbort);
+          finish(value);
+        };
+        const stop = (value: NonNullable<typeof outcome>) => {
+          for (const session of sessions.values()) void session.then((s) => s.interrupt()).catch(() => {});
+          sandbox.child.kill('SIGKILL');
+          end(value);
+        };
+        const timer = setTimeout(
+          () =>
+            stop({
+              status: 'timed_out',
+              reason: 'timeout',
+              message: `the run timed out after ${formatMs(limits.timeoutMs)}${running !== null ? ` in cell '${cells[running]!.name}'` : ''}`,
+            }),
+          limits.timeoutMs,
+        );
+        const watch = setInterval(() => {
+          const rss = residentMb(sandbox.child.pid);
+          if (rss !== null && rss > limits.memoryLimitMb + RSS_HEADROOM_MB) {
+            stop(memoryOutcome(limits.memoryLimitMb, running, cells));
+          }
+        }, WATCH_INTERVAL_MS);
+        const onAbort = () =>
+          stop({ status: 'cancelled', reason: 'cancelled', message: 'the run was cancelled' });
+        if (request.signal?.aborted) onAbort();
+        request.signal?.addEventListener('abort', onAbort);
+
+        sandbox.child.on('message', (message: ChildMessage) => {
+          switch (message.type) {
+            case 'cell_started':
+              running = message.index;
+              cells[message.index]!.startedAt = message.startedAt;
+              emit({ type: 'cell_started', index: message.index, name: message.name });
+              break;
+            case 'log':
+              cells[message.index]!.logs.push({ level: message.level, text: message.text, at: message.at });
+              emit({
+                type: 'log',
+                index: message.index,
+                name: cells[message.index]!.name,
+                line: { level: message.level, text: message.text, at: message.at },
+              });
+              break;
+            case 'cell_finished':
+              cells[message.index] = message.result;
+              if (running === message.index) running = null;
+              emit({ type: 'cell_finished', index: message.index, result: message.result });
+              break;
+            case 'sql':
+              void this.#serveSql(message, sandbox, sessions, request.projectDir, limits.rowLimit);
+              break;
+            case 'done': {
+              const failed = cells.find((c) => c.status === 'failed');
+              end(
+                failed
+                  ? {
+                      status: 'failed',
+                      reason: 'cell_error',
+                      message: `cell '${failed.name}' failed${failed.error?.line ? ` (line ${failed.error.line})` : ''}: ${failed.error?.name && failed.error.name !== 'Error' ? `${failed.error.name}: ` : ''}${failed.error?.message ?? 'unknown error'}`,
+                    }
+                  : { status: 'succeeded', reason: null, message: null },
+              );
+              break;
+            }
+            case 'ready':
+              break;
+          }
+        });
+        sandbox.child.once('exit', (code, signal) => {
+          // Give IPC messages already in flight (the last cell_finished, done) a moment to arrive.
+          setImmediate(() => {
+            if (/heap out of memory|Reached heap limit|Allocation failed/i.test(sandbox.stderrTail)) {
+              end(memoryOutcome(limits.memoryLimitMb, running, cells));
+            } else {
+              end({
+                status: 'failed',
+                reason: 'crashed',
+                message: `the run process exited unexpectedly (${signal ?? `exit code ${code}`})${running !== null ? ` in cell '${cells[running]!.name}'` : ''}${sandbox.stderrTail.trim() ? `: ${lastLine(sandbox.stderrTail)}` : ''}`,
+              });
+            }
+          });
+        });
+        const message: HostMessage = {
+          type: 'run',
+          cells: notebook.cells,
+          almanac,
+          projectDir: resolve(request.projectDir),
+          packageRoot: PACKAGE_ROOT,
+          rowLimit: limits.rowLimit,
+        };
+        sandbox.child.send(message);
+      });
+    } catch (error) {
+      outcome = {
+        status: 'failed',
+        reason: 'crashed',
+        message: `the run process could not start: ${(error as Error).message}`,
+      };
+    } finally {
+      await sandbox.dispose();
+      await Promise.all(
+        [...sessions.values()].map((s) => s.then((session) => session.close()).catch(() => {})),
+      );
+      if (this.#prewarm) this.#pool.prewarm(spec);
+    }
+    const final = outcome ?? {
+      status: 'failed' as const,
+      reason: 'crashed' as const,
+      message: 'the run ended without a result',
+    };
+    if (final.status !== 'succeeded' && running !== null) {
+      const cell = cells[running]!;
+      const kind =
+        final.reason === 'timeout' ? 'Timeout' : final.reason === 'memory_limit' ? 'MemoryLimit' : 'Crash';
+      cells[running] = {
+        ...cell,
+        status: 'failed',
+        durationMs: cell.startedAt ? Date.now() - Date.parse(cell.startedAt) : 0,
+        error: {
+          cell: cell.name,
+          line: notebook.cells[running]!.line,
+          name: kind,
+          message: final.message ?? kind,
+        },
+      };
+    }
+    const snapshot: RunSnapshot = {
+      format: 1,
+      runId,
+      title: notebook.title,
+      status: final.status,
+      reason: final.reason,
+      message: final.message,
+      context,
+      scheduledFor: almanac.scheduledFor?.toISOString() ?? null,
+      inputs,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      cells,
+    };
+    emit({ type: 'run_finished', snapshot });
+    const totalMs = performance.now() - t0;
+    return {
+      snapshot,
+      timings: { startMs, executeMs: executeStart ? performance.now() - executeStart : 0, totalMs, warm },
+    };
+  }
+
+  async #serveSql(
+    message: SqlRequestMessage,
+    sandbox: Sandbox,
+    sessions: Map<string, Promise<SqlSession>>,
+    projectDir: string,
+    rowLimit: number,
+  ): Promise<void> {
+    let reply: HostMessage;
+    try {
+      const engine = this.#connections.get(message.connection);
+      if (!engine) throw new UnknownConnectionError(message.connection, [...this.#connections.keys()]);
+      let session = sessions.get(message.connection);
+      if (!session) {
+        session = engine.openSession({ projectDir: resolve(projectDir) });
+        sessions.set(message.connection, session);
+      }
+      const chainAs = engine.dialect === 'duckdb' ? message.chainAs : null;
+      const result = await (await session).query({ statements: message.statements, chainAs, rowLimit });
+      reply = { type: 'sql_result', id: message.id, ok: true, result };
+    } catch (error) {
+      const e = error as Error;
+      reply = {
+        type: 'sql_result',
+        id: message.id,
+        ok: false,
+        error: {
+          name: e instanceof SqlExecutionError ? e.name : e.name === 'Error' ? 'SQL Error' : e.name,
+          message: e.message,
+          line: e instanceof SqlExecutionError ? e.line : null,
+        },
+      };
+    }
+    if (sandbox.child.connected) {
+      try {
+        sandbox.child.send(reply);
+      } catch {
+        // The child died meanwhile; its exit is handled elsewhere.
+      }
+    }
+  }
+
+  #specFor(projectDir: string, limits: ExecutorLimits): SandboxSpec {
+    return { runRoot: this.#runRoot, projectDir: resolve(projectDir), memoryLimitMb: limits.memoryLimitMb };
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+}
+
+function validateLimits(limits: ExecutorLimits): void {
+  if (!Number.isInteger(limits.timeoutMs) || limits.timeoutMs < 100) {
+    throw new ValidationError('timeout', 'must be a whole number of milliseconds >= 100');
+  }
+  if (!Number.isInteger(limits.memoryLimitMb) || limits.memoryLimitMb < 32) {
+    throw new ValidationError('memoryLimitMb', 'must be a whole number of MiB >= 32');
+  }
+  if (!Number.isInteger(limits.rowLimit) || limits.rowLimit < 0) {
+    throw new ValidationError('rowLimit', 'must be an integer >= 0');
+  }
+}
+
+function memoryOutcome(limitMb: number, running: number | null, cells: CellResult[]) {
+  return {
+    status: 'failed' as const,
+    reason: 'memory_limit' as const,
+    message: `the run exceeded its memory limit of ${limitMb} MiB${running !== null ? ` in cell '${cells[running]!.name}'` : ''}`,
+  };
+}
+
+/** Resident set size of a process in MiB, from /proc (Linux); null where unavailable. */
+function residentMb(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /VmRSS:\s+(\d+) kB/.exec(status);
+    return match ? Number(match[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+function lastLine(text: string): string {
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+  return (lines[lines.length - 1] ?? '').slice(0, 300);
+}
+
+export function formatMs(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${+(ms / 1000).toFixed(1)} s`;
+  return `${+(ms / 60_000).toFixed(1)} min`;
+}
+
+export { EMBEDDED_CONNECTION };
