@@ -22,12 +22,18 @@ describe('executor: cell kinds', () => {
   it('runs SQL on DuckDB, reads project files by relative path, and chains results by name', async () => {
     const { snapshot } = await h.run(
       fence('sql orders', "select * from read_csv('data/orders.csv') order by id") +
-        fence('sql by_region', 'select region, sum(amount) as total from orders group by region order by region'),
+        fence(
+          'sql by_region',
+          'select region, sum(amount) as total from orders group by region order by region',
+        ),
     );
     assert.equal(snapshot.status, 'succeeded', snapshot.message ?? '');
     const orders = cell(snapshot, 'orders').output as TableOutput;
     assert.equal(orders.kind, 'table');
-    assert.deepEqual(orders.columns.map((c) => c.name), ['id', 'region', 'amount']);
+    assert.deepEqual(
+      orders.columns.map((c) => c.name),
+      ['id', 'region', 'amount'],
+    );
     assert.equal(orders.totalRows, 3);
     const byRegion = cell(snapshot, 'by_region').output as TableOutput;
     assert.deepEqual(byRegion.rows, [
@@ -40,8 +46,14 @@ describe('executor: cell kinds', () => {
     const text =
       '---\ninputs:\n  factor: { type: number, default: 3 }\n---\n' +
       fence('sql base', 'select 2 as n') +
-      fence('js doubled', "import { strict } from 'node:assert';\nstrict.ok(true);\nreturn base[0].n * factor;") +
-      fence('ts typed', "import { euros } from './lib/format.ts';\nconst x: number = doubled + 1;\nexport const label: string = euros(x);\nexport const raw = x;") +
+      fence(
+        'js doubled',
+        "import { strict } from 'node:assert';\nstrict.ok(true);\nreturn base[0].n * factor;",
+      ) +
+      fence(
+        'ts typed',
+        "import { euros } from './lib/format.ts';\nconst x: number = doubled + 1;\nexport const label: string = euros(x);\nexport const raw = x;",
+      ) +
       fence('js last_expression', 'const y = typed.raw;\ny * 10') +
       fence('js only_default', 'export default "d";') +
       fence('js packages', "import YAML from 'yaml';\nYAML.stringify({ a: 1 }).trim()");
@@ -56,7 +68,10 @@ describe('executor: cell kinds', () => {
 
   it('shows an array of objects from code as a table with inferred column types', async () => {
     const { snapshot } = await h.run(
-      fence('js rows', "return [{ name: 'a', n: 1, big: 2n ** 64n, at: new Date(0), ok: true }, { name: 'b', n: 2.5 }]"),
+      fence(
+        'js rows',
+        "return [{ name: 'a', n: 1, big: 2n ** 64n, at: new Date(0), ok: true }, { name: 'b', n: 2.5 }]",
+      ),
     );
     assert.deepEqual(cell(snapshot, 'rows').output, {
       kind: 'table',
@@ -92,7 +107,10 @@ describe('executor: cell kinds', () => {
   it('produces a chart with its spec and the data it names', async () => {
     const text =
       fence('sql points', 'select * from (values (1, 10), (2, 20)) t(x, y)') +
-      fence('chart plot', '{ "data": { "name": "points" }, "mark": "line", "encoding": { "x": { "field": "x", "type": "quantitative" } } }');
+      fence(
+        'chart plot',
+        '{ "data": { "name": "points" }, "mark": "line", "encoding": { "x": { "field": "x", "type": "quantitative" } } }',
+      );
     const { snapshot } = await h.run(text);
     const output = cell(snapshot, 'plot').output;
     assert.equal(output?.kind, 'chart');
@@ -108,11 +126,16 @@ describe('executor: cell kinds', () => {
   });
 
   it('captures console output per cell', async () => {
-    const { snapshot } = await h.run(fence('js talk', "console.log('hello', { a: 1 });\nconsole.error('oops');\nprocess.stdout.write('raw\\n');\nreturn 1"));
+    const { snapshot } = await h.run(
+      fence(
+        'js talk',
+        "console.log('hello', { a: 1 });\nconsole.error('oops');\nprocess.stdout.write('raw\\n');\nreturn 1",
+      ),
+    );
     assert.deepEqual(
       cell(snapshot, 'talk').logs.map((l) => [l.level, l.text]),
       [
-        ['log', "hello { a: 1 }"],
+        ['log', 'hello { a: 1 }'],
         ['error', 'oops'],
         ['stdout', 'raw'],
       ],
@@ -125,13 +148,27 @@ describe('executor: cell kinds', () => {
       onEvent: (e) => events.push(e),
     });
     assert.deepEqual(
-      events.map((e) => (e.type === 'cell_started' || e.type === 'cell_finished' || e.type === 'log' ? `${e.type}:${e.index}` : e.type)),
-      ['run_started', 'cell_started:0', 'log:0', 'cell_finished:0', 'cell_started:1', 'cell_finished:1', 'run_finished'],
+      events.map((e) =>
+        e.type === 'cell_started' || e.type === 'cell_finished' || e.type === 'log'
+          ? `${e.type}:${e.index}`
+          : e.type,
+      ),
+      [
+        'run_started',
+        'cell_started:0',
+        'log:0',
+        'cell_finished:0',
+        'cell_started:1',
+        'cell_finished:1',
+        'run_finished',
+      ],
     );
   });
 
   it('caps table rows at the row limit and keeps the total count', async () => {
-    const { snapshot } = await h.run(fence('sql many', 'select * from range(2500) t(i)'), { limits: { rowLimit: 100 } });
+    const { snapshot } = await h.run(fence('sql many', 'select * from range(2500) t(i)'), {
+      limits: { rowLimit: 100 },
+    });
     const table = cell(snapshot, 'many').output as TableOutput;
     assert.equal(table.rows.length, 100);
     assert.equal(table.totalRows, 2500);
@@ -148,7 +185,7 @@ describe('executor: exact values', () => {
       ) +
       fence(
         'js check',
-        "const r = v[0];\nreturn { bigType: typeof r.big, big: r.big, smallType: typeof r.small, decBig: r.dec_big, dec: r.dec, day: r.day, isDate: r.day instanceof Date, next: r.big + 1n };",
+        'const r = v[0];\nreturn { bigType: typeof r.big, big: r.big, smallType: typeof r.small, decBig: r.dec_big, dec: r.dec, day: r.day, isDate: r.day instanceof Date, next: r.big + 1n };',
       );
     const { snapshot } = await h.run(text);
     assert.equal(snapshot.status, 'succeeded', snapshot.message ?? '');
@@ -183,7 +220,10 @@ describe('executor: exact values', () => {
 
   it('encodes values JSON cannot hold', async () => {
     const { snapshot } = await h.run(
-      fence('js odd', "return { u: undefined, nan: NaN, m: new Map([['k', 1n]]), s: new Set([1]), f: function named() {}, e: new TypeError('bad') }"),
+      fence(
+        'js odd',
+        "return { u: undefined, nan: NaN, m: new Map([['k', 1n]]), s: new Set([1]), f: function named() {}, e: new TypeError('bad') }",
+      ),
     );
     assert.deepEqual(cell(snapshot, 'odd').output, {
       kind: 'value',
@@ -203,8 +243,14 @@ describe('executor: parameters', () => {
   it('binds inputs as parameters, so an injection attempt stays a literal', async () => {
     const text =
       '---\ninputs:\n  region: { type: text, default: EMEA }\n---\n' +
-      fence('sql setup', "create table if not exists victims (name text); insert into victims values ('still here')") +
-      fence('sql probe', "select {{ region }} as echoed, count(*) as n from victims where name = {{ region }}") +
+      fence(
+        'sql setup',
+        "create table if not exists victims (name text); insert into victims values ('still here')",
+      ) +
+      fence(
+        'sql probe',
+        'select {{ region }} as echoed, count(*) as n from victims where name = {{ region }}',
+      ) +
       fence('sql after', 'select count(*) as n from victims');
     const attack = "x'); drop table victims; --";
     const { snapshot } = await h.run(text, { inputs: { region: attack } });
@@ -215,13 +261,22 @@ describe('executor: parameters', () => {
 
   it('binds values in almanac.sql tagged templates', async () => {
     const attack = "'; drop table nothing; --";
-    const { snapshot } = await h.run(fence('js q', `const rows = await almanac.sql\`select \${${JSON.stringify(attack)}} as v\`;\nreturn rows[0].v`));
+    const { snapshot } = await h.run(
+      fence(
+        'js q',
+        `const rows = await almanac.sql\`select \${${JSON.stringify(attack)}} as v\`;\nreturn rows[0].v`,
+      ),
+    );
     assert.deepEqual(cell(snapshot, 'q').output, { kind: 'value', value: attack });
   });
 
   it('rejects an unknown input and a bad input value before running', async () => {
-    const text = '---\ninputs:\n  n: { type: number, default: 1, max: 10 }\n---\n' + fence('js a', 'return n');
-    await assert.rejects(h.run(text, { inputs: { m: 1 } }), (e: unknown) => e instanceof ValidationError && e.field === 'inputs.m');
+    const text =
+      '---\ninputs:\n  n: { type: number, default: 1, max: 10 }\n---\n' + fence('js a', 'return n');
+    await assert.rejects(
+      h.run(text, { inputs: { m: 1 } }),
+      (e: unknown) => e instanceof ValidationError && e.field === 'inputs.m',
+    );
     await assert.rejects(
       h.run(text, { inputs: { n: 'ten' } }),
       (e: unknown) => e instanceof ValidationError && /inputs\.n: must be a number/.test(e.message),
@@ -232,7 +287,10 @@ describe('executor: parameters', () => {
 
 describe('executor: run context', () => {
   const text =
-    fence('js info', 'return { scheduled: almanac.scheduled, ctx: almanac.runContext, id: almanac.runId, at: almanac.scheduledFor, inputs: almanac.inputs }') +
+    fence(
+      'js info',
+      'return { scheduled: almanac.scheduled, ctx: almanac.runContext, id: almanac.runId, at: almanac.scheduledFor, inputs: almanac.inputs }',
+    ) +
     fence('sql in_sql', 'select {{ almanac.runContext }} as ctx, {{ almanac.scheduled }} as scheduled') +
     '\nContext {{ almanac.runContext }}, scheduled {{ almanac.scheduled }}\n';
 
@@ -251,8 +309,13 @@ describe('executor: run context', () => {
           inputs: {},
         },
       });
-      assert.deepEqual((cell(snapshot, 'in_sql').output as TableOutput).rows, [[context, context === 'scheduled']]);
-      assert.match((cell(snapshot, 'prose_1').output as { html: string }).html, new RegExp(`Context ${context}, scheduled ${context === 'scheduled'}`));
+      assert.deepEqual((cell(snapshot, 'in_sql').output as TableOutput).rows, [
+        [context, context === 'scheduled'],
+      ]);
+      assert.match(
+        (cell(snapshot, 'prose_1').output as { html: string }).html,
+        new RegExp(`Context ${context}, scheduled ${context === 'scheduled'}`),
+      );
       assert.equal(snapshot.context, context);
     });
   }
@@ -260,7 +323,12 @@ describe('executor: run context', () => {
 
 describe('executor: failures', () => {
   it('fails the run at a throwing cell, names it with its notebook line, and skips the rest', async () => {
-    const text = 'intro\n\n' + fence('js ok', 'return 1') + '\n' + fence('js broken', 'const a = 1;\nnull.boom;\nreturn a') + fence('js later', 'return 2');
+    const text =
+      'intro\n\n' +
+      fence('js ok', 'return 1') +
+      '\n' +
+      fence('js broken', 'const a = 1;\nnull.boom;\nreturn a') +
+      fence('js later', 'return 2');
     const { snapshot } = await h.run(text);
     assert.equal(snapshot.status, 'failed');
     assert.equal(snapshot.reason, 'cell_error');
@@ -270,7 +338,10 @@ describe('executor: failures', () => {
     assert.equal(broken.error?.name, 'TypeError');
     assert.equal(broken.error?.line, 9);
     assert.equal(cell(snapshot, 'later').status, 'skipped');
-    assert.equal(snapshot.message, "cell 'broken' failed (line 9): TypeError: Cannot read properties of null (reading 'boom')");
+    assert.equal(
+      snapshot.message,
+      "cell 'broken' failed (line 9): TypeError: Cannot read properties of null (reading 'boom')",
+    );
   });
 
   it('reports a SQL error with the database message and the line inside the cell', async () => {
@@ -305,7 +376,9 @@ let secretRead = null;
 try { readFileSync(${JSON.stringify(join(h.root, 'workspace.duckdb'))}); } catch (e) { secretRead = e.code; }
 return { cwd: process.cwd(), sawPrevious: existsSync('previous.txt'), wrote: readFileSync('scratch.txt', 'utf8'), outsideError, projectWrite, secretRead, envKeys: Object.keys(process.env).sort() };`,
     );
-    const first = await h.run(text.replace("'scratch.txt'", "'previous.txt'").replace("'scratch.txt'", "'previous.txt'"));
+    const first = await h.run(
+      text.replace("'scratch.txt'", "'previous.txt'").replace("'scratch.txt'", "'previous.txt'"),
+    );
     assert.equal(first.snapshot.status, 'succeeded', first.snapshot.message ?? '');
     const second = await h.run(text);
     const value = (cell(second.snapshot, 'files').output as { value: Record<string, unknown> }).value;
@@ -331,9 +404,12 @@ return { cwd: process.cwd(), sawPrevious: existsSync('previous.txt'), wrote: rea
 describe('executor: limits', () => {
   it('kills a run that passes its wall-clock timeout and ends it timed_out', async () => {
     const started = Date.now();
-    const { snapshot } = await h.run(fence('js fast', 'return 1') + fence('js spin', 'while (true) {}') + fence('js never', 'return 2'), {
-      limits: { timeoutMs: 1500 },
-    });
+    const { snapshot } = await h.run(
+      fence('js fast', 'return 1') + fence('js spin', 'while (true) {}') + fence('js never', 'return 2'),
+      {
+        limits: { timeoutMs: 1500 },
+      },
+    );
     assert.equal(snapshot.status, 'timed_out');
     assert.equal(snapshot.reason, 'timeout');
     assert.equal(snapshot.message, "the run timed out after 1.5 s in cell 'spin'");
@@ -369,7 +445,13 @@ describe('executor: limits', () => {
   });
 
   it('rejects limits that make no sense, naming the field', async () => {
-    await assert.rejects(h.run(fence('js a', 'return 1'), { limits: { timeoutMs: 5 } }), /timeout: must be a whole number of milliseconds >= 100/);
-    await assert.rejects(h.run(fence('js a', 'return 1'), { limits: { memoryLimitMb: 1 } }), /memoryLimitMb: must be a whole number of MiB >= 32/);
+    await assert.rejects(
+      h.run(fence('js a', 'return 1'), { limits: { timeoutMs: 5 } }),
+      /timeout: must be a whole number of milliseconds >= 100/,
+    );
+    await assert.rejects(
+      h.run(fence('js a', 'return 1'), { limits: { memoryLimitMb: 1 } }),
+      /memoryLimitMb: must be a whole number of MiB >= 32/,
+    );
   });
 });

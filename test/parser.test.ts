@@ -114,7 +114,11 @@ describe('notebook parser', () => {
   it('reports duplicate cell names with both lines', async () => {
     const problems = await problemsOf('```sql a\nselect 1\n```\n\n```js a\nreturn 1\n```\n');
     assert.deepEqual(problems, [
-      { line: 5, cell: 'a', message: "duplicate cell name 'a' (first defined at line 1); rename one of them" },
+      {
+        line: 5,
+        cell: 'a',
+        message: "duplicate cell name 'a' (first defined at line 1); rename one of them",
+      },
     ]);
   });
 
@@ -144,8 +148,16 @@ describe('notebook parser', () => {
     assert.deepEqual(
       problems.map((p) => [p.line, p.cell, p.message]),
       [
-        [5, 'prose_1', "unknown reference 'regoin' (did you mean 'region'?): use an input or an earlier cell's name"],
-        [8, 'a', "unknown reference 'regin' (did you mean 'region'?): use an input or an earlier cell's name"],
+        [
+          5,
+          'prose_1',
+          "unknown reference 'regoin' (did you mean 'region'?): use an input or an earlier cell's name",
+        ],
+        [
+          8,
+          'a',
+          "unknown reference 'regin' (did you mean 'region'?): use an input or an earlier cell's name",
+        ],
         [11, 'c', "unknown reference 'nope': use an input or an earlier cell's name"],
       ],
     );
@@ -185,12 +197,20 @@ describe('notebook parser', () => {
       '---\ninputs:\n  region:\n    type: select\n    options: [A, B]\n    default: C\n  n:\n    type: nummber\n  d:\n    type: date\n    default: "2024-02-30"\n---\n',
     );
     const messages = problems.map((p) => `${p.line} ${p.message}`);
-    assert.ok(messages.some((m) => /^8 frontmatter inputs\.n\.type: type must be one of select, text/.test(m)), messages.join('\n'));
-    assert.ok(messages.some((m) => /^11 frontmatter inputs\.d\.default: is not a calendar date/.test(m)), messages.join('\n'));
+    assert.ok(
+      messages.some((m) => /^8 frontmatter inputs\.n\.type: type must be one of select, text/.test(m)),
+      messages.join('\n'),
+    );
+    assert.ok(
+      messages.some((m) => /^11 frontmatter inputs\.d\.default: is not a calendar date/.test(m)),
+      messages.join('\n'),
+    );
   });
 
   it('reports a select default that is not an option', async () => {
-    const problems = await problemsOf('---\ninputs:\n  r:\n    type: select\n    options: [A, B]\n    default: C\n---\n');
+    const problems = await problemsOf(
+      '---\ninputs:\n  r:\n    type: select\n    options: [A, B]\n    default: C\n---\n',
+    );
     assert.match(problems[0]!.message, /inputs\.r\.default: 'C' is not one of the options \(A, B\)/);
   });
 
@@ -206,7 +226,9 @@ describe('notebook parser', () => {
   });
 
   it('reports JS syntax errors and TypeScript-only syntax with notebook lines', async () => {
-    const problems = await problemsOf('intro\n\n```js a\nconst x = ;\n```\n\n```ts b\nenum Color { Red }\nreturn 1\n```\n');
+    const problems = await problemsOf(
+      'intro\n\n```js a\nconst x = ;\n```\n\n```ts b\nenum Color { Red }\nreturn 1\n```\n',
+    );
     assert.deepEqual(
       problems.map((p) => [p.line, p.cell]),
       [
@@ -219,14 +241,18 @@ describe('notebook parser', () => {
   });
 
   it('reports an unclosed fence and interpolation inside a SQL string', async () => {
-    const problems = await problemsOf("```sql a\nselect * from t where name like '%{{ q }}%'\n```\n\n```js b\nreturn 1\n");
+    const problems = await problemsOf(
+      "```sql a\nselect * from t where name like '%{{ q }}%'\n```\n\n```js b\nreturn 1\n",
+    );
     assert.ok(problems.some((p) => p.cell === 'a' && /inside a string literal/.test(p.message)));
     assert.ok(problems.some((p) => p.cell === 'b' && /never closed/.test(p.message)));
   });
 
   it('collects every problem into one error whose message names the first', async () => {
     try {
-      await parseNotebook('```sql a\nselect 1\n```\n```sql a\nselect 2\n```\n```sql a\nselect 3\n```\n', { file: 'x.md' });
+      await parseNotebook('```sql a\nselect 1\n```\n```sql a\nselect 2\n```\n```sql a\nselect 3\n```\n', {
+        file: 'x.md',
+      });
       assert.fail('expected an error');
     } catch (error) {
       assert.ok(error instanceof NotebookError);
@@ -263,7 +289,11 @@ describe('SQL templates', () => {
       statements.map((s) => [s.line, s.text, s.params]),
       [
         [10, 'create table t (a int)', []],
-        [11, "-- {{ not bound }}; still a comment\ninsert into t select $1 where 'a;b' <> $$c;{{d}}$$", ['x']],
+        [
+          11,
+          "-- {{ not bound }}; still a comment\ninsert into t select $1 where 'a;b' <> $$c;{{d}}$$",
+          ['x'],
+        ],
         [12, 'select "odd;{{name}}" from t /* ; {{ y }} */', []],
       ],
     );

@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
 export const REQUIRE_SERVICES = process.env['ALMANAC_REQUIRE_SERVICES'] === '1';
-export const POSTGRES_URL = process.env['ALMANAC_TEST_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const POSTGRES_URL =
+  process.env['ALMANAC_TEST_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 let reachable: Promise<string | null> | undefined;
 

@@ -126,7 +126,7 @@ class PostgresSession implements SqlSession {
         });
       } catch (error) {
         if ((error as { code?: string }).code === undefined) this.#broken = true;
-        throw toSqlExecutionError(error, statement.line, 'postgres');
+        throw toSqlExecutionError(error, statement.line, 'postgres', statement.text);
       }
     }
     if (!result) throw new Error('no statement to run');

@@ -59,6 +59,7 @@ export function toSqlExecutionError(
   error: unknown,
   statementLine: number,
   dialect: string,
+  statementText = '',
 ): SqlExecutionError {
   const raw = error instanceof Error ? error.message : String(error);
   const firstLine = raw.split('\n')[0] ?? raw;
@@ -67,6 +68,10 @@ export function toSqlExecutionError(
   const position = (error as { position?: string } | undefined)?.position;
   let line: number | null = statementLine > 0 ? statementLine : null;
   if (line !== null && lineMatch) line += Number(lineMatch[1]) - 1;
+  else if (line !== null && position && Number(position) > 0) {
+    // PostgreSQL reports a 1-based character offset into the statement.
+    line += statementText.slice(0, Number(position) - 1).split('\n').length - 1;
+  }
   const message = (kind ? raw.slice(kind[0].length) : raw)
     .split('\n')
     .filter((l) => l.trim() !== '')
@@ -74,7 +79,6 @@ export function toSqlExecutionError(
     .join(' ')
     .trim();
   const name = kind ? kind[1]! : dialect === 'postgres' ? 'PostgreSQL Error' : 'SQL Error';
-  void position;
   return new SqlExecutionError(name, message, line);
 }
 

@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parseDuration } from '../src/cli/main.ts';
+import { renderTable } from '../src/cli/render.ts';
+
+const MAIN = resolve('src/cli/main.ts');
+const DEMO = resolve('examples/sales/sales.md');
+let dir: string;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'almanac-cli-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function almanac(...args: string[]) {
+  const result = spawnSync(process.execPath, [MAIN, ...args, '--data-dir', join(dir, 'data')], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+    timeout: 60_000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function notebook(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('almanac run', () => {
+  it('runs the demo, shows progress per cell and prints tables as aligned text', () => {
+    const { code, stdout, stderr } = almanac('run', DEMO, '--input', 'region=EMEA', '--rows', '3');
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /✓ orders\s+sql\s+\d+ ms\s+\d+ rows/);
+    assert.match(stderr, /✓ record_snapshot\s+ts/);
+    assert.match(stdout, /Monthly sales report {2}✓ succeeded/);
+    assert.match(stdout, /Orders for EMEA since 2025-01-01\./);
+    assert.match(stdout, /── top_products \(sql\) ─+\n {2}product\s+category\s+units\s+revenue\n {2}─+/);
+    assert.match(stdout, /… 2 more rows \(5 in all\)/);
+    assert.match(stdout, /not written: this is a logic run/);
+  });
+
+  it('prints the snapshot as JSON with --json', () => {
+    const { code, stdout } = almanac('run', DEMO, '--json', '--context', 'api-triggered');
+    assert.equal(code, 0);
+    const snapshot = JSON.parse(stdout);
+    assert.equal(snapshot.status, 'succeeded');
+    assert.equal(snapshot.context, 'api-triggered');
+    assert.equal(snapshot.format, 1);
+    assert.ok(snapshot.cells.find((c: { name: string }) => c.name === 'revenue_chart').output.spec);
+  });
+
+  it('writes back only in scheduled runs', () => {
+    const scheduled = almanac(
+      'run',
+      DEMO,
+      '--json',
+      '--context',
+      'scheduled',
+      '--scheduled-for',
+      '2026-11-23T06:00:00Z',
+    );
+    assert.equal(scheduled.code, 0, scheduled.stderr);
+    const history = JSON.parse(scheduled.stdout).cells.find((c: { name: string }) => c.name === 'history');
+    assert.equal(history.output.kind, 'table');
+    assert.equal(history.output.totalRows, 1);
+  });
+
+  it('exits 1 with one line naming the failing cell', () => {
+    const path = notebook(
+      'fails.md',
+      '# Fails\n\n```js ok\nreturn 1\n```\n\n```js broken\nthrow new Error("no data for today")\n```\n',
+    );
+    const { code, stderr } = almanac('run', path);
+    assert.equal(code, 1);
+    const lines = stderr.trim().split('\n');
+    assert.equal(lines.at(-1), "almanac: cell 'broken' failed (line 8): no data for today");
+  });
+
+  it('exits 2 with one line for an invalid notebook', () => {
+    const path = notebook('invalid.md', '```sql a\nselect {{ nope }}\n```\n');
+    const { code, stderr, stdout } = almanac('run', path);
+    assert.equal(code, 2);
+    assert.equal(stdout, '');
+    assert.equal(stderr.trim().split('\n').length, 1);
+    assert.match(stderr, /^almanac: .*invalid\.md:2: cell 'a': unknown reference 'nope'/);
+  });
+
+  it('exits 2 with one line for bad flags and inputs, naming the field', () => {
+    const cases: [string[], RegExp][] = [
+      [
+        ['run', DEMO, '--input', 'region=Mars'],
+        /^almanac: inputs\.region: must be one of All, EMEA, AMER, APAC; got "Mars"$/,
+      ],
+      [['run', DEMO, '--input', 'nope=1'], /^almanac: inputs\.nope: is not an input of this notebook/],
+      [
+        ['run', DEMO, '--input', 'since=yesterday'],
+        /^almanac: inputs\.since: must be a date written as YYYY-MM-DD/,
+      ],
+      [
+        ['run', DEMO, '--context', 'cron'],
+        /^almanac: option '-c, --context <context>' argument 'cron' is invalid/,
+      ],
+      [['run', DEMO, '--timeout', 'soon'], /^almanac: --timeout: 'soon' is not a duration/],
+      [['run', join(dir, 'missing.md')], /^almanac: notebook: cannot read '.*missing\.md': ENOENT$/],
+      [
+        ['run', DEMO, '--connection', 'warehouse=mysql://x'],
+        /^almanac: --connection: connection 'warehouse' must be a postgres:/,
+      ],
+      [['frobnicate'], /^almanac: unknown command 'frobnicate'/],
+    ];
+    for (const [args, expected] of cases) {
+      const { code, stderr } = almanac(...args);
+      assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+      assert.equal(stderr.trim().split('\n').length, 1, stderr);
+      assert.match(stderr.trim(), expected);
+    }
+  });
+
+  it('exits 2 when the notebook needs a connection that is not configured', () => {
+    const path = notebook('pg.md', '---\nconnections: [warehouse]\n---\n```sql a\nselect 1\n```\n');
+    const { code, stderr } = almanac('run', path);
+    assert.equal(code, 2);
+    assert.match(
+      stderr,
+      /^almanac: connection 'warehouse' is not configured; .*--connection warehouse=postgres/,
+    );
+  });
+});
+
+describe('CLI helpers', () => {
+  it('parses durations', () => {
+    assert.equal(parseDuration('1500', 'x'), 1500);
+    assert.equal(parseDuration('30s', 'x'), 30_000);
+    assert.equal(parseDuration('5m', 'x'), 300_000);
+    assert.equal(parseDuration('2h', 'x'), 7_200_000);
+  });
+
+  it('cuts wide tables and long values to fit', () => {
+    const lines = renderTable(
+      {
+        kind: 'table',
+        columns: [
+          { name: 'id', type: 'INTEGER' },
+          { name: 'text', type: 'VARCHAR' },
+          { name: 'more', type: 'VARCHAR' },
+        ],
+        rows: [[1, 'x'.repeat(100), 'y']],
+        totalRows: 1,
+        truncated: false,
+      },
+      { width: 40, rows: 10, color: false },
+    );
+    assert.deepEqual(lines, [
+      '  id  text',
+      '  ──  ────────────────────────────',
+      `   1  ${'x'.repeat(27)}…`,
+      '  … 1 more columns: more',
+    ]);
+  });
+});
