@@ -8,6 +8,8 @@ import type { RunEvent } from '../src/executor/executor.ts';
 import { cell, createHarness, fence, type Harness } from './support/harness.ts';
 
 let h: Harness;
+/** Run directories under the run root (the built child runtime lives there too, in `.runtime`). */
+const runDirs = () => readdirSync(h.runRoot).filter((name) => name !== '.runtime');
 before(async () => {
   h = await createHarness({
     files: {
@@ -391,7 +393,7 @@ return { cwd: process.cwd(), sawPrevious: existsSync('previous.txt'), wrote: rea
     assert.ok(String(value['cwd']).startsWith(h.runRoot));
     assert.equal(existsSync(outside), false);
     assert.equal(existsSync(String(value['cwd'])), false, 'the run directory is removed');
-    assert.deepEqual(readdirSync(h.runRoot), [], 'no run directory is left behind');
+    assert.deepEqual(runDirs(), [], 'no run directory is left behind');
   });
 
   it('keeps SQL on the embedded database inside the project folder', async () => {
@@ -418,7 +420,7 @@ describe('executor: limits', () => {
     assert.equal(cell(snapshot, 'spin').error?.name, 'Timeout');
     assert.equal(cell(snapshot, 'never').status, 'skipped');
     assert.ok(Date.now() - started < 15_000);
-    assert.deepEqual(readdirSync(h.runRoot), []);
+    assert.deepEqual(runDirs(), []);
   });
 
   it('kills a run that passes its memory cap and ends it failed with reason memory_limit', async () => {

@@ -145,6 +145,8 @@ export class Executor {
 
     const spec = this.#specFor(request.projectDir, limits);
     const { sandbox, warm } = this.#pool.acquire(spec);
+    // Start the next run's child now, while this run works, so back-to-back runs find one ready too.
+    if (this.#prewarm) this.#pool.prewarm(spec);
     const sessions = new Map<string, Promise<SqlSession>>();
     let running: number | null = null;
     let outcome: { status: RunOutcome; reason: RunFailureReason | null; message: string | null } | null =
@@ -266,7 +268,6 @@ export class Executor {
       await Promise.all(
         [...sessions.values()].map((s) => s.then((session) => session.close()).catch(() => {})),
       );
-      if (this.#prewarm) this.#pool.prewarm(spec);
     }
     const final = outcome ?? {
       status: 'failed' as const,

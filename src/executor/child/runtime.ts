@@ -211,7 +211,7 @@ function toCellError(error: unknown, cell: Cell, cellFile: string | null): CellE
   if (!(error instanceof SqlError) && e.stack) {
     result.stack = e.stack
       .split('\n')
-      .filter((l) => !l.includes('/executor/child/runtime.ts') && !l.includes('node:internal'))
+      .filter((l) => !l.includes('/executor/child/runtime.') && !l.includes('node:internal'))
       .join('\n');
   }
   return result;
