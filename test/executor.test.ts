@@ -14,6 +14,7 @@ before(async () => {
   h = await createHarness({
     files: {
       'data/orders.csv': 'id,region,amount\n1,EMEA,10.50\n2,AMER,20.25\n3,EMEA,5.00\n',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: this is TypeScript source for a project file
       'lib/format.ts': 'export function euros(n: number): string { return `€${n.toFixed(2)}`; }\n',
     },
   });
@@ -42,6 +43,17 @@ describe('executor: cell kinds', () => {
       ['AMER', 20.25],
       ['EMEA', 15.5],
     ]);
+  });
+
+  it('reads Parquet from the project folder', async () => {
+    const { snapshot } = await h.run(
+      fence(
+        'sql export',
+        "copy (select * from read_csv('data/orders.csv')) to 'data/orders.parquet' (format parquet)",
+      ) + fence('sql back', "select count(*) as n, sum(amount) as total from 'data/orders.parquet'"),
+    );
+    assert.equal(snapshot.status, 'succeeded', snapshot.message ?? '');
+    assert.deepEqual((cell(snapshot, 'back').output as TableOutput).rows, [['3', 35.75]]);
   });
 
   it('runs JS and TS cells that read earlier results and inputs, with imports and exports', async () => {

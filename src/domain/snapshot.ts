@@ -79,6 +79,20 @@ export interface CellResult {
   error: CellError | null;
 }
 
+/** The result of a cell that did not run (yet): `skipped`, with no output. */
+export function notRunCell(name: string, kind: CellResult['kind']): CellResult {
+  return {
+    name,
+    kind,
+    status: 'skipped',
+    startedAt: null,
+    durationMs: 0,
+    output: null,
+    logs: [],
+    error: null,
+  };
+}
+
 /** The outputs of one run: the historic state of the app (glossary "Snapshot"). */
 export interface RunSnapshot {
   format: 1;

@@ -10,7 +10,7 @@ import { UnknownConnectionError, ValidationError } from '../domain/errors.ts';
 import { resolveInputs } from '../domain/notebook/inputs.ts';
 import { EMBEDDED_CONNECTION, type Notebook } from '../domain/notebook/notebook.ts';
 import type { AlmanacRunInfo, RunContext, RunFailureReason, RunOutcome } from '../domain/run-context.ts';
-import type { CellResult, LogLine, RunSnapshot } from '../domain/snapshot.ts';
+import { type CellResult, type LogLine, notRunCell, type RunSnapshot } from '../domain/snapshot.ts';
 import type { ChildMessage, HostMessage, SqlRequestMessage } from './protocol.ts';
 import { PACKAGE_ROOT, type Sandbox, SandboxPool, type SandboxSpec } from './sandbox.ts';
 import type { SqlEngine, SqlSession } from './sql/sql-engine.ts';
@@ -131,16 +131,7 @@ export class Executor {
       }
     };
     const startedAt = new Date();
-    const cells: CellResult[] = notebook.cells.map((cell) => ({
-      name: cell.name,
-      kind: cell.kind,
-      status: 'skipped',
-      startedAt: null,
-      durationMs: 0,
-      output: null,
-      logs: [],
-      error: null,
-    }));
+    const cells: CellResult[] = notebook.cells.map((cell) => notRunCell(cell.name, cell.kind));
     emit({ type: 'run_started', runId, cells: notebook.cells.map((c) => ({ name: c.name, kind: c.kind })) });
 
     const spec = this.#specFor(request.projectDir, limits);

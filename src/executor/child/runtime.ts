@@ -21,7 +21,7 @@ import type {
   LogLine,
   TableOutput,
 } from '../../domain/snapshot.ts';
-import { encodeValue } from '../../domain/snapshot.ts';
+import { encodeValue, notRunCell } from '../../domain/snapshot.ts';
 import type {
   ChildMessage,
   HostMessage,
@@ -364,17 +364,7 @@ async function runNotebook(run: RunMessage): Promise<void> {
   let failedCell: string | null = null;
   for (const [index, cell] of run.cells.entries()) {
     if (failedCell) {
-      const skipped: CellResult = {
-        name: cell.name,
-        kind: cell.kind,
-        status: 'skipped',
-        startedAt: null,
-        durationMs: 0,
-        output: null,
-        logs: [],
-        error: null,
-      };
-      await send({ type: 'cell_finished', index, result: skipped });
+      await send({ type: 'cell_finished', index, result: notRunCell(cell.name, cell.kind) });
       continue;
     }
     const startedAt = new Date().toISOString();
