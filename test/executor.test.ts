@@ -48,7 +48,7 @@ describe('executor: cell kinds', () => {
   it('reads Parquet from the project folder', async () => {
     const { snapshot } = await h.run(
       fence(
-        'sql export',
+        'sql to_parquet',
         "copy (select * from read_csv('data/orders.csv')) to 'data/orders.parquet' (format parquet)",
       ) + fence('sql back', "select count(*) as n, sum(amount) as total from 'data/orders.parquet'"),
     );
