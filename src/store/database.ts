@@ -1,0 +1,45 @@
+/**
+ * Opens the store: Kysely on `node:sqlite` (the embedded default, a file under the data dir) or on
+ * PostgreSQL (`postgres://…`, for scale-out). Everything that differs between the two is in
+ * `Capabilities`, so callers branch on a named capability, never on a dialect name.
+ */
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { openNodeSqlite } from './sqlite/node-sqlite-database.ts';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/** What each database can do that the other cannot. */
+export interface Capabilities {
+  /** `SELECT … FOR UPDATE SKIP LOCKED` for claiming work. */
+  skipLocked: boolean;
+  /** LISTEN/NOTIFY for cross-process wake-ups (else an in-process signal). */
+  listenNotify: boolean;
+  /** Several processes may share the database. */
+  multiProcess: boolean;
+}
+
+export const CAPABILITIES: Readonly<Record<Dialect, Capabilities>> = Object.freeze({
+  sqlite: { skipLocked: false, listenNotify: false, multiProcess: false },
+  postgres: { skipLocked: true, listenNotify: true, multiProcess: true },
+});
+
+export interface StoreDatabase<Schema> {
+  db: Kysely<Schema>;
+  dialect: Dialect;
+  capabilities: Capabilities;
+  close(): Promise<void>;
+}
+
+/** `location` is a `postgres://` URL or a SQLite file path (`:memory:` for tests). */
+export function openDatabase<Schema>(location: string): StoreDatabase<Schema> {
+  if (/^postgres(ql)?:\/\//.test(location)) {
+    const pool = new pg.Pool({ connectionString: location, max: 10, application_name: 'almanac-store' });
+    pool.on('error', () => {});
+    const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+    return { db, dialect: 'postgres', capabilities: CAPABILITIES.postgres, close: () => db.destroy() };
+  }
+  const sqlite = openNodeSqlite(location);
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, dialect: 'sqlite', capabilities: CAPABILITIES.sqlite, close: () => db.destroy() };
+}
