@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UnknownConnectionError, ValidationError } from '../domain/errors.ts';
 import { resolveInputs } from '../domain/notebook/inputs.ts';
-import { EMBEDDED_CONNECTION, type Notebook } from '../domain/notebook/notebook.ts';
+import type { Notebook } from '../domain/notebook/notebook.ts';
 import type { AlmanacRunInfo, RunContext, RunFailureReason, RunOutcome } from '../domain/run-context.ts';
 import { type CellResult, type LogLine, notRunCell, type RunSnapshot } from '../domain/snapshot.ts';
 import type { ChildMessage, HostMessage, SqlRequestMessage } from './protocol.ts';
@@ -398,5 +398,3 @@ export function formatMs(ms: number): string {
   if (ms < 60_000) return `${+(ms / 1000).toFixed(1)} s`;
   return `${+(ms / 60_000).toFixed(1)} min`;
 }
-
-export { EMBEDDED_CONNECTION };

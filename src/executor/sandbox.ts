@@ -6,9 +6,9 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { stripTypeScriptTypes } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stripTypeScriptTypesQuietly } from '../domain/notebook/compile-code-cell.ts';
 
 /** Almanac's package root (holds package.json and node_modules). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -29,7 +29,7 @@ export function buildChildRuntime(cacheRoot: string): string {
   const files = new Map<string, string>();
   const visit = (file: string) => {
     if (files.has(file)) return;
-    const stripped = stripQuietly(readFileSync(file, 'utf8'));
+    const stripped = stripTypeScriptTypesQuietly(readFileSync(file, 'utf8'));
     files.set(file, stripped);
     for (const match of stripped.matchAll(/(?:from|import)\s*'(\.{1,2}\/[^']+)\.ts'/g)) {
       visit(resolve(dirname(file), `${match[1]}.ts`));
@@ -55,16 +55,6 @@ export function buildChildRuntime(cacheRoot: string): string {
   }
   builtRuntimes.set(cacheRoot, entry);
   return entry;
-}
-
-function stripQuietly(code: string): string {
-  const emit = process.emitWarning;
-  process.emitWarning = () => {};
-  try {
-    return stripTypeScriptTypes(code, { mode: 'strip' });
-  } finally {
-    process.emitWarning = emit;
-  }
 }
 
 export interface SandboxSpec {

@@ -155,7 +155,7 @@ const FUNCTION_PREFIX = 'async function __almanacCell() {';
  * so a cell with a top-level `return` is stripped inside a function wrapper instead, with its import
  * declarations (not allowed inside a function) stripped on their own and put back in place.
  */
-function stripTypeScriptTypesQuietly(source: string): string {
+export function stripTypeScriptTypesQuietly(source: string): string {
   const emit = process.emitWarning;
   process.emitWarning = () => {};
   try {
@@ -169,17 +169,10 @@ function stripTypeScriptTypesQuietly(source: string): string {
         blanked =
           blanked.slice(0, m.index) + m[0].replace(/[^\n]/g, ' ') + blanked.slice(m.index + m[0].length);
       }
-      let stripped: string;
-      try {
-        stripped = stripTypeScriptTypes(`${FUNCTION_PREFIX}${blanked}\n}`, { mode: 'strip' }).slice(
-          FUNCTION_PREFIX.length,
-          FUNCTION_PREFIX.length + source.length,
-        );
-      } catch (functionError) {
-        const message = (functionError as Error).message;
-        // Positions in the wrapped text are on the same lines; only line 1 columns shift.
-        throw new Error(message);
-      }
+      let stripped = stripTypeScriptTypes(`${FUNCTION_PREFIX}${blanked}\n}`, { mode: 'strip' }).slice(
+        FUNCTION_PREFIX.length,
+        FUNCTION_PREFIX.length + source.length,
+      );
       for (const m of imports) {
         const text = stripTypeScriptTypes(m[0], { mode: 'strip' });
         stripped = stripped.slice(0, m.index) + text + stripped.slice(m.index + text.length);

@@ -102,25 +102,28 @@ export async function parseNotebook(text: string, options: ParseOptions = {}): P
         proseCount++;
         const name = `prose_${proseCount}`;
         const expressions: string[] = [];
-        const withPlaceholders = segment.source.replace(/\{\{([\s\S]*?)\}\}/g, (_m, expression: string) => {
-          const offsetLine = segment.source.slice(0, segment.source.indexOf(_m)).split('\n').length - 1;
-          const expr = expression.trim();
-          const analysis = analyzeExpression(expr);
-          if ('error' in analysis) {
-            problems.push({
-              line: segment.line + offsetLine,
-              cell: name,
-              message: `in {{ ${expr} }}: ${analysis.error}`,
-            });
-          } else {
-            checkRefs(
-              analysis.references.map((r) => [r, segment.line + offsetLine] as [string, number]),
-              name,
-            );
-          }
-          expressions.push(expr);
-          return PLACEHOLDER(expressions.length - 1);
-        });
+        const withPlaceholders = segment.source.replace(
+          /\{\{([\s\S]*?)\}\}/g,
+          (_m, expression: string, offset: number) => {
+            const offsetLine = segment.source.slice(0, offset).split('\n').length - 1;
+            const expr = expression.trim();
+            const analysis = analyzeExpression(expr);
+            if ('error' in analysis) {
+              problems.push({
+                line: segment.line + offsetLine,
+                cell: name,
+                message: `in {{ ${expr} }}: ${analysis.error}`,
+              });
+            } else {
+              checkRefs(
+                analysis.references.map((r) => [r, segment.line + offsetLine] as [string, number]),
+                name,
+              );
+            }
+            expressions.push(expr);
+            return PLACEHOLDER(expressions.length - 1);
+          },
+        );
         const cell: ProseCell = {
           kind: 'prose',
           name,

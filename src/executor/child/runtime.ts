@@ -340,21 +340,20 @@ function makeAlmanac(run: RunMessage) {
 }
 
 async function runNotebook(run: RunMessage): Promise<void> {
+  // Imports written in a cell resolve as if the cell lived in the project folder; bare package names
+  // fall back to Almanac's own node_modules.
+  const projectURL = pathToFileURL(`${run.projectDir}/`).href;
+  const packageURL = pathToFileURL(`${run.packageRoot}/`).href;
   registerHooks({
     resolve(specifier, context, nextResolve) {
-      const fromCell = context.parentURL?.includes('/.almanac-cells/');
+      if (!context.parentURL?.includes('/.almanac-cells/')) return nextResolve(specifier, context);
       const bare = !/^(\.{0,2}\/|node:|file:|data:)/.test(specifier);
-      if (fromCell && !bare) {
-        return nextResolve(specifier, { ...context, parentURL: pathToFileURL(`${run.projectDir}/`).href });
+      try {
+        return nextResolve(specifier, { ...context, parentURL: projectURL });
+      } catch (error) {
+        if (!bare) throw error;
+        return nextResolve(specifier, { ...context, parentURL: packageURL });
       }
-      if (bare && fromCell) {
-        try {
-          return nextResolve(specifier, { ...context, parentURL: pathToFileURL(`${run.projectDir}/`).href });
-        } catch {
-          return nextResolve(specifier, { ...context, parentURL: pathToFileURL(`${run.packageRoot}/`).href });
-        }
-      }
-      return nextResolve(specifier, context);
     },
   });
   const cellsDir = join(process.cwd(), '.almanac-cells');

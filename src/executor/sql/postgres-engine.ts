@@ -199,8 +199,6 @@ function jsonValue(text: string | null, oid: number): unknown {
     case 114:
     case 3802:
       return JSON.parse(text);
-    case 1184:
-      return text.replace(/\+00$/, '+00');
     default:
       return text;
   }
