@@ -26,6 +26,22 @@ export interface AlmanacConfig {
   limits: ExecutorLimits;
   /** Start each run's process ahead of time. @default true */
   prewarm: boolean;
+  /** The store: a `postgres://` URL (scale-out) or a SQLite file. @default `<dataDir>/almanac.sqlite` (from `DATABASE_URL`) */
+  databaseUrl: string;
+  /** Key for secrets at rest, from `ALMANAC_SECRET_KEY`; null means a key file under the data dir (SQLite only). */
+  secretKey: string | null;
+  /** HTTP bind address. @default 127.0.0.1 (`ALMANAC_HOST`) */
+  host: string;
+  /** HTTP port. @default 3100 (`ALMANAC_PORT`) */
+  port: number;
+  /** The first admin's token instead of a random one (`ALMANAC_ADMIN_TOKEN`). */
+  adminToken: string | null;
+  /** Runs a worker executes at once. @default 2 (`ALMANAC_WORKER_CONCURRENCY`) */
+  workerConcurrency: number;
+  /** How long a run's claim lasts without a heartbeat. @default 30000 (`ALMANAC_LEASE_MS`) */
+  leaseMs: number;
+  /** pino level: fatal, error, warn, info, debug, trace or silent. @default info (`ALMANAC_LOG_LEVEL`) */
+  logLevel: string;
 }
 
 export interface ConfigOverrides {
@@ -34,6 +50,8 @@ export interface ConfigOverrides {
   timeoutMs?: number;
   memoryLimitMb?: number;
   rowLimit?: number;
+  port?: number;
+  host?: string;
 }
 
 export function resolveConfig(
@@ -68,6 +86,17 @@ export function resolveConfig(
     connections: Object.freeze([...connections.values()]),
     limits: Object.freeze(limits),
     prewarm: env['ALMANAC_PREWARM'] !== 'false',
+    databaseUrl: databaseUrl(env['DATABASE_URL'], dataDir),
+    secretKey: env['ALMANAC_SECRET_KEY'] || null,
+    host: overrides.host ?? env['ALMANAC_HOST'] ?? '127.0.0.1',
+    port: overrides.port ?? numberFrom(env, 'ALMANAC_PORT', 3100),
+    adminToken: adminToken(env['ALMANAC_ADMIN_TOKEN']),
+    workerConcurrency: positive(
+      numberFrom(env, 'ALMANAC_WORKER_CONCURRENCY', 2),
+      'ALMANAC_WORKER_CONCURRENCY',
+    ),
+    leaseMs: positive(numberFrom(env, 'ALMANAC_LEASE_MS', 30_000), 'ALMANAC_LEASE_MS'),
+    logLevel: logLevel(env['ALMANAC_LOG_LEVEL'] ?? 'info'),
   });
 }
 
@@ -95,4 +124,39 @@ function numberFrom(
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) throw new ValidationError(key, `must be a whole number, got '${raw}'`);
   return n;
+}
+
+function databaseUrl(raw: string | undefined, dataDir: string): string {
+  if (!raw) return resolve(dataDir, 'almanac.sqlite');
+  if (/^postgres(ql)?:\/\//.test(raw)) return raw;
+  if (/^[a-z]+:\/\//i.test(raw)) {
+    throw new ValidationError(
+      'DATABASE_URL',
+      `must be a postgres:// URL or a SQLite file path, not '${raw.split(':')[0]}:'`,
+    );
+  }
+  return resolve(raw);
+}
+
+function adminToken(raw: string | undefined): string | null {
+  if (!raw) return null;
+  if (!/^alm_[A-Za-z0-9_-]{16,}$/.test(raw)) {
+    throw new ValidationError(
+      'ALMANAC_ADMIN_TOKEN',
+      "must start with 'alm_' followed by at least 16 letters, digits, - or _",
+    );
+  }
+  return raw;
+}
+
+function positive(n: number, field: string): number {
+  if (n < 1) throw new ValidationError(field, 'must be at least 1');
+  return n;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+function logLevel(raw: string): string {
+  if (!LOG_LEVELS.includes(raw))
+    throw new ValidationError('ALMANAC_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+  return raw;
 }

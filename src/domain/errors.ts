@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'connection_unknown'
   | 'connection_failed'
   | 'not_found'
+  | 'unauthorized'
+  | 'conflict'
   | 'internal';
 
 export class AlmanacError extends Error {
@@ -70,6 +72,27 @@ export class NotebookError extends AlmanacError {
 
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), problems: this.problems };
+  }
+}
+
+/** The thing asked for does not exist, or the caller may not see it (both answer 404). */
+export class NotFoundError extends AlmanacError {
+  constructor(what: string, id: string) {
+    super('not_found', `${what} '${id}' was not found`, 404);
+  }
+}
+
+/** No credentials, or credentials that are not valid. */
+export class UnauthorizedError extends AlmanacError {
+  constructor(message = 'a valid API token is required: send Authorization: Bearer <token>') {
+    super('unauthorized', message, 401);
+  }
+}
+
+/** The request is valid but the thing is in a state that does not allow it. */
+export class ConflictError extends AlmanacError {
+  constructor(message: string) {
+    super('conflict', message, 409);
   }
 }
 

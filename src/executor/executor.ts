@@ -3,9 +3,10 @@
  * requests on the configured connections, enforces the wall-clock timeout and the memory cap, streams
  * per-cell events, and returns the run snapshot. The run directory is removed when the run ends.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { deserialize, serialize } from 'node:v8';
 import { UnknownConnectionError, ValidationError } from '../domain/errors.ts';
 import { resolveInputs } from '../domain/notebook/inputs.ts';
 import type { Notebook } from '../domain/notebook/notebook.ts';
@@ -13,7 +14,7 @@ import type { AlmanacRunInfo, RunContext, RunFailureReason, RunOutcome } from '.
 import { type CellResult, type LogLine, notRunCell, type RunSnapshot } from '../domain/snapshot.ts';
 import type { ChildMessage, HostMessage, SqlRequestMessage } from './protocol.ts';
 import { PACKAGE_ROOT, type Sandbox, SandboxPool, type SandboxSpec } from './sandbox.ts';
-import type { SqlEngine, SqlSession } from './sql/sql-engine.ts';
+import type { SqlEngine, SqlQueryResult, SqlSession } from './sql/sql-engine.ts';
 import { SqlExecutionError } from './sql/sql-engine.ts';
 
 export interface ExecutorLimits {
@@ -54,6 +55,28 @@ export interface RunRequest {
   limits?: Partial<ExecutorLimits>;
   signal?: AbortSignal;
   onEvent?: (event: RunEvent) => void;
+  /** Connections for this run only (a workspace's stored connections), over the executor's own. */
+  connections?: ReadonlyMap<string, SqlEngine>;
+  /** `cache=schedule` SQL cells: reuse stored results (app runs) or refresh them (scheduled runs). */
+  sqlCache?: SqlResultCache;
+}
+
+/**
+ * Results of `cache=schedule` SQL cells, keyed by a hash of the connection, statements and bound
+ * values, so a run with other inputs never reuses a result it did not ask for.
+ */
+export interface SqlResultCache {
+  mode: 'reuse' | 'refresh';
+  /** For `reuse`: the stored result, or null to run the query. */
+  lookup(key: string): Promise<Buffer | null>;
+}
+
+/** A `cache=schedule` result a refreshing run produced, for the caller to store. */
+export interface CachedSqlResult {
+  cell: string;
+  key: string;
+  /** The query result, v8-serialized. */
+  payload: Buffer;
 }
 
 export type RunEvent =
@@ -75,6 +98,10 @@ export interface RunTimings {
 export interface RunResult {
   snapshot: RunSnapshot;
   timings: RunTimings;
+  /** Fresh results of `cache=schedule` cells, when `sqlCache.mode` is `refresh`. */
+  sqlResults: CachedSqlResult[];
+  /** Cells whose result came from the cache instead of the database. */
+  cacheHits: string[];
 }
 
 const RSS_HEADROOM_MB = 64;
@@ -109,11 +136,28 @@ export class Executor {
     validateLimits(limits);
     const notebook = request.notebook;
     const inputs = resolveInputs(notebook.inputs, request.inputs ?? {});
+    const connections = request.connections
+      ? new Map([...this.#connections, ...request.connections])
+      : this.#connections;
     for (const cell of notebook.cells) {
-      if (cell.kind === 'sql' && !this.#connections.has(cell.connection)) {
-        throw new UnknownConnectionError(cell.connection, [...this.#connections.keys()]);
+      if (cell.kind === 'sql' && !connections.has(cell.connection)) {
+        throw new UnknownConnectionError(cell.connection, [...connections.keys()]);
       }
     }
+    const cachedCells = new Set(
+      notebook.cells.flatMap((c) => (c.kind === 'sql' && c.cache === 'schedule' ? [c.name] : [])),
+    );
+    const sqlResults: CachedSqlResult[] = [];
+    const cacheHits: string[] = [];
+    const sqlContext: SqlServeContext = {
+      connections,
+      projectDir: request.projectDir,
+      rowLimit: limits.rowLimit,
+      cache: request.sqlCache && cachedCells.size > 0 ? request.sqlCache : null,
+      cachedCells,
+      sqlResults,
+      cacheHits,
+    };
     const context = request.context ?? 'logic';
     const runId = request.runId ?? randomUUID();
     const almanac: AlmanacRunInfo = {
@@ -205,7 +249,7 @@ export class Executor {
               emit({ type: 'cell_finished', index: message.index, result: message.result });
               break;
             case 'sql':
-              void this.#serveSql(message, sandbox, sessions, request.projectDir, limits.rowLimit);
+              void this.#serveSql(message, sandbox, sessions, sqlContext);
               break;
             case 'done': {
               const failed = cells.find((c) => c.status === 'failed');
@@ -300,6 +344,8 @@ export class Executor {
     return {
       snapshot,
       timings: { startMs, executeMs: executeStart ? performance.now() - executeStart : 0, totalMs, warm },
+      sqlResults,
+      cacheHits,
     };
   }
 
@@ -307,20 +353,49 @@ export class Executor {
     message: SqlRequestMessage,
     sandbox: Sandbox,
     sessions: Map<string, Promise<SqlSession>>,
-    projectDir: string,
-    rowLimit: number,
+    context: SqlServeContext,
   ): Promise<void> {
     let reply: HostMessage;
     try {
-      const engine = this.#connections.get(message.connection);
-      if (!engine) throw new UnknownConnectionError(message.connection, [...this.#connections.keys()]);
+      const engine = context.connections.get(message.connection);
+      if (!engine) throw new UnknownConnectionError(message.connection, [...context.connections.keys()]);
       let session = sessions.get(message.connection);
       if (!session) {
-        session = engine.openSession({ projectDir: resolve(projectDir) });
+        session = engine.openSession({ projectDir: resolve(context.projectDir) });
         sessions.set(message.connection, session);
       }
       const chainAs = engine.dialect === 'duckdb' ? message.chainAs : null;
-      const result = await (await session).query({ statements: message.statements, chainAs, rowLimit });
+      // Only a SQL cell's own query is cached (chainAs is set for cells, not for almanac.sql in code).
+      const cacheable =
+        context.cache !== null && context.cachedCells.has(message.cell) && message.chainAs !== null;
+      const key = cacheable ? sqlCacheKey(message) : '';
+      let result: SqlQueryResult | null = null;
+      if (cacheable && context.cache!.mode === 'reuse') {
+        const stored = await context.cache!.lookup(key).catch(() => null);
+        if (stored) {
+          result = deserialize(stored) as SqlQueryResult;
+          // Later SQL cells may select from this one: recreate its temp table from the stored rows.
+          if (
+            chainAs &&
+            !(await (await session).adopt?.(chainAs, result).then(
+              () => true,
+              () => false,
+            ))
+          )
+            result = null;
+          if (result) context.cacheHits.push(message.cell);
+        }
+      }
+      if (!result) {
+        result = await (await session).query({
+          statements: message.statements,
+          chainAs,
+          rowLimit: context.rowLimit,
+        });
+        if (cacheable && context.cache!.mode === 'refresh') {
+          context.sqlResults.push({ cell: message.cell, key, payload: serialize(result) });
+        }
+      }
       reply = { type: 'sql_result', id: message.id, ok: true, result };
     } catch (error) {
       const e = error as Error;
@@ -351,6 +426,23 @@ export class Executor {
   async close(): Promise<void> {
     await this.#pool.close();
   }
+}
+
+interface SqlServeContext {
+  connections: ReadonlyMap<string, SqlEngine>;
+  projectDir: string;
+  rowLimit: number;
+  cache: SqlResultCache | null;
+  cachedCells: ReadonlySet<string>;
+  sqlResults: CachedSqlResult[];
+  cacheHits: string[];
+}
+
+/** The cache key of a SQL request: its connection, statement texts and bound values. */
+export function sqlCacheKey(message: Pick<SqlRequestMessage, 'connection' | 'statements'>): string {
+  return createHash('sha256')
+    .update(serialize([message.connection, message.statements.map((s) => [s.text, s.params])]))
+    .digest('hex');
 }
 
 function validateLimits(limits: ExecutorLimits): void {

@@ -8,6 +8,8 @@ import type { Dialect } from './database.ts';
 
 function types(dialect: Dialect) {
   return {
+    /** Binary payloads (compressed snapshots, files, cached results). */
+    blob: dialect === 'postgres' ? ('bytea' as const) : ('blob' as const),
     /** Instants: timestamptz on PostgreSQL, ISO 8601 text on SQLite. */
     timestamp: dialect === 'postgres' ? ('timestamptz' as const) : ('text' as const),
     now: dialect === 'postgres' ? sql`now()` : sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`,
@@ -36,6 +38,167 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('role', 'text', (c) => c.notNull().check(sql`role in ('admin', 'editor', 'viewer')`))
           .addColumn('created_at', t.timestamp, (c) => c.notNull().defaultTo(t.now))
           .addUniqueConstraint('users_workspace_email', ['workspace_id', 'email'])
+          .execute();
+      },
+    },
+    '0002_server': {
+      async up(db: Kysely<any>) {
+        const flag = (c: any) => c.notNull().defaultTo(0);
+        await db.schema
+          .createTable('groups')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('workspace_id', 'text', (c) =>
+            c.notNull().references('workspaces.id').onDelete('cascade'),
+          )
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('created_at', t.timestamp, (c) => c.notNull().defaultTo(t.now))
+          .addUniqueConstraint('groups_workspace_name', ['workspace_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('group_members')
+          .addColumn('group_id', 'text', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+          .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addPrimaryKeyConstraint('group_members_pk', ['group_id', 'user_id'])
+          .execute();
+        await db.schema
+          .createTable('api_tokens')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addColumn('last_used_at', t.timestamp)
+          .addColumn('revoked_at', t.timestamp)
+          .execute();
+        await db.schema
+          .createTable('projects')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('workspace_id', 'text', (c) =>
+            c.notNull().references('workspaces.id').onDelete('cascade'),
+          )
+          .addColumn('slug', 'text', (c) => c.notNull())
+          .addColumn('title', 'text', (c) => c.notNull())
+          .addColumn('draft_source', 'text', (c) => c.notNull())
+          .addColumn('draft_updated_at', t.timestamp, (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addUniqueConstraint('projects_workspace_slug', ['workspace_id', 'slug'])
+          .execute();
+        await db.schema
+          .createTable('versions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+          .addColumn('number', 'integer', (c) => c.notNull())
+          .addColumn('content_hash', 'text', (c) => c.notNull())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addUniqueConstraint('versions_project_hash', ['project_id', 'content_hash'])
+          .addUniqueConstraint('versions_project_number', ['project_id', 'number'])
+          .execute();
+        await db.schema
+          .createTable('version_files')
+          .addColumn('version_id', 'text', (c) => c.notNull().references('versions.id').onDelete('cascade'))
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('content', t.blob, (c) => c.notNull())
+          .addPrimaryKeyConstraint('version_files_pk', ['version_id', 'path'])
+          .execute();
+        await db.schema
+          .createTable('connections')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('workspace_id', 'text', (c) =>
+            c.notNull().references('workspaces.id').onDelete('cascade'),
+          )
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('postgres')`))
+          .addColumn('secret', 'text', (c) => c.notNull())
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addUniqueConstraint('connections_workspace_name', ['workspace_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('runs')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('workspace_id', 'text', (c) =>
+            c.notNull().references('workspaces.id').onDelete('cascade'),
+          )
+          .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+          .addColumn('version_id', 'text', (c) => c.notNull().references('versions.id').onDelete('cascade'))
+          .addColumn('trigger', 'text', (c) =>
+            c.notNull().check(sql`trigger in ('manual', 'api', 'publish', 'schedule', 'backfill')`),
+          )
+          .addColumn('context', 'text', (c) =>
+            c.notNull().check(sql`context in ('logic', 'app', 'scheduled', 'api-triggered')`),
+          )
+          .addColumn('status', 'text', (c) =>
+            c
+              .notNull()
+              .check(
+                sql`status in ('queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'skipped')`,
+              ),
+          )
+          .addColumn('private', 'integer', flag)
+          .addColumn('inputs', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addColumn('scheduled_for', t.timestamp)
+          .addColumn('started_at', t.timestamp)
+          .addColumn('finished_at', t.timestamp)
+          .addColumn('attempts', 'integer', flag)
+          .addColumn('max_attempts', 'integer', (c) => c.notNull().defaultTo(3))
+          .addColumn('worker', 'text')
+          .addColumn('lease_expires_at', t.timestamp)
+          .addColumn('cancel_requested', 'integer', flag)
+          .addColumn('reason', 'text')
+          .addColumn('error_cell', 'text')
+          .addColumn('error_message', 'text')
+          .addColumn('expires_at', t.timestamp)
+          .execute();
+        await db.schema.createIndex('runs_queue').on('runs').columns(['status', 'created_at']).execute();
+        await db.schema
+          .createIndex('runs_project_created')
+          .on('runs')
+          .columns(['project_id', 'created_at', 'id'])
+          .execute();
+        await db.schema
+          .createTable('run_cells')
+          .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+          .addColumn('idx', 'integer', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('started_at', t.timestamp)
+          .addColumn('duration_ms', 'integer')
+          .addColumn('result', 'text')
+          .addPrimaryKeyConstraint('run_cells_pk', ['run_id', 'idx'])
+          .execute();
+        await db.schema
+          .createTable('snapshots')
+          .addColumn('run_id', 'text', (c) => c.primaryKey().references('runs.id').onDelete('cascade'))
+          .addColumn('body', 'text', (c) => c.notNull())
+          .addColumn('gzip', t.blob, (c) => c.notNull())
+          .addColumn('etag', 'text', (c) => c.notNull())
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('app_settings')
+          .addColumn('project_id', 'text', (c) =>
+            c.primaryKey().references('projects.id').onDelete('cascade'),
+          )
+          .addColumn('show_last_run', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('default_run_id', 'text', (c) => c.references('runs.id').onDelete('set null'))
+          .addColumn('keep_runs', 'integer')
+          .addColumn('keep_days', 'integer')
+          .addColumn('updated_at', t.timestamp, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('sql_cache')
+          .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('cell', 'text', (c) => c.notNull())
+          .addColumn('run_id', 'text', (c) => c.notNull())
+          .addColumn('payload', t.blob, (c) => c.notNull())
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addPrimaryKeyConstraint('sql_cache_pk', ['project_id', 'key'])
           .execute();
       },
     },

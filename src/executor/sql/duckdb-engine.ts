@@ -131,6 +131,26 @@ class DuckDbSession implements SqlSession {
     };
   }
 
+  async adopt(name: string, result: SqlQueryResult): Promise<void> {
+    const table = `temp."${name.replace(/"/g, '""')}"`;
+    const quoted = result.columns.map((c) => `"${c.name.replace(/"/g, '""')}"`);
+    const definition = result.columns.map((c, i) => `${quoted[i]} ${c.type}`).join(', ');
+    await this.#connection.run(`CREATE OR REPLACE TEMP TABLE ${table} (${definition})`);
+    const batch = Math.max(1, Math.floor(1000 / Math.max(1, result.columns.length)));
+    for (let start = 0; start < result.rows.length; start += batch) {
+      const rows = result.rows.slice(start, start + batch);
+      const params: unknown[] = [];
+      const tuples = rows.map((row) => {
+        const marks = result.columns.map((c) => {
+          params.push(toDuckDbParam(row[c.name]));
+          return `$${params.length}`;
+        });
+        return `(${marks.join(', ')})`;
+      });
+      await this.#connection.run(`INSERT INTO ${table} VALUES ${tuples.join(', ')}`, params as never);
+    }
+  }
+
   interrupt(): void {
     this.#connection.interrupt();
   }

@@ -28,6 +28,11 @@ export interface SqlQueryResult {
 /** One run's use of a connection. DuckDB temp tables live as long as the session. */
 export interface SqlSession {
   query(query: SqlQuery): Promise<SqlQueryResult>;
+  /**
+   * Makes a stored result available to later statements under `name`, as `query` with `chainAs` would
+   * (DuckDB temp tables). Used when a `cache=schedule` cell is served from the cache.
+   */
+  adopt?(name: string, result: SqlQueryResult): Promise<void>;
   /** Stops the statement in flight, if any (timeouts and cancels). */
   interrupt(): void;
   close(): Promise<void>;

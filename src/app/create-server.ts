@@ -1,0 +1,191 @@
+/**
+ * The composition root of the server (STYLE.md, habit 9): from the resolved config it opens the store
+ * and migrates it, builds the service context, the executor, a worker, the housekeeper and the HTTP
+ * app, and starts the roles asked for. `almanac serve` runs all roles in one process; with PostgreSQL
+ * the same code runs with a subset of roles on many machines (nothing one role needs is kept in
+ * another's memory).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { serve } from '@hono/node-server';
+import pino from 'pino';
+import { ValidationError } from '../domain/errors.ts';
+import { Housekeeper } from '../executor/housekeeper.ts';
+import { Worker } from '../executor/worker.ts';
+import { createHttpApp, type HttpApp } from '../http/server.ts';
+import * as projects from '../services/project-service.ts';
+import type { Principal, ServiceContext } from '../services/service-context.ts';
+import { bootstrap, DEFAULT_WORKSPACE } from '../services/workspace-service.ts';
+import { openDatabase } from '../store/database.ts';
+import { migrate } from '../store/migrations.ts';
+import type { Schema } from '../store/schema.ts';
+import { LocalWakeups, PostgresWakeups, type Wakeups } from '../store/wakeups.ts';
+import type { AlmanacConfig } from './config.ts';
+import { type Almanac, createAlmanac } from './create-almanac.ts';
+import { collectProjectFiles } from './project-files.ts';
+
+export const ROLES = ['web', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface ServerOptions {
+  roles?: readonly Role[];
+  /** The clock services use. Tests pass a fake one. */
+  now?: () => Date;
+  /** Where the built web app is. @default `<package>/web/dist` */
+  webDir?: string | null;
+  /** Listen on the configured port. @default true */
+  listen?: boolean;
+  /** Worker options for tests. */
+  worker?: { id?: string; leaseMs?: number; heartbeatMs?: number; concurrency?: number };
+  /** Housekeeping interval. @default 5000 */
+  housekeepingMs?: number;
+}
+
+export interface AlmanacServer {
+  readonly config: Readonly<AlmanacConfig>;
+  readonly ctx: ServiceContext;
+  readonly almanac: Almanac;
+  readonly http: HttpApp;
+  readonly worker: Worker | null;
+  readonly housekeeper: Housekeeper;
+  /** The first admin's token when this start created it, else null. */
+  readonly adminToken: string | null;
+  /** Base URL once listening. */
+  url: string | null;
+  /** The admin principal of the default workspace (seeding, tests). */
+  admin(): Promise<Principal>;
+  /** Creates or updates a project from a notebook file and publishes it with its folder's files. */
+  seed(notebookPath: string): Promise<projects.PublishResult & { project: string }>;
+  stop(): Promise<void>;
+}
+
+const PACKAGE_ROOT = resolve(import.meta.dirname, '../..');
+
+export async function createServer(
+  config: Readonly<AlmanacConfig>,
+  options: ServerOptions = {},
+): Promise<AlmanacServer> {
+  const roles = new Set(options.roles ?? ROLES);
+  mkdirSync(config.dataDir, { recursive: true });
+  const log = pino({
+    level: config.logLevel,
+    redact: ['*.url', '*.secret', '*.token', 'req.headers.authorization'],
+  });
+  const store = openDatabase<Schema>(config.databaseUrl);
+  await migrate(store.db, store.dialect);
+  const wakeups: Wakeups = store.capabilities.listenNotify
+    ? await PostgresWakeups.open(config.databaseUrl)
+    : new LocalWakeups();
+  const ctx: ServiceContext = {
+    db: store.db,
+    dialect: store.dialect,
+    capabilities: store.capabilities,
+    wakeups,
+    now: options.now ?? (() => new Date()),
+    secretKey: secretKey(config, store.dialect),
+  };
+  const boot = await bootstrap(ctx, { adminToken: config.adminToken });
+  const versionsDir = join(config.dataDir, 'versions');
+  mkdirSync(versionsDir, { recursive: true });
+  const almanac = await createAlmanac(config, { projectDirs: [versionsDir] });
+  const worker = roles.has('worker')
+    ? new Worker({
+        ctx,
+        executor: almanac.executor,
+        versionsDir,
+        concurrency: options.worker?.concurrency ?? config.workerConcurrency,
+        leaseMs: options.worker?.leaseMs ?? config.leaseMs,
+        ...(options.worker?.heartbeatMs ? { heartbeatMs: options.worker.heartbeatMs } : {}),
+        ...(options.worker?.id ? { id: options.worker.id } : {}),
+        log,
+      })
+    : null;
+  const housekeeper = new Housekeeper(ctx, { intervalMs: options.housekeepingMs ?? 5000, log });
+  const webDir = options.webDir === undefined ? join(PACKAGE_ROOT, 'web', 'dist') : options.webDir;
+  const http = createHttpApp({
+    ctx,
+    webDir,
+    onError: (error, c) =>
+      log.error({ err: error, method: c.req.method, path: c.req.path }, 'request failed'),
+  });
+
+  let server: Server | null = null;
+  const self: AlmanacServer = {
+    config,
+    ctx,
+    almanac,
+    http,
+    worker,
+    housekeeper,
+    adminToken: boot.adminToken,
+    url: null,
+    async admin() {
+      const row = await ctx.db
+        .selectFrom('users')
+        .select(['id', 'name', 'workspace_id'])
+        .where('workspace_id', '=', DEFAULT_WORKSPACE)
+        .where('role', '=', 'admin')
+        .orderBy('created_at')
+        .executeTakeFirstOrThrow();
+      return { userId: row.id, workspaceId: row.workspace_id, role: 'admin', name: row.name };
+    },
+    async seed(notebookPath) {
+      const source = readFileSync(notebookPath, 'utf8');
+      const principal = await self.admin();
+      const files = collectProjectFiles(notebookPath);
+      const slug = projects.slugify(notebookPath.replace(/^.*\//, '').replace(/\.md$/, ''));
+      const existing = await projects.listProjects(ctx, principal);
+      if (existing.some((p) => p.slug === slug)) await projects.updateDraft(ctx, principal, slug, source);
+      else await projects.createProject(ctx, principal, { source, slug, file: notebookPath });
+      return { ...(await projects.publish(ctx, principal, slug, { files })), project: slug };
+    },
+    async stop() {
+      await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
+      server?.closeAllConnections?.();
+      await housekeeper.stop();
+      await worker?.stop();
+      await almanac.close();
+      await wakeups.close();
+      await store.close();
+    },
+  };
+
+  worker?.start();
+  housekeeper.start();
+  if (roles.has('web') && options.listen !== false) {
+    server = await new Promise<Server>((ready, fail) => {
+      const s = serve({ fetch: http.app.fetch, port: config.port, hostname: config.host }, () =>
+        ready(s as Server),
+      ) as Server;
+      s.once('error', fail);
+    });
+    const address = server.address() as AddressInfo;
+    self.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${address.port}`;
+    log.info({ url: self.url, roles: [...roles], store: store.dialect }, 'almanac is serving');
+  }
+  return self;
+}
+
+/**
+ * The key for secrets at rest: ALMANAC_SECRET_KEY (any string; hashed to 32 bytes), or on the embedded
+ * store a random key kept in `<dataDir>/secret.key` (mode 600). Several machines on PostgreSQL must
+ * share one key, so there it is required.
+ */
+function secretKey(config: Readonly<AlmanacConfig>, dialect: 'sqlite' | 'postgres'): Buffer {
+  if (config.secretKey) return createHash('sha256').update(config.secretKey).digest();
+  if (dialect === 'postgres') {
+    throw new ValidationError(
+      'ALMANAC_SECRET_KEY',
+      'is required with a PostgreSQL DATABASE_URL, so every machine encrypts and decrypts secrets with the same key; set it to a long random string',
+    );
+  }
+  const file = join(config.dataDir, 'secret.key');
+  if (!existsSync(file)) {
+    writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600 });
+    chmodSync(file, 0o600);
+  }
+  return createHash('sha256').update(readFileSync(file, 'utf8').trim()).digest();
+}

@@ -1,0 +1,325 @@
+/**
+ * A worker claims queued runs and executes them (ARCHITECTURE.md, decisions 3 and 5). It holds a lease
+ * on each run it claims and renews it by heartbeat; if the process dies, the lease expires and
+ * housekeeping requeues or fails the run. New work wakes it through `Wakeups` (LISTEN/NOTIFY or an
+ * in-process signal); a long fallback timer only guards against a lost notification.
+ *
+ * `tick()` claims as much as the concurrency allows and starts it; `drain()` runs ticks until the
+ * queue is empty and nothing is running, which is how tests drive a worker without sleeping.
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { ValidationError } from '../domain/errors.ts';
+import type { Run } from '../domain/run.ts';
+import type { RunSnapshot } from '../domain/snapshot.ts';
+import * as runs from '../services/run-service.ts';
+import type { ServiceContext } from '../services/service-context.ts';
+import { resolveConnectionUrls } from '../services/workspace-service.ts';
+import type { Executor, RunEvent } from './executor.ts';
+import { PostgresEngine } from './sql/postgres-engine.ts';
+import type { SqlEngine } from './sql/sql-engine.ts';
+import { materializeVersion } from './version-workdir.ts';
+
+export interface WorkerLog {
+  info(object: object, message?: string): void;
+  warn(object: object, message?: string): void;
+  error(object: object, message?: string): void;
+}
+
+export interface WorkerOptions {
+  ctx: ServiceContext;
+  executor: Executor;
+  /** Where versions' files are written. */
+  versionsDir: string;
+  /** @default `<hostname>:<pid>:<random>` */
+  id?: string;
+  /** Runs executed at once. @default 2 */
+  concurrency?: number;
+  /** How long a claim holds without a heartbeat. @default 30000 */
+  leaseMs?: number;
+  /** @default leaseMs / 3 */
+  heartbeatMs?: number;
+  /** Re-check the queue this often even without a wake-up. @default 30000 */
+  fallbackMs?: number;
+  log?: WorkerLog;
+}
+
+interface ActiveRun {
+  run: Run;
+  abort: AbortController;
+  done: Promise<void>;
+  /** Why the worker itself stopped the run, if it did. */
+  stoppedBecause: 'lease_lost' | 'shutdown' | null;
+}
+
+const quiet: WorkerLog = { info() {}, warn() {}, error() {} };
+
+export class Worker {
+  readonly id: string;
+  readonly #ctx: ServiceContext;
+  readonly #executor: Executor;
+  readonly #versionsDir: string;
+  readonly #concurrency: number;
+  readonly #lease: runs.LeaseOptions;
+  readonly #heartbeatMs: number;
+  readonly #fallbackMs: number;
+  readonly #log: WorkerLog;
+  readonly #active = new Map<string, ActiveRun>();
+  readonly #engines = new Map<string, PostgresEngine>();
+  #unsubscribe: (() => void)[] = [];
+  #timers: NodeJS.Timeout[] = [];
+  #running = false;
+  #ticking: Promise<number> | null = null;
+  #again = false;
+
+  constructor(options: WorkerOptions) {
+    this.id = options.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.#ctx = options.ctx;
+    this.#executor = options.executor;
+    this.#versionsDir = options.versionsDir;
+    this.#concurrency = options.concurrency ?? 2;
+    if (!Number.isInteger(this.#concurrency) || this.#concurrency < 1) {
+      throw new ValidationError('concurrency', 'must be a whole number >= 1');
+    }
+    const leaseMs = options.leaseMs ?? 30_000;
+    this.#lease = { worker: this.id, leaseMs };
+    this.#heartbeatMs = options.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 3));
+    this.#fallbackMs = options.fallbackMs ?? 30_000;
+    this.#log = options.log ?? quiet;
+  }
+
+  /** Ids of the runs executing now. */
+  get activeRunIds(): string[] {
+    return [...this.#active.keys()];
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#unsubscribe.push(
+      this.#ctx.wakeups.subscribe('run_queued', () => this.#wake()),
+      this.#ctx.wakeups.subscribe('run_cancel', (runId) => {
+        if (this.#active.has(runId)) void this.heartbeat();
+      }),
+    );
+    this.#timers.push(
+      setInterval(() => void this.heartbeat(), this.#heartbeatMs),
+      setInterval(() => this.#wake(), this.#fallbackMs),
+    );
+    for (const timer of this.#timers) timer.unref();
+    this.#wake();
+  }
+
+  #wake(): void {
+    if (!this.#running) return;
+    if (this.#ticking) {
+      this.#again = true;
+      return;
+    }
+    void this.tick();
+  }
+
+  /** Claims runs while capacity remains and starts them. Returns how many it claimed. */
+  async tick(): Promise<number> {
+    if (this.#ticking) return this.#ticking;
+    this.#ticking = (async () => {
+      let claimed = 0;
+      try {
+        do {
+          this.#again = false;
+          while (this.#active.size < this.#concurrency) {
+            const run = await runs.claimRun(this.#ctx, this.#lease);
+            if (!run) break;
+            claimed++;
+            this.#startRun(run);
+          }
+        } while (this.#again && this.#active.size < this.#concurrency);
+      } catch (error) {
+        this.#log.error({ err: error, worker: this.id }, 'claiming runs failed');
+      } finally {
+        this.#ticking = null;
+      }
+      return claimed;
+    })();
+    return this.#ticking;
+  }
+
+  /** Ticks until the queue is empty and nothing runs. For tests and `almanac run-once` style use. */
+  async drain(): Promise<void> {
+    for (;;) {
+      await this.tick();
+      if (this.#active.size === 0) {
+        if ((await this.tick()) === 0 && this.#active.size === 0) return;
+        continue;
+      }
+      await Promise.race([...this.#active.values()].map((a) => a.done));
+    }
+  }
+
+  /**
+   * Renews the leases of active runs, and stops those whose cancellation was requested or that this
+   * worker no longer holds.
+   */
+  async heartbeat(): Promise<void> {
+    const ids = this.activeRunIds;
+    if (ids.length === 0) return;
+    try {
+      const { held, cancelRequested } = await runs.heartbeat(this.#ctx, this.#lease, ids);
+      for (const id of cancelRequested) this.#active.get(id)?.abort.abort();
+      for (const id of ids) {
+        const active = this.#active.get(id);
+        if (active && !held.includes(id) && !active.abort.signal.aborted) {
+          this.#log.warn({ runId: id, worker: this.id }, 'lost the lease on a run; stopping it');
+          active.stoppedBecause = 'lease_lost';
+          active.abort.abort();
+        }
+      }
+    } catch (error) {
+      this.#log.error({ err: error, worker: this.id }, 'heartbeat failed');
+    }
+  }
+
+  #startRun(run: Run): void {
+    const abort = new AbortController();
+    const active: ActiveRun = { run, abort, done: Promise.resolve(), stoppedBecause: null };
+    active.done = this.#execute(active)
+      .catch((error) => this.#log.error({ err: error, runId: run.id }, 'run failed in the worker'))
+      .finally(() => {
+        this.#active.delete(run.id);
+        this.#wake();
+      });
+    this.#active.set(run.id, active);
+  }
+
+  async #execute(active: ActiveRun): Promise<void> {
+    const { run } = active;
+    const ctx = this.#ctx;
+    this.#log.info({ runId: run.id, trigger: run.trigger, attempt: run.attempts }, 'run claimed');
+    let progress = Promise.resolve();
+    const record = (write: () => Promise<void>) => {
+      progress = progress
+        .then(write)
+        .catch((error) => this.#log.warn({ err: error, runId: run.id }, 'storing progress failed'));
+    };
+    let snapshot: RunSnapshot;
+    let sqlResults: runs.CachedSqlResult[] = [];
+    let reason: 'invalid_input' | null = null;
+    try {
+      const version = await runs.loadVersion(ctx, run.versionId);
+      const notebook = await runs.notebookOfVersion(version.id, version.source);
+      const projectDir = await materializeVersion(this.#versionsDir, version.contentHash, () =>
+        runs.loadVersionFiles(ctx, version.id),
+      );
+      const connections = await this.#connectionsFor(run.workspaceId);
+      const result = await this.#executor.run({
+        notebook,
+        projectDir,
+        inputs: run.inputs,
+        context: run.context,
+        runId: run.id,
+        scheduledFor: run.scheduledFor,
+        signal: active.abort.signal,
+        connections,
+        sqlCache: {
+          mode: run.context === 'app' && run.trigger !== 'publish' ? 'reuse' : 'refresh',
+          lookup: (key) => runs.lookupSqlCache(ctx, run.projectId, key),
+        },
+        onEvent: (event: RunEvent) => {
+          switch (event.type) {
+            case 'run_started':
+              record(() => runs.recordRunStarted(ctx, run.id, event.cells));
+              break;
+            case 'cell_started':
+              record(() => runs.recordCellStarted(ctx, run.id, event.index));
+              break;
+            case 'cell_finished':
+              record(() => runs.recordCellFinished(ctx, run.id, event.index, event.result));
+              break;
+            case 'log':
+            case 'run_finished':
+              break;
+          }
+        },
+      });
+      snapshot = result.snapshot;
+      sqlResults = result.sqlResults;
+    } catch (error) {
+      // Bad requests (an input that no longer validates, an unknown connection) end the run as failed.
+      const message = error instanceof Error ? error.message : String(error);
+      reason = 'invalid_input';
+      snapshot = {
+        format: 1,
+        runId: run.id,
+        title: '',
+        status: 'failed',
+        reason: 'invalid_input',
+        message,
+        context: run.context,
+        scheduledFor: run.scheduledFor?.toISOString() ?? null,
+        inputs: run.inputs,
+        startedAt: (run.startedAt ?? new Date()).toISOString(),
+        finishedAt: new Date().toISOString(),
+        cells: [],
+      };
+    }
+    await progress;
+    if (active.stoppedBecause === 'lease_lost') return;
+    if (active.stoppedBecause === 'shutdown') {
+      await runs.releaseRun(ctx, this.id, run.id);
+      return;
+    }
+    const won = await runs.completeRun(ctx, this.id, run, snapshot, { reason, sqlResults });
+    this.#log.info({ runId: run.id, status: snapshot.status, stored: won }, 'run finished');
+  }
+
+  async #connectionsFor(workspaceId: string): Promise<Map<string, SqlEngine>> {
+    const urls = await resolveConnectionUrls(this.#ctx, workspaceId);
+    const engines = new Map<string, SqlEngine>();
+    for (const [name, url] of urls) {
+      const key = `${workspaceId}\0${name}\0${url}`;
+      let engine = this.#engines.get(key);
+      if (!engine) {
+        engine = new PostgresEngine({ id: name, connectionString: url });
+        this.#engines.set(key, engine);
+      }
+      engines.set(name, engine);
+    }
+    return engines;
+  }
+
+  /**
+   * Stops claiming. With `graceMs`, active runs get that long to finish; the rest are stopped and
+   * handed back to the queue, so another worker picks them up.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.#running = false;
+    for (const off of this.#unsubscribe) off();
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#unsubscribe = [];
+    this.#timers = [];
+    await this.#ticking;
+    const all = Promise.all([...this.#active.values()].map((a) => a.done));
+    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+    if ((await Promise.race([all, timeout])) === 'timeout') {
+      for (const active of this.#active.values()) {
+        active.stoppedBecause = 'shutdown';
+        active.abort.abort();
+      }
+      await all;
+    }
+    await Promise.all([...this.#engines.values()].map((e) => e.close().catch(() => {})));
+    this.#engines.clear();
+  }
+
+  /** Simulates a crash for tests: stops heartbeats and kills runs without touching the store. */
+  async crash(): Promise<void> {
+    this.#running = false;
+    for (const off of this.#unsubscribe) off();
+    for (const timer of this.#timers) clearInterval(timer);
+    for (const active of this.#active.values()) {
+      active.stoppedBecause = 'lease_lost';
+      active.abort.abort();
+    }
+    await Promise.all([...this.#active.values()].map((a) => a.done));
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * Request and response shapes of the HTTP API. The same zod schemas validate requests and generate
+ * the OpenAPI document at /api/openapi.json, so the two cannot drift apart. Field names are camelCase
+ * and mean what the glossary (docs/glossary.md) says.
+ */
+import { z } from 'zod';
+import { RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
+import { RUN_CONTEXTS } from '../domain/run-context.ts';
+
+const inputValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.string().describe('Stable error code, for example invalid_input, not_found, unauthorized'),
+      message: z.string().describe('What was wrong and what to do'),
+      field: z.string().optional().describe('The request field at fault, for example inputs.region'),
+    }),
+  })
+  .meta({ id: 'Error' });
+
+export const ProjectParams = z.object({ project: z.string().describe('Project id or slug') });
+export const RunParams = z.object({ run: z.string().describe('Run id') });
+export const VersionParams = z.object({
+  project: z.string().describe('Project id or slug'),
+  version: z.string().describe('Version id or number'),
+});
+
+export const Project = z
+  .object({
+    id: z.string(),
+    slug: z.string(),
+    title: z.string(),
+    draftUpdatedAt: z.string(),
+    createdAt: z.string(),
+    latestVersion: z.number().int().nullable().describe('Number of the newest published version'),
+    appUrl: z.string(),
+  })
+  .meta({ id: 'Project' });
+
+export const ProjectWithDraft = Project.extend({ draftSource: z.string() }).meta({ id: 'ProjectWithDraft' });
+
+export const CreateProjectBody = z.object({
+  source: z.string().min(1).describe('The notebook: Markdown with SQL/JS/TS cells'),
+  slug: z.string().optional().describe('URL name; derived from the title when omitted'),
+});
+
+export const UpdateDraftBody = z.object({ source: z.string().min(1).describe('The new draft notebook') });
+
+export const PublishBody = z.object({
+  files: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe(
+      "Project files (data, modules) by relative path, base64-encoded. Omit to keep the latest version's files.",
+    ),
+});
+
+export const Version = z
+  .object({
+    id: z.string(),
+    number: z.number().int(),
+    contentHash: z.string(),
+    createdAt: z.string(),
+  })
+  .meta({ id: 'Version' });
+
+export const VersionWithSource = Version.extend({ source: z.string(), files: z.array(z.string()) });
+
+export const RunCell = z.object({
+  index: z.number().int(),
+  name: z.string(),
+  kind: z.string(),
+  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'skipped']),
+  startedAt: z.string().nullable(),
+  durationMs: z.number().nullable(),
+});
+
+export const Run = z
+  .object({
+    id: z.string(),
+    project: z.string().describe('Project id'),
+    versionId: z.string(),
+    trigger: z.enum(RUN_TRIGGERS),
+    context: z.enum(RUN_CONTEXTS),
+    status: z.enum(RUN_STATUSES),
+    private: z.boolean(),
+    inputs: z.record(z.string(), inputValue),
+    createdBy: z.string().nullable(),
+    createdAt: z.string(),
+    scheduledFor: z.string().nullable(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    attempts: z.number().int(),
+    maxAttempts: z.number().int(),
+    worker: z.string().nullable(),
+    reason: z.string().nullable(),
+    error: z.object({ cell: z.string().nullable(), message: z.string() }).nullable(),
+  })
+  .meta({ id: 'Run' });
+
+export const RunWithCells = Run.extend({
+  projectSlug: z.string(),
+  versionNumber: z.number().int(),
+  cells: z.array(RunCell),
+}).meta({ id: 'RunWithCells' });
+
+export const PublishResult = z.object({
+  version: Version,
+  created: z.boolean().describe('False when this content was already published (no new version, no run)'),
+  run: Run.nullable(),
+});
+
+export const CreateRunBody = z.object({
+  inputs: z.record(z.string(), inputValue).optional().describe('Input values; defaults fill the rest'),
+  version: z.string().optional().describe('Version id or number; the latest by default'),
+  private: z
+    .boolean()
+    .optional()
+    .describe(
+      "A viewer's own re-run in context app: never the default state, visible only to you, kept for an hour",
+    ),
+});
+
+export const ListRunsQuery = z.object({
+  project: z.string().optional(),
+  status: z
+    .string()
+    .optional()
+    .describe(`One of ${RUN_STATUSES.join(', ')}`),
+  trigger: z
+    .string()
+    .optional()
+    .describe(`One of ${RUN_TRIGGERS.join(', ')}`),
+  limit: z.coerce.number().optional().describe('Page size, 1-200 (default 50)'),
+  cursor: z.string().optional().describe('nextCursor from the previous page'),
+});
+
+export const RunPage = z.object({ runs: z.array(Run), nextCursor: z.string().nullable() });
+
+export const AppSettings = z
+  .object({
+    showLastRun: z.boolean().describe('Open the app on the last scheduled run or publish (default true)'),
+    defaultRunId: z.string().nullable(),
+    keepRuns: z.number().int().nullable(),
+    keepDays: z.number().int().nullable(),
+  })
+  .meta({ id: 'AppSettings' });
+
+export const UpdateAppSettingsBody = z.object({
+  showLastRun: z.boolean().optional(),
+  keepRuns: z
+    .number()
+    .int()
+    .nullable()
+    .optional()
+    .describe('Keep the newest N finished runs; null: no limit'),
+  keepDays: z.number().int().nullable().optional().describe('Keep runs for D days; null: no limit'),
+});
+
+export const AppOpenStarted = z.object({
+  kind: z.literal('run'),
+  run: Run,
+});
+
+export const Connection = z.object({
+  id: z.string(),
+  name: z.string(),
+  kind: z.literal('postgres'),
+  createdAt: z.string(),
+});
+
+export const CreateConnectionBody = z.object({
+  name: z.string().describe('The id SQL cells use: ```sql name connection=<name>'),
+  url: z.string().describe('postgres://user:password@host:port/database (encrypted at rest)'),
+});
+
+export const CreateTokenBody = z.object({ name: z.string().describe('What the token is for') });
+export const TokenCreated = z.object({ token: z.string().describe('Shown once; store it now') });
+
+export const Me = z.object({
+  userId: z.string(),
+  workspaceId: z.string(),
+  name: z.string(),
+  role: z.string(),
+});
+
+export const Health = z.object({ ok: z.literal(true), version: z.string() });

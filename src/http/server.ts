@@ -1,0 +1,583 @@
+/**
+ * The HTTP server (ARCHITECTURE.md, decision 7): the JSON API under /api (documented at
+ * /api/openapi.json), live run progress over Server-Sent Events, a browser login that turns a token
+ * into a cookie, and the web app's built files. One error handler turns every error into
+ * `{ error: { code, message, field? } }` with its status.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, normalize } from 'node:path';
+import { type Context, Hono } from 'hono';
+import { setCookie } from 'hono/cookie';
+import { streamSSE } from 'hono/streaming';
+import { AlmanacError, ValidationError } from '../domain/errors.ts';
+import { isFinal, type Run } from '../domain/run.ts';
+import * as projects from '../services/project-service.ts';
+import * as runs from '../services/run-service.ts';
+import type { Principal, ServiceContext } from '../services/service-context.ts';
+import * as workspaces from '../services/workspace-service.ts';
+import type { Project, Version } from '../store/project-store.ts';
+import type { StoredSnapshot } from '../store/run-store.ts';
+import { type AnyRoute, mount, openApiDocument, route, TOKEN_COOKIE } from './routes.ts';
+import * as S from './schemas.ts';
+
+export interface HttpOptions {
+  ctx: ServiceContext;
+  /** The built web app (index.html and assets), if any. */
+  webDir?: string | null;
+  version?: string;
+  /** Called for unexpected errors (5xx); never with secrets. */
+  onError?: (error: unknown, c: Context) => void;
+}
+
+export interface HttpApp {
+  app: Hono;
+  routes: readonly AnyRoute[];
+}
+
+function projectJson(project: Project, latest: Version | null) {
+  return {
+    id: project.id,
+    slug: project.slug,
+    title: project.title,
+    draftUpdatedAt: project.draftUpdatedAt.toISOString(),
+    createdAt: project.createdAt.toISOString(),
+    latestVersion: latest?.number ?? null,
+    appUrl: `/apps/${project.slug}`,
+  };
+}
+
+function versionJson(version: Version) {
+  return {
+    id: version.id,
+    number: version.number,
+    contentHash: version.contentHash,
+    createdAt: version.createdAt.toISOString(),
+  };
+}
+
+export function runJson(run: Run) {
+  return {
+    id: run.id,
+    project: run.projectId,
+    versionId: run.versionId,
+    trigger: run.trigger,
+    context: run.context,
+    status: run.status,
+    private: run.private,
+    inputs: run.inputs,
+    createdBy: run.createdBy,
+    createdAt: run.createdAt.toISOString(),
+    scheduledFor: run.scheduledFor?.toISOString() ?? null,
+    startedAt: run.startedAt?.toISOString() ?? null,
+    finishedAt: run.finishedAt?.toISOString() ?? null,
+    attempts: run.attempts,
+    maxAttempts: run.maxAttempts,
+    worker: run.worker,
+    reason: run.reason,
+    error: run.errorMessage ? { cell: run.errorCell, message: run.errorMessage } : null,
+  };
+}
+
+function runDetailsJson(details: runs.RunDetails) {
+  return {
+    ...runJson(details.run),
+    projectSlug: details.projectSlug,
+    versionNumber: details.versionNumber,
+    cells: details.cells.map((c) => ({ ...c, startedAt: c.startedAt?.toISOString() ?? null })),
+  };
+}
+
+/**
+ * A stored snapshot as is: gzip bytes when the client accepts them (nearly always), with a strong
+ * ETag so a client that has it gets 304 without a body.
+ */
+function sendSnapshot(
+  c: Context,
+  snapshot: StoredSnapshot,
+  cacheControl: string,
+  headers: Record<string, string> = {},
+) {
+  const common: Record<string, string> = {
+    ETag: snapshot.etag,
+    'Cache-Control': cacheControl,
+    Vary: 'Accept-Encoding',
+    ...headers,
+  };
+  const match = c.req.header('if-none-match');
+  if (match?.split(',').some((t) => t.trim() === snapshot.etag)) {
+    return new Response(null, { status: 304, headers: common });
+  }
+  const gzip = /\bgzip\b/.test(c.req.header('accept-encoding') ?? '');
+  return new Response(gzip ? snapshot.gzip : snapshot.body, {
+    status: 200,
+    headers: {
+      ...common,
+      'Content-Type': 'application/json; charset=utf-8',
+      ...(gzip ? { 'Content-Encoding': 'gzip' } : {}),
+    },
+  });
+}
+
+function decodeFiles(files: Record<string, string> | undefined): Map<string, Buffer> | undefined {
+  if (!files) return undefined;
+  const map = new Map<string, Buffer>();
+  for (const [path, base64] of Object.entries(files)) {
+    if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(base64))
+      throw new ValidationError(`files.${path}`, 'must be base64-encoded');
+    map.set(path, Buffer.from(base64, 'base64'));
+  }
+  return map;
+}
+
+/** Immutable snapshots (a finished run's) by run id, so the cached app open does not re-read them. */
+class SnapshotCache {
+  readonly #entries = new Map<string, StoredSnapshot>();
+  readonly #max: number;
+  constructor(max = 64) {
+    this.#max = max;
+  }
+  get(runId: string): StoredSnapshot | undefined {
+    return this.#entries.get(runId);
+  }
+  set(runId: string, snapshot: StoredSnapshot): void {
+    this.#entries.set(runId, snapshot);
+    if (this.#entries.size > this.#max) this.#entries.delete(this.#entries.keys().next().value!);
+  }
+}
+
+export function createHttpApp(options: HttpOptions): HttpApp {
+  const { ctx } = options;
+  const version = options.version ?? '0.1.0';
+  const snapshots = new SnapshotCache();
+  const loadSnapshot = async (runId: string, load: () => Promise<StoredSnapshot | null>) => {
+    const cached = snapshots.get(runId);
+    if (cached) return cached;
+    const stored = await load();
+    if (stored) snapshots.set(runId, stored);
+    return stored;
+  };
+  const latestOf = async (project: Project) =>
+    (await projects.listVersions(ctx, systemOf(project), project.id))[0] ?? null;
+
+  const table: AnyRoute[] = [
+    route({
+      method: 'get',
+      path: '/api/health',
+      summary: 'Liveness',
+      tag: 'system',
+      auth: false,
+      responses: { 200: { description: 'The server is up', schema: S.Health } },
+      handler: async ({ c }) => c.json({ ok: true, version }),
+    }),
+    route({
+      method: 'get',
+      path: '/api/me',
+      summary: 'The caller',
+      tag: 'system',
+      responses: { 200: { description: 'Who the token belongs to', schema: S.Me } },
+      handler: async ({ c, principal }) => c.json(principal),
+    }),
+    route({
+      method: 'post',
+      path: '/api/tokens',
+      summary: 'Create an API token for the caller',
+      tag: 'system',
+      body: S.CreateTokenBody,
+      responses: { 201: { description: 'The token, shown once', schema: S.TokenCreated } },
+      handler: async ({ c, principal, body }) =>
+        c.json({ token: await workspaces.createApiToken(ctx, principal, body.name) }, 201),
+    }),
+    route({
+      method: 'get',
+      path: '/api/projects',
+      summary: 'List projects',
+      tag: 'projects',
+      responses: { 200: { description: 'Projects of the workspace', schema: S.Project.array() } },
+      handler: async ({ c, principal }) => {
+        const list = await projects.listProjects(ctx, principal);
+        return c.json(await Promise.all(list.map(async (p) => projectJson(p, await latestOf(p)))));
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/projects',
+      summary: 'Create a project from a notebook',
+      tag: 'projects',
+      body: S.CreateProjectBody,
+      responses: { 201: { description: 'Created', schema: S.ProjectWithDraft } },
+      handler: async ({ c, principal, body }) => {
+        const project = await projects.createProject(ctx, principal, body);
+        return c.json({ ...projectJson(project, null), draftSource: project.draftSource }, 201);
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/projects/:project',
+      summary: 'Get a project with its draft',
+      tag: 'projects',
+      params: S.ProjectParams,
+      responses: { 200: { description: 'The project', schema: S.ProjectWithDraft } },
+      handler: async ({ c, principal, params }) => {
+        const project = await projects.getProject(ctx, principal, params.project);
+        return c.json({ ...projectJson(project, await latestOf(project)), draftSource: project.draftSource });
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/api/projects/:project/draft',
+      summary: "Replace the project's draft",
+      tag: 'projects',
+      params: S.ProjectParams,
+      body: S.UpdateDraftBody,
+      responses: { 200: { description: 'The updated project', schema: S.ProjectWithDraft } },
+      handler: async ({ c, principal, params, body }) => {
+        const project = await projects.updateDraft(ctx, principal, params.project, body.source);
+        return c.json({ ...projectJson(project, await latestOf(project)), draftSource: project.draftSource });
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/projects/:project/publish',
+      summary: 'Publish the draft as a version and start its publish run',
+      tag: 'projects',
+      params: S.ProjectParams,
+      body: S.PublishBody,
+      responses: {
+        201: { description: 'A new version and its publish run', schema: S.PublishResult },
+        200: { description: 'This content was already published', schema: S.PublishResult },
+      },
+      handler: async ({ c, principal, params, body }) => {
+        const result = await projects.publish(ctx, principal, params.project, {
+          files: decodeFiles(body.files),
+        });
+        return c.json(
+          {
+            version: versionJson(result.version),
+            created: result.created,
+            run: result.run ? runJson(result.run) : null,
+          },
+          result.created ? 201 : 200,
+        );
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/projects/:project/versions',
+      summary: 'List versions, newest first',
+      tag: 'projects',
+      params: S.ProjectParams,
+      responses: { 200: { description: 'Versions', schema: S.Version.array() } },
+      handler: async ({ c, principal, params }) =>
+        c.json((await projects.listVersions(ctx, principal, params.project)).map(versionJson)),
+    }),
+    route({
+      method: 'get',
+      path: '/api/projects/:project/versions/:version',
+      summary: 'Get a version with its notebook source',
+      tag: 'projects',
+      params: S.VersionParams,
+      responses: { 200: { description: 'The version', schema: S.VersionWithSource } },
+      handler: async ({ c, principal, params }) => {
+        const found = await projects.getVersion(ctx, principal, params.project, params.version);
+        const files = await runs.loadVersionFiles(ctx, found.id);
+        return c.json({ ...versionJson(found), source: found.source, files: [...files.keys()].sort() });
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/projects/:project/app',
+      summary:
+        "Open the app: its cached default state, or a fresh run when 'show results from the last run' is off",
+      tag: 'apps',
+      params: S.ProjectParams,
+      responses: {
+        200: {
+          description: 'The default state: the snapshot of the last publish or scheduled run (gzip, ETag)',
+        },
+        202: { description: 'A private run in context app was started', schema: S.AppOpenStarted },
+        304: { description: 'Not modified (If-None-Match)' },
+      },
+      handler: async ({ c, principal, params }) => {
+        const state = await runs.openApp(ctx, principal, params.project);
+        switch (state.kind) {
+          case 'snapshot': {
+            const stored = await loadSnapshot(state.runId, () => runs.defaultStateSnapshot(ctx, state.runId));
+            if (!stored)
+              throw new AlmanacError('not_found', 'the default state was pruned; publish again', 404);
+            return sendSnapshot(c, stored, 'private, no-cache', { 'X-Almanac-Run': state.runId });
+          }
+          case 'run':
+            return c.json({ kind: 'run', run: runJson(state.run) }, 202);
+          case 'empty':
+            throw new AlmanacError(
+              'not_found',
+              `app '${state.project.slug}' has no default state yet: ${state.reason}`,
+              404,
+            );
+        }
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/projects/:project/app/settings',
+      summary: 'App settings',
+      tag: 'apps',
+      params: S.ProjectParams,
+      responses: { 200: { description: 'Settings', schema: S.AppSettings } },
+      handler: async ({ c, principal, params }) => {
+        const { projectId: _, ...settings } = await projects.getAppSettings(ctx, principal, params.project);
+        return c.json(settings);
+      },
+    }),
+    route({
+      method: 'patch',
+      path: '/api/projects/:project/app/settings',
+      summary: "Change app settings ('show results from the last run', retention)",
+      tag: 'apps',
+      params: S.ProjectParams,
+      body: S.UpdateAppSettingsBody,
+      responses: { 200: { description: 'Settings', schema: S.AppSettings } },
+      handler: async ({ c, principal, params, body }) => {
+        const { projectId: _, ...settings } = await projects.updateAppSettings(
+          ctx,
+          principal,
+          params.project,
+          body,
+        );
+        return c.json(settings);
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/projects/:project/runs',
+      summary: 'Start a run: API-triggered (context api-triggered), or a private re-run in context app',
+      tag: 'runs',
+      params: S.ProjectParams,
+      body: S.CreateRunBody,
+      responses: { 201: { description: 'The queued run', schema: S.Run } },
+      handler: async ({ c, principal, params, body }) => {
+        const run = await runs.enqueueRun(ctx, principal, params.project, {
+          inputs: body.inputs,
+          version: body.version,
+          trigger: body.private ? 'manual' : 'api',
+          context: body.private ? 'app' : 'api-triggered',
+          private: body.private ?? false,
+        });
+        return c.json(runJson(run), 201);
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/runs',
+      summary: 'The run log: list runs, newest first, with filters and keyset pagination',
+      tag: 'runs',
+      query: S.ListRunsQuery,
+      responses: { 200: { description: 'A page of runs', schema: S.RunPage } },
+      handler: async ({ c, principal, query }) => {
+        const page = await runs.listRuns(ctx, principal, query);
+        return c.json({ runs: page.runs.map(runJson), nextCursor: page.nextCursor });
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/runs/:run',
+      summary: 'A run with its per-cell progress',
+      tag: 'runs',
+      params: S.RunParams,
+      responses: { 200: { description: 'The run', schema: S.RunWithCells } },
+      handler: async ({ c, principal, params }) =>
+        c.json(runDetailsJson(await runs.getRun(ctx, principal, params.run))),
+    }),
+    route({
+      method: 'post',
+      path: '/api/runs/:run/cancel',
+      summary: "Cancel a queued or running run (a running run's process is killed)",
+      tag: 'runs',
+      params: S.RunParams,
+      responses: { 200: { description: 'The run after the request', schema: S.Run } },
+      handler: async ({ c, principal, params }) =>
+        c.json(runJson(await runs.cancelRun(ctx, principal, params.run))),
+    }),
+    route({
+      method: 'get',
+      path: '/api/runs/:run/snapshot',
+      summary: "A finished run's snapshot: the app as it was at that run",
+      tag: 'runs',
+      params: S.RunParams,
+      responses: { 200: { description: 'The snapshot (gzip, ETag)' }, 304: { description: 'Not modified' } },
+      handler: async ({ c, principal, params }) => {
+        await runs.getRun(ctx, principal, params.run);
+        const stored = await loadSnapshot(params.run, () => runs.getSnapshot(ctx, principal, params.run));
+        return sendSnapshot(c, stored!, 'private, max-age=31536000, immutable');
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/runs/:run/events',
+      summary: 'Live progress as Server-Sent Events: a `run` event per change, then `end`',
+      tag: 'runs',
+      params: S.RunParams,
+      responses: {
+        200: {
+          description: 'text/event-stream of RunWithCells',
+          contentType: 'text/event-stream',
+          schema: S.RunWithCells,
+        },
+      },
+      handler: async ({ c, principal, params }) => {
+        const first = await runs.getRun(ctx, principal, params.run);
+        return streamSSE(c, async (stream) => {
+          let pending = true;
+          let wake: (() => void) | null = null;
+          const off = ctx.wakeups.subscribe('run_progress', (id) => {
+            if (id !== params.run) return;
+            pending = true;
+            wake?.();
+          });
+          stream.onAbort(() => {
+            off();
+            wake?.();
+          });
+          try {
+            let details = first;
+            let id = 0;
+            while (!stream.aborted) {
+              if (pending) {
+                pending = false;
+                if (id > 0) details = await runs.getRun(ctx, principal, params.run);
+                await stream.writeSSE({
+                  event: 'run',
+                  id: String(id++),
+                  data: JSON.stringify(runDetailsJson(details)),
+                });
+                if (isFinal(details.run.status)) {
+                  await stream.writeSSE({ event: 'end', data: details.run.status });
+                  break;
+                }
+              }
+              // Wait for the next change; a keep-alive comment every 15 s holds proxies open.
+              await new Promise<void>((resolve) => {
+                wake = resolve;
+                setTimeout(resolve, 15_000).unref();
+              });
+              wake = null;
+              if (!pending && !stream.aborted) await stream.write(': keep-alive\n\n');
+            }
+          } finally {
+            off();
+          }
+        });
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/connections',
+      summary: 'List connections (never their credentials)',
+      tag: 'connections',
+      responses: { 200: { description: 'Connections', schema: S.Connection.array() } },
+      handler: async ({ c, principal }) =>
+        c.json(
+          (await workspaces.listConnections(ctx, principal)).map((x) => ({
+            ...x,
+            createdAt: x.createdAt.toISOString(),
+          })),
+        ),
+    }),
+    route({
+      method: 'post',
+      path: '/api/connections',
+      summary: 'Add a PostgreSQL connection; its URL is encrypted at rest',
+      tag: 'connections',
+      body: S.CreateConnectionBody,
+      responses: { 201: { description: 'Created', schema: S.Connection } },
+      handler: async ({ c, principal, body }) => {
+        const created = await workspaces.createConnection(ctx, principal, body);
+        return c.json({ ...created, createdAt: created.createdAt.toISOString() }, 201);
+      },
+    }),
+  ];
+
+  const app = new Hono();
+  app.onError((error, c) => {
+    if (error instanceof AlmanacError) {
+      const body: Record<string, unknown> = { code: error.code, message: error.message };
+      if (error instanceof ValidationError) body['field'] = error.field;
+      if ('problems' in error) body['problems'] = (error as { problems: unknown }).problems;
+      return c.json({ error: body }, error.status as 400);
+    }
+    options.onError?.(error, c);
+    return c.json(
+      { error: { code: 'internal', message: 'an unexpected error occurred; see the server log' } },
+      500,
+    );
+  });
+
+  const document = openApiDocument(table, { title: 'Almanac API', version });
+  app.get('/api/openapi.json', (c) => c.json(document));
+  mount(app, table, (token) => workspaces.authenticate(ctx, token));
+  app.all('/api/*', (c) =>
+    c.json(
+      {
+        error: {
+          code: 'not_found',
+          message: `no API route ${c.req.method} ${c.req.path}; see /api/openapi.json`,
+        },
+      },
+      404,
+    ),
+  );
+
+  // Browser login: /login?token=alm_…&next=/apps/sales sets an HttpOnly cookie and redirects.
+  app.get('/login', async (c) => {
+    const token = c.req.query('token');
+    const next = c.req.query('next') ?? '/';
+    await workspaces.authenticate(ctx, token);
+    setCookie(c, TOKEN_COOKIE, token!, { httpOnly: true, sameSite: 'Lax', path: '/', maxAge: 30 * 86400 });
+    return c.redirect(next.startsWith('/') && !next.startsWith('//') ? next : '/');
+  });
+
+  if (options.webDir && existsSync(join(options.webDir, 'index.html'))) mountWeb(app, options.webDir);
+  else {
+    app.get('*', (c) =>
+      c.text('The web app is not built. Run `npm run build:web` (npm start does it for you).', 503),
+    );
+  }
+  return { app, routes: table };
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+};
+
+/** Built assets have content hashes in their names: cached for a year. Other paths get index.html. */
+function mountWeb(app: Hono, webDir: string): void {
+  const index = readFileSync(join(webDir, 'index.html'));
+  app.get('*', (c) => {
+    const path = normalize(decodeURIComponent(c.req.path)).replace(/^(\.\.[/\\])+/, '');
+    if (path.startsWith('/assets/')) {
+      const file = join(webDir, path);
+      if (file.startsWith(webDir) && existsSync(file) && statSync(file).isFile()) {
+        return new Response(readFileSync(file), {
+          headers: {
+            'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
+            'Cache-Control': 'public, max-age=31536000, immutable',
+          },
+        });
+      }
+      return c.text('not found', 404);
+    }
+    return new Response(index, { headers: { 'Content-Type': TYPES['.html']!, 'Cache-Control': 'no-cache' } });
+  });
+}
+
+/** Versions of any project, read on behalf of the project's workspace (for listing). */
+function systemOf(project: Project): Principal {
+  return { userId: '', workspaceId: project.workspaceId, role: 'viewer', name: 'system' };
+}

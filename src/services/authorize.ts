@@ -1,0 +1,23 @@
+/**
+ * The one place that decides whether a principal may see or change a thing. For now the rule is
+ * membership: a caller sees only its own workspace, and anything outside it answers 404 (not 403), so
+ * ids from other workspaces do not even leak their existence. Private runs are visible to their
+ * creator only. Roles refine these functions later without touching any route.
+ */
+import { NotFoundError } from '../domain/errors.ts';
+import type { Run } from '../domain/run.ts';
+import type { Principal } from './service-context.ts';
+
+export function assertWorkspaceMember(
+  principal: Principal,
+  workspaceId: string,
+  what: string,
+  id: string,
+): void {
+  if (principal.workspaceId !== workspaceId) throw new NotFoundError(what, id);
+}
+
+export function assertCanSeeRun(principal: Principal, run: Run): void {
+  assertWorkspaceMember(principal, run.workspaceId, 'run', run.id);
+  if (run.private && run.createdBy !== principal.userId) throw new NotFoundError('run', run.id);
+}

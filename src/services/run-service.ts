@@ -1,0 +1,410 @@
+/**
+ * Runs: enqueueing, the run log, cancellation, snapshots and the app's default state, plus the
+ * queue operations workers use (claim, heartbeat, progress, complete) and housekeeping (reaping dead
+ * workers' runs, private-run TTL, retention). Every state change is one guarded UPDATE in the store.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
+import { resolveInputs } from '../domain/notebook/inputs.ts';
+import type { Notebook } from '../domain/notebook/notebook.ts';
+import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
+import {
+  isFinal,
+  RUN_STATUSES,
+  RUN_TRIGGERS,
+  type Run,
+  type RunCellProgress,
+  type RunReason,
+  type RunStatus,
+  type RunTrigger,
+  refreshesDefaultState,
+} from '../domain/run.ts';
+import type { RunContext } from '../domain/run-context.ts';
+import type { CellResult, RunSnapshot } from '../domain/snapshot.ts';
+import * as ps from '../store/project-store.ts';
+import * as rs from '../store/run-store.ts';
+import { assertCanSeeRun } from './authorize.ts';
+import { getProject } from './project-service.ts';
+import type { Principal, ServiceContext } from './service-context.ts';
+
+/** How long a private (viewer's own) run is kept. @default 1 hour */
+export const PRIVATE_RUN_TTL_MS = 60 * 60 * 1000;
+export const MAX_PAGE_SIZE = 200;
+
+const parsedVersions = new Map<string, Promise<Notebook>>();
+
+/** Parsed notebooks by version id; versions are immutable, so the parse is cached. */
+export function notebookOfVersion(versionId: string, source: string): Promise<Notebook> {
+  let parsed = parsedVersions.get(versionId);
+  if (!parsed) {
+    parsed = parseNotebook(source);
+    parsedVersions.set(versionId, parsed);
+    if (parsedVersions.size > 500) parsedVersions.delete(parsedVersions.keys().next().value!);
+    parsed.catch(() => parsedVersions.delete(versionId));
+  }
+  return parsed;
+}
+
+export interface EnqueueOptions {
+  inputs?: Readonly<Record<string, unknown>> | undefined;
+  /** A version id or number; the latest published version by default. */
+  version?: string | undefined;
+  trigger: RunTrigger;
+  context: RunContext;
+  private?: boolean;
+  scheduledFor?: Date | null;
+  maxAttempts?: number;
+}
+
+export async function enqueueRun(
+  ctx: ServiceContext,
+  principal: Principal,
+  projectIdOrSlug: string,
+  options: EnqueueOptions,
+): Promise<Run> {
+  const project = await getProject(ctx, principal, projectIdOrSlug);
+  const version = options.version
+    ? await ps.findVersion(ctx.db, project.id, options.version)
+    : await ps.latestVersion(ctx.db, project.id);
+  if (!version) {
+    if (options.version)
+      throw new ValidationError('version', `project '${project.slug}' has no version '${options.version}'`);
+    throw new ConflictError(`project '${project.slug}' has no published version yet; publish it first`);
+  }
+  const notebook = await notebookOfVersion(version.id, version.source);
+  const inputs = resolveInputs(notebook.inputs, options.inputs ?? {});
+  const now = ctx.now();
+  const run = await rs.insertRun(ctx.db, {
+    id: randomUUID(),
+    workspaceId: project.workspaceId,
+    projectId: project.id,
+    versionId: version.id,
+    trigger: options.trigger,
+    context: options.context,
+    private: options.private ?? false,
+    inputs,
+    createdBy: principal.userId,
+    createdAt: now,
+    scheduledFor: options.scheduledFor ?? null,
+    maxAttempts: options.maxAttempts ?? 3,
+    expiresAt: options.private ? new Date(now.getTime() + PRIVATE_RUN_TTL_MS) : null,
+  });
+  await ctx.wakeups.notify('run_queued', run.id);
+  return run;
+}
+
+export interface RunDetails {
+  run: Run;
+  cells: RunCellProgress[];
+  projectSlug: string;
+  versionNumber: number;
+}
+
+export async function getRun(ctx: ServiceContext, principal: Principal, runId: string): Promise<RunDetails> {
+  const run = await rs.findRun(ctx.db, runId);
+  if (!run) throw new NotFoundError('run', runId);
+  assertCanSeeRun(principal, run);
+  const [cells, project, version] = await Promise.all([
+    rs.listCells(ctx.db, run.id),
+    ctx.db.selectFrom('projects').select('slug').where('id', '=', run.projectId).executeTakeFirstOrThrow(),
+    ps.findVersionById(ctx.db, run.versionId),
+  ]);
+  return { run, cells, projectSlug: project.slug, versionNumber: version?.number ?? 0 };
+}
+
+/**
+ * Cancels a run: a queued run ends at once; a running run is flagged, and its worker kills the child
+ * as soon as it hears (a wake-up, or its next heartbeat at the latest).
+ */
+export async function cancelRun(ctx: ServiceContext, principal: Principal, runId: string): Promise<Run> {
+  const { run } = await getRun(ctx, principal, runId);
+  if (isFinal(run.status))
+    throw new ConflictError(
+      `run '${runId}' already ended as ${run.status}; only queued or running runs can be cancelled`,
+    );
+  if (!(await rs.cancelQueuedRun(ctx.db, run.id, ctx.now()))) {
+    if (await rs.requestRunningCancel(ctx.db, run.id)) await ctx.wakeups.notify('run_cancel', run.id);
+  }
+  await ctx.wakeups.notify('run_progress', run.id);
+  return (await rs.findRun(ctx.db, run.id))!;
+}
+
+export interface ListRunsOptions {
+  project?: string | undefined;
+  status?: string | undefined;
+  trigger?: string | undefined;
+  limit?: number | undefined;
+  cursor?: string | undefined;
+}
+
+export async function listRuns(
+  ctx: ServiceContext,
+  principal: Principal,
+  options: ListRunsOptions,
+): Promise<{ runs: Run[]; nextCursor: string | null }> {
+  if (options.status !== undefined && !(RUN_STATUSES as readonly string[]).includes(options.status)) {
+    throw new ValidationError('status', `must be one of ${RUN_STATUSES.join(', ')}; got '${options.status}'`);
+  }
+  if (options.trigger !== undefined && !(RUN_TRIGGERS as readonly string[]).includes(options.trigger)) {
+    throw new ValidationError(
+      'trigger',
+      `must be one of ${RUN_TRIGGERS.join(', ')}; got '${options.trigger}'`,
+    );
+  }
+  const limit = options.limit ?? 50;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+    throw new ValidationError('limit', `must be a whole number from 1 to ${MAX_PAGE_SIZE}`);
+  }
+  const projectId = options.project ? (await getProject(ctx, principal, options.project)).id : undefined;
+  const before = options.cursor ? decodeCursor(options.cursor) : undefined;
+  const runs = await rs.listRuns(ctx.db, {
+    workspaceId: principal.workspaceId,
+    ...(projectId ? { projectId } : {}),
+    ...(options.status ? { status: options.status as RunStatus } : {}),
+    ...(options.trigger ? { trigger: options.trigger as RunTrigger } : {}),
+    ...(before ? { before } : {}),
+    viewerId: principal.userId,
+    limit: limit + 1,
+  });
+  const page = runs.slice(0, limit);
+  const last = page[page.length - 1];
+  return { runs: page, nextCursor: runs.length > limit && last ? encodeCursor(last) : null };
+}
+
+function encodeCursor(run: Run): string {
+  return Buffer.from(`${run.createdAt.toISOString()}|${run.id}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const createdAt = new Date(at ?? '');
+  if (!id || Number.isNaN(createdAt.getTime())) {
+    throw new ValidationError(
+      'cursor',
+      'is not a cursor this API returned; pass nextCursor from the previous page',
+    );
+  }
+  return { createdAt, id };
+}
+
+export async function getSnapshot(
+  ctx: ServiceContext,
+  principal: Principal,
+  runId: string,
+): Promise<rs.StoredSnapshot> {
+  const { run } = await getRun(ctx, principal, runId);
+  const snapshot = await rs.findSnapshot(ctx.db, run.id);
+  if (!snapshot) {
+    if (!isFinal(run.status))
+      throw new ConflictError(`run '${runId}' is ${run.status}; its snapshot is stored when it ends`);
+    throw new NotFoundError('snapshot of run', runId);
+  }
+  return snapshot;
+}
+
+/** What opening an app gives: its cached default state, or a fresh run (show_last_run off, or none yet). */
+export type AppState =
+  | { kind: 'snapshot'; runId: string; etag: string; project: ps.Project }
+  | { kind: 'run'; run: Run; project: ps.Project }
+  | { kind: 'empty'; project: ps.Project; reason: string };
+
+export async function openApp(
+  ctx: ServiceContext,
+  principal: Principal,
+  projectIdOrSlug: string,
+): Promise<AppState> {
+  const project = await getProject(ctx, principal, projectIdOrSlug);
+  const settings = await ps.getAppSettings(ctx.db, project.id);
+  if (settings.showLastRun) {
+    if (settings.defaultRunId) {
+      const etag = await rs.findSnapshotEtag(ctx.db, settings.defaultRunId);
+      if (etag) return { kind: 'snapshot', runId: settings.defaultRunId, etag, project };
+    }
+    const latest = await ps.latestVersion(ctx.db, project.id);
+    return {
+      kind: 'empty',
+      project,
+      reason: latest ? 'the publish run has not finished yet' : 'the project has not been published yet',
+    };
+  }
+  if (!(await ps.latestVersion(ctx.db, project.id))) {
+    return { kind: 'empty', project, reason: 'the project has not been published yet' };
+  }
+  const run = await enqueueRun(ctx, principal, project.id, {
+    trigger: 'manual',
+    context: 'app',
+    private: true,
+  });
+  return { kind: 'run', run, project };
+}
+
+/** The stored snapshot of the app's default state, straight from the store (for the cached path). */
+export async function defaultStateSnapshot(
+  ctx: ServiceContext,
+  runId: string,
+): Promise<rs.StoredSnapshot | null> {
+  return rs.findSnapshot(ctx.db, runId);
+}
+
+// ---- queue operations for workers ----
+
+export interface LeaseOptions {
+  worker: string;
+  leaseMs: number;
+}
+
+export async function claimRun(ctx: ServiceContext, options: LeaseOptions): Promise<Run | null> {
+  const now = ctx.now();
+  const run = await ctx.db.transaction().execute((trx) =>
+    rs.claimNextRun(trx, {
+      worker: options.worker,
+      now,
+      leaseUntil: new Date(now.getTime() + options.leaseMs),
+      skipLocked: ctx.capabilities.skipLocked,
+    }),
+  );
+  if (run) await ctx.wakeups.notify('run_progress', run.id);
+  return run;
+}
+
+export async function heartbeat(ctx: ServiceContext, options: LeaseOptions, runIds: readonly string[]) {
+  return rs.renewLeases(ctx.db, options.worker, runIds, new Date(ctx.now().getTime() + options.leaseMs));
+}
+
+export async function recordRunStarted(
+  ctx: ServiceContext,
+  runId: string,
+  cells: readonly { name: string; kind: string }[],
+) {
+  await rs.insertCellRows(ctx.db, runId, cells);
+  await ctx.wakeups.notify('run_progress', runId);
+}
+
+export async function recordCellStarted(ctx: ServiceContext, runId: string, index: number): Promise<void> {
+  await rs.markCellStarted(ctx.db, runId, index, ctx.now());
+  await ctx.wakeups.notify('run_progress', runId);
+}
+
+export async function recordCellFinished(
+  ctx: ServiceContext,
+  runId: string,
+  index: number,
+  result: CellResult,
+) {
+  await rs.markCellFinished(ctx.db, runId, index, result.status, result.durationMs, JSON.stringify(result));
+  await ctx.wakeups.notify('run_progress', runId);
+}
+
+export interface CachedSqlResult {
+  cell: string;
+  key: string;
+  payload: Buffer;
+}
+
+export function encodeSnapshot(snapshot: RunSnapshot): rs.StoredSnapshot {
+  const body = JSON.stringify(snapshot);
+  const gzip = gzipSync(body, { level: 6 });
+  const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+  return { body, gzip, etag };
+}
+
+/**
+ * Ends a run the worker holds, in one transaction: the guarded status change, the snapshot, and, for a
+ * successful publish or scheduled run, the app's default state and the `cache=schedule` results.
+ * Returns false when the worker no longer held the run (it was reaped meanwhile); nothing is written.
+ */
+export async function completeRun(
+  ctx: ServiceContext,
+  worker: string,
+  run: Run,
+  snapshot: RunSnapshot,
+  options: { reason?: RunReason | null; sqlResults?: readonly CachedSqlResult[] } = {},
+): Promise<boolean> {
+  const failedCell = snapshot.cells.find((c) => c.status === 'failed');
+  const now = ctx.now();
+  const stored = encodeSnapshot(snapshot);
+  const won = await ctx.db.transaction().execute(async (trx) => {
+    const ok = await rs.finishHeldRun(trx, run.id, worker, {
+      status: snapshot.status,
+      reason: options.reason ?? snapshot.reason,
+      errorCell: snapshot.status === 'succeeded' ? null : (failedCell?.name ?? null),
+      errorMessage: snapshot.message,
+      finishedAt: now,
+    });
+    if (!ok) return false;
+    await rs.insertSnapshot(trx, run.id, stored, now);
+    if (snapshot.status === 'succeeded' && refreshesDefaultState(run.trigger) && !run.private) {
+      const settings = await ps.getAppSettings(trx, run.projectId);
+      const current = settings.defaultRunId ? await rs.findRun(trx, settings.defaultRunId) : null;
+      if (!current || current.createdAt.getTime() <= run.createdAt.getTime()) {
+        await ps.updateAppSettings(trx, run.projectId, { defaultRunId: run.id }, now);
+      }
+      for (const result of options.sqlResults ?? []) {
+        await rs.putSqlCache(trx, {
+          projectId: run.projectId,
+          key: result.key,
+          cell: result.cell,
+          runId: run.id,
+          payload: result.payload,
+          now,
+        });
+      }
+    }
+    return true;
+  });
+  if (won) await ctx.wakeups.notify('run_progress', run.id);
+  return won;
+}
+
+export async function lookupSqlCache(
+  ctx: ServiceContext,
+  projectId: string,
+  key: string,
+): Promise<Buffer | null> {
+  return (await rs.getSqlCache(ctx.db, projectId, key))?.payload ?? null;
+}
+
+export interface HousekeepingReport {
+  requeued: string[];
+  lost: string[];
+  expiredPrivate: number;
+  pruned: number;
+}
+
+/**
+ * One pass of housekeeping at `now`: expired leases (requeue or `worker_lost`), private runs past
+ * their TTL, and retention per project. Pruning never removes the run behind the default state.
+ */
+export async function housekeeping(ctx: ServiceContext, now: Date = ctx.now()): Promise<HousekeepingReport> {
+  const reaped = await ctx.db.transaction().execute((trx) => rs.reapExpiredLeases(trx, now));
+  const expiredPrivate = await rs.deleteExpiredPrivateRuns(ctx.db, now);
+  let pruned = 0;
+  for (const rule of await ps.listRetentionRules(ctx.db)) {
+    pruned += await ctx.db.transaction().execute(async (trx) => {
+      const settings = await ps.getAppSettings(trx, rule.projectId);
+      return rs.pruneRuns(trx, rule.projectId, {
+        keepRuns: settings.keepRuns,
+        olderThan: settings.keepDays ? new Date(now.getTime() - settings.keepDays * 86_400_000) : null,
+        protect: settings.defaultRunId,
+      });
+    });
+  }
+  for (const id of reaped.requeued) await ctx.wakeups.notify('run_queued', id);
+  for (const id of [...reaped.requeued, ...reaped.lost]) await ctx.wakeups.notify('run_progress', id);
+  return { ...reaped, expiredPrivate, pruned };
+}
+
+export async function releaseRun(ctx: ServiceContext, worker: string, runId: string): Promise<void> {
+  if (await rs.releaseHeldRun(ctx.db, runId, worker)) await ctx.wakeups.notify('run_queued', runId);
+}
+
+export async function loadVersion(ctx: ServiceContext, versionId: string) {
+  const version = await ps.findVersionById(ctx.db, versionId);
+  if (!version) throw new NotFoundError('version', versionId);
+  return version;
+}
+
+export async function loadVersionFiles(ctx: ServiceContext, versionId: string): Promise<Map<string, Buffer>> {
+  return ps.listVersionFiles(ctx.db, versionId);
+}

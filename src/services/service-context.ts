@@ -1,0 +1,30 @@
+/**
+ * What every service needs, built once by the composition root: the store, its capabilities, the
+ * wake-up channel, the clock and the key for secrets. Services run their use cases in transactions.
+ */
+import type { Kysely } from 'kysely';
+import type { Capabilities, Dialect } from '../store/database.ts';
+import type { Schema } from '../store/schema.ts';
+import type { Wakeups } from '../store/wakeups.ts';
+
+export interface ServiceContext {
+  db: Kysely<Schema>;
+  dialect: Dialect;
+  capabilities: Capabilities;
+  wakeups: Wakeups;
+  /** The current instant. Tests pass a fake clock (STYLE.md, habit 6). */
+  now: () => Date;
+  /** 32-byte key for secrets at rest. */
+  secretKey: Buffer;
+}
+
+/**
+ * Who is calling: the user behind an API token. Authorization lives in `authorize.ts`, so the check is
+ * in one place when roles arrive.
+ */
+export interface Principal {
+  userId: string;
+  workspaceId: string;
+  role: 'admin' | 'editor' | 'viewer';
+  name: string;
+}

@@ -1,0 +1,206 @@
+/**
+ * Workspaces, users, API tokens and connections. Tokens are random 32-byte strings shown once; only
+ * their SHA-256 is stored, so a leaked database does not leak working tokens.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { UnauthorizedError, ValidationError } from '../domain/errors.ts';
+import { IDENTIFIER } from '../domain/notebook/frontmatter.ts';
+import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
+import * as ws from '../store/workspace-store.ts';
+import { decryptSecret, encryptSecret } from './secrets.ts';
+import type { Principal, ServiceContext } from './service-context.ts';
+
+export const TOKEN_PREFIX = 'alm_';
+export const DEFAULT_WORKSPACE = 'default';
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function newToken(): string {
+  return TOKEN_PREFIX + randomBytes(32).toString('base64url');
+}
+
+export interface Bootstrap {
+  /** Present only when this call created the admin: shown once, never stored in clear. */
+  adminToken: string | null;
+  workspaceId: string;
+  adminUserId: string | null;
+}
+
+/**
+ * On first start (no users yet), creates the default workspace, an admin user, and an API token for
+ * it: `adminToken` when given (ALMANAC_ADMIN_TOKEN), else a fresh one returned to print once.
+ */
+export async function bootstrap(
+  ctx: ServiceContext,
+  options: { adminToken?: string | null } = {},
+): Promise<Bootstrap> {
+  return ctx.db.transaction().execute(async (trx) => {
+    if ((await ws.countUsers(trx)) > 0) {
+      if (options.adminToken) {
+        // A configured admin token is always accepted, so automation keeps working across restarts.
+        const existing = await ws.findUserByTokenHash(trx, hashToken(options.adminToken));
+        if (!existing) {
+          const admin = await trx
+            .selectFrom('users')
+            .select('id')
+            .where('role', '=', 'admin')
+            .orderBy('created_at')
+            .executeTakeFirst();
+          if (admin) {
+            await ws.insertApiToken(trx, {
+              id: randomUUID(),
+              userId: admin.id,
+              name: 'ALMANAC_ADMIN_TOKEN',
+              tokenHash: hashToken(options.adminToken),
+              now: ctx.now(),
+            });
+          }
+        }
+      }
+      return { adminToken: null, workspaceId: DEFAULT_WORKSPACE, adminUserId: null };
+    }
+    if (!(await ws.findWorkspace(trx, DEFAULT_WORKSPACE)))
+      await ws.insertWorkspace(trx, DEFAULT_WORKSPACE, 'Default workspace');
+    const userId = randomUUID();
+    await ws.insertUser(trx, {
+      id: userId,
+      workspaceId: DEFAULT_WORKSPACE,
+      email: 'admin@localhost',
+      name: 'Admin',
+      role: 'admin',
+    });
+    const token = options.adminToken ?? newToken();
+    await ws.insertApiToken(trx, {
+      id: randomUUID(),
+      userId,
+      name: 'first start',
+      tokenHash: hashToken(token),
+      now: ctx.now(),
+    });
+    return { adminToken: token, workspaceId: DEFAULT_WORKSPACE, adminUserId: userId };
+  });
+}
+
+export async function authenticate(
+  ctx: ServiceContext,
+  token: string | null | undefined,
+): Promise<Principal> {
+  if (!token) throw new UnauthorizedError();
+  if (!token.startsWith(TOKEN_PREFIX)) {
+    throw new UnauthorizedError(`that is not an Almanac API token (tokens start with '${TOKEN_PREFIX}')`);
+  }
+  const user = await ws.findUserByTokenHash(ctx.db, hashToken(token));
+  if (!user) throw new UnauthorizedError('the API token is not valid or was revoked');
+  return { userId: user.id, workspaceId: user.workspaceId, role: user.role, name: user.name };
+}
+
+/** Creates a workspace with one user and returns that user's token (tests, admin tooling). */
+export async function createWorkspaceWithUser(
+  ctx: ServiceContext,
+  options: { workspaceId: string; name: string; email: string; role?: ws.Role },
+): Promise<{ token: string; principal: Principal }> {
+  return ctx.db.transaction().execute(async (trx) => {
+    if (!(await ws.findWorkspace(trx, options.workspaceId)))
+      await ws.insertWorkspace(trx, options.workspaceId, options.name);
+    const userId = randomUUID();
+    const role = options.role ?? 'admin';
+    await ws.insertUser(trx, {
+      id: userId,
+      workspaceId: options.workspaceId,
+      email: options.email,
+      name: options.email,
+      role,
+    });
+    const token = newToken();
+    await ws.insertApiToken(trx, {
+      id: randomUUID(),
+      userId,
+      name: 'created',
+      tokenHash: hashToken(token),
+      now: ctx.now(),
+    });
+    return { token, principal: { userId, workspaceId: options.workspaceId, role, name: options.email } };
+  });
+}
+
+export async function createApiToken(
+  ctx: ServiceContext,
+  principal: Principal,
+  name: string,
+): Promise<string> {
+  if (!name.trim()) throw new ValidationError('name', 'must not be empty: say what the token is for');
+  const token = newToken();
+  await ws.insertApiToken(ctx.db, {
+    id: randomUUID(),
+    userId: principal.userId,
+    name,
+    tokenHash: hashToken(token),
+    now: ctx.now(),
+  });
+  return token;
+}
+
+export interface ConnectionInfo {
+  id: string;
+  name: string;
+  kind: 'postgres';
+  createdAt: Date;
+}
+
+/** Adds a connection; its URL (with credentials) is encrypted before it reaches the store. */
+export async function createConnection(
+  ctx: ServiceContext,
+  principal: Principal,
+  input: { name: string; url: string },
+): Promise<ConnectionInfo> {
+  if (!IDENTIFIER.test(input.name)) {
+    throw new ValidationError(
+      'name',
+      `'${input.name}' must be an identifier (letters, digits, _; not starting with a digit)`,
+    );
+  }
+  if (input.name === EMBEDDED_CONNECTION) {
+    throw new ValidationError(
+      'name',
+      `'${EMBEDDED_CONNECTION}' is the embedded database and cannot be redefined`,
+    );
+  }
+  if (!/^postgres(ql)?:\/\/.+/.test(input.url)) {
+    throw new ValidationError('url', 'must be a postgres://user:password@host:port/database URL');
+  }
+  const existing = await ws.listConnections(ctx.db, principal.workspaceId);
+  if (existing.some((c) => c.name === input.name)) {
+    throw new ValidationError('name', `a connection named '${input.name}' already exists in this workspace`);
+  }
+  const id = randomUUID();
+  const now = ctx.now();
+  await ws.insertConnection(ctx.db, {
+    id,
+    workspaceId: principal.workspaceId,
+    name: input.name,
+    kind: 'postgres',
+    secret: encryptSecret(ctx.secretKey, input.url),
+    now,
+  });
+  return { id, name: input.name, kind: 'postgres', createdAt: now };
+}
+
+export async function listConnections(ctx: ServiceContext, principal: Principal): Promise<ConnectionInfo[]> {
+  return (await ws.listConnections(ctx.db, principal.workspaceId)).map(({ id, name, kind, createdAt }) => ({
+    id,
+    name,
+    kind,
+    createdAt,
+  }));
+}
+
+/** Decrypted connection URLs of a workspace, for the worker only. */
+export async function resolveConnectionUrls(
+  ctx: ServiceContext,
+  workspaceId: string,
+): Promise<Map<string, string>> {
+  const rows = await ws.listConnections(ctx.db, workspaceId);
+  return new Map(rows.map((c) => [c.name, decryptSecret(ctx.secretKey, c.secret)]));
+}

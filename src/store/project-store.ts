@@ -1,0 +1,261 @@
+/**
+ * Queries on projects (drafts), their immutable versions with files, and app settings.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { ProjectsTable, Schema, VersionsTable } from './schema.ts';
+import { iso, toBuffer, toDate } from './schema.ts';
+
+type Db = Kysely<Schema>;
+
+export interface Project {
+  id: string;
+  workspaceId: string;
+  slug: string;
+  title: string;
+  draftSource: string;
+  draftUpdatedAt: Date;
+  createdBy: string | null;
+  createdAt: Date;
+}
+
+export interface Version {
+  id: string;
+  projectId: string;
+  number: number;
+  contentHash: string;
+  source: string;
+  createdBy: string | null;
+  createdAt: Date;
+}
+
+export interface AppSettings {
+  projectId: string;
+  /** Show results from the last scheduled run or publish (Hex's "show results from last run"). */
+  showLastRun: boolean;
+  defaultRunId: string | null;
+  /** Retention: keep the newest N finished runs. */
+  keepRuns: number | null;
+  /** Retention: keep runs for D days. */
+  keepDays: number | null;
+}
+
+function toProject(row: Selectable<ProjectsTable>): Project {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    slug: row.slug,
+    title: row.title,
+    draftSource: row.draft_source,
+    draftUpdatedAt: toDate(row.draft_updated_at),
+    createdBy: row.created_by,
+    createdAt: toDate(row.created_at),
+  };
+}
+
+function toVersion(row: Selectable<VersionsTable>): Version {
+  return {
+    id: row.id,
+    projectId: row.project_id,
+    number: Number(row.number),
+    contentHash: row.content_hash,
+    source: row.source,
+    createdBy: row.created_by,
+    createdAt: toDate(row.created_at),
+  };
+}
+
+export async function insertProject(db: Db, p: Project): Promise<void> {
+  await db
+    .insertInto('projects')
+    .values({
+      id: p.id,
+      workspace_id: p.workspaceId,
+      slug: p.slug,
+      title: p.title,
+      draft_source: p.draftSource,
+      draft_updated_at: iso(p.draftUpdatedAt),
+      created_by: p.createdBy,
+      created_at: iso(p.createdAt),
+    })
+    .execute();
+  await db
+    .insertInto('app_settings')
+    .values({
+      project_id: p.id,
+      default_run_id: null,
+      keep_runs: null,
+      keep_days: null,
+      updated_at: iso(p.createdAt),
+    })
+    .execute();
+}
+
+/** By id or by slug, within a workspace. */
+export async function findProject(db: Db, workspaceId: string, idOrSlug: string): Promise<Project | null> {
+  const row = await db
+    .selectFrom('projects')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where((eb) => eb.or([eb('id', '=', idOrSlug), eb('slug', '=', idOrSlug)]))
+    .executeTakeFirst();
+  return row ? toProject(row) : null;
+}
+
+export async function listProjects(db: Db, workspaceId: string): Promise<Project[]> {
+  const rows = await db
+    .selectFrom('projects')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .orderBy('slug')
+    .execute();
+  return rows.map(toProject);
+}
+
+export async function updateDraft(
+  db: Db,
+  id: string,
+  source: string,
+  title: string,
+  now: Date,
+): Promise<void> {
+  await db
+    .updateTable('projects')
+    .set({ draft_source: source, title, draft_updated_at: iso(now) })
+    .where('id', '=', id)
+    .execute();
+}
+
+export async function findVersionByHash(db: Db, projectId: string, hash: string): Promise<Version | null> {
+  const row = await db
+    .selectFrom('versions')
+    .selectAll()
+    .where('project_id', '=', projectId)
+    .where('content_hash', '=', hash)
+    .executeTakeFirst();
+  return row ? toVersion(row) : null;
+}
+
+export async function findVersion(db: Db, projectId: string, idOrNumber: string): Promise<Version | null> {
+  const asNumber = /^\d+$/.test(idOrNumber) ? Number(idOrNumber) : null;
+  const row = await db
+    .selectFrom('versions')
+    .selectAll()
+    .where('project_id', '=', projectId)
+    .where((eb) => (asNumber !== null ? eb('number', '=', asNumber) : eb('id', '=', idOrNumber)))
+    .executeTakeFirst();
+  return row ? toVersion(row) : null;
+}
+
+export async function findVersionById(db: Db, id: string): Promise<Version | null> {
+  const row = await db.selectFrom('versions').selectAll().where('id', '=', id).executeTakeFirst();
+  return row ? toVersion(row) : null;
+}
+
+export async function latestVersion(db: Db, projectId: string): Promise<Version | null> {
+  const row = await db
+    .selectFrom('versions')
+    .selectAll()
+    .where('project_id', '=', projectId)
+    .orderBy('number', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row ? toVersion(row) : null;
+}
+
+export async function listVersions(db: Db, projectId: string): Promise<Version[]> {
+  const rows = await db
+    .selectFrom('versions')
+    .selectAll()
+    .where('project_id', '=', projectId)
+    .orderBy('number', 'desc')
+    .execute();
+  return rows.map(toVersion);
+}
+
+export async function insertVersion(
+  db: Db,
+  v: Omit<Version, 'number'>,
+  files: ReadonlyMap<string, Buffer>,
+): Promise<Version> {
+  const last = await db
+    .selectFrom('versions')
+    .select((eb) => eb.fn.max('number').as('n'))
+    .where('project_id', '=', v.projectId)
+    .executeTakeFirst();
+  const number = Number(last?.n ?? 0) + 1;
+  await db
+    .insertInto('versions')
+    .values({
+      id: v.id,
+      project_id: v.projectId,
+      number,
+      content_hash: v.contentHash,
+      source: v.source,
+      created_by: v.createdBy,
+      created_at: iso(v.createdAt),
+    })
+    .execute();
+  for (const [path, content] of files) {
+    await db.insertInto('version_files').values({ version_id: v.id, path, content }).execute();
+  }
+  return { ...v, number };
+}
+
+export async function listVersionFiles(db: Db, versionId: string): Promise<Map<string, Buffer>> {
+  const rows = await db
+    .selectFrom('version_files')
+    .select(['path', 'content'])
+    .where('version_id', '=', versionId)
+    .execute();
+  return new Map(rows.map((r) => [r.path, toBuffer(r.content)]));
+}
+
+export async function getAppSettings(db: Db, projectId: string): Promise<AppSettings> {
+  const row = await db
+    .selectFrom('app_settings')
+    .selectAll()
+    .where('project_id', '=', projectId)
+    .executeTakeFirstOrThrow();
+  return {
+    projectId: row.project_id,
+    showLastRun: Number(row.show_last_run) === 1,
+    defaultRunId: row.default_run_id,
+    keepRuns: row.keep_runs === null ? null : Number(row.keep_runs),
+    keepDays: row.keep_days === null ? null : Number(row.keep_days),
+  };
+}
+
+export async function updateAppSettings(
+  db: Db,
+  projectId: string,
+  patch: Partial<Omit<AppSettings, 'projectId'>>,
+  now: Date,
+): Promise<void> {
+  await db
+    .updateTable('app_settings')
+    .set({
+      ...(patch.showLastRun !== undefined ? { show_last_run: patch.showLastRun ? 1 : 0 } : {}),
+      ...(patch.defaultRunId !== undefined ? { default_run_id: patch.defaultRunId } : {}),
+      ...(patch.keepRuns !== undefined ? { keep_runs: patch.keepRuns } : {}),
+      ...(patch.keepDays !== undefined ? { keep_days: patch.keepDays } : {}),
+      updated_at: iso(now),
+    })
+    .where('project_id', '=', projectId)
+    .execute();
+}
+
+/** Projects that have a retention rule. */
+export async function listRetentionRules(db: Db): Promise<AppSettings[]> {
+  const rows = await db
+    .selectFrom('app_settings')
+    .selectAll()
+    .where((eb) => eb.or([eb('keep_runs', 'is not', null), eb('keep_days', 'is not', null)]))
+    .execute();
+  return rows.map((row) => ({
+    projectId: row.project_id,
+    showLastRun: Number(row.show_last_run) === 1,
+    defaultRunId: row.default_run_id,
+    keepRuns: row.keep_runs === null ? null : Number(row.keep_runs),
+    keepDays: row.keep_days === null ? null : Number(row.keep_days),
+  }));
+}

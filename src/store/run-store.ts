@@ -1,0 +1,521 @@
+/**
+ * Queries on the run table, which is both the queue and the run log (ARCHITECTURE.md, decision 3),
+ * and on its per-cell progress, snapshots and cached SQL results. No business rules here: services
+ * decide when to call what, inside their transactions.
+ */
+import { type Kysely, type Selectable, sql } from 'kysely';
+import type { Run, RunCellProgress, RunReason, RunStatus, RunTrigger } from '../domain/run.ts';
+import type { InputValue, RunContext } from '../domain/run-context.ts';
+import type { RunCellsTable, RunsTable, Schema } from './schema.ts';
+import { iso, toBuffer, toDate } from './schema.ts';
+
+type Db = Kysely<Schema>;
+
+export function toRun(row: Selectable<RunsTable>): Run {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    projectId: row.project_id,
+    versionId: row.version_id,
+    trigger: row.trigger as RunTrigger,
+    context: row.context as RunContext,
+    status: row.status as RunStatus,
+    private: Number(row.private) === 1,
+    inputs: JSON.parse(row.inputs) as Record<string, InputValue>,
+    createdBy: row.created_by,
+    createdAt: toDate(row.created_at),
+    scheduledFor: toDate(row.scheduled_for),
+    startedAt: toDate(row.started_at),
+    finishedAt: toDate(row.finished_at),
+    attempts: Number(row.attempts),
+    maxAttempts: Number(row.max_attempts),
+    worker: row.worker,
+    leaseExpiresAt: toDate(row.lease_expires_at),
+    cancelRequested: Number(row.cancel_requested) === 1,
+    reason: row.reason as RunReason | null,
+    errorCell: row.error_cell,
+    errorMessage: row.error_message,
+    expiresAt: toDate(row.expires_at),
+  };
+}
+
+export interface NewRun {
+  id: string;
+  workspaceId: string;
+  projectId: string;
+  versionId: string;
+  trigger: RunTrigger;
+  context: RunContext;
+  private: boolean;
+  inputs: Record<string, InputValue>;
+  createdBy: string | null;
+  createdAt: Date;
+  scheduledFor: Date | null;
+  maxAttempts: number;
+  expiresAt: Date | null;
+}
+
+export async function insertRun(db: Db, run: NewRun): Promise<Run> {
+  const row = await db
+    .insertInto('runs')
+    .values({
+      id: run.id,
+      workspace_id: run.workspaceId,
+      project_id: run.projectId,
+      version_id: run.versionId,
+      trigger: run.trigger,
+      context: run.context,
+      status: 'queued',
+      private: run.private ? 1 : 0,
+      inputs: JSON.stringify(run.inputs),
+      created_by: run.createdBy,
+      created_at: iso(run.createdAt),
+      scheduled_for: run.scheduledFor ? iso(run.scheduledFor) : null,
+      max_attempts: run.maxAttempts,
+      expires_at: run.expiresAt ? iso(run.expiresAt) : null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toRun(row);
+}
+
+export async function findRun(db: Db, id: string): Promise<Run | null> {
+  const row = await db.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst();
+  return row ? toRun(row) : null;
+}
+
+export interface ClaimOptions {
+  worker: string;
+  now: Date;
+  leaseUntil: Date;
+  /** PostgreSQL: lock the candidate row with `FOR UPDATE SKIP LOCKED` so racing workers pass it by. */
+  skipLocked: boolean;
+}
+
+/**
+ * Claims the oldest queued run with one guarded `UPDATE … RETURNING`. On PostgreSQL the candidate is
+ * selected `FOR UPDATE SKIP LOCKED`; on SQLite, writers are serialized, and `status = 'queued'` in the
+ * outer WHERE guards the transition either way.
+ */
+export async function claimNextRun(db: Db, options: ClaimOptions): Promise<Run | null> {
+  let candidate = db
+    .selectFrom('runs')
+    .select('id')
+    .where('status', '=', 'queued')
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(1);
+  if (options.skipLocked) candidate = candidate.forUpdate().skipLocked();
+  const row = await db
+    .updateTable('runs')
+    .set((eb) => ({
+      status: 'running',
+      worker: options.worker,
+      started_at: iso(options.now),
+      lease_expires_at: iso(options.leaseUntil),
+      attempts: eb('attempts', '+', 1),
+    }))
+    .where('id', '=', candidate)
+    .where('status', '=', 'queued')
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toRun(row) : null;
+}
+
+/**
+ * Renews the lease of the runs a worker holds. Returns the ids it still holds and, among them, those
+ * whose cancellation was requested; a run missing from `held` was taken away (reaped or finished).
+ */
+export async function renewLeases(
+  db: Db,
+  worker: string,
+  runIds: readonly string[],
+  leaseUntil: Date,
+): Promise<{ held: string[]; cancelRequested: string[] }> {
+  if (runIds.length === 0) return { held: [], cancelRequested: [] };
+  const rows = await db
+    .updateTable('runs')
+    .set({ lease_expires_at: iso(leaseUntil) })
+    .where('id', 'in', runIds)
+    .where('worker', '=', worker)
+    .where('status', '=', 'running')
+    .returning(['id', 'cancel_requested'])
+    .execute();
+  return {
+    held: rows.map((r) => r.id),
+    cancelRequested: rows.filter((r) => Number(r.cancel_requested) === 1).map((r) => r.id),
+  };
+}
+
+export interface RunEnding {
+  status: Exclude<RunStatus, 'queued' | 'running'>;
+  reason: RunReason | null;
+  errorCell: string | null;
+  errorMessage: string | null;
+  finishedAt: Date;
+}
+
+/** Ends a running run that `worker` holds. False when it no longer holds it (the transition lost). */
+export async function finishHeldRun(db: Db, id: string, worker: string, ending: RunEnding): Promise<boolean> {
+  const result = await db
+    .updateTable('runs')
+    .set({
+      status: ending.status,
+      reason: ending.reason,
+      error_cell: ending.errorCell,
+      error_message: ending.errorMessage,
+      finished_at: iso(ending.finishedAt),
+      lease_expires_at: null,
+    })
+    .where('id', '=', id)
+    .where('status', '=', 'running')
+    .where('worker', '=', worker)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/** Cancels a queued run outright. False when it was no longer queued. */
+export async function cancelQueuedRun(db: Db, id: string, now: Date): Promise<boolean> {
+  const result = await db
+    .updateTable('runs')
+    .set({
+      status: 'cancelled',
+      reason: 'cancelled',
+      error_message: 'the run was cancelled before it started',
+      finished_at: iso(now),
+    })
+    .where('id', '=', id)
+    .where('status', '=', 'queued')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/** Flags a running run for cancellation; its worker sees the flag at its next heartbeat or wake-up. */
+export async function requestRunningCancel(db: Db, id: string): Promise<boolean> {
+  const result = await db
+    .updateTable('runs')
+    .set({ cancel_requested: 1 })
+    .where('id', '=', id)
+    .where('status', '=', 'running')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/**
+ * Runs whose lease expired before `now`: back to `queued` while attempts remain, else `failed` with
+ * reason `worker_lost`. Returns the ids of each.
+ */
+export async function reapExpiredLeases(db: Db, now: Date): Promise<{ requeued: string[]; lost: string[] }> {
+  const requeued = await db
+    .updateTable('runs')
+    .set({ status: 'queued', worker: null, lease_expires_at: null, started_at: null })
+    .where('status', '=', 'running')
+    .where('lease_expires_at', '<', iso(now))
+    .where((eb) => eb('attempts', '<', eb.ref('max_attempts')))
+    .where('cancel_requested', '=', 0)
+    .returning('id')
+    .execute();
+  const lost = await db
+    .updateTable('runs')
+    .set({
+      status: 'failed',
+      reason: 'worker_lost',
+      error_message: 'the worker running this run stopped responding and no attempts remain',
+      finished_at: iso(now),
+      lease_expires_at: null,
+    })
+    .where('status', '=', 'running')
+    .where('lease_expires_at', '<', iso(now))
+    .returning('id')
+    .execute();
+  if (requeued.length > 0) {
+    await db
+      .deleteFrom('run_cells')
+      .where(
+        'run_id',
+        'in',
+        requeued.map((r) => r.id),
+      )
+      .execute();
+  }
+  return { requeued: requeued.map((r) => r.id), lost: lost.map((r) => r.id) };
+}
+
+export interface RunFilter {
+  workspaceId: string;
+  projectId?: string;
+  status?: RunStatus;
+  trigger?: RunTrigger;
+  /** Private runs are listed only for their creator. */
+  viewerId: string | null;
+  limit: number;
+  /** Keyset cursor: the (created_at, id) of the last run of the previous page. */
+  before?: { createdAt: Date; id: string };
+}
+
+/** Newest first. */
+export async function listRuns(db: Db, filter: RunFilter): Promise<Run[]> {
+  let query = db.selectFrom('runs').selectAll().where('workspace_id', '=', filter.workspaceId);
+  if (filter.projectId) query = query.where('project_id', '=', filter.projectId);
+  if (filter.status) query = query.where('status', '=', filter.status);
+  if (filter.trigger) query = query.where('trigger', '=', filter.trigger);
+  query = query.where((eb) =>
+    filter.viewerId
+      ? eb.or([eb('private', '=', 0), eb('created_by', '=', filter.viewerId)])
+      : eb('private', '=', 0),
+  );
+  if (filter.before) {
+    const at = iso(filter.before.createdAt);
+    const id = filter.before.id;
+    query = query.where((eb) =>
+      eb.or([eb('created_at', '<', at), eb.and([eb('created_at', '=', at), eb('id', '<', id)])]),
+    );
+  }
+  const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit).execute();
+  return rows.map(toRun);
+}
+
+// ---- per-cell progress ----
+
+export async function insertCellRows(
+  db: Db,
+  runId: string,
+  cells: readonly { name: string; kind: string }[],
+): Promise<void> {
+  await db.deleteFrom('run_cells').where('run_id', '=', runId).execute();
+  if (cells.length === 0) return;
+  await db
+    .insertInto('run_cells')
+    .values(
+      cells.map((c, idx) => ({
+        run_id: runId,
+        idx,
+        name: c.name,
+        kind: c.kind,
+        status: 'queued',
+        started_at: null,
+        duration_ms: null,
+        result: null,
+      })),
+    )
+    .execute();
+}
+
+export async function markCellStarted(db: Db, runId: string, index: number, at: Date): Promise<void> {
+  await db
+    .updateTable('run_cells')
+    .set({ status: 'running', started_at: iso(at) })
+    .where('run_id', '=', runId)
+    .where('idx', '=', index)
+    .execute();
+}
+
+export async function markCellFinished(
+  db: Db,
+  runId: string,
+  index: number,
+  status: string,
+  durationMs: number,
+  resultJson: string,
+): Promise<void> {
+  await db
+    .updateTable('run_cells')
+    .set({ status, duration_ms: Math.round(durationMs), result: resultJson })
+    .where('run_id', '=', runId)
+    .where('idx', '=', index)
+    .execute();
+}
+
+export async function listCells(db: Db, runId: string): Promise<RunCellProgress[]> {
+  const rows = await db
+    .selectFrom('run_cells')
+    .selectAll()
+    .where('run_id', '=', runId)
+    .orderBy('idx')
+    .execute();
+  return rows.map(toCell);
+}
+
+function toCell(row: Selectable<RunCellsTable>): RunCellProgress {
+  return {
+    index: Number(row.idx),
+    name: row.name,
+    kind: row.kind,
+    status: row.status as RunCellProgress['status'],
+    startedAt: toDate(row.started_at),
+    durationMs: row.duration_ms === null ? null : Number(row.duration_ms),
+  };
+}
+
+// ---- snapshots ----
+
+export interface StoredSnapshot {
+  body: string;
+  gzip: Buffer;
+  etag: string;
+}
+
+export async function insertSnapshot(
+  db: Db,
+  runId: string,
+  snapshot: StoredSnapshot,
+  now: Date,
+): Promise<void> {
+  await db
+    .insertInto('snapshots')
+    .values({
+      run_id: runId,
+      body: snapshot.body,
+      gzip: snapshot.gzip,
+      etag: snapshot.etag,
+      created_at: iso(now),
+    })
+    .onConflict((oc) =>
+      oc.column('run_id').doUpdateSet({ body: snapshot.body, gzip: snapshot.gzip, etag: snapshot.etag }),
+    )
+    .execute();
+}
+
+export async function findSnapshot(db: Db, runId: string): Promise<StoredSnapshot | null> {
+  const row = await db
+    .selectFrom('snapshots')
+    .select(['body', 'gzip', 'etag'])
+    .where('run_id', '=', runId)
+    .executeTakeFirst();
+  return row ? { body: row.body, gzip: toBuffer(row.gzip), etag: row.etag } : null;
+}
+
+export async function findSnapshotEtag(db: Db, runId: string): Promise<string | null> {
+  const row = await db.selectFrom('snapshots').select('etag').where('run_id', '=', runId).executeTakeFirst();
+  return row?.etag ?? null;
+}
+
+// ---- cached SQL results (cache=schedule) ----
+
+export async function putSqlCache(
+  db: Db,
+  entry: { projectId: string; key: string; cell: string; runId: string; payload: Buffer; now: Date },
+): Promise<void> {
+  await db
+    .insertInto('sql_cache')
+    .values({
+      project_id: entry.projectId,
+      key: entry.key,
+      cell: entry.cell,
+      run_id: entry.runId,
+      payload: entry.payload,
+      created_at: iso(entry.now),
+    })
+    .onConflict((oc) =>
+      oc.columns(['project_id', 'key']).doUpdateSet({
+        cell: entry.cell,
+        run_id: entry.runId,
+        payload: entry.payload,
+        created_at: iso(entry.now),
+      }),
+    )
+    .execute();
+}
+
+export async function getSqlCache(
+  db: Db,
+  projectId: string,
+  key: string,
+): Promise<{ runId: string; payload: Buffer } | null> {
+  const row = await db
+    .selectFrom('sql_cache')
+    .select(['run_id', 'payload'])
+    .where('project_id', '=', projectId)
+    .where('key', '=', key)
+    .executeTakeFirst();
+  return row ? { runId: row.run_id, payload: toBuffer(row.payload) } : null;
+}
+
+// ---- retention ----
+
+/**
+ * Deletes a project's finished, non-private runs beyond the newest `keepRuns` and/or older than
+ * `olderThan`, never the run in `protect` (the app's default state). Returns how many were deleted.
+ */
+export async function pruneRuns(
+  db: Db,
+  projectId: string,
+  options: { keepRuns: number | null; olderThan: Date | null; protect: string | null },
+): Promise<number> {
+  const finished = ['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped'];
+  const doomed = new Set<string>();
+  if (options.keepRuns !== null) {
+    const rows = await db
+      .selectFrom('runs')
+      .select('id')
+      .where('project_id', '=', projectId)
+      .where('private', '=', 0)
+      .where('status', 'in', finished)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .offset(options.keepRuns)
+      .limit(10_000)
+      .execute();
+    for (const r of rows) doomed.add(r.id);
+  }
+  if (options.olderThan !== null) {
+    const rows = await db
+      .selectFrom('runs')
+      .select('id')
+      .where('project_id', '=', projectId)
+      .where('private', '=', 0)
+      .where('status', 'in', finished)
+      .where('created_at', '<', iso(options.olderThan))
+      .execute();
+    for (const r of rows) doomed.add(r.id);
+  }
+  if (options.protect) doomed.delete(options.protect);
+  const ids = [...doomed];
+  for (let i = 0; i < ids.length; i += 500) {
+    await db
+      .deleteFrom('runs')
+      .where('id', 'in', ids.slice(i, i + 500))
+      .execute();
+  }
+  return ids.length;
+}
+
+/** Deletes private runs whose TTL passed. */
+export async function deleteExpiredPrivateRuns(db: Db, now: Date): Promise<number> {
+  const result = await db
+    .deleteFrom('runs')
+    .where('private', '=', 1)
+    .where('expires_at', '<', iso(now))
+    .where('status', 'not in', ['queued', 'running'])
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/** The database's own clock, for comparisons shared by several machines. */
+export async function databaseNow(db: Db, dialect: 'sqlite' | 'postgres'): Promise<Date> {
+  const query =
+    dialect === 'postgres'
+      ? sql<{ now: Date }>`select now() as now`
+      : sql<{ now: string }>`select strftime('%Y-%m-%dT%H:%M:%fZ', 'now') as now`;
+  const { rows } = await query.execute(db);
+  return toDate(rows[0]!.now);
+}
+
+/** Hands a held run back to the queue (graceful shutdown); the attempt does not count. */
+export async function releaseHeldRun(db: Db, id: string, worker: string): Promise<boolean> {
+  const result = await db
+    .updateTable('runs')
+    .set((eb) => ({
+      status: 'queued',
+      worker: null,
+      lease_expires_at: null,
+      started_at: null,
+      attempts: eb('attempts', '-', 1),
+    }))
+    .where('id', '=', id)
+    .where('status', '=', 'running')
+    .where('worker', '=', worker)
+    .where('cancel_requested', '=', 0)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}

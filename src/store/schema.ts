@@ -1,0 +1,198 @@
+/**
+ * The tables as Kysely sees them. Both databases store the same shapes, with three conventions that
+ * keep one query working on both:
+ * - instants are written as ISO 8601 strings with milliseconds (`YYYY-MM-DDTHH:MM:SS.sssZ`) and read
+ *   back as a `Date` (PostgreSQL) or that string (SQLite); `toDate` normalizes;
+ * - flags are integers 0/1;
+ * - JSON is text, and binary payloads are `bytea`/`blob` (read back as a Buffer or a Uint8Array).
+ */
+import type { Generated } from 'kysely';
+
+export type Instant = Date | string;
+/** What a column of instants accepts on insert and update. */
+export type InstantIn = string;
+
+export interface WorkspacesTable {
+  id: string;
+  name: string;
+  created_at: Generated<Instant>;
+}
+
+export interface UsersTable {
+  id: string;
+  workspace_id: string;
+  email: string;
+  name: string;
+  role: 'admin' | 'editor' | 'viewer';
+  created_at: Generated<Instant>;
+}
+
+export interface GroupsTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  created_at: Generated<Instant>;
+}
+
+export interface GroupMembersTable {
+  group_id: string;
+  user_id: string;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  user_id: string;
+  name: string;
+  /** SHA-256 of the token, hex. The token itself is never stored. */
+  token_hash: string;
+  created_at: InstantIn | Instant;
+  last_used_at: InstantIn | Instant | null;
+  revoked_at: InstantIn | Instant | null;
+}
+
+export interface ProjectsTable {
+  id: string;
+  workspace_id: string;
+  /** URL name, unique in the workspace. */
+  slug: string;
+  title: string;
+  /** The editable draft of the notebook (the project's logic). */
+  draft_source: string;
+  draft_updated_at: InstantIn | Instant;
+  created_by: string | null;
+  created_at: InstantIn | Instant;
+}
+
+export interface VersionsTable {
+  id: string;
+  project_id: string;
+  /** 1, 2, 3… per project. */
+  number: number;
+  /** SHA-256 over the notebook source and its files. */
+  content_hash: string;
+  source: string;
+  created_by: string | null;
+  created_at: InstantIn | Instant;
+}
+
+export interface VersionFilesTable {
+  version_id: string;
+  /** Relative to the notebook's folder, with `/` separators. */
+  path: string;
+  content: Uint8Array;
+}
+
+export interface ConnectionsTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  kind: 'postgres';
+  /** The connection URL, encrypted with the configured key (AES-256-GCM). */
+  secret: string;
+  created_at: InstantIn | Instant;
+}
+
+export interface RunsTable {
+  id: string;
+  workspace_id: string;
+  project_id: string;
+  version_id: string;
+  trigger: string;
+  context: string;
+  status: string;
+  private: Generated<number>;
+  /** JSON object of supplied input values. */
+  inputs: string;
+  created_by: string | null;
+  created_at: InstantIn | Instant;
+  scheduled_for: InstantIn | Instant | null;
+  started_at: InstantIn | Instant | null;
+  finished_at: InstantIn | Instant | null;
+  attempts: Generated<number>;
+  max_attempts: Generated<number>;
+  /** The worker that holds (or last held) the run. */
+  worker: string | null;
+  lease_expires_at: InstantIn | Instant | null;
+  cancel_requested: Generated<number>;
+  reason: string | null;
+  error_cell: string | null;
+  error_message: string | null;
+  /** Private runs are deleted after this instant. */
+  expires_at: InstantIn | Instant | null;
+}
+
+export interface RunCellsTable {
+  run_id: string;
+  idx: number;
+  name: string;
+  kind: string;
+  /** queued | running | succeeded | failed | skipped */
+  status: string;
+  started_at: InstantIn | Instant | null;
+  duration_ms: number | null;
+  /** The CellResult as JSON, once the cell finished. */
+  result: string | null;
+}
+
+export interface SnapshotsTable {
+  run_id: string;
+  /** The RunSnapshot as JSON. */
+  body: string;
+  /** The same JSON, gzip-compressed once, served as is. */
+  gzip: Uint8Array;
+  etag: string;
+  created_at: InstantIn | Instant;
+}
+
+export interface AppSettingsTable {
+  project_id: string;
+  show_last_run: Generated<number>;
+  /** The run whose snapshot is the app's default state. */
+  default_run_id: string | null;
+  keep_runs: number | null;
+  keep_days: number | null;
+  updated_at: InstantIn | Instant;
+}
+
+export interface SqlCacheTable {
+  project_id: string;
+  /** Hash of the connection, statements and bound values. */
+  key: string;
+  cell: string;
+  run_id: string;
+  /** The query result, serialized with v8 (keeps BigInt, Date). */
+  payload: Uint8Array;
+  created_at: InstantIn | Instant;
+}
+
+export interface Schema {
+  workspaces: WorkspacesTable;
+  users: UsersTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  api_tokens: ApiTokensTable;
+  projects: ProjectsTable;
+  versions: VersionsTable;
+  version_files: VersionFilesTable;
+  connections: ConnectionsTable;
+  runs: RunsTable;
+  run_cells: RunCellsTable;
+  snapshots: SnapshotsTable;
+  app_settings: AppSettingsTable;
+  sql_cache: SqlCacheTable;
+}
+
+export function toDate(value: Instant): Date;
+export function toDate(value: Instant | null): Date | null;
+export function toDate(value: Instant | null): Date | null {
+  if (value === null) return null;
+  return value instanceof Date ? value : new Date(value);
+}
+
+export function iso(date: Date): InstantIn {
+  return date.toISOString();
+}
+
+export function toBuffer(value: Uint8Array): Buffer {
+  return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}

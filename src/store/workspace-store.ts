@@ -1,0 +1,179 @@
+/**
+ * Queries on workspaces, their members, groups, API tokens and connections.
+ */
+import type { Kysely } from 'kysely';
+import type { Schema } from './schema.ts';
+import { iso, toDate } from './schema.ts';
+
+type Db = Kysely<Schema>;
+
+export type Role = 'admin' | 'editor' | 'viewer';
+
+export interface User {
+  id: string;
+  workspaceId: string;
+  email: string;
+  name: string;
+  role: Role;
+}
+
+export async function insertWorkspace(db: Db, id: string, name: string): Promise<void> {
+  await db.insertInto('workspaces').values({ id, name }).execute();
+}
+
+export async function findWorkspace(db: Db, id: string): Promise<{ id: string; name: string } | null> {
+  return (
+    (await db.selectFrom('workspaces').select(['id', 'name']).where('id', '=', id).executeTakeFirst()) ?? null
+  );
+}
+
+export async function countUsers(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<string | number>().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+export async function insertUser(db: Db, user: User): Promise<void> {
+  await db
+    .insertInto('users')
+    .values({
+      id: user.id,
+      workspace_id: user.workspaceId,
+      email: user.email,
+      name: user.name,
+      role: user.role,
+    })
+    .execute();
+}
+
+export async function findUser(db: Db, id: string): Promise<User | null> {
+  const row = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+  return row
+    ? { id: row.id, workspaceId: row.workspace_id, email: row.email, name: row.name, role: row.role }
+    : null;
+}
+
+export async function insertGroup(
+  db: Db,
+  group: { id: string; workspaceId: string; name: string },
+): Promise<void> {
+  await db
+    .insertInto('groups')
+    .values({ id: group.id, workspace_id: group.workspaceId, name: group.name })
+    .execute();
+}
+
+export async function addGroupMember(db: Db, groupId: string, userId: string): Promise<void> {
+  await db.insertInto('group_members').values({ group_id: groupId, user_id: userId }).execute();
+}
+
+export async function listGroupMembers(db: Db, groupId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('group_members')
+    .select('user_id')
+    .where('group_id', '=', groupId)
+    .execute();
+  return rows.map((r) => r.user_id);
+}
+
+export async function insertApiToken(
+  db: Db,
+  token: { id: string; userId: string; name: string; tokenHash: string; now: Date },
+): Promise<void> {
+  await db
+    .insertInto('api_tokens')
+    .values({
+      id: token.id,
+      user_id: token.userId,
+      name: token.name,
+      token_hash: token.tokenHash,
+      created_at: iso(token.now),
+      last_used_at: null,
+      revoked_at: null,
+    })
+    .execute();
+}
+
+/** The user a live (not revoked) token belongs to. */
+export async function findUserByTokenHash(
+  db: Db,
+  tokenHash: string,
+): Promise<(User & { tokenId: string }) | null> {
+  const row = await db
+    .selectFrom('api_tokens')
+    .innerJoin('users', 'users.id', 'api_tokens.user_id')
+    .select([
+      'api_tokens.id as token_id',
+      'users.id',
+      'users.workspace_id',
+      'users.email',
+      'users.name',
+      'users.role',
+    ])
+    .where('api_tokens.token_hash', '=', tokenHash)
+    .where('api_tokens.revoked_at', 'is', null)
+    .executeTakeFirst();
+  return row
+    ? {
+        tokenId: row.token_id,
+        id: row.id,
+        workspaceId: row.workspace_id,
+        email: row.email,
+        name: row.name,
+        role: row.role,
+      }
+    : null;
+}
+
+export async function revokeApiToken(db: Db, id: string, now: Date): Promise<void> {
+  await db
+    .updateTable('api_tokens')
+    .set({ revoked_at: iso(now) })
+    .where('id', '=', id)
+    .execute();
+}
+
+export interface StoredConnection {
+  id: string;
+  workspaceId: string;
+  name: string;
+  kind: 'postgres';
+  secret: string;
+  createdAt: Date;
+}
+
+export async function insertConnection(
+  db: Db,
+  c: Omit<StoredConnection, 'createdAt'> & { now: Date },
+): Promise<void> {
+  await db
+    .insertInto('connections')
+    .values({
+      id: c.id,
+      workspace_id: c.workspaceId,
+      name: c.name,
+      kind: c.kind,
+      secret: c.secret,
+      created_at: iso(c.now),
+    })
+    .execute();
+}
+
+export async function listConnections(db: Db, workspaceId: string): Promise<StoredConnection[]> {
+  const rows = await db
+    .selectFrom('connections')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .orderBy('name')
+    .execute();
+  return rows.map((r) => ({
+    id: r.id,
+    workspaceId: r.workspace_id,
+    name: r.name,
+    kind: r.kind,
+    secret: r.secret,
+    createdAt: toDate(r.created_at),
+  }));
+}
