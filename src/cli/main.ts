@@ -11,10 +11,14 @@ import { createAlmanac } from '../app/create-almanac.ts';
 import { AlmanacError, ValidationError } from '../domain/errors.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import { isRunContext, RUN_CONTEXTS } from '../domain/run-context.ts';
+import { ServerUnavailableError } from './api-client.ts';
 import { ProgressPrinter, renderSnapshot } from './render.ts';
+import { registerServerCommands } from './server-commands.ts';
 
 const EXIT_RUN_FAILED = 1;
 const EXIT_USAGE = 2;
+/** The server could not be reached or failed. */
+const EXIT_UNAVAILABLE = 3;
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -170,6 +174,7 @@ export function buildProgram(): Command {
     .action(async (file: string, flags: RunFlags) => {
       process.exitCode = await runCommand(file, flags);
     });
+  registerServerCommands(program);
   return program;
 }
 
@@ -193,6 +198,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (error instanceof AlmanacError) {
       process.stderr.write(`almanac: ${error.message}\n`);
       return EXIT_USAGE;
+    }
+    if (error instanceof ServerUnavailableError) {
+      process.stderr.write(`almanac: ${error.message}\n`);
+      return EXIT_UNAVAILABLE;
     }
     process.stderr.write(`almanac: unexpected error: ${(error as Error).stack ?? error}\n`);
     return 70;

@@ -1,0 +1,123 @@
+/**
+ * The CLI's client for a running server, as a user's laptop would use it: base URL and API token,
+ * JSON in and out, and Server-Sent Events for live progress. Errors keep the server's code, message
+ * and field, so the CLI can print them as one line.
+ */
+import { AlmanacError, type ErrorCode } from '../domain/errors.ts';
+
+export class ApiError extends AlmanacError {
+  readonly field: string | undefined;
+  readonly httpStatus: number;
+  constructor(status: number, code: string, message: string, field?: string) {
+    super(code as ErrorCode, field && !message.startsWith(field) ? `${field}: ${message}` : message, status);
+    this.field = field;
+    this.httpStatus = status;
+  }
+}
+
+/** The server could not be reached, or failed (5xx). */
+export class ServerUnavailableError extends Error {}
+
+export class ApiClient {
+  readonly baseUrl: string;
+  readonly #token: string | null;
+
+  constructor(baseUrl: string, token: string | null) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.#token = token;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; data: T }> {
+    let response: Response;
+    try {
+      response = await fetch(this.baseUrl + path, {
+        method,
+        headers: {
+          ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}),
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      throw new ServerUnavailableError(
+        `cannot reach the Almanac server at ${this.baseUrl} (${cause}); start it with 'almanac serve' or pass --server`,
+      );
+    }
+    const text = await response.text();
+    let data: unknown = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = text;
+    }
+    if (!response.ok) {
+      const error = (data as { error?: { code?: string; message?: string; field?: string } } | null)?.error;
+      if (response.status >= 500) {
+        throw new ServerUnavailableError(
+          `the server failed (${response.status}): ${error?.message ?? text.slice(0, 200)}`,
+        );
+      }
+      throw new ApiError(
+        response.status,
+        error?.code ?? 'internal',
+        error?.message ?? `HTTP ${response.status}`,
+        error?.field,
+      );
+    }
+    return { status: response.status, data: data as T };
+  }
+
+  get<T>(path: string) {
+    return this.request<T>('GET', path).then((r) => r.data);
+  }
+
+  post<T>(path: string, body: unknown = {}) {
+    return this.request<T>('POST', path, body);
+  }
+
+  /** Yields each `event`/`data` pair of a Server-Sent Events stream until it ends. */
+  async *events(path: string): AsyncGenerator<{ event: string; data: string }> {
+    let response: Response;
+    try {
+      response = await fetch(this.baseUrl + path, {
+        headers: {
+          accept: 'text/event-stream',
+          ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}),
+        },
+      });
+    } catch (error) {
+      throw new ServerUnavailableError(
+        `cannot reach the Almanac server at ${this.baseUrl} (${(error as Error).message})`,
+      );
+    }
+    if (!response.ok || !response.body) {
+      const body = (await response.json().catch(() => null)) as {
+        error?: { code: string; message: string };
+      } | null;
+      throw new ApiError(
+        response.status,
+        body?.error?.code ?? 'internal',
+        body?.error?.message ?? `HTTP ${response.status}`,
+      );
+    }
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of response.body) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let end = buffer.indexOf('\n\n');
+      while (end >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let event = 'message';
+        const data: string[] = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event:')) event = line.slice(6).trim();
+          else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+        }
+        if (data.length > 0) yield { event, data: data.join('\n') };
+        end = buffer.indexOf('\n\n');
+      }
+    }
+  }
+}

@@ -1,0 +1,329 @@
+/**
+ * CLI commands that serve, or talk to a server: `serve`, `publish`, `runs` and `trigger`. The client
+ * commands reach the server by URL (`--server`, ALMANAC_URL) and API token (`--token`, ALMANAC_TOKEN,
+ * or the admin token `serve` saved under the data dir on first start).
+ */
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { resolveConfig } from '../app/config.ts';
+import { createServer, ROLES, type Role } from '../app/create-server.ts';
+import { collectProjectFiles } from '../app/project-files.ts';
+import { ValidationError } from '../domain/errors.ts';
+import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
+import { RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
+import { ApiClient, ApiError } from './api-client.ts';
+
+const ADMIN_TOKEN_FILE = 'admin-token';
+
+interface ClientFlags {
+  server?: string;
+  token?: string;
+  dataDir?: string;
+}
+
+interface RunJson {
+  id: string;
+  trigger: string;
+  context: string;
+  status: string;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  attempts: number;
+  inputs: Record<string, unknown>;
+  error: { cell: string | null; message: string } | null;
+  projectSlug?: string;
+  versionNumber?: number;
+  cells?: { index: number; name: string; kind: string; status: string; durationMs: number | null }[];
+}
+
+function client(flags: ClientFlags): ApiClient {
+  const server = flags.server ?? process.env['ALMANAC_URL'] ?? 'http://127.0.0.1:3100';
+  if (!/^https?:\/\/[^/]+/.test(server)) {
+    throw new ValidationError('--server', `'${server}' is not an http:// or https:// URL`);
+  }
+  let token = flags.token ?? process.env['ALMANAC_TOKEN'] ?? null;
+  if (!token) {
+    const file = join(
+      resolve(flags.dataDir ?? process.env['ALMANAC_DATA_DIR'] ?? '.almanac'),
+      ADMIN_TOKEN_FILE,
+    );
+    if (existsSync(file)) token = readFileSync(file, 'utf8').trim();
+  }
+  if (!token) {
+    throw new ValidationError(
+      '--token',
+      'no API token: pass --token, set ALMANAC_TOKEN, or run this next to the data dir of `almanac serve`',
+    );
+  }
+  return new ApiClient(server, token);
+}
+
+function addClientOptions(command: Command): Command {
+  return command
+    .option('--server <url>', 'the Almanac server (default ALMANAC_URL or http://127.0.0.1:3100)')
+    .option('--token <token>', 'API token (default ALMANAC_TOKEN, or the admin token saved by serve)')
+    .option('--data-dir <dir>', 'where serve keeps its data, to find the saved admin token');
+}
+
+function parseInputs(pairs: readonly string[]): Record<string, string> {
+  const inputs: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new ValidationError('--input', `expected key=value, got '${pair}'`);
+    inputs[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return inputs;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function seconds(run: RunJson): string {
+  if (!run.startedAt || !run.finishedAt) return '';
+  return ` in ${((Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000).toFixed(2)} s`;
+}
+
+/** Follows a run's events, printing each cell as it finishes. Resolves to the final run. */
+async function follow(api: ApiClient, runId: string, print: boolean): Promise<RunJson> {
+  const seen = new Map<number, string>();
+  let last: RunJson | null = null;
+  for await (const message of api.events(`/api/runs/${runId}/events`)) {
+    if (message.event !== 'run') continue;
+    last = JSON.parse(message.data) as RunJson;
+    if (!print) continue;
+    for (const cell of last.cells ?? []) {
+      if (seen.get(cell.index) === cell.status) continue;
+      seen.set(cell.index, cell.status);
+      const mark = { running: '…', succeeded: '✓', failed: '✗', skipped: '-' }[cell.status];
+      if (mark && cell.status !== 'queued') {
+        const time = cell.durationMs !== null && cell.status !== 'running' ? ` ${cell.durationMs} ms` : '';
+        process.stderr.write(`  ${mark} ${cell.name} (${cell.kind})${time}\n`);
+      }
+    }
+  }
+  if (!last) throw new ValidationError('run', `no progress received for run ${runId}`);
+  return last;
+}
+
+export function registerServerCommands(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the API, app pages and a worker in one process on the data dir')
+    .option('--port <port>', 'HTTP port (default ALMANAC_PORT or 3100)')
+    .option('--host <host>', 'bind address (default ALMANAC_HOST or 127.0.0.1)')
+    .option('--data-dir <dir>', 'where Almanac keeps its data (default .almanac)')
+    .option('--role <roles>', `comma-separated roles to run: ${ROLES.join(', ')} (default all)`)
+    .option(
+      '--seed <notebook>',
+      'create or update this project and publish it on start (repeat for several)',
+      collect,
+      [],
+    )
+    .action(
+      async (flags: { port?: string; host?: string; dataDir?: string; role?: string; seed: string[] }) => {
+        const port = flags.port === undefined ? undefined : Number(flags.port);
+        if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+          throw new ValidationError('--port', `must be a port number 0-65535, got '${flags.port}'`);
+        }
+        const roles = (flags.role ?? ROLES.join(',')).split(',').map((r) => r.trim());
+        for (const role of roles) {
+          if (!(ROLES as readonly string[]).includes(role)) {
+            throw new ValidationError('--role', `unknown role '${role}'; roles are ${ROLES.join(', ')}`);
+          }
+        }
+        for (const seed of flags.seed) {
+          if (!existsSync(seed) || !statSync(seed).isFile())
+            throw new ValidationError('--seed', `cannot read notebook '${seed}'`);
+        }
+        const config = resolveConfig({
+          ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
+          ...(port !== undefined ? { port } : {}),
+          ...(flags.host ? { host: flags.host } : {}),
+        });
+        const server = await createServer(config, { roles: roles as Role[] });
+        const tokenFile = join(config.dataDir, ADMIN_TOKEN_FILE);
+        if (server.adminToken) writeFileSync(tokenFile, `${server.adminToken}\n`, { mode: 0o600 });
+        for (const seed of flags.seed) {
+          const result = await server.seed(seed);
+          process.stdout.write(
+            `${result.created ? 'published' : 'up to date:'} ${result.project} v${result.version.number}${result.run ? ` (publish run ${result.run.id})` : ''}\n`,
+          );
+        }
+        const token =
+          server.adminToken ?? (existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : null);
+        if (server.url) {
+          process.stdout.write(`\nAlmanac is serving at ${server.url}\n`);
+          if (server.adminToken) {
+            process.stdout.write(
+              `Admin API token (shown once; also saved to ${tokenFile}):\n  ${server.adminToken}\n`,
+            );
+          }
+          if (token) {
+            const next = flags.seed[0] ? `/apps/${basename(flags.seed[0], '.md')}` : '/';
+            process.stdout.write(
+              `Open in a browser:\n  ${server.url}/login?token=${token}&next=${encodeURIComponent(next)}\n`,
+            );
+          } else {
+            process.stdout.write(
+              'Sign in with the admin token printed on first start (or set ALMANAC_ADMIN_TOKEN).\n',
+            );
+          }
+          process.stdout.write('Press Ctrl+C to stop.\n');
+        }
+        await new Promise<void>((done) => {
+          const stop = () => {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+            process.stderr.write('stopping: finishing runs in progress…\n');
+            void server.stop().then(done);
+          };
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        });
+      },
+    );
+
+  addClientOptions(
+    program
+      .command('publish')
+      .description("publish a notebook (and its folder's files) to the server as a new version")
+      .argument('<notebook>', 'the notebook file (.md)')
+      .option('--slug <slug>', 'project slug (default: the file name)')
+      .option('--wait', 'wait for the publish run and print its progress', false),
+  ).action(async (file: string, flags: ClientFlags & { slug?: string; wait: boolean }) => {
+    let source: string;
+    try {
+      source = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ValidationError(
+        'notebook',
+        `cannot read '${file}': ${(error as NodeJS.ErrnoException).code}`,
+      );
+    }
+    await parseNotebook(source, { file });
+    const api = client(flags);
+    const slug =
+      flags.slug ??
+      basename(file, '.md')
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, '-')
+        .replace(/^-|-$/g, '');
+    try {
+      await api.get(`/api/projects/${encodeURIComponent(slug)}`);
+      await api.request('PUT', `/api/projects/${encodeURIComponent(slug)}/draft`, { source });
+    } catch (error) {
+      if (!(error instanceof ApiError && error.httpStatus === 404)) throw error;
+      await api.post('/api/projects', { source, slug });
+    }
+    const files = Object.fromEntries(
+      [...collectProjectFiles(file)].map(([path, content]) => [path, content.toString('base64')]),
+    );
+    const { data } = await api.post<{ version: { number: number }; created: boolean; run: RunJson | null }>(
+      `/api/projects/${encodeURIComponent(slug)}/publish`,
+      { files },
+    );
+    if (!data.created) {
+      process.stdout.write(`${slug}: v${data.version.number} already has this content; nothing published\n`);
+      return;
+    }
+    process.stdout.write(`${slug}: published v${data.version.number}; publish run ${data.run!.id} queued\n`);
+    if (flags.wait) {
+      const run = await follow(api, data.run!.id, true);
+      process.stdout.write(`publish run ${run.status}${seconds(run)}\n`);
+      if (run.status !== 'succeeded') {
+        process.stderr.write(`almanac: ${run.error?.message ?? `publish run ${run.status}`}\n`);
+        process.exitCode = 1;
+      }
+    }
+  });
+
+  addClientOptions(
+    program
+      .command('runs')
+      .description('list runs, newest first')
+      .argument('[project]', 'project slug or id (default: all projects)')
+      .option('--status <status>', `only runs with this status (${RUN_STATUSES.join(', ')})`)
+      .option('--trigger <trigger>', `only runs with this trigger (${RUN_TRIGGERS.join(', ')})`)
+      .option('--limit <n>', 'how many (1-200)', '20')
+      .option('--json', 'print JSON', false),
+  ).action(
+    async (
+      project: string | undefined,
+      flags: ClientFlags & { status?: string; trigger?: string; limit: string; json: boolean },
+    ) => {
+      const api = client(flags);
+      const query = new URLSearchParams();
+      if (project) query.set('project', project);
+      if (flags.status) query.set('status', flags.status);
+      if (flags.trigger) query.set('trigger', flags.trigger);
+      query.set('limit', flags.limit);
+      const page = await api.get<{ runs: RunJson[]; nextCursor: string | null }>(`/api/runs?${query}`);
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(page, null, 2)}\n`);
+        return;
+      }
+      if (page.runs.length === 0) {
+        process.stdout.write('no runs\n');
+        return;
+      }
+      const rows = page.runs.map((r) => [
+        r.id,
+        r.status,
+        r.trigger,
+        r.context,
+        r.createdAt.replace('T', ' ').slice(0, 19),
+        seconds(r).replace(' in ', ''),
+        r.error ? `${r.error.cell ? `${r.error.cell}: ` : ''}${r.error.message}`.slice(0, 60) : '',
+      ]);
+      const head = ['RUN', 'STATUS', 'TRIGGER', 'CONTEXT', 'CREATED (UTC)', 'TOOK', 'ERROR'];
+      const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+      for (const row of [head, ...rows]) {
+        process.stdout.write(
+          `${row
+            .map((v, i) => v.padEnd(widths[i]!))
+            .join('  ')
+            .trimEnd()}\n`,
+        );
+      }
+      if (page.nextCursor) process.stdout.write(`(more: --limit ${Number(flags.limit) * 2})\n`);
+    },
+  );
+
+  addClientOptions(
+    program
+      .command('trigger')
+      .description('start an API-triggered run of the published version (context api-triggered)')
+      .argument('<project>', 'project slug or id')
+      .option('-i, --input <key=value>', 'an input value (repeat for several)', collect, [])
+      .option('--version <version>', 'version number or id (default: latest)')
+      .option('--wait', 'wait for the run to end, printing progress; exit 1 if it fails', false)
+      .option('--json', 'print the run as JSON', false),
+  ).action(
+    async (
+      project: string,
+      flags: ClientFlags & { input: string[]; version?: string; wait: boolean; json: boolean },
+    ) => {
+      const inputs = parseInputs(flags.input);
+      const api = client(flags);
+      const { data: run } = await api.post<RunJson>(`/api/projects/${encodeURIComponent(project)}/runs`, {
+        inputs,
+        ...(flags.version ? { version: flags.version } : {}),
+      });
+      if (!flags.wait) {
+        process.stdout.write(flags.json ? `${JSON.stringify(run, null, 2)}\n` : `run ${run.id} queued\n`);
+        return;
+      }
+      if (!flags.json) process.stderr.write(`run ${run.id} queued\n`);
+      const final = await follow(api, run.id, !flags.json);
+      if (flags.json) process.stdout.write(`${JSON.stringify(final, null, 2)}\n`);
+      else process.stdout.write(`run ${final.id} ${final.status}${seconds(final)}\n`);
+      if (final.status !== 'succeeded') {
+        process.stderr.write(`almanac: ${final.error?.message ?? `run ${final.status}`}\n`);
+        process.exitCode = 1;
+      }
+    },
+  );
+}
