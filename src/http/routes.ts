@@ -45,7 +45,6 @@ export interface RouteSpec<
   }): Promise<Response>;
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: the table holds routes of every shape
 export type AnyRoute = RouteSpec<any, any, any>;
 
 export function route<

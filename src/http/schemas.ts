@@ -158,6 +158,30 @@ export const UpdateAppSettingsBody = z.object({
   keepDays: z.number().int().nullable().optional().describe('Keep runs for D days; null: no limit'),
 });
 
+export const AppManifest = z
+  .object({
+    project: z.string(),
+    title: z.string(),
+    description: z.string(),
+    version: z.number().int().nullable(),
+    inputs: z.array(
+      z.object({
+        name: z.string(),
+        type: z.enum(['select', 'text', 'number', 'date', 'checkbox']),
+        label: z.string(),
+        default: inputValue,
+        options: z.array(z.union([z.string(), z.number()])).optional(),
+        min: z.number().optional(),
+        max: z.number().optional(),
+        description: z.string().optional(),
+      }),
+    ),
+    hideCode: z.boolean(),
+    showLastRun: z.boolean(),
+    defaultRunId: z.string().nullable(),
+  })
+  .meta({ id: 'AppManifest' });
+
 export const AppOpenStarted = z.object({
   kind: z.literal('run'),
   run: Run,

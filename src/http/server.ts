@@ -319,6 +319,30 @@ export function createHttpApp(options: HttpOptions): HttpApp {
     }),
     route({
       method: 'get',
+      path: '/api/projects/:project/app/manifest',
+      summary: "What an app page needs besides the snapshot: the published version's title and inputs",
+      tag: 'apps',
+      params: S.ProjectParams,
+      responses: { 200: { description: 'The manifest', schema: S.AppManifest } },
+      handler: async ({ c, principal, params }) => {
+        const project = await projects.getProject(ctx, principal, params.project);
+        const latest = await latestOf(project);
+        const settings = await projects.getAppSettings(ctx, principal, project.id);
+        const notebook = latest ? await runs.notebookOfVersion(latest.id, latest.source) : null;
+        return c.json({
+          project: project.slug,
+          title: notebook?.title ?? project.title,
+          description: notebook?.description ?? '',
+          version: latest?.number ?? null,
+          inputs: notebook?.inputs ?? [],
+          hideCode: notebook?.app.hideCode ?? true,
+          showLastRun: settings.showLastRun,
+          defaultRunId: settings.defaultRunId,
+        });
+      },
+    }),
+    route({
+      method: 'get',
       path: '/api/projects/:project/app/settings',
       summary: 'App settings',
       tag: 'apps',

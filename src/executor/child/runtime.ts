@@ -422,6 +422,10 @@ process.on('message', (message: HostMessage) => {
   }
 });
 
+// The host died (a worker killed mid-run): nothing can receive results any more, so stop at once
+// rather than run on unowned; the run's lease expires and the queue hands it to another worker.
+process.on('disconnect', () => process.exit(0));
+
 process.on('uncaughtException', (error) => {
   log('error', `uncaught exception: ${format(error)}`);
 });

@@ -1,0 +1,211 @@
+/**
+ * Renders a run snapshot as the app: prose, tables, values and Vega-Lite charts, in notebook order.
+ * This is also the page screenshots capture, so it reports when every chart has drawn (`onReady`).
+ */
+import { useEffect, useLayoutEffect, useRef } from 'react';
+import type { CellOutput, CellResult, Snapshot } from './api.ts';
+
+const NUMERIC =
+  /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|DOUBLE|FLOAT|REAL|DECIMAL|NUMERIC|int|float|numeric|number|bigint)/i;
+
+/** A value of the tagged JSON encoding (docs/run-snapshot.md) as display text. */
+export function displayValue(value: unknown): string {
+  if (value === null || value === undefined) return '—';
+  if (typeof value === 'number')
+    return Number.isInteger(value)
+      ? value.toLocaleString('en-US')
+      : value.toLocaleString('en-US', { maximumFractionDigits: 4 });
+  if (typeof value === 'string' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'object' && '$type' in value) {
+    const tagged = value as { $type: string; value?: unknown };
+    if (tagged.$type === 'undefined') return 'undefined';
+    return tagged.value === undefined ? `[${tagged.$type}]` : displayValue(tagged.value);
+  }
+  return JSON.stringify(value);
+}
+
+function Table({ output }: { output: Extract<CellOutput, { kind: 'table' }> }) {
+  const numeric = output.columns.map((c) => NUMERIC.test(c.type));
+  if (output.columns.length === 0 && output.rowsChanged !== undefined) {
+    return <p className="meta">{output.rowsChanged} row(s) changed</p>;
+  }
+  return (
+    <div className="table-wrap">
+      <table>
+        <thead>
+          <tr>
+            {output.columns.map((c, i) => (
+              <th key={c.name} className={numeric[i] ? 'num' : ''} title={c.type}>
+                {c.name}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {output.rows.map((row, r) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: rows have no identity
+            <tr key={r}>
+              {row.map((v, i) => (
+                // biome-ignore lint/suspicious/noArrayIndexKey: columns are positional
+                <td key={i} className={numeric[i] ? 'num' : ''}>
+                  {displayValue(v)}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p className="meta">
+        {output.totalRows.toLocaleString('en-US')} row(s)
+        {output.truncated ? `, first ${output.rows.length} shown` : ''}
+      </p>
+    </div>
+  );
+}
+
+/** Numeric text (exact decimals, big integers) becomes a number for charting. */
+function chartRows(rows: Record<string, unknown>[]): Record<string, unknown>[] {
+  return rows.map((row) => {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(row)) {
+      if (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v)) out[k] = Number(v);
+      else if (v && typeof v === 'object' && '$type' in v) out[k] = (v as { value?: unknown }).value ?? null;
+      else out[k] = v;
+    }
+    return out;
+  });
+}
+
+function Chart({ output, onDone }: { output: Extract<CellOutput, { kind: 'chart' }>; onDone: () => void }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    let cancelled = false;
+    let finalize: (() => void) | undefined;
+    void (async () => {
+      try {
+        const { default: embed } = await import('vega-embed');
+        const datasets = Object.fromEntries(
+          Object.entries(output.datasets).map(([k, rows]) => [k, chartRows(rows)]),
+        );
+        const spec = {
+          width: 'container',
+          ...output.spec,
+          datasets: { ...datasets, ...(output.spec['datasets'] as object) },
+        };
+        if (!ref.current || cancelled) return;
+        const result = await embed(ref.current, spec as never, { actions: false, renderer: 'svg' });
+        finalize = () => result.finalize();
+      } catch (error) {
+        if (ref.current) ref.current.textContent = `chart failed: ${(error as Error).message}`;
+      } finally {
+        if (!cancelled) onDone();
+      }
+    })();
+    return () => {
+      cancelled = true;
+      finalize?.();
+    };
+  }, [output, onDone]);
+  return <div className="chart" ref={ref} />;
+}
+
+/**
+ * Prose HTML is rendered by the run engine from the notebook's Markdown, with every interpolated value
+ * escaped; the notebook's authors are workspace members.
+ */
+function Prose({ name, html }: { name: string; html: string }) {
+  const ref = useRef<HTMLElement>(null);
+  useLayoutEffect(() => {
+    if (ref.current) ref.current.innerHTML = html;
+  }, [html]);
+  return <section className="cell prose" data-cell={name} ref={ref} />;
+}
+
+function Cell({
+  cell,
+  showCodeOutputs,
+  onChartDone,
+}: {
+  cell: CellResult;
+  showCodeOutputs: boolean;
+  onChartDone: () => void;
+}) {
+  if (cell.status === 'failed' && cell.error) {
+    return (
+      <section className="cell failed" data-cell={cell.name}>
+        <h3>{cell.name}</h3>
+        <pre className="error">
+          {cell.error.name}: {cell.error.message}
+          {cell.error.line ? ` (line ${cell.error.line})` : ''}
+        </pre>
+      </section>
+    );
+  }
+  const output = cell.output;
+  if (!output) return null;
+  if (output.kind === 'html') {
+    return <Prose name={cell.name} html={output.html} />;
+  }
+  if (output.kind === 'chart') {
+    return (
+      <section className="cell" data-cell={cell.name}>
+        <Chart output={output} onDone={onChartDone} />
+      </section>
+    );
+  }
+  if ((cell.kind === 'js' || cell.kind === 'ts') && !showCodeOutputs) return null;
+  if (
+    output.kind === 'value' &&
+    (output.value === null || (output.value as { $type?: string })?.$type === 'undefined')
+  )
+    return null;
+  return (
+    <section className="cell" data-cell={cell.name}>
+      <h3>{cell.name}</h3>
+      {output.kind === 'table' ? (
+        <Table output={output} />
+      ) : (
+        <pre className="value">{displayValue(output.value)}</pre>
+      )}
+    </section>
+  );
+}
+
+export function SnapshotView({
+  snapshot,
+  showCodeOutputs,
+  onReady,
+}: {
+  snapshot: Snapshot;
+  showCodeOutputs: boolean;
+  onReady: () => void;
+}) {
+  const charts = snapshot.cells.filter((c) => c.output?.kind === 'chart' && c.status !== 'failed').length;
+  const drawn = useRef(0);
+  const readyRef = useRef(onReady);
+  readyRef.current = onReady;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: reset per snapshot
+  useEffect(() => {
+    drawn.current = 0;
+    if (charts === 0) readyRef.current();
+  }, [snapshot, charts]);
+  const onChartDone = useRef(() => {
+    drawn.current += 1;
+    if (drawn.current >= charts) readyRef.current();
+  });
+  onChartDone.current = () => {
+    drawn.current += 1;
+    if (drawn.current >= charts) readyRef.current();
+  };
+  const stableDone = useRef(() => onChartDone.current()).current;
+  return (
+    <div className="snapshot" data-run={snapshot.runId}>
+      {snapshot.status !== 'succeeded' && snapshot.message ? (
+        <div className="banner failed">{snapshot.message}</div>
+      ) : null}
+      {snapshot.cells.map((cell) => (
+        <Cell key={cell.name} cell={cell} showCodeOutputs={showCodeOutputs} onChartDone={stableDone} />
+      ))}
+    </div>
+  );
+}

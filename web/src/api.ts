@@ -1,0 +1,151 @@
+/** The web app's calls to the API. The browser sends the login cookie; errors carry the server's message. */
+
+export interface InputSpec {
+  name: string;
+  type: 'select' | 'text' | 'number' | 'date' | 'checkbox';
+  label: string;
+  default: string | number | boolean | null;
+  options?: (string | number)[];
+  min?: number;
+  max?: number;
+  description?: string;
+}
+
+export interface Manifest {
+  project: string;
+  title: string;
+  description: string;
+  version: number | null;
+  inputs: InputSpec[];
+  hideCode: boolean;
+  showLastRun: boolean;
+  defaultRunId: string | null;
+}
+
+export interface RunCell {
+  index: number;
+  name: string;
+  kind: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'skipped';
+  durationMs: number | null;
+}
+
+export interface Run {
+  id: string;
+  trigger: string;
+  context: string;
+  status: string;
+  private: boolean;
+  inputs: Record<string, unknown>;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: { cell: string | null; message: string } | null;
+  cells?: RunCell[];
+}
+
+export interface Column {
+  name: string;
+  type: string;
+}
+
+export type CellOutput =
+  | {
+      kind: 'table';
+      columns: Column[];
+      rows: unknown[][];
+      totalRows: number;
+      truncated: boolean;
+      rowsChanged?: number;
+    }
+  | { kind: 'value'; value: unknown }
+  | { kind: 'html'; html: string }
+  | { kind: 'chart'; spec: Record<string, unknown>; datasets: Record<string, Record<string, unknown>[]> };
+
+export interface CellResult {
+  name: string;
+  kind: 'sql' | 'js' | 'ts' | 'chart' | 'prose';
+  status: 'succeeded' | 'failed' | 'skipped';
+  durationMs: number;
+  output: CellOutput | null;
+  logs: { level: string; text: string }[];
+  error: { cell: string; line: number | null; name: string; message: string } | null;
+}
+
+export interface Snapshot {
+  runId: string;
+  title: string;
+  status: string;
+  message: string | null;
+  context: string;
+  inputs: Record<string, unknown>;
+  startedAt: string;
+  finishedAt: string;
+  cells: CellResult[];
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function call<T>(path: string, init?: RequestInit): Promise<{ status: number; body: T }> {
+  const response = await fetch(path, {
+    ...init,
+    credentials: 'same-origin',
+    headers: { ...(init?.body ? { 'content-type': 'application/json' } : {}), ...init?.headers },
+  });
+  const body = (await response.json().catch(() => null)) as T & { error?: { message: string } };
+  if (!response.ok) {
+    throw new ApiError(response.status, body?.error?.message ?? `HTTP ${response.status}`);
+  }
+  return { status: response.status, body };
+}
+
+export const api = {
+  projects: () =>
+    call<{ slug: string; title: string; latestVersion: number | null }[]>('/api/projects').then(
+      (r) => r.body,
+    ),
+  manifest: (project: string) => call<Manifest>(`/api/projects/${project}/app/manifest`).then((r) => r.body),
+  /** 200: the default state's snapshot; 202: a run started (show_last_run off). */
+  openApp: (project: string) =>
+    call<Snapshot | { kind: 'run'; run: Run }>(`/api/projects/${project}/app`).then((r) =>
+      r.status === 202 ? { run: (r.body as { run: Run }).run } : { snapshot: r.body as Snapshot },
+    ),
+  runs: (project: string) =>
+    call<{ runs: Run[]; nextCursor: string | null }>(
+      `/api/runs?project=${encodeURIComponent(project)}&limit=25`,
+    ).then((r) => r.body),
+  run: (id: string) => call<Run>(`/api/runs/${id}`).then((r) => r.body),
+  snapshot: (runId: string) => call<Snapshot>(`/api/runs/${runId}/snapshot`).then((r) => r.body),
+  rerun: (project: string, inputs: Record<string, unknown>) =>
+    call<Run>(`/api/projects/${project}/runs`, {
+      method: 'POST',
+      body: JSON.stringify({ inputs, private: true }),
+    }).then((r) => r.body),
+  cancel: (id: string) => call<Run>(`/api/runs/${id}/cancel`, { method: 'POST' }).then((r) => r.body),
+};
+
+/** Follows a run over Server-Sent Events until it ends. */
+export function followRun(id: string, onRun: (run: Run) => void): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const source = new EventSource(`/api/runs/${id}/events`);
+    let last: Run | null = null;
+    source.addEventListener('run', (event) => {
+      last = JSON.parse((event as MessageEvent).data) as Run;
+      onRun(last);
+    });
+    source.addEventListener('end', () => {
+      source.close();
+      if (last) resolve(last);
+      else reject(new Error('the run ended without progress'));
+    });
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) reject(new Error('lost the connection to the server'));
+    };
+  });
+}
