@@ -9,7 +9,10 @@ for (const target of await storeTargets()) {
     it('migrates a fresh database, and a second run changes nothing', async () => {
       const store = await target.open<any>();
       try {
-        assert.deepEqual(await migrate(store.db, store.dialect), ['0001_workspaces_and_users']);
+        assert.deepEqual(await migrate(store.db, store.dialect), [
+          '0001_workspaces_and_users',
+          '0002_server',
+        ]);
         assert.deepEqual(await migrate(store.db, store.dialect), []);
         assert.deepEqual(store.capabilities, CAPABILITIES[target.name]);
       } finally {

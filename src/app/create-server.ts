@@ -42,6 +42,8 @@ export interface ServerOptions {
   worker?: { id?: string; leaseMs?: number; heartbeatMs?: number; concurrency?: number };
   /** Housekeeping interval. @default 5000 */
   housekeepingMs?: number;
+  /** Start the worker and housekeeping loops. Tests turn this off and drive them with drain()/tick(). @default true */
+  autostart?: boolean;
 }
 
 export interface AlmanacServer {
@@ -153,8 +155,10 @@ export async function createServer(
     },
   };
 
-  worker?.start();
-  housekeeper.start();
+  if (options.autostart !== false) {
+    worker?.start();
+    housekeeper.start();
+  }
   if (roles.has('web') && options.listen !== false) {
     server = await new Promise<Server>((ready, fail) => {
       const s = serve({ fetch: http.app.fetch, port: config.port, hostname: config.host }, () =>

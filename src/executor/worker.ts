@@ -67,6 +67,7 @@ export class Worker {
   readonly #active = new Map<string, ActiveRun>();
   readonly #engines = new Map<string, PostgresEngine>();
   #unsubscribe: (() => void)[] = [];
+  readonly #offCancel: () => void;
   #timers: NodeJS.Timeout[] = [];
   #running = false;
   #ticking: Promise<number> | null = null;
@@ -86,6 +87,10 @@ export class Worker {
     this.#heartbeatMs = options.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 3));
     this.#fallbackMs = options.fallbackMs ?? 30_000;
     this.#log = options.log ?? quiet;
+    // Cancellation must reach a running run even when the loops are driven by hand (tests, drain()).
+    this.#offCancel = this.#ctx.wakeups.subscribe('run_cancel', (runId) => {
+      if (this.#active.has(runId)) void this.heartbeat();
+    });
   }
 
   /** Ids of the runs executing now. */
@@ -96,12 +101,7 @@ export class Worker {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    this.#unsubscribe.push(
-      this.#ctx.wakeups.subscribe('run_queued', () => this.#wake()),
-      this.#ctx.wakeups.subscribe('run_cancel', (runId) => {
-        if (this.#active.has(runId)) void this.heartbeat();
-      }),
-    );
+    this.#unsubscribe.push(this.#ctx.wakeups.subscribe('run_queued', () => this.#wake()));
     this.#timers.push(
       setInterval(() => void this.heartbeat(), this.#heartbeatMs),
       setInterval(() => this.#wake(), this.#fallbackMs),
@@ -307,6 +307,7 @@ export class Worker {
       }
       await all;
     }
+    this.#offCancel();
     await Promise.all([...this.#engines.values()].map((e) => e.close().catch(() => {})));
     this.#engines.clear();
   }

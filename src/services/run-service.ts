@@ -334,6 +334,7 @@ export async function completeRun(
     });
     if (!ok) return false;
     await rs.insertSnapshot(trx, run.id, stored, now);
+    await rs.settleCells(trx, run.id, snapshot.cells);
     if (snapshot.status === 'succeeded' && refreshesDefaultState(run.trigger) && !run.private) {
       const settings = await ps.getAppSettings(trx, run.projectId);
       const current = settings.defaultRunId ? await rs.findRun(trx, settings.defaultRunId) : null;

@@ -326,6 +326,30 @@ export async function markCellFinished(
     .execute();
 }
 
+/** Brings cells still queued or running to their final state (a run that was stopped or crashed). */
+export async function settleCells(
+  db: Db,
+  runId: string,
+  cells: readonly { status: string; durationMs: number }[],
+): Promise<void> {
+  const open = await db
+    .selectFrom('run_cells')
+    .select('idx')
+    .where('run_id', '=', runId)
+    .where('status', 'in', ['queued', 'running'])
+    .execute();
+  for (const { idx } of open) {
+    const cell = cells[Number(idx)];
+    if (!cell) continue;
+    await db
+      .updateTable('run_cells')
+      .set({ status: cell.status, duration_ms: Math.round(cell.durationMs) })
+      .where('run_id', '=', runId)
+      .where('idx', '=', idx)
+      .execute();
+  }
+}
+
 export async function listCells(db: Db, runId: string): Promise<RunCellProgress[]> {
   const rows = await db
     .selectFrom('run_cells')

@@ -1,0 +1,126 @@
+/**
+ * A whole server on a real store (a fresh SQLite file or PostgreSQL schema), with a fake clock and its
+ * loops stopped, so tests drive the worker with `drain()` and housekeeping with `tick(now)`. Requests
+ * go through `app.request` without sockets unless `listen` is set.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig } from '../../src/app/config.ts';
+import { type AlmanacServer, createServer, type ServerOptions } from '../../src/app/create-server.ts';
+import { freshPostgresSchema, postgresUnavailable } from './services.ts';
+
+export class FakeClock {
+  #now: number;
+  constructor(start = Date.parse('2026-03-01T09:00:00.000Z')) {
+    this.#now = start;
+  }
+  now = (): Date => new Date(this.#now);
+  /** Moves time forward; each call also moves at least 1 ms, so created_at orders runs. */
+  advance(ms: number): Date {
+    this.#now += ms;
+    return this.now();
+  }
+}
+
+export interface TestServer {
+  server: AlmanacServer;
+  clock: FakeClock;
+  token: string;
+  dataDir: string;
+  /** Calls the API without sockets; JSON bodies are encoded for you. */
+  api(method: string, path: string, body?: unknown, token?: string | null): Promise<Response>;
+  json<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    token?: string | null,
+  ): Promise<{ status: number; body: T }>;
+  close(): Promise<void>;
+}
+
+export interface TestStore {
+  name: 'sqlite' | 'postgres';
+  skip: string | false;
+  /** A database URL for one test, and how to drop it. */
+  location(dataDir: string): Promise<{ url: string; drop(): Promise<void> }>;
+}
+
+export async function testStores(): Promise<TestStore[]> {
+  const pgUnavailable = await postgresUnavailable();
+  return [
+    {
+      name: 'sqlite',
+      skip: false,
+      async location(dataDir) {
+        return { url: join(dataDir, 'almanac.sqlite'), drop: async () => {} };
+      },
+    },
+    {
+      name: 'postgres',
+      skip: pgUnavailable ?? false,
+      async location() {
+        const schema = await freshPostgresSchema();
+        return { url: schema.url, drop: () => schema.drop() };
+      },
+    },
+  ];
+}
+
+export async function startTestServer(
+  store: TestStore,
+  options: ServerOptions & { env?: Record<string, string> } = {},
+): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'almanac-server-'));
+  const location = await store.location(dataDir);
+  const clock = new FakeClock();
+  const config = resolveConfig(
+    { dataDir, port: 0 },
+    {
+      DATABASE_URL: location.url,
+      ALMANAC_SECRET_KEY: 'test-secret-key',
+      ALMANAC_LOG_LEVEL: 'silent',
+      ALMANAC_PREWARM: 'false',
+      ...options.env,
+    },
+  );
+  const server = await createServer(config, {
+    now: clock.now,
+    webDir: null,
+    listen: false,
+    autostart: false,
+    ...options,
+  });
+  const token = server.adminToken!;
+  const api = (method: string, path: string, body?: unknown, auth: string | null = token) =>
+    server.http.app.request(path, {
+      method,
+      headers: {
+        ...(auth ? { authorization: `Bearer ${auth}` } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    }) as Promise<Response>;
+  return {
+    server,
+    clock,
+    token,
+    dataDir,
+    api,
+    async json(method, path, body, auth) {
+      const response = await api(method, path, body, auth);
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : null };
+    },
+    async close() {
+      await server.stop();
+      await location.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A notebook for tests, from frontmatter and fenced cells. */
+export function notebook(title: string, cells: string, frontmatter = ''): string {
+  return `---\ntitle: ${title}\n${frontmatter}---\n\n${cells}`;
+}
