@@ -28,6 +28,8 @@ export interface TestServer {
   clock: FakeClock;
   token: string;
   dataDir: string;
+  /** The store's location (a SQLite file or a PostgreSQL URL). */
+  url: string;
   /** Calls the API without sockets; JSON bodies are encoded for you. */
   api(method: string, path: string, body?: unknown, token?: string | null): Promise<Response>;
   json<T = any>(
@@ -67,13 +69,25 @@ export async function testStores(): Promise<TestStore[]> {
   ];
 }
 
+export interface SharedLocation {
+  dataDir: string;
+  url: string;
+}
+
 export async function startTestServer(
   store: TestStore,
-  options: ServerOptions & { env?: Record<string, string> } = {},
+  options: ServerOptions & {
+    env?: Record<string, string>;
+    /** Use this data dir and database instead of fresh ones (several servers on one store). */
+    shared?: SharedLocation;
+    clockStart?: number;
+  } = {},
 ): Promise<TestServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'almanac-server-'));
-  const location = await store.location(dataDir);
-  const clock = new FakeClock();
+  const dataDir = options.shared?.dataDir ?? mkdtempSync(join(tmpdir(), 'almanac-server-'));
+  const location = options.shared
+    ? { url: options.shared.url, drop: async () => {} }
+    : await store.location(dataDir);
+  const clock = new FakeClock(options.clockStart);
   const config = resolveConfig(
     { dataDir, port: 0 },
     {
@@ -91,7 +105,7 @@ export async function startTestServer(
     autostart: false,
     ...options,
   });
-  const token = server.adminToken!;
+  const token = server.adminToken ?? options.env?.['ALMANAC_ADMIN_TOKEN'] ?? '';
   const api = (method: string, path: string, body?: unknown, auth: string | null = token) =>
     server.http.app.request(path, {
       method,
@@ -106,6 +120,7 @@ export async function startTestServer(
     clock,
     token,
     dataDir,
+    url: location.url,
     api,
     async json(method, path, body, auth) {
       const response = await api(method, path, body, auth);
@@ -114,8 +129,10 @@ export async function startTestServer(
     },
     async close() {
       await server.stop();
-      await location.drop();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!options.shared) {
+        await location.drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
     },
   };
 }
