@@ -80,9 +80,9 @@ function parseWith<S extends z.ZodType>(
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  const field = fieldOf(issue, where === 'body' ? '' : '');
+  const field = fieldOf(issue, '');
   const message =
-    issue.code === 'invalid_type' && issue.input === undefined
+    issue.code === 'invalid_type' && /received undefined/.test(issue.message)
       ? `is required (${where})`
       : issue.code === 'unrecognized_keys'
         ? `has unknown field(s): ${issue.keys.join(', ')}`

@@ -208,7 +208,13 @@ function migrations(dialect: Dialect): Record<string, Migration> {
 /** Brings the schema up to date. Safe to call from several processes at once on PostgreSQL. */
 export async function migrate(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
-  const migrator = new Migrator({ db, provider });
+  // Name the schema on PostgreSQL: Kysely's "does the migration table exist" check looks at every
+  // schema, so a second install (or test) in the same database would otherwise find the first's table.
+  const schema =
+    dialect === 'postgres'
+      ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db)).rows[0]?.schema
+      : undefined;
+  const migrator = new Migrator({ db, provider, ...(schema ? { migrationTableSchema: schema } : {}) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error;
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);

@@ -1,0 +1,353 @@
+/**
+ * Bad input to every route gets a clear 4xx with a JSON error naming the field, and the OpenAPI
+ * document covers every route. A table of cases is kept per route, and a route without a case fails
+ * the suite, so new routes cannot skip this.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { fence } from './support/harness.ts';
+import { notebook, startTestServer, type TestServer, testStores } from './support/server-harness.ts';
+
+interface Case {
+  method: string;
+  path: string;
+  body?: unknown;
+  status: number;
+  code: string;
+  field?: string;
+  message: RegExp;
+}
+
+const sqlite = (await testStores())[0]!;
+
+describe('HTTP: bad input and the OpenAPI document', () => {
+  let t: TestServer;
+  let runId = '';
+  before(async () => {
+    t = await startTestServer(sqlite);
+    await t.json('POST', '/api/projects', {
+      source: notebook(
+        'Shop',
+        fence('sql one', 'select {{ n }} as n'),
+        'inputs:\n  n:\n    type: number\n    default: 1\n    max: 10\n',
+      ),
+      slug: 'shop',
+    });
+    runId = (await t.json('POST', '/api/projects/shop/publish', {})).body.run.id;
+    await t.server.worker!.drain();
+  });
+  after(() => t?.close());
+
+  const cases = (): Case[] => [
+    { method: 'GET', path: '/api/me', status: 401, code: 'unauthorized', message: /Bearer/ },
+    {
+      method: 'POST',
+      path: '/api/tokens',
+      body: {},
+      status: 400,
+      code: 'invalid_input',
+      field: 'name',
+      message: /required/,
+    },
+    {
+      method: 'POST',
+      path: '/api/tokens',
+      body: { name: '  ' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'name',
+      message: /what the token is for/,
+    },
+    { method: 'GET', path: '/api/projects', status: 401, code: 'unauthorized', message: /token/ },
+    {
+      method: 'POST',
+      path: '/api/projects',
+      body: '{not json',
+      status: 400,
+      code: 'invalid_input',
+      field: 'body',
+      message: /not valid JSON/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects',
+      body: [],
+      status: 400,
+      code: 'invalid_input',
+      field: 'body',
+      message: /JSON object/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects',
+      body: { source: 42 },
+      status: 400,
+      code: 'invalid_input',
+      field: 'source',
+      message: /string/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects',
+      body: { source: '```sql 1bad\nselect 1\n```\n' },
+      status: 422,
+      code: 'notebook_invalid',
+      message: /^source:1: .*not a valid cell name/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects',
+      body: { source: '# X\n', slug: 'Bad Slug' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'slug',
+      message: /lowercase/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects',
+      body: { source: '# Shop\n', slug: 'shop' },
+      status: 409,
+      code: 'conflict',
+      message: /already exists/,
+    },
+    { method: 'GET', path: '/api/projects/nope', status: 404, code: 'not_found', message: /project 'nope'/ },
+    {
+      method: 'PUT',
+      path: '/api/projects/shop/draft',
+      body: { source: '' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'source',
+      message: /too small|at least/i,
+    },
+    {
+      method: 'PUT',
+      path: '/api/projects/nope/draft',
+      body: { source: '# x\n' },
+      status: 404,
+      code: 'not_found',
+      message: /nope/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects/shop/publish',
+      body: { files: { '../escape.csv': 'YQ==' } },
+      status: 400,
+      code: 'invalid_input',
+      field: 'files.../escape.csv',
+      message: /relative path/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects/shop/publish',
+      body: { files: { 'a.csv': 'not base64!' } },
+      status: 400,
+      code: 'invalid_input',
+      field: 'files.a.csv',
+      message: /base64/,
+    },
+    { method: 'GET', path: '/api/projects/nope/versions', status: 404, code: 'not_found', message: /nope/ },
+    {
+      method: 'GET',
+      path: '/api/projects/shop/versions/99',
+      status: 404,
+      code: 'not_found',
+      message: /version '99'/,
+    },
+    { method: 'GET', path: '/api/projects/nope/app', status: 404, code: 'not_found', message: /nope/ },
+    {
+      method: 'GET',
+      path: '/api/projects/nope/app/manifest',
+      status: 404,
+      code: 'not_found',
+      message: /nope/,
+    },
+    {
+      method: 'GET',
+      path: '/api/projects/nope/app/settings',
+      status: 404,
+      code: 'not_found',
+      message: /nope/,
+    },
+    {
+      method: 'PATCH',
+      path: '/api/projects/shop/app/settings',
+      body: { showLastRun: 'yes' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'showLastRun',
+      message: /boolean/,
+    },
+    {
+      method: 'PATCH',
+      path: '/api/projects/shop/app/settings',
+      body: { keepDays: -1 },
+      status: 400,
+      code: 'invalid_input',
+      field: 'keepDays',
+      message: />= 1/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects/shop/runs',
+      body: { inputs: { n: 11 } },
+      status: 400,
+      code: 'invalid_input',
+      field: 'inputs.n',
+      message: /at most 10/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects/shop/runs',
+      body: { inputs: { m: 1 } },
+      status: 400,
+      code: 'invalid_input',
+      field: 'inputs.m',
+      message: /not an input/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects/shop/runs',
+      body: { version: '7' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'version',
+      message: /no version '7'/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects/shop/runs',
+      body: { inputs: { n: { x: 1 } } },
+      status: 400,
+      code: 'invalid_input',
+      field: 'inputs.n',
+      message: /./,
+    },
+    {
+      method: 'GET',
+      path: '/api/runs?status=done',
+      status: 400,
+      code: 'invalid_input',
+      field: 'status',
+      message: /one of queued/,
+    },
+    {
+      method: 'GET',
+      path: '/api/runs?trigger=cron',
+      status: 400,
+      code: 'invalid_input',
+      field: 'trigger',
+      message: /one of manual/,
+    },
+    {
+      method: 'GET',
+      path: '/api/runs?limit=1000',
+      status: 400,
+      code: 'invalid_input',
+      field: 'limit',
+      message: /1 to 200/,
+    },
+    {
+      method: 'GET',
+      path: '/api/runs?cursor=zzz',
+      status: 400,
+      code: 'invalid_input',
+      field: 'cursor',
+      message: /nextCursor/,
+    },
+    { method: 'GET', path: '/api/runs?project=nope', status: 404, code: 'not_found', message: /nope/ },
+    { method: 'GET', path: '/api/runs/nope', status: 404, code: 'not_found', message: /run 'nope'/ },
+    { method: 'POST', path: '/api/runs/nope/cancel', status: 404, code: 'not_found', message: /run 'nope'/ },
+    {
+      method: 'POST',
+      path: `/api/runs/${runId}/cancel`,
+      status: 409,
+      code: 'conflict',
+      message: /already ended as succeeded/,
+    },
+    { method: 'GET', path: '/api/runs/nope/snapshot', status: 404, code: 'not_found', message: /run 'nope'/ },
+    { method: 'GET', path: '/api/runs/nope/events', status: 404, code: 'not_found', message: /run 'nope'/ },
+    {
+      method: 'POST',
+      path: '/api/connections',
+      body: { name: 'duckdb', url: 'postgres://x@y/z' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'name',
+      message: /embedded/,
+    },
+    {
+      method: 'POST',
+      path: '/api/connections',
+      body: { name: 'w', url: 'mysql://x' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'url',
+      message: /postgres:\/\//,
+    },
+    { method: 'GET', path: '/api/connections', status: 401, code: 'unauthorized', message: /token/ },
+    { method: 'GET', path: '/api/nothing-here', status: 404, code: 'not_found', message: /openapi/ },
+  ];
+
+  it('answers every bad request with a 4xx JSON error that says what was wrong', async () => {
+    for (const c of cases()) {
+      const unauthenticated = c.code === 'unauthorized';
+      const response = await t.json(c.method, c.path, c.body, unauthenticated ? null : t.token);
+      const label = `${c.method} ${c.path} ${JSON.stringify(c.body) ?? ''}`;
+      assert.equal(response.status, c.status, `${label}: ${JSON.stringify(response.body)}`);
+      assert.equal(response.body.error.code, c.code, label);
+      assert.match(response.body.error.message, c.message, label);
+      if (c.field) assert.equal(response.body.error.field, c.field, label);
+    }
+  });
+
+  it('has a bad-input case for every route', () => {
+    const covered = cases().map((c) => `${c.method} ${c.path.split('?')[0]}`);
+    for (const route of t.server.http.routes) {
+      if (route.path === '/api/health') continue;
+      const pattern = new RegExp(`^${route.method.toUpperCase()} ${route.path.replace(/:\w+/g, '[^/]+')}$`);
+      assert.ok(
+        covered.some((c) => pattern.test(c)),
+        `no bad-input case for ${route.method.toUpperCase()} ${route.path}`,
+      );
+    }
+  });
+
+  it('documents every route in /api/openapi.json, with request schemas and the error shape', async () => {
+    const response = await t.api('GET', '/api/openapi.json', undefined, null);
+    assert.equal(response.status, 200);
+    const doc: any = await response.json();
+    assert.equal(doc.openapi, '3.1.0');
+    for (const route of t.server.http.routes) {
+      const path = route.path.replace(/:(\w+)/g, '{$1}');
+      const operation = doc.paths[path]?.[route.method];
+      assert.ok(operation, `${route.method} ${path} is documented`);
+      assert.ok(operation.responses.default, 'errors are documented');
+      if (route.body) assert.ok(operation.requestBody.content['application/json'].schema.properties);
+    }
+    const create = doc.paths['/api/projects/{project}/runs'].post;
+    assert.deepEqual(Object.keys(create.requestBody.content['application/json'].schema.properties).sort(), [
+      'inputs',
+      'private',
+      'version',
+    ]);
+    assert.ok(
+      doc.paths['/api/runs'].get.parameters.some((p: any) => p.name === 'status' && p.in === 'query'),
+    );
+  });
+
+  it('logs in a browser with a token: an HttpOnly cookie that the API then accepts', async () => {
+    const login = await t.server.http.app.request(`/login?token=${t.token}&next=/apps/shop`);
+    assert.equal(login.status, 302);
+    assert.equal(login.headers.get('location'), '/apps/shop');
+    const cookie = login.headers.get('set-cookie')!;
+    assert.match(cookie, /almanac_token=alm_[^;]+; Max-Age=\d+; Path=\/; HttpOnly; SameSite=Lax/);
+    const me = await t.server.http.app.request('/api/me', { headers: { cookie: cookie.split(';')[0]! } });
+    assert.equal(me.status, 200);
+    const bad = await t.server.http.app.request('/login?token=alm_wrong-wrong-wrong-wrong');
+    assert.equal(bad.status, 401);
+    const offsite = await t.server.http.app.request(`/login?token=${t.token}&next=//evil.example`);
+    assert.equal(offsite.headers.get('location'), '/');
+  });
+});
