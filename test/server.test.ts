@@ -433,6 +433,27 @@ for (const store of await testStores()) {
       assert.equal(snapshot.cells[0].output.rows[0][0], 42);
     });
 
+    it('keeps claiming after a tick that found no free capacity', async () => {
+      // Regression: a tick() with every slot busy never awaited, so it cleared its "ticking" marker before
+      // setting it, and the worker never claimed again (seen as a stalled queue in the benchmark).
+      const single = await startTestServer(store, { worker: { concurrency: 1 } });
+      try {
+        await single.json('POST', '/api/projects', {
+          source: notebook('Two', fence('js one', 'return 1')),
+          slug: 'two',
+        });
+        await single.json('POST', '/api/projects/two/publish', {});
+        single.clock.advance(1000);
+        const second = (await single.json('POST', '/api/projects/two/runs', {})).body;
+        assert.equal(await single.server.worker!.tick(), 1);
+        assert.equal(await single.server.worker!.tick(), 0, 'no free slot');
+        await single.server.worker!.drain();
+        assert.equal((await single.json('GET', `/api/runs/${second.id}`)).body.status, 'succeeded');
+      } finally {
+        await single.close();
+      }
+    });
+
     it('streams live progress over Server-Sent Events until the run ends', async () => {
       t.clock.advance(1000);
       const run = (await t.json('POST', '/api/projects/sales/runs', {})).body;

@@ -28,7 +28,8 @@ export interface WorkerLog {
 
 export interface WorkerOptions {
   ctx: ServiceContext;
-  executor: Executor;
+  /** Runs a notebook; the real `Executor`, or a stand-in for queue benchmarks. */
+  executor: Pick<Executor, 'run'>;
   /** Where versions' files are written. */
   versionsDir: string;
   /** @default `<hostname>:<pid>:<random>` */
@@ -42,6 +43,8 @@ export interface WorkerOptions {
   /** Re-check the queue this often even without a wake-up. @default 30000 */
   fallbackMs?: number;
   log?: WorkerLog;
+  /** Called as soon as a run is claimed (metrics, benchmarks). */
+  onClaimed?: (run: Run) => void;
 }
 
 interface ActiveRun {
@@ -57,7 +60,8 @@ const quiet: WorkerLog = { info() {}, warn() {}, error() {} };
 export class Worker {
   readonly id: string;
   readonly #ctx: ServiceContext;
-  readonly #executor: Executor;
+  readonly #executor: Pick<Executor, 'run'>;
+  readonly #onClaimed: ((run: Run) => void) | undefined;
   readonly #versionsDir: string;
   readonly #concurrency: number;
   readonly #lease: runs.LeaseOptions;
@@ -87,6 +91,7 @@ export class Worker {
     this.#heartbeatMs = options.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 3));
     this.#fallbackMs = options.fallbackMs ?? 30_000;
     this.#log = options.log ?? quiet;
+    this.#onClaimed = options.onClaimed;
     // Cancellation must reach a running run even when the loops are driven by hand (tests, drain()).
     this.#offCancel = this.#ctx.wakeups.subscribe('run_cancel', (runId) => {
       if (this.#active.has(runId)) void this.heartbeat();
@@ -122,26 +127,35 @@ export class Worker {
   /** Claims runs while capacity remains and starts them. Returns how many it claimed. */
   async tick(): Promise<number> {
     if (this.#ticking) return this.#ticking;
-    this.#ticking = (async () => {
-      let claimed = 0;
-      try {
-        do {
-          this.#again = false;
-          while (this.#active.size < this.#concurrency) {
-            const run = await runs.claimRun(this.#ctx, this.#lease);
-            if (!run) break;
-            claimed++;
-            this.#startRun(run);
-          }
-        } while (this.#again && this.#active.size < this.#concurrency);
-      } catch (error) {
-        this.#log.error({ err: error, worker: this.id }, 'claiming runs failed');
-      } finally {
-        this.#ticking = null;
-      }
-      return claimed;
-    })();
-    return this.#ticking;
+    const pass = this.#claimPass();
+    this.#ticking = pass;
+    try {
+      return await pass;
+    } finally {
+      // Regression: the pass used to clear this itself, in its own `finally`. A pass with no free
+      // capacity never awaits, so it cleared the field *before* it was assigned, leaving a settled
+      // promise in it forever, and the worker never claimed again.
+      if (this.#ticking === pass) this.#ticking = null;
+    }
+  }
+
+  async #claimPass(): Promise<number> {
+    let claimed = 0;
+    try {
+      do {
+        this.#again = false;
+        while (this.#active.size < this.#concurrency) {
+          const run = await runs.claimRun(this.#ctx, this.#lease);
+          if (!run) break;
+          claimed++;
+          this.#onClaimed?.(run);
+          this.#startRun(run);
+        }
+      } while (this.#again && this.#active.size < this.#concurrency);
+    } catch (error) {
+      this.#log.error({ err: error, worker: this.id }, 'claiming runs failed');
+    }
+    return claimed;
   }
 
   /** Ticks until the queue is empty and nothing runs. For tests and `almanac run-once` style use. */

@@ -256,15 +256,15 @@ export interface LeaseOptions {
 
 export async function claimRun(ctx: ServiceContext, options: LeaseOptions): Promise<Run | null> {
   const now = ctx.now();
-  const run = await ctx.db.transaction().execute((trx) =>
-    rs.claimNextRun(trx, {
-      worker: options.worker,
-      now,
-      leaseUntil: new Date(now.getTime() + options.leaseMs),
-      skipLocked: ctx.capabilities.skipLocked,
-    }),
-  );
-  if (run) await ctx.wakeups.notify('run_progress', run.id);
+  // One statement, so no explicit transaction: the UPDATE with its SKIP LOCKED subquery is atomic.
+  const run = await rs.claimNextRun(ctx.db, {
+    worker: options.worker,
+    now,
+    leaseUntil: new Date(now.getTime() + options.leaseMs),
+    skipLocked: ctx.capabilities.skipLocked,
+  });
+  // Watchers learn of the claim; the claimer does not wait for them.
+  if (run) void ctx.wakeups.notify('run_progress', run.id);
   return run;
 }
 
@@ -400,9 +400,16 @@ export async function releaseRun(ctx: ServiceContext, worker: string, runId: str
   if (await rs.releaseHeldRun(ctx.db, runId, worker)) await ctx.wakeups.notify('run_queued', runId);
 }
 
-export async function loadVersion(ctx: ServiceContext, versionId: string) {
+const loadedVersions = new Map<string, ps.Version>();
+
+/** A version by id. Versions are immutable, so each is read from the store once per process. */
+export async function loadVersion(ctx: ServiceContext, versionId: string): Promise<ps.Version> {
+  const cached = loadedVersions.get(versionId);
+  if (cached) return cached;
   const version = await ps.findVersionById(ctx.db, versionId);
   if (!version) throw new NotFoundError('version', versionId);
+  loadedVersions.set(versionId, version);
+  if (loadedVersions.size > 500) loadedVersions.delete(loadedVersions.keys().next().value!);
   return version;
 }
 

@@ -53,7 +53,7 @@ export class PostgresWakeups implements Wakeups {
 
   private constructor(url: string) {
     this.#url = url;
-    this.#notifier = new pg.Pool({ connectionString: url, max: 2, application_name: 'almanac-notify' });
+    this.#notifier = new pg.Pool({ connectionString: url, max: 4, application_name: 'almanac-notify' });
     this.#notifier.on('error', () => {});
   }
 
