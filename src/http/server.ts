@@ -25,6 +25,10 @@ export interface HttpOptions {
   /** The built web app (index.html and assets), if any. */
   webDir?: string | null;
   version?: string;
+  /** How long a token's principal is cached; 0 turns it off. @default 5000 */
+  authCacheMs?: number;
+  /** How long an app's default-state pointer is cached (it is also dropped on every change). @default 10000 */
+  stateCacheMs?: number;
   /** Called for unexpected errors (5xx); never with secrets. */
   onError?: (error: unknown, c: Context) => void;
 }
@@ -145,10 +149,57 @@ class SnapshotCache {
   }
 }
 
+/**
+ * Short-lived caches for the hot path of opening an app, which every viewer hits:
+ * - principals by token hash, for `authTtlMs` (so a revoked token may work that much longer);
+ * - each app's default-state pointer, dropped at once on an `app_state` wake-up (which PostgreSQL
+ *   delivers to every node) and after `stateTtlMs` in any case.
+ * Both are only caches: every node can rebuild them from the store.
+ */
+class HotPathCache {
+  readonly #principals = new Map<string, { principal: Principal; until: number }>();
+  readonly #states = new Map<string, { runId: string; projectId: string; until: number }>();
+  readonly authTtlMs: number;
+  readonly stateTtlMs: number;
+  constructor(authTtlMs: number, stateTtlMs: number) {
+    this.authTtlMs = authTtlMs;
+    this.stateTtlMs = stateTtlMs;
+  }
+  async principal(
+    token: string | null,
+    load: (token: string | null) => Promise<Principal>,
+  ): Promise<Principal> {
+    if (!token || this.authTtlMs <= 0) return load(token);
+    const key = workspaces.hashToken(token);
+    const hit = this.#principals.get(key);
+    const now = Date.now();
+    if (hit && hit.until > now) return hit.principal;
+    const principal = await load(token);
+    if (this.#principals.size > 10_000) this.#principals.clear();
+    this.#principals.set(key, { principal, until: now + this.authTtlMs });
+    return principal;
+  }
+  state(key: string): { runId: string; projectId: string } | null {
+    const hit = this.#states.get(key);
+    return hit && hit.until > Date.now() ? hit : null;
+  }
+  setState(key: string, value: { runId: string; projectId: string }): void {
+    if (this.stateTtlMs <= 0) return;
+    if (this.#states.size > 10_000) this.#states.clear();
+    this.#states.set(key, { ...value, until: Date.now() + this.stateTtlMs });
+  }
+  invalidate(projectId: string): void {
+    for (const [key, value] of this.#states) if (value.projectId === projectId) this.#states.delete(key);
+  }
+}
+
 export function createHttpApp(options: HttpOptions): HttpApp {
   const { ctx } = options;
   const version = options.version ?? '0.1.0';
   const snapshots = new SnapshotCache();
+  const hot = new HotPathCache(options.authCacheMs ?? 5000, options.stateCacheMs ?? 10_000);
+  ctx.wakeups.subscribe('app_state', (projectId) => hot.invalidate(projectId));
+  const authenticate = (token: string | null) => hot.principal(token, (t) => workspaces.authenticate(ctx, t));
   const loadSnapshot = async (runId: string, load: () => Promise<StoredSnapshot | null>) => {
     const cached = snapshots.get(runId);
     if (cached) return cached;
@@ -298,6 +349,12 @@ export function createHttpApp(options: HttpOptions): HttpApp {
         304: { description: 'Not modified (If-None-Match)' },
       },
       handler: async ({ c, principal, params }) => {
+        const key = `${principal.workspaceId}/${params.project}`;
+        const cached = hot.state(key);
+        if (cached) {
+          const stored = snapshots.get(cached.runId);
+          if (stored) return sendSnapshot(c, stored, 'private, no-cache', { 'X-Almanac-Run': cached.runId });
+        }
         const state = await runs.openApp(ctx, principal, params.project);
         switch (state.kind) {
           case 'snapshot': {
@@ -538,7 +595,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
 
   const document = openApiDocument(table, { title: 'Almanac API', version });
   app.get('/api/openapi.json', (c) => c.json(document));
-  mount(app, table, (token) => workspaces.authenticate(ctx, token));
+  mount(app, table, authenticate);
   app.all('/api/*', (c) =>
     c.json(
       {

@@ -261,5 +261,6 @@ export async function updateAppSettings(
   if (patch.keepRuns !== undefined) clean.keepRuns = patch.keepRuns;
   if (patch.keepDays !== undefined) clean.keepDays = patch.keepDays;
   await ps.updateAppSettings(ctx.db, project.id, clean, ctx.now());
+  await ctx.wakeups.notify('app_state', project.id);
   return ps.getAppSettings(ctx.db, project.id);
 }

@@ -324,6 +324,7 @@ export async function completeRun(
   const failedCell = snapshot.cells.find((c) => c.status === 'failed');
   const now = ctx.now();
   const stored = encodeSnapshot(snapshot);
+  let defaultChanged = false;
   const won = await ctx.db.transaction().execute(async (trx) => {
     const ok = await rs.finishHeldRun(trx, run.id, worker, {
       status: snapshot.status,
@@ -340,6 +341,7 @@ export async function completeRun(
       const current = settings.defaultRunId ? await rs.findRun(trx, settings.defaultRunId) : null;
       if (!current || current.createdAt.getTime() <= run.createdAt.getTime()) {
         await ps.updateAppSettings(trx, run.projectId, { defaultRunId: run.id }, now);
+        defaultChanged = true;
       }
       for (const result of options.sqlResults ?? []) {
         await rs.putSqlCache(trx, {
@@ -355,6 +357,7 @@ export async function completeRun(
     return true;
   });
   if (won) await ctx.wakeups.notify('run_progress', run.id);
+  if (won && defaultChanged) await ctx.wakeups.notify('app_state', run.projectId);
   return won;
 }
 
