@@ -361,6 +361,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
             const stored = await loadSnapshot(state.runId, () => runs.defaultStateSnapshot(ctx, state.runId));
             if (!stored)
               throw new AlmanacError('not_found', 'the default state was pruned; publish again', 404);
+            hot.setState(key, { runId: state.runId, projectId: state.project.id });
             return sendSnapshot(c, stored, 'private, no-cache', { 'X-Almanac-Run': state.runId });
           }
           case 'run':
