@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { decryptSecret, encryptSecret } from '../src/services/secrets.ts';
 import { CAPABILITIES } from '../src/store/database.ts';
 import { migrate } from '../src/store/migrations.ts';
+import * as ps from '../src/store/project-store.ts';
+import * as rs from '../src/store/run-store.ts';
+import type { Schema } from '../src/store/schema.ts';
+import * as ws from '../src/store/workspace-store.ts';
 import { storeTargets } from './support/store-targets.ts';
 
 for (const target of await storeTargets()) {
@@ -52,6 +57,167 @@ for (const target of await storeTargets()) {
         );
         await store.db.deleteFrom('workspaces').where('id', '=', 'w1').execute();
         assert.equal((await store.db.selectFrom('users').selectAll().execute()).length, 0);
+      } finally {
+        await store.dispose();
+      }
+    });
+
+    it('stores groups with members, versions with binary files, encrypted connections, runs and snapshots', async () => {
+      const store = await target.open<Schema>();
+      try {
+        await migrate(store.db, store.dialect);
+        const db = store.db;
+        await ws.insertWorkspace(db, 'w1', 'Acme');
+        await ws.insertUser(db, { id: 'u1', workspaceId: 'w1', email: 'a@x', name: 'A', role: 'admin' });
+        await ws.insertGroup(db, { id: 'g1', workspaceId: 'w1', name: 'analysts' });
+        await ws.addGroupMember(db, 'g1', 'u1');
+        assert.deepEqual(await ws.listGroupMembers(db, 'g1'), ['u1']);
+
+        const now = new Date('2026-03-01T09:00:00.123Z');
+        await ps.insertProject(db, {
+          id: 'p1',
+          workspaceId: 'w1',
+          slug: 'sales',
+          title: 'Sales',
+          draftSource: '# Sales',
+          draftUpdatedAt: now,
+          createdBy: 'u1',
+          createdAt: now,
+        });
+        const bytes = Buffer.from([0, 1, 2, 255, 254, 10, 13]);
+        const v1 = await ps.insertVersion(
+          db,
+          {
+            id: 'v1',
+            projectId: 'p1',
+            contentHash: 'h1',
+            source: '# Sales',
+            createdBy: 'u1',
+            createdAt: now,
+          },
+          new Map([['data/x.bin', bytes]]),
+        );
+        assert.equal(v1.number, 1);
+        const v2 = await ps.insertVersion(
+          db,
+          {
+            id: 'v2',
+            projectId: 'p1',
+            contentHash: 'h2',
+            source: '# Sales 2',
+            createdBy: 'u1',
+            createdAt: now,
+          },
+          new Map(),
+        );
+        assert.equal(v2.number, 2);
+        await assert.rejects(
+          ps.insertVersion(
+            db,
+            { id: 'v3', projectId: 'p1', contentHash: 'h1', source: 'x', createdBy: null, createdAt: now },
+            new Map(),
+          ),
+          /unique|UNIQUE/,
+          'one version per content hash',
+        );
+        assert.deepEqual((await ps.listVersionFiles(db, 'v1')).get('data/x.bin'), bytes);
+        assert.equal((await ps.findVersionById(db, 'v1'))!.createdAt.toISOString(), now.toISOString());
+
+        const key = Buffer.alloc(32, 7);
+        const secret = encryptSecret(key, 'postgres://user:hunter2@db/x');
+        await ws.insertConnection(db, {
+          id: 'c1',
+          workspaceId: 'w1',
+          name: 'warehouse',
+          kind: 'postgres',
+          secret,
+          now,
+        });
+        const [stored] = await ws.listConnections(db, 'w1');
+        assert.equal(stored!.secret.includes('hunter2'), false);
+        assert.equal(decryptSecret(key, stored!.secret), 'postgres://user:hunter2@db/x');
+        assert.throws(() => decryptSecret(Buffer.alloc(32, 8), stored!.secret), /ALMANAC_SECRET_KEY/);
+
+        const run = await rs.insertRun(db, {
+          id: 'r1',
+          workspaceId: 'w1',
+          projectId: 'p1',
+          versionId: 'v2',
+          trigger: 'publish',
+          context: 'app',
+          private: false,
+          inputs: { region: 'EMEA', n: 3, on: true, none: null },
+          createdBy: 'u1',
+          createdAt: now,
+          scheduledFor: null,
+          maxAttempts: 3,
+          expiresAt: null,
+        });
+        assert.deepEqual(run.inputs, { region: 'EMEA', n: 3, on: true, none: null });
+        assert.equal(run.status, 'queued');
+        assert.equal(run.private, false);
+        await assert.rejects(
+          db.updateTable('runs').set({ status: 'done' }).where('id', '=', 'r1').execute(),
+          /check|CHECK/,
+          'statuses are constrained',
+        );
+        const claimed = await rs.claimNextRun(db, {
+          worker: 'w',
+          now,
+          leaseUntil: new Date(now.getTime() + 1000),
+          skipLocked: store.capabilities.skipLocked,
+        });
+        assert.equal(claimed!.attempts, 1);
+        assert.equal(
+          await rs.claimNextRun(db, {
+            worker: 'w2',
+            now,
+            leaseUntil: now,
+            skipLocked: store.capabilities.skipLocked,
+          }),
+          null,
+        );
+        await rs.insertCellRows(db, 'r1', [{ name: 'a', kind: 'sql' }]);
+        await rs.markCellStarted(db, 'r1', 0, now);
+        assert.equal((await rs.listCells(db, 'r1'))[0]!.status, 'running');
+        assert.equal(
+          await rs.finishHeldRun(db, 'r1', 'someone-else', {
+            status: 'succeeded',
+            reason: null,
+            errorCell: null,
+            errorMessage: null,
+            finishedAt: now,
+          }),
+          false,
+          'only the holder can finish a run',
+        );
+        assert.equal(
+          await rs.finishHeldRun(db, 'r1', 'w', {
+            status: 'succeeded',
+            reason: null,
+            errorCell: null,
+            errorMessage: null,
+            finishedAt: now,
+          }),
+          true,
+        );
+        await rs.insertSnapshot(db, 'r1', { body: '{"a":1}', gzip: bytes, etag: '"e"' }, now);
+        assert.deepEqual(await rs.findSnapshot(db, 'r1'), { body: '{"a":1}', gzip: bytes, etag: '"e"' });
+        await ps.updateAppSettings(db, 'p1', { defaultRunId: 'r1', keepRuns: 5 }, now);
+        const settings = await ps.getAppSettings(db, 'p1');
+        assert.deepEqual(settings, {
+          projectId: 'p1',
+          showLastRun: true,
+          defaultRunId: 'r1',
+          keepRuns: 5,
+          keepDays: null,
+        });
+        await db.deleteFrom('projects').where('id', '=', 'p1').execute();
+        assert.equal(
+          (await db.selectFrom('snapshots').selectAll().execute()).length,
+          0,
+          'cascades to runs and snapshots',
+        );
       } finally {
         await store.dispose();
       }
