@@ -72,10 +72,11 @@ export async function createServer(
 ): Promise<AlmanacServer> {
   const roles = new Set(options.roles ?? ROLES);
   mkdirSync(config.dataDir, { recursive: true });
-  const log = pino({
-    level: config.logLevel,
-    redact: ['*.url', '*.secret', '*.token', 'req.headers.authorization'],
-  });
+  // JSON logs go to stderr, so stdout carries only what a person reads (URLs, the first token).
+  const log = pino(
+    { level: config.logLevel, redact: ['*.url', '*.secret', '*.token', 'req.headers.authorization'] },
+    pino.destination(2),
+  );
   const store = openDatabase<Schema>(config.databaseUrl);
   await migrate(store.db, store.dialect);
   const wakeups: Wakeups = store.capabilities.listenNotify
