@@ -3,7 +3,7 @@
  * from `types(dialect)`. Migrations are append-only: never edit one that has shipped.
  */
 import { type Kysely, sql } from 'kysely';
-import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
+import type { Migration } from 'kysely/migration';
 import type { Dialect } from './database.ts';
 
 function types(dialect: Dialect) {
@@ -205,17 +205,65 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   };
 }
 
-/** Brings the schema up to date. Safe to call from several processes at once on PostgreSQL. */
+/**
+ * Brings the schema up to date, one migration per transaction, recording each in `almanac_migrations`.
+ * Safe to call from several processes at once: on PostgreSQL each transaction first takes an advisory
+ * lock named after the schema, so one process applies a migration and the others then skip it.
+ *
+ * We do not use Kysely's Migrator: its "does the migration table exist" check introspects every schema
+ * in the database, which both finds another schema's table and fails when another schema is dropped
+ * while it looks (seen in tests, where each test has its own schema).
+ */
 export async function migrate(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
-  const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
-  // Name the schema on PostgreSQL: Kysely's "does the migration table exist" check looks at every
-  // schema, so a second install (or test) in the same database would otherwise find the first's table.
-  const schema =
+  await sql`create table if not exists almanac_migrations (name text primary key, applied_at text not null)`.execute(
+    db,
+  );
+  await adoptKyselyHistory(db, dialect);
+  const applied: string[] = [];
+  for (const [name, migration] of Object.entries(migrations(dialect)).sort(([a], [b]) =>
+    a.localeCompare(b),
+  )) {
+    await db.transaction().execute(async (trx) => {
+      if (dialect === 'postgres') {
+        await sql`select pg_advisory_xact_lock(hashtext('almanac_migrate:' || current_schema()))`.execute(
+          trx,
+        );
+      }
+      const done = await trx
+        .selectFrom('almanac_migrations')
+        .select('name')
+        .where('name', '=', name)
+        .executeTakeFirst();
+      if (done) return;
+      await migration.up(trx);
+      await trx
+        .insertInto('almanac_migrations')
+        .values({ name, applied_at: new Date().toISOString() })
+        .execute();
+      applied.push(name);
+    });
+  }
+  return applied;
+}
+
+/** Stores migrated by an earlier build recorded their history in Kysely's `kysely_migration` table. */
+async function adoptKyselyHistory(db: Kysely<any>, dialect: Dialect): Promise<void> {
+  const exists =
     dialect === 'postgres'
-      ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db)).rows[0]?.schema
-      : undefined;
-  const migrator = new Migrator({ db, provider, ...(schema ? { migrationTableSchema: schema } : {}) });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) throw error;
-  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+      ? (await sql<{ t: string | null }>`select to_regclass('kysely_migration')::text as t`.execute(db))
+          .rows[0]?.t
+      : (
+          await sql<{
+            name: string;
+          }>`select name from sqlite_master where type = 'table' and name = 'kysely_migration'`.execute(db)
+        ).rows[0]?.name;
+  if (!exists) return;
+  const rows = (await sql<{ name: string }>`select name from kysely_migration`.execute(db)).rows;
+  for (const row of rows) {
+    await sql`insert into almanac_migrations (name, applied_at) values (${row.name}, ${new Date().toISOString()}) on conflict do nothing`.execute(
+      db,
+    );
+  }
+  await sql`drop table kysely_migration`.execute(db);
+  await sql`drop table if exists kysely_migration_lock`.execute(db);
 }
