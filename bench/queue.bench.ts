@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
 import pg from 'pg';
+import { openServices } from '../src/app/open-services.ts';
 import type { RunSnapshot } from '../src/domain/snapshot.ts';
 import type { RunRequest, RunResult } from '../src/executor/executor.ts';
 import { Worker } from '../src/executor/worker.ts';
@@ -25,11 +26,7 @@ import * as projects from '../src/services/project-service.ts';
 import * as runs from '../src/services/run-service.ts';
 import type { Principal, ServiceContext } from '../src/services/service-context.ts';
 import { bootstrap } from '../src/services/workspace-service.ts';
-import { openDatabase, type StoreDatabase } from '../src/store/database.ts';
-import { migrate } from '../src/store/migrations.ts';
 import * as rs from '../src/store/run-store.ts';
-import type { Schema } from '../src/store/schema.ts';
-import { LocalWakeups, PostgresWakeups, type Wakeups } from '../src/store/wakeups.ts';
 
 const { values } = parseArgs({
   options: {
@@ -78,32 +75,11 @@ const noopExecutor = {
 
 interface Side {
   ctx: ServiceContext;
-  store: StoreDatabase<Schema>;
   close(): Promise<void>;
 }
 
-async function side(url: string): Promise<Side> {
-  const store = openDatabase<Schema>(url);
-  await migrate(store.db, store.dialect);
-  const wakeups: Wakeups = store.capabilities.listenNotify
-    ? await PostgresWakeups.open(url)
-    : new LocalWakeups();
-  const ctx: ServiceContext = {
-    db: store.db,
-    dialect: store.dialect,
-    capabilities: store.capabilities,
-    wakeups,
-    now: () => new Date(),
-    secretKey: Buffer.alloc(32),
-  };
-  return {
-    ctx,
-    store,
-    async close() {
-      await wakeups.close();
-      await store.close();
-    },
-  };
+function side(url: string): Promise<Side> {
+  return openServices(url, { secretKey: () => Buffer.alloc(32) });
 }
 
 async function until(check: () => boolean): Promise<void> {

@@ -178,7 +178,7 @@ for (const target of await storeTargets()) {
           null,
         );
         await rs.insertCellRows(db, 'r1', [{ name: 'a', kind: 'sql' }]);
-        await rs.markCellStarted(db, 'r1', 0, now);
+        await rs.updateCell(db, 'r1', 0, { status: 'running', startedAt: now });
         assert.equal((await rs.listCells(db, 'r1'))[0]!.status, 'running');
         assert.equal(
           await rs.finishHeldRun(db, 'r1', 'someone-else', {

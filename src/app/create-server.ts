@@ -19,12 +19,9 @@ import { createHttpApp, type HttpApp } from '../http/server.ts';
 import * as projects from '../services/project-service.ts';
 import type { Principal, ServiceContext } from '../services/service-context.ts';
 import { bootstrap, DEFAULT_WORKSPACE } from '../services/workspace-service.ts';
-import { openDatabase } from '../store/database.ts';
-import { migrate } from '../store/migrations.ts';
-import type { Schema } from '../store/schema.ts';
-import { LocalWakeups, PostgresWakeups, type Wakeups } from '../store/wakeups.ts';
 import type { AlmanacConfig } from './config.ts';
 import { type Almanac, createAlmanac } from './create-almanac.ts';
+import { openServices } from './open-services.ts';
 import { collectProjectFiles } from './project-files.ts';
 
 export const ROLES = ['web', 'worker'] as const;
@@ -77,19 +74,11 @@ export async function createServer(
     { level: config.logLevel, redact: ['*.url', '*.secret', '*.token', 'req.headers.authorization'] },
     pino.destination(2),
   );
-  const store = openDatabase<Schema>(config.databaseUrl);
-  await migrate(store.db, store.dialect);
-  const wakeups: Wakeups = store.capabilities.listenNotify
-    ? await PostgresWakeups.open(config.databaseUrl)
-    : new LocalWakeups();
-  const ctx: ServiceContext = {
-    db: store.db,
-    dialect: store.dialect,
-    capabilities: store.capabilities,
-    wakeups,
-    now: options.now ?? (() => new Date()),
-    secretKey: secretKey(config, store.dialect),
-  };
+  const services = await openServices(config.databaseUrl, {
+    ...(options.now ? { now: options.now } : {}),
+    secretKey: (dialect) => secretKey(config, dialect),
+  });
+  const { ctx } = services;
   const boot = await bootstrap(ctx, { adminToken: config.adminToken });
   const versionsDir = join(config.dataDir, 'versions');
   mkdirSync(versionsDir, { recursive: true });
@@ -151,8 +140,7 @@ export async function createServer(
       await housekeeper.stop();
       await worker?.stop();
       await almanac.close();
-      await wakeups.close();
-      await store.close();
+      await services.close();
     },
   };
 
@@ -169,7 +157,7 @@ export async function createServer(
     });
     const address = server.address() as AddressInfo;
     self.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${address.port}`;
-    log.info({ url: self.url, roles: [...roles], store: store.dialect }, 'almanac is serving');
+    log.info({ url: self.url, roles: [...roles], store: ctx.dialect }, 'almanac is serving');
   }
   return self;
 }

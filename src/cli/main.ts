@@ -12,6 +12,7 @@ import { AlmanacError, ValidationError } from '../domain/errors.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import { isRunContext, RUN_CONTEXTS } from '../domain/run-context.ts';
 import { ServerUnavailableError } from './api-client.ts';
+import { collect, parseInputs } from './options.ts';
 import { ProgressPrinter, renderSnapshot } from './render.ts';
 import { registerServerCommands } from './server-commands.ts';
 
@@ -19,10 +20,6 @@ const EXIT_RUN_FAILED = 1;
 const EXIT_USAGE = 2;
 /** The server could not be reached or failed. */
 const EXIT_UNAVAILABLE = 3;
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 /** `30s`, `5m`, `1500ms`, `2h` or plain milliseconds. */
 export function parseDuration(text: string, field: string): number {
@@ -39,16 +36,6 @@ function positiveInt(text: string, field: string): number {
   if (!Number.isInteger(n) || n < 0)
     throw new ValidationError(field, `must be a whole number, got '${text}'`);
   return n;
-}
-
-function parseInputs(pairs: readonly string[]): Record<string, string> {
-  const inputs: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new ValidationError('--input', `expected key=value, got '${pair}'`);
-    inputs[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return inputs;
 }
 
 interface RunFlags {

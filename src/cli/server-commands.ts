@@ -13,6 +13,7 @@ import { ValidationError } from '../domain/errors.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import { RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
 import { ApiClient, ApiError } from './api-client.ts';
+import { collect, parseInputs } from './options.ts';
 
 const ADMIN_TOKEN_FILE = 'admin-token';
 
@@ -65,20 +66,6 @@ function addClientOptions(command: Command): Command {
     .option('--server <url>', 'the Almanac server (default ALMANAC_URL or http://127.0.0.1:3100)')
     .option('--token <token>', 'API token (default ALMANAC_TOKEN, or the admin token saved by serve)')
     .option('--data-dir <dir>', 'where serve keeps its data, to find the saved admin token');
-}
-
-function parseInputs(pairs: readonly string[]): Record<string, string> {
-  const inputs: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new ValidationError('--input', `expected key=value, got '${pair}'`);
-    inputs[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return inputs;
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }
 
 function seconds(run: RunJson): string {

@@ -282,7 +282,7 @@ export async function recordRunStarted(
 }
 
 export async function recordCellStarted(ctx: ServiceContext, runId: string, index: number): Promise<void> {
-  await rs.markCellStarted(ctx.db, runId, index, ctx.now());
+  await rs.updateCell(ctx.db, runId, index, { status: 'running', startedAt: ctx.now() });
   await ctx.wakeups.notify('run_progress', runId);
 }
 
@@ -292,7 +292,11 @@ export async function recordCellFinished(
   index: number,
   result: CellResult,
 ) {
-  await rs.markCellFinished(ctx.db, runId, index, result.status, result.durationMs, JSON.stringify(result));
+  await rs.updateCell(ctx.db, runId, index, {
+    status: result.status,
+    durationMs: result.durationMs,
+    resultJson: JSON.stringify(result),
+  });
   await ctx.wakeups.notify('run_progress', runId);
 }
 

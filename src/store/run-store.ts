@@ -301,26 +301,21 @@ export async function insertCellRows(
     .execute();
 }
 
-export async function markCellStarted(db: Db, runId: string, index: number, at: Date): Promise<void> {
-  await db
-    .updateTable('run_cells')
-    .set({ status: 'running', started_at: iso(at) })
-    .where('run_id', '=', runId)
-    .where('idx', '=', index)
-    .execute();
-}
-
-export async function markCellFinished(
+/** Records a cell's progress: `running` with its start, or its final status, duration and result. */
+export async function updateCell(
   db: Db,
   runId: string,
   index: number,
-  status: string,
-  durationMs: number,
-  resultJson: string,
+  patch: { status: string; startedAt?: Date; durationMs?: number; resultJson?: string },
 ): Promise<void> {
   await db
     .updateTable('run_cells')
-    .set({ status, duration_ms: Math.round(durationMs), result: resultJson })
+    .set({
+      status: patch.status,
+      ...(patch.startedAt ? { started_at: iso(patch.startedAt) } : {}),
+      ...(patch.durationMs !== undefined ? { duration_ms: Math.round(patch.durationMs) } : {}),
+      ...(patch.resultJson !== undefined ? { result: patch.resultJson } : {}),
+    })
     .where('run_id', '=', runId)
     .where('idx', '=', index)
     .execute();
@@ -466,32 +461,25 @@ export async function pruneRuns(
   projectId: string,
   options: { keepRuns: number | null; olderThan: Date | null; protect: string | null },
 ): Promise<number> {
-  const finished = ['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped'];
+  const finished = db
+    .selectFrom('runs')
+    .select('id')
+    .where('project_id', '=', projectId)
+    .where('private', '=', 0)
+    .where('status', 'in', ['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped']);
   const doomed = new Set<string>();
   if (options.keepRuns !== null) {
-    const rows = await db
-      .selectFrom('runs')
-      .select('id')
-      .where('project_id', '=', projectId)
-      .where('private', '=', 0)
-      .where('status', 'in', finished)
+    const beyond = await finished
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')
       .offset(options.keepRuns)
       .limit(10_000)
       .execute();
-    for (const r of rows) doomed.add(r.id);
+    for (const r of beyond) doomed.add(r.id);
   }
   if (options.olderThan !== null) {
-    const rows = await db
-      .selectFrom('runs')
-      .select('id')
-      .where('project_id', '=', projectId)
-      .where('private', '=', 0)
-      .where('status', 'in', finished)
-      .where('created_at', '<', iso(options.olderThan))
-      .execute();
-    for (const r of rows) doomed.add(r.id);
+    const old = await finished.where('created_at', '<', iso(options.olderThan)).execute();
+    for (const r of old) doomed.add(r.id);
   }
   if (options.protect) doomed.delete(options.protect);
   const ids = [...doomed];

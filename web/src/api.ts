@@ -1,22 +1,17 @@
 /** The web app's calls to the API. The browser sends the login cookie; errors carry the server's message. */
+import type { InputSpec } from '../../src/domain/notebook/notebook.ts';
+import type { CellOutput, CellResult, Column, RunSnapshot } from '../../src/domain/snapshot.ts';
 
-export interface InputSpec {
-  name: string;
-  type: 'select' | 'text' | 'number' | 'date' | 'checkbox';
-  label: string;
-  default: string | number | boolean | null;
-  options?: (string | number)[];
-  min?: number;
-  max?: number;
-  description?: string;
-}
+/** The domain's own types, so the glossary means the same in the UI (docs/glossary.md). */
+export type { CellOutput, CellResult, Column, InputSpec };
+export type Snapshot = RunSnapshot;
 
 export interface Manifest {
   project: string;
   title: string;
   description: string;
   version: number | null;
-  inputs: InputSpec[];
+  inputs: readonly InputSpec[];
   hideCode: boolean;
   showLastRun: boolean;
   defaultRunId: string | null;
@@ -42,46 +37,6 @@ export interface Run {
   finishedAt: string | null;
   error: { cell: string | null; message: string } | null;
   cells?: RunCell[];
-}
-
-export interface Column {
-  name: string;
-  type: string;
-}
-
-export type CellOutput =
-  | {
-      kind: 'table';
-      columns: Column[];
-      rows: unknown[][];
-      totalRows: number;
-      truncated: boolean;
-      rowsChanged?: number;
-    }
-  | { kind: 'value'; value: unknown }
-  | { kind: 'html'; html: string }
-  | { kind: 'chart'; spec: Record<string, unknown>; datasets: Record<string, Record<string, unknown>[]> };
-
-export interface CellResult {
-  name: string;
-  kind: 'sql' | 'js' | 'ts' | 'chart' | 'prose';
-  status: 'succeeded' | 'failed' | 'skipped';
-  durationMs: number;
-  output: CellOutput | null;
-  logs: { level: string; text: string }[];
-  error: { cell: string; line: number | null; name: string; message: string } | null;
-}
-
-export interface Snapshot {
-  runId: string;
-  title: string;
-  status: string;
-  message: string | null;
-  context: string;
-  inputs: Record<string, unknown>;
-  startedAt: string;
-  finishedAt: string;
-  cells: CellResult[];
 }
 
 export class ApiError extends Error {
