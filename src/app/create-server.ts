@@ -149,12 +149,24 @@ export async function createServer(
     housekeeper.start();
   }
   if (roles.has('web') && options.listen !== false) {
-    server = await new Promise<Server>((ready, fail) => {
-      const s = serve({ fetch: http.app.fetch, port: config.port, hostname: config.host }, () =>
-        ready(s as Server),
-      ) as Server;
-      s.once('error', fail);
-    });
+    try {
+      server = await new Promise<Server>((ready, fail) => {
+        const s = serve({ fetch: http.app.fetch, port: config.port, hostname: config.host }, () =>
+          ready(s as Server),
+        ) as Server;
+        s.once('error', fail);
+      });
+    } catch (error) {
+      await self.stop();
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+        throw new ValidationError(
+          code === 'EADDRNOTAVAIL' ? '--host' : '--port',
+          `cannot listen on ${config.host}:${config.port} (${code}${code === 'EADDRINUSE' ? ': another process uses it' : ''}); pass --port/--host or set ALMANAC_PORT/ALMANAC_HOST`,
+        );
+      }
+      throw error;
+    }
     const address = server.address() as AddressInfo;
     self.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${address.port}`;
     log.info({ url: self.url, roles: [...roles], store: ctx.dialect }, 'almanac is serving');

@@ -1,0 +1,135 @@
+/**
+ * The CLI against a running server, as a laptop would use it: publish, trigger (with --wait), runs;
+ * and its one-line errors with exit 2 (bad input), 1 (the run failed) and 3 (no server).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fence } from './support/harness.ts';
+import { startTestServer, type TestServer, testStores } from './support/server-harness.ts';
+
+const MAIN = resolve('src/cli/main.ts');
+const DEMO = resolve('examples/sales/sales.md');
+
+describe('almanac publish, trigger and runs against a server', () => {
+  let t: TestServer;
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'almanac-cli-server-'));
+    t = await startTestServer((await testStores())[0]!, {
+      listen: true,
+      autostart: true,
+      clockStart: Date.now(),
+    });
+  });
+  after(async () => {
+    await t?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs the CLI in a child process (asynchronously: the server answers from this process). */
+  const almanac = (args: string[], env: Record<string, string> = {}) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+      execFile(
+        process.execPath,
+        [MAIN, ...args],
+        {
+          env: { ...process.env, NO_COLOR: '1', ALMANAC_URL: t.server.url!, ALMANAC_TOKEN: t.token, ...env },
+          cwd: dir,
+          timeout: 60_000,
+        },
+        (error, stdout, stderr) =>
+          done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+
+  it('publishes a notebook with its files, once per content, and waits for the publish run', async () => {
+    const first = await almanac(['publish', DEMO, '--wait']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^sales: published v1; publish run [0-9a-f-]+ queued$/m);
+    assert.match(first.stderr, /✓ orders \(sql\)/);
+    assert.match(first.stdout, /publish run succeeded in \d+\.\d+ s/);
+    const again = await almanac(['publish', DEMO]);
+    assert.equal(again.code, 0);
+    assert.match(again.stdout, /v1 already has this content; nothing published/);
+  });
+
+  it('triggers an API run with inputs and follows it to the end', async () => {
+    const run = await almanac(['trigger', 'sales', '--input', 'region=APAC', '--wait']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /✓ top_products \(sql\)/);
+    assert.match(run.stdout, /^run [0-9a-f-]+ succeeded in/m);
+    const json = await almanac(['trigger', 'sales', '--json']);
+    const queued = JSON.parse(json.stdout);
+    assert.equal(queued.context, 'api-triggered');
+    assert.equal(queued.trigger, 'api');
+  });
+
+  it('lists the run log, filtered', async () => {
+    const runs = await almanac(['runs', 'sales', '--trigger', 'api']);
+    assert.equal(runs.code, 0, runs.stderr);
+    assert.match(runs.stdout, /^RUN\s+STATUS\s+TRIGGER\s+CONTEXT/);
+    assert.doesNotMatch(runs.stdout, /publish/);
+    assert.match(runs.stdout, /api\s+api-triggered/);
+  });
+
+  it('exits 1 naming the failing cell when the run fails', async () => {
+    const folder = join(dir, 'broken');
+    mkdirSync(folder);
+    const file = join(folder, 'broken.md');
+    writeFileSync(file, `# Broken\n\n${fence('js boom', "throw new Error('no data for this month')")}`);
+    const published = await almanac(['publish', file, '--wait']);
+    assert.equal(published.code, 1);
+    assert.match(
+      published.stderr.trim().split('\n').at(-1)!,
+      /^almanac: cell 'boom' failed \(line \d+\): no data for this month$/,
+    );
+    const triggered = await almanac(['trigger', 'broken', '--wait']);
+    assert.equal(triggered.code, 1);
+  });
+
+  it('answers bad input, a missing token and an unreachable server with one line', async () => {
+    const cases: [string[], Record<string, string>, number, RegExp][] = [
+      [
+        ['trigger', 'sales', '-i', 'region=Mars'],
+        {},
+        2,
+        /^almanac: inputs\.region: must be one of All, EMEA, AMER, APAC; got "Mars"$/,
+      ],
+      [['trigger', 'nope'], {}, 2, /^almanac: project 'nope' was not found$/],
+      [['trigger', 'sales', '-i', 'region'], {}, 2, /^almanac: --input: expected key=value, got 'region'$/],
+      [['runs', '--status', 'done'], {}, 2, /^almanac: status: must be one of queued/],
+      [
+        ['runs'],
+        { ALMANAC_TOKEN: 'alm_wrong-wrong-wrong-wrong' },
+        2,
+        /^almanac: the API token is not valid or was revoked$/,
+      ],
+      [['runs'], { ALMANAC_TOKEN: '' }, 2, /^almanac: --token: no API token/],
+      [['runs', '--server', 'ftp://x'], {}, 2, /^almanac: --server: 'ftp:\/\/x' is not an http/],
+      [
+        ['runs'],
+        { ALMANAC_URL: 'http://127.0.0.1:65000' },
+        3,
+        /^almanac: cannot reach the Almanac server at http:\/\/127\.0\.0\.1:65000 \(ECONNREFUSED\)/,
+      ],
+      [['publish', join(dir, 'missing.md')], {}, 2, /^almanac: notebook: cannot read/],
+      [
+        ['serve', '--port', String(new URL(t.server.url!).port)],
+        {},
+        2,
+        /^almanac: --port: cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE/,
+      ],
+    ];
+    for (const [args, env, code, line] of cases) {
+      const result = await almanac(args, env);
+      assert.equal(result.code, code, `${args.join(' ')}: ${result.stderr}`);
+      const lines = result.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, `${args.join(' ')}: one line, got ${result.stderr}`);
+      assert.match(lines[0]!, line, args.join(' '));
+    }
+  });
+});
