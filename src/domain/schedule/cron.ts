@@ -54,10 +54,14 @@ function checkValue(expression: string, rule: FieldRule, raw: string): void {
   const upper = raw.toUpperCase();
   if (rule.names?.includes(upper)) return;
   if (!/^\d+$/.test(raw)) {
-    fail(expression, `${rule.name} '${raw}' is not a number${rule.names ? ` or a name (${rule.names.join(', ')})` : ''}`);
+    fail(
+      expression,
+      `${rule.name} '${raw}' is not a number${rule.names ? ` or a name (${rule.names.join(', ')})` : ''}`,
+    );
   }
   const n = Number(raw);
-  if (n < rule.min || n > rule.max) fail(expression, `${rule.name} must be ${rule.min}-${rule.max}, not ${raw}`);
+  if (n < rule.min || n > rule.max)
+    fail(expression, `${rule.name} must be ${rule.min}-${rule.max}, not ${raw}`);
 }
 
 function checkField(expression: string, rule: FieldRule, field: string): void {
@@ -79,14 +83,22 @@ function checkField(expression: string, rule: FieldRule, field: string): void {
 export function parseCron(expression: string): ParsedCron {
   const trimmed = expression.trim();
   if (trimmed.startsWith('@')) {
-    fail(trimmed, 'nicknames like @daily are not supported; use a preset (hourly, daily, weekly, monthly) or 5-6 fields');
+    fail(
+      trimmed,
+      'nicknames like @daily are not supported; use a preset (hourly, daily, weekly, monthly) or 5-6 fields',
+    );
   }
   const fields = trimmed.split(/\s+/);
   if (fields.length !== 5 && fields.length !== 6) {
-    fail(trimmed, `has ${fields.length} field(s); write 5 (minute hour day-of-month month day-of-week) or 6 (seconds first)`);
+    fail(
+      trimmed,
+      `has ${fields.length} field(s); write 5 (minute hour day-of-month month day-of-week) or 6 (seconds first)`,
+    );
   }
   const hasSeconds = fields.length === 6;
-  const rules = hasSeconds ? [SECOND, MINUTE, HOUR, DAY, MONTH, WEEKDAY] : [MINUTE, HOUR, DAY, MONTH, WEEKDAY];
+  const rules = hasSeconds
+    ? [SECOND, MINUTE, HOUR, DAY, MONTH, WEEKDAY]
+    : [MINUTE, HOUR, DAY, MONTH, WEEKDAY];
   fields.forEach((field, i) => checkField(trimmed, rules[i]!, field));
   const pattern = hasSeconds ? trimmed : `0 ${trimmed}`;
   let cron: Cron;

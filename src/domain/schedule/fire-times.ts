@@ -56,11 +56,16 @@ export function* fireTimesAfter(spec: FireSpec, after: Date): Generator<FireTime
     } else {
       const repeated = mapping.instants.length > 1;
       const chosen = spec.cron.interval ? mapping.instants : mapping.instants.slice(0, 1);
-      for (const at of chosen) buffer.push({ at, wall, offsetMs: offsetMs(at, zone), dst: repeated ? 'repeat' : null });
+      for (const at of chosen)
+        buffer.push({ at, wall, offsetMs: offsetMs(at, zone), dst: repeated ? 'repeat' : null });
     }
     // Every later wall time maps to an instant at or after (wall - the largest offset near it).
     const w = wall.getTime();
-    const maxOffset = Math.max(offsetMs(new Date(w - DAY), zone), offsetMs(new Date(w), zone), offsetMs(new Date(w + DAY), zone));
+    const maxOffset = Math.max(
+      offsetMs(new Date(w - DAY), zone),
+      offsetMs(new Date(w), zone),
+      offsetMs(new Date(w + DAY), zone),
+    );
     const safe = w - maxOffset;
     buffer.sort((a, b) => a.at.getTime() - b.at.getTime());
     while (buffer.length > 0 && buffer[0]!.at.getTime() < safe) {

@@ -63,7 +63,11 @@ const TIME = /^([01]\d|2[0-3]):([0-5]\d)$/;
 
 function parseTime(field: string, time: unknown): { hour: number; minute: number } {
   const match = typeof time === 'string' ? TIME.exec(time) : null;
-  if (!match) throw new ValidationError(field, `must be a local time written HH:MM (00:00-23:59), not ${JSON.stringify(time)}`);
+  if (!match)
+    throw new ValidationError(
+      field,
+      `must be a local time written HH:MM (00:00-23:59), not ${JSON.stringify(time)}`,
+    );
   return { hour: Number(match[1]), minute: Number(match[2]) };
 }
 
@@ -90,7 +94,8 @@ export function cadenceSpec(cadence: Cadence): { cron: ParsedCron; accept?: (wal
       }
       const days = cadence.days.map((d, i) => {
         const index = WEEKDAYS.indexOf(String(d).toLowerCase() as Weekday);
-        if (index < 0) throw new ValidationError(`cadence.days.${i}`, `'${d}' is not a day; use ${WEEKDAYS.join(', ')}`);
+        if (index < 0)
+          throw new ValidationError(`cadence.days.${i}`, `'${d}' is not a day; use ${WEEKDAYS.join(', ')}`);
         return index;
       });
       return { cron: parseCron(`${minute} ${hour} * * ${[...new Set(days)].sort().join(',')}`) };
@@ -100,7 +105,10 @@ export function cadenceSpec(cadence: Cadence): { cron: ParsedCron; accept?: (wal
       const day = wholeIn('cadence.day', cadence.day, 1, 31);
       const shortMonths = cadence.shortMonths ?? 'last_day';
       if (shortMonths !== 'last_day' && shortMonths !== 'skip') {
-        throw new ValidationError('cadence.shortMonths', "must be 'last_day' (fire on the last day of shorter months) or 'skip'");
+        throw new ValidationError(
+          'cadence.shortMonths',
+          "must be 'last_day' (fire on the last day of shorter months) or 'skip'",
+        );
       }
       if (day <= 28 || shortMonths === 'skip') return { cron: parseCron(`${minute} ${hour} ${day} * *`) };
       // Days 29-31 in shorter months: the last day of the month instead.
@@ -110,11 +118,13 @@ export function cadenceSpec(cadence: Cadence): { cron: ParsedCron; accept?: (wal
       };
     }
     case 'cron':
-      if (typeof cadence.expression !== 'string') throw new ValidationError('cadence.expression', 'must be a cron expression');
+      if (typeof cadence.expression !== 'string')
+        throw new ValidationError('cadence.expression', 'must be a cron expression');
       try {
         return { cron: parseCron(cadence.expression) };
       } catch (error) {
-        if (error instanceof ValidationError) throw new ValidationError('cadence.expression', error.message.replace(/^cron: /, ''));
+        if (error instanceof ValidationError)
+          throw new ValidationError('cadence.expression', error.message.replace(/^cron: /, ''));
         throw error;
       }
     default:
@@ -131,14 +141,21 @@ function lastDayOfMonth(wall: Date): number {
 
 export function validateTimeZone(timeZone: unknown): string {
   if (typeof timeZone !== 'string' || !isTimeZone(timeZone)) {
-    throw new ValidationError('timezone', `timezone ${JSON.stringify(timeZone)} is not an IANA zone (for example Europe/Berlin, America/New_York, UTC)`);
+    throw new ValidationError(
+      'timezone',
+      `'${String(timeZone)}' is not an IANA zone (for example Europe/Berlin, America/New_York, UTC)`,
+    );
   }
   return timeZone;
 }
 
 export function fireSpec(cadence: Cadence, timeZone: string): FireSpec {
   const spec = cadenceSpec(cadence);
-  return { cron: spec.cron, timeZone: validateTimeZone(timeZone), ...(spec.accept ? { accept: spec.accept } : {}) };
+  return {
+    cron: spec.cron,
+    timeZone: validateTimeZone(timeZone),
+    ...(spec.accept ? { accept: spec.accept } : {}),
+  };
 }
 
 /** A one-line description: "daily at 09:00 Europe/Berlin". */
@@ -160,10 +177,16 @@ export function describeCadence(cadence: Cadence, timeZone: string): string {
 export function validatePolicies(input: Partial<SchedulePolicies>): SchedulePolicies {
   const p = { ...DEFAULT_POLICIES, ...input };
   if (!OVERLAP_POLICIES.includes(p.overlap)) {
-    throw new ValidationError('overlap', `must be one of ${OVERLAP_POLICIES.join(', ')}, not ${JSON.stringify(p.overlap)}`);
+    throw new ValidationError(
+      'overlap',
+      `must be one of ${OVERLAP_POLICIES.join(', ')}, not ${JSON.stringify(p.overlap)}`,
+    );
   }
   if (!CATCHUP_MODES.includes(p.catchupMode)) {
-    throw new ValidationError('catchupMode', `must be one of ${CATCHUP_MODES.join(', ')}, not ${JSON.stringify(p.catchupMode)}`);
+    throw new ValidationError(
+      'catchupMode',
+      `must be one of ${CATCHUP_MODES.join(', ')}, not ${JSON.stringify(p.catchupMode)}`,
+    );
   }
   wholeIn('catchupWindowMs', p.catchupWindowMs, 0, 366 * 86_400_000);
   wholeIn('jitterSeconds', p.jitterSeconds, 0, 3600);

@@ -40,7 +40,15 @@ export function wallTime(instant: Date, timeZone: string): Date {
   const parts = formatter(timeZone).formatToParts(instant);
   const get = (type: string) => Number(parts.find((p) => p.type === type)!.value);
   return new Date(
-    Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'), instant.getUTCMilliseconds()),
+    Date.UTC(
+      get('year'),
+      get('month') - 1,
+      get('day'),
+      get('hour'),
+      get('minute'),
+      get('second'),
+      instant.getUTCMilliseconds(),
+    ),
   );
 }
 
