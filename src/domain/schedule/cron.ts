@@ -99,7 +99,7 @@ export function parseCron(expression: string): ParsedCron {
   const rules = hasSeconds
     ? [SECOND, MINUTE, HOUR, DAY, MONTH, WEEKDAY]
     : [MINUTE, HOUR, DAY, MONTH, WEEKDAY];
-  fields.forEach((field, i) => checkField(trimmed, rules[i]!, field));
+  for (const [i, field] of fields.entries()) checkField(trimmed, rules[i]!, field);
   const pattern = hasSeconds ? trimmed : `0 ${trimmed}`;
   let cron: Cron;
   try {
