@@ -17,6 +17,7 @@ for (const target of await storeTargets()) {
         assert.deepEqual(await migrate(store.db, store.dialect), [
           '0001_workspaces_and_users',
           '0002_server',
+          '0003_schedules',
         ]);
         assert.deepEqual(await migrate(store.db, store.dialect), []);
         assert.deepEqual(store.capabilities, CAPABILITIES[target.name]);

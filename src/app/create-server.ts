@@ -16,6 +16,7 @@ import { ValidationError } from '../domain/errors.ts';
 import { Housekeeper } from '../executor/housekeeper.ts';
 import { Worker } from '../executor/worker.ts';
 import { createHttpApp, type HttpApp } from '../http/server.ts';
+import { Scheduler } from '../scheduler/scheduler.ts';
 import * as projects from '../services/project-service.ts';
 import type { Principal, ServiceContext } from '../services/service-context.ts';
 import { bootstrap, DEFAULT_WORKSPACE } from '../services/workspace-service.ts';
@@ -24,7 +25,7 @@ import { type Almanac, createAlmanac } from './create-almanac.ts';
 import { openServices } from './open-services.ts';
 import { collectProjectFiles } from './project-files.ts';
 
-export const ROLES = ['web', 'worker'] as const;
+export const ROLES = ['web', 'worker', 'scheduler'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface ServerOptions {
@@ -50,6 +51,7 @@ export interface AlmanacServer {
   readonly http: HttpApp;
   readonly worker: Worker | null;
   readonly housekeeper: Housekeeper;
+  readonly scheduler: Scheduler | null;
   /** The first admin's token when this start created it, else null. */
   readonly adminToken: string | null;
   /** Base URL once listening. */
@@ -96,6 +98,9 @@ export async function createServer(
       })
     : null;
   const housekeeper = new Housekeeper(ctx, { intervalMs: options.housekeepingMs ?? 5000, log });
+  const scheduler = roles.has('scheduler')
+    ? new Scheduler(ctx, { databaseClock: options.now === undefined, log })
+    : null;
   const webDir = options.webDir === undefined ? join(PACKAGE_ROOT, 'web', 'dist') : options.webDir;
   const http = createHttpApp({
     ctx,
@@ -112,6 +117,7 @@ export async function createServer(
     http,
     worker,
     housekeeper,
+    scheduler,
     adminToken: boot.adminToken,
     url: null,
     async admin() {
@@ -137,6 +143,7 @@ export async function createServer(
     async stop() {
       await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
       server?.closeAllConnections?.();
+      await scheduler?.stop();
       await housekeeper.stop();
       await worker?.stop();
       await almanac.close();
@@ -147,6 +154,7 @@ export async function createServer(
   if (options.autostart !== false) {
     worker?.start();
     housekeeper.start();
+    await scheduler?.start();
   }
   if (roles.has('web') && options.listen !== false) {
     try {

@@ -39,8 +39,13 @@ export function isFinal(status: RunStatus): boolean {
 export const RUN_TRIGGERS = ['manual', 'api', 'publish', 'schedule', 'backfill'] as const;
 export type RunTrigger = (typeof RUN_TRIGGERS)[number];
 
-/** Why a run ended without succeeding: the executor's reasons, plus the queue's own. */
-export type RunReason = RunFailureReason | 'worker_lost';
+/**
+ * Why a run ended without succeeding: the executor's reasons, the queue's own (`worker_lost`), and
+ * why a schedule's fire time was `skipped`: the previous run was still going (`overlap`), it was
+ * missed while no scheduler ran (`missed`), folded into a later catch-up run (`coalesced`), or the
+ * project had no published version (`no_version`).
+ */
+export type RunReason = RunFailureReason | 'worker_lost' | 'overlap' | 'missed' | 'coalesced' | 'no_version';
 
 /** Runs of these triggers refresh the app's default state (and the `cache=schedule` results). */
 export function refreshesDefaultState(trigger: RunTrigger): boolean {
@@ -51,7 +56,8 @@ export interface Run {
   id: string;
   workspaceId: string;
   projectId: string;
-  versionId: string;
+  /** The version it ran; null only for a skipped fire time of a project with no published version. */
+  versionId: string | null;
   trigger: RunTrigger;
   context: RunContext;
   status: RunStatus;
@@ -73,6 +79,28 @@ export interface Run {
   errorCell: string | null;
   errorMessage: string | null;
   expiresAt: Date | null;
+  scheduleId: string | null;
+  jitterMs: number | null;
+  timeoutMs: number | null;
+  retryOf: string | null;
+  retryNumber: number;
+  retryAt: Date | null;
+  afterRunId: string | null;
+}
+
+/** Failures worth another attempt: never a cancel, nor inputs or a setup that cannot change. */
+export function isRetryable(status: RunStatus, reason: RunReason | null): boolean {
+  if (status === 'timed_out') return true;
+  return status === 'failed' && reason !== 'invalid_input';
+}
+
+/**
+ * How late a run started: from its intended start (the nominal fire time plus the schedule's jitter) to
+ * its claim by a worker. Null for runs without a fire time.
+ */
+export function latenessMs(run: Pick<Run, 'scheduledFor' | 'startedAt' | 'jitterMs'>): number | null {
+  if (!run.scheduledFor || !run.startedAt) return null;
+  return run.startedAt.getTime() - run.scheduledFor.getTime() - (run.jitterMs ?? 0);
 }
 
 /** Per-cell progress, stored as it happens. */

@@ -219,7 +219,7 @@ export class Worker {
     let sqlResults: runs.CachedSqlResult[] = [];
     let reason: 'invalid_input' | null = null;
     try {
-      const version = await runs.loadVersion(ctx, run.versionId);
+      const version = await runs.loadVersion(ctx, run.versionId!);
       const notebook = await runs.notebookOfVersion(version.id, version.source);
       const projectDir = await materializeVersion(this.#versionsDir, version.contentHash, () =>
         runs.loadVersionFiles(ctx, version.id),
@@ -233,6 +233,7 @@ export class Worker {
         runId: run.id,
         scheduledFor: run.scheduledFor,
         signal: active.abort.signal,
+        ...(run.timeoutMs ? { limits: { timeoutMs: run.timeoutMs } } : {}),
         connections,
         sqlCache: {
           mode: run.context === 'app' && run.trigger !== 'publish' ? 'reuse' : 'refresh',

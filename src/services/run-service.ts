@@ -11,6 +11,7 @@ import type { Notebook } from '../domain/notebook/notebook.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import {
   isFinal,
+  isRetryable,
   RUN_STATUSES,
   RUN_TRIGGERS,
   type Run,
@@ -26,6 +27,7 @@ import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import { assertCanSeeRun } from './authorize.ts';
 import { getProject } from './project-service.ts';
+import { planRetry } from './schedule-service.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 
 /** How long a private (viewer's own) run is kept. @default 1 hour */
@@ -108,7 +110,7 @@ export async function getRun(ctx: ServiceContext, principal: Principal, runId: s
   const [cells, project, version] = await Promise.all([
     rs.listCells(ctx.db, run.id),
     ctx.db.selectFrom('projects').select('slug').where('id', '=', run.projectId).executeTakeFirstOrThrow(),
-    ps.findVersionById(ctx.db, run.versionId),
+    run.versionId ? ps.findVersionById(ctx.db, run.versionId) : Promise.resolve(null),
   ]);
   return { run, cells, projectSlug: project.slug, versionNumber: version?.number ?? 0 };
 }
@@ -340,6 +342,8 @@ export async function completeRun(
     if (!ok) return false;
     await rs.insertSnapshot(trx, run.id, stored, now);
     await rs.settleCells(trx, run.id, snapshot.cells);
+    const reason = options.reason ?? snapshot.reason;
+    if (run.scheduleId && isRetryable(snapshot.status, reason)) await planRetry(trx, run, now);
     if (snapshot.status === 'succeeded' && refreshesDefaultState(run.trigger) && !run.private) {
       const settings = await ps.getAppSettings(trx, run.projectId);
       const current = settings.defaultRunId ? await rs.findRun(trx, settings.defaultRunId) : null;
@@ -361,6 +365,8 @@ export async function completeRun(
     return true;
   });
   if (won) await ctx.wakeups.notify('run_progress', run.id);
+  // A run may have waited behind this one (overlap buffer_one, a backfill in order).
+  if (won && run.scheduleId) await ctx.wakeups.notify('run_queued', run.id);
   if (won && defaultChanged) await ctx.wakeups.notify('app_state', run.projectId);
   return won;
 }

@@ -98,7 +98,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
         await db.schema
           .createTable('version_files')
-          .addColumn('version_id', 'text', (c) => c.notNull().references('versions.id').onDelete('cascade'))
+          .addColumn('version_id', 'text', (c) => c.references('versions.id').onDelete('cascade'))
           .addColumn('path', 'text', (c) => c.notNull())
           .addColumn('content', t.blob, (c) => c.notNull())
           .addPrimaryKeyConstraint('version_files_pk', ['version_id', 'path'])
@@ -122,7 +122,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
             c.notNull().references('workspaces.id').onDelete('cascade'),
           )
           .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
-          .addColumn('version_id', 'text', (c) => c.notNull().references('versions.id').onDelete('cascade'))
+          .addColumn('version_id', 'text', (c) => c.references('versions.id').onDelete('cascade'))
           .addColumn('trigger', 'text', (c) =>
             c.notNull().check(sql`trigger in ('manual', 'api', 'publish', 'schedule', 'backfill')`),
           )
@@ -199,6 +199,67 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('payload', t.blob, (c) => c.notNull())
           .addColumn('created_at', t.timestamp, (c) => c.notNull())
           .addPrimaryKeyConstraint('sql_cache_pk', ['project_id', 'key'])
+          .execute();
+      },
+    },
+    '0003_schedules': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('schedules')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('workspace_id', 'text', (c) =>
+            c.notNull().references('workspaces.id').onDelete('cascade'),
+          )
+          .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('cadence', 'text', (c) => c.notNull())
+          .addColumn('timezone', 'text', (c) => c.notNull())
+          .addColumn('inputs', 'text', (c) => c.notNull())
+          .addColumn('policies', 'text', (c) => c.notNull())
+          .addColumn('enabled', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('paused_until', t.timestamp)
+          .addColumn('pause_note', 'text')
+          .addColumn('next_fire_at', t.timestamp)
+          .addColumn('next_due_at', t.timestamp)
+          .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addColumn('updated_at', t.timestamp, (c) => c.notNull())
+          .addUniqueConstraint('schedules_project_name', ['project_id', 'name'])
+          .execute();
+        await db.schema
+          .createIndex('schedules_due')
+          .on('schedules')
+          .columns(['enabled', 'next_due_at'])
+          .execute();
+        await db.schema.createIndex('schedules_paused').on('schedules').columns(['paused_until']).execute();
+        await db.schema
+          .alterTable('runs')
+          .addColumn('schedule_id', 'text', (c) => c.references('schedules.id').onDelete('set null'))
+          .execute();
+        await db.schema.alterTable('runs').addColumn('jitter_ms', 'integer').execute();
+        await db.schema.alterTable('runs').addColumn('timeout_ms', 'integer').execute();
+        await db.schema.alterTable('runs').addColumn('retry_of', 'text').execute();
+        await db.schema
+          .alterTable('runs')
+          .addColumn('retry_number', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema.alterTable('runs').addColumn('retry_at', t.timestamp).execute();
+        await db.schema.alterTable('runs').addColumn('after_run_id', 'text').execute();
+        // Each fire time of a schedule happens once, whichever scheduler gets there first.
+        await db.schema
+          .createIndex('runs_schedule_fire')
+          .unique()
+          .on('runs')
+          .columns(['schedule_id', 'scheduled_for'])
+          .where(sql.ref('retry_of'), 'is', null)
+          .where(sql.ref('trigger'), 'in', ['schedule', 'backfill'])
+          .execute();
+        await db.schema.createIndex('runs_retry_of').unique().on('runs').column('retry_of').execute();
+        await db.schema.createIndex('runs_retry_at').on('runs').column('retry_at').execute();
+        await db.schema
+          .createIndex('runs_schedule_created')
+          .on('runs')
+          .columns(['schedule_id', 'created_at'])
           .execute();
       },
     },

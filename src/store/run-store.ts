@@ -36,6 +36,13 @@ export function toRun(row: Selectable<RunsTable>): Run {
     errorCell: row.error_cell,
     errorMessage: row.error_message,
     expiresAt: toDate(row.expires_at),
+    scheduleId: row.schedule_id,
+    jitterMs: row.jitter_ms === null ? null : Number(row.jitter_ms),
+    timeoutMs: row.timeout_ms === null ? null : Number(row.timeout_ms),
+    retryOf: row.retry_of,
+    retryNumber: Number(row.retry_number ?? 0),
+    retryAt: toDate(row.retry_at),
+    afterRunId: row.after_run_id,
   };
 }
 
@@ -43,7 +50,7 @@ export interface NewRun {
   id: string;
   workspaceId: string;
   projectId: string;
-  versionId: string;
+  versionId: string | null;
   trigger: RunTrigger;
   context: RunContext;
   private: boolean;
@@ -53,6 +60,16 @@ export interface NewRun {
   scheduledFor: Date | null;
   maxAttempts: number;
   expiresAt: Date | null;
+  scheduleId?: string | null;
+  jitterMs?: number | null;
+  timeoutMs?: number | null;
+  retryOf?: string | null;
+  retryNumber?: number;
+  afterRunId?: string | null;
+  /** Insert as a final entry instead of queued (a skipped fire time). */
+  status?: 'queued' | 'skipped';
+  reason?: string | null;
+  errorMessage?: string | null;
 }
 
 export async function insertRun(db: Db, run: NewRun): Promise<Run> {
@@ -65,7 +82,7 @@ export async function insertRun(db: Db, run: NewRun): Promise<Run> {
       version_id: run.versionId,
       trigger: run.trigger,
       context: run.context,
-      status: 'queued',
+      status: run.status ?? 'queued',
       private: run.private ? 1 : 0,
       inputs: JSON.stringify(run.inputs),
       created_by: run.createdBy,
@@ -73,10 +90,59 @@ export async function insertRun(db: Db, run: NewRun): Promise<Run> {
       scheduled_for: run.scheduledFor ? iso(run.scheduledFor) : null,
       max_attempts: run.maxAttempts,
       expires_at: run.expiresAt ? iso(run.expiresAt) : null,
+      schedule_id: run.scheduleId ?? null,
+      jitter_ms: run.jitterMs ?? null,
+      timeout_ms: run.timeoutMs ?? null,
+      retry_of: run.retryOf ?? null,
+      retry_number: run.retryNumber ?? 0,
+      after_run_id: run.afterRunId ?? null,
+      reason: run.reason ?? null,
+      error_message: run.errorMessage ?? null,
+      finished_at: run.status === 'skipped' ? iso(run.createdAt) : null,
     })
     .returningAll()
     .executeTakeFirstOrThrow();
   return toRun(row);
+}
+
+/**
+ * Inserts a schedule's run for a fire time unless one exists (another scheduler got there first, or a
+ * backfill already covered it). Returns null when it existed.
+ */
+export async function insertFireRun(db: Db, run: NewRun): Promise<Run | null> {
+  const row = await db
+    .insertInto('runs')
+    .values({
+      id: run.id,
+      workspace_id: run.workspaceId,
+      project_id: run.projectId,
+      version_id: run.versionId,
+      trigger: run.trigger,
+      context: run.context,
+      status: run.status ?? 'queued',
+      private: 0,
+      inputs: JSON.stringify(run.inputs),
+      created_by: run.createdBy,
+      created_at: iso(run.createdAt),
+      scheduled_for: iso(run.scheduledFor!),
+      max_attempts: run.maxAttempts,
+      expires_at: null,
+      schedule_id: run.scheduleId ?? null,
+      jitter_ms: run.jitterMs ?? null,
+      timeout_ms: run.timeoutMs ?? null,
+      retry_of: null,
+      retry_number: 0,
+      after_run_id: run.afterRunId ?? null,
+      reason: run.reason ?? null,
+      error_message: run.errorMessage ?? null,
+      finished_at: run.status === 'skipped' ? iso(run.createdAt) : null,
+    })
+    // The unique key on (schedule, fire time) decides; on PostgreSQL a violation would abort the
+    // transaction, so the loser inserts nothing instead of failing.
+    .onConflict((oc) => oc.doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toRun(row) : null;
 }
 
 export async function findRun(db: Db, id: string): Promise<Run | null> {
@@ -102,6 +168,20 @@ export async function claimNextRun(db: Db, options: ClaimOptions): Promise<Run |
     .selectFrom('runs')
     .select('id')
     .where('status', '=', 'queued')
+    .where((eb) =>
+      eb.or([
+        eb('after_run_id', 'is', null),
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('runs as previous')
+              .select('previous.id')
+              .whereRef('previous.id', '=', 'runs.after_run_id')
+              .where('previous.status', 'in', ['queued', 'running']),
+          ),
+        ),
+      ]),
+    )
     .orderBy('created_at')
     .orderBy('id')
     .limit(1);

@@ -96,7 +96,8 @@ export interface RunsTable {
   id: string;
   workspace_id: string;
   project_id: string;
-  version_id: string;
+  /** Null only for a skipped fire time of a project with no published version. */
+  version_id: string | null;
   trigger: string;
   context: string;
   status: string;
@@ -119,6 +120,43 @@ export interface RunsTable {
   error_message: string | null;
   /** Private runs are deleted after this instant. */
   expires_at: InstantIn | Instant | null;
+  schedule_id: Generated<string | null>;
+  /** The schedule's deterministic offset applied to this fire time. */
+  jitter_ms: Generated<number | null>;
+  /** Wall-clock limit for this run (a schedule's timeout policy), over the server default. */
+  timeout_ms: Generated<number | null>;
+  /** The run this one retries. */
+  retry_of: Generated<string | null>;
+  retry_number: Generated<number>;
+  /** When this failed run's retry is due (set while a retry is pending). */
+  retry_at: Generated<InstantIn | Instant | null>;
+  /** Not claimable until this run has ended (overlap policy buffer_one, coalesced catch-up). */
+  after_run_id: Generated<string | null>;
+}
+
+export interface SchedulesTable {
+  id: string;
+  workspace_id: string;
+  project_id: string;
+  name: string;
+  /** The Cadence as JSON. */
+  cadence: string;
+  timezone: string;
+  /** JSON object of input values for the schedule's runs. */
+  inputs: string;
+  /** SchedulePolicies as JSON. */
+  policies: string;
+  enabled: Generated<number>;
+  /** A paused schedule resumes by itself at this instant. */
+  paused_until: InstantIn | Instant | null;
+  pause_note: string | null;
+  /** The next nominal fire time. */
+  next_fire_at: InstantIn | Instant | null;
+  /** next_fire_at plus the schedule's jitter: when the scheduler creates the run. */
+  next_due_at: InstantIn | Instant | null;
+  created_by: string | null;
+  created_at: InstantIn | Instant;
+  updated_at: InstantIn | Instant;
 }
 
 export interface RunCellsTable {
@@ -180,6 +218,7 @@ export interface Schema {
   snapshots: SnapshotsTable;
   app_settings: AppSettingsTable;
   sql_cache: SqlCacheTable;
+  schedules: SchedulesTable;
 }
 
 export function toDate(value: Instant): Date;

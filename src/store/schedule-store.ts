@@ -1,0 +1,186 @@
+/**
+ * Queries on schedules. The scheduler takes due schedules with `FOR UPDATE SKIP LOCKED` on PostgreSQL,
+ * so several schedulers share the work; advancing `next_fire_at` is guarded by its old value.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { InputValue } from '../domain/run-context.ts';
+import type { Cadence, SchedulePolicies } from '../domain/schedule/schedule.ts';
+import type { SchedulesTable, Schema } from './schema.ts';
+import { iso, toDate } from './schema.ts';
+
+type Db = Kysely<Schema>;
+
+export interface Schedule {
+  id: string;
+  workspaceId: string;
+  projectId: string;
+  name: string;
+  cadence: Cadence;
+  timezone: string;
+  inputs: Record<string, InputValue>;
+  policies: SchedulePolicies;
+  enabled: boolean;
+  pausedUntil: Date | null;
+  pauseNote: string | null;
+  nextFireAt: Date | null;
+  nextDueAt: Date | null;
+  createdBy: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function toSchedule(row: Selectable<SchedulesTable>): Schedule {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    projectId: row.project_id,
+    name: row.name,
+    cadence: JSON.parse(row.cadence) as Cadence,
+    timezone: row.timezone,
+    inputs: JSON.parse(row.inputs) as Record<string, InputValue>,
+    policies: JSON.parse(row.policies) as SchedulePolicies,
+    enabled: Number(row.enabled) === 1,
+    pausedUntil: toDate(row.paused_until),
+    pauseNote: row.pause_note,
+    nextFireAt: toDate(row.next_fire_at),
+    nextDueAt: toDate(row.next_due_at),
+    createdBy: row.created_by,
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+  };
+}
+
+function toRow(s: Schedule) {
+  return {
+    id: s.id,
+    workspace_id: s.workspaceId,
+    project_id: s.projectId,
+    name: s.name,
+    cadence: JSON.stringify(s.cadence),
+    timezone: s.timezone,
+    inputs: JSON.stringify(s.inputs),
+    policies: JSON.stringify(s.policies),
+    enabled: s.enabled ? 1 : 0,
+    paused_until: s.pausedUntil ? iso(s.pausedUntil) : null,
+    pause_note: s.pauseNote,
+    next_fire_at: s.nextFireAt ? iso(s.nextFireAt) : null,
+    next_due_at: s.nextDueAt ? iso(s.nextDueAt) : null,
+    created_by: s.createdBy,
+    created_at: iso(s.createdAt),
+    updated_at: iso(s.updatedAt),
+  };
+}
+
+export async function insertSchedule(db: Db, schedule: Schedule): Promise<void> {
+  await db.insertInto('schedules').values(toRow(schedule)).execute();
+}
+
+export async function insertSchedules(db: Db, schedules: readonly Schedule[]): Promise<void> {
+  for (let i = 0; i < schedules.length; i += 200) {
+    await db
+      .insertInto('schedules')
+      .values(schedules.slice(i, i + 200).map(toRow))
+      .execute();
+  }
+}
+
+/** Replaces every field but the id; guarded by `updated_at` when given (optimistic). */
+export async function updateSchedule(db: Db, schedule: Schedule): Promise<void> {
+  const { id: _, created_at: __, ...row } = toRow(schedule);
+  await db.updateTable('schedules').set(row).where('id', '=', schedule.id).execute();
+}
+
+export async function findSchedule(db: Db, id: string): Promise<Schedule | null> {
+  const row = await db.selectFrom('schedules').selectAll().where('id', '=', id).executeTakeFirst();
+  return row ? toSchedule(row) : null;
+}
+
+export async function listSchedules(db: Db, workspaceId: string, projectId?: string): Promise<Schedule[]> {
+  let query = db.selectFrom('schedules').selectAll().where('workspace_id', '=', workspaceId);
+  if (projectId) query = query.where('project_id', '=', projectId);
+  return (await query.orderBy('name').execute()).map(toSchedule);
+}
+
+export async function deleteSchedule(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('schedules').where('id', '=', id).execute();
+}
+
+/** Enabled schedules due by `now`, oldest first, locked against other schedulers on PostgreSQL. */
+export async function takeDueSchedules(
+  db: Db,
+  now: Date,
+  limit: number,
+  skipLocked: boolean,
+): Promise<Schedule[]> {
+  let query = db
+    .selectFrom('schedules')
+    .selectAll()
+    .where('enabled', '=', 1)
+    .where('next_due_at', '<=', iso(now))
+    .orderBy('next_due_at')
+    .limit(limit);
+  if (skipLocked) query = query.forUpdate().skipLocked();
+  return (await query.execute()).map(toSchedule);
+}
+
+/** Paused schedules whose pause-until has passed. */
+export async function takeResumable(
+  db: Db,
+  now: Date,
+  limit: number,
+  skipLocked: boolean,
+): Promise<Schedule[]> {
+  let query = db
+    .selectFrom('schedules')
+    .selectAll()
+    .where('enabled', '=', 0)
+    .where('paused_until', '<=', iso(now))
+    .limit(limit);
+  if (skipLocked) query = query.forUpdate().skipLocked();
+  return (await query.execute()).map(toSchedule);
+}
+
+/** Moves a schedule to its next fire time; false when another scheduler already did. */
+export async function advanceSchedule(
+  db: Db,
+  id: string,
+  from: Date | null,
+  next: { fireAt: Date | null; dueAt: Date | null },
+  now: Date,
+): Promise<boolean> {
+  let query = db
+    .updateTable('schedules')
+    .set({
+      next_fire_at: next.fireAt ? iso(next.fireAt) : null,
+      next_due_at: next.dueAt ? iso(next.dueAt) : null,
+      updated_at: iso(now),
+    })
+    .where('id', '=', id);
+  query = from ? query.where('next_fire_at', '=', iso(from)) : query.where('next_fire_at', 'is', null);
+  return Number((await query.executeTakeFirst()).numUpdatedRows) === 1;
+}
+
+/** The earliest instant any schedule or pending retry needs the scheduler. */
+export async function nextWake(db: Db): Promise<Date | null> {
+  const [due, resume, retry] = await Promise.all([
+    db
+      .selectFrom('schedules')
+      .select((eb) => eb.fn.min('next_due_at').as('at'))
+      .where('enabled', '=', 1)
+      .executeTakeFirst(),
+    db
+      .selectFrom('schedules')
+      .select((eb) => eb.fn.min('paused_until').as('at'))
+      .where('enabled', '=', 0)
+      .executeTakeFirst(),
+    db
+      .selectFrom('runs')
+      .select((eb) => eb.fn.min('retry_at').as('at'))
+      .where('retry_at', 'is not', null)
+      .executeTakeFirst(),
+  ]);
+  const times = [due?.at, resume?.at, retry?.at]
+    .filter((t): t is Date | string => t !== null && t !== undefined)
+    .map((t) => toDate(t).getTime());
+  return times.length ? new Date(Math.min(...times)) : null;
+}
