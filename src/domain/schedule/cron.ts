@@ -103,7 +103,7 @@ export function parseCron(expression: string): ParsedCron {
   const pattern = hasSeconds ? trimmed : `0 ${trimmed}`;
   let cron: Cron;
   try {
-    cron = new Cron(pattern, { timezone: 'UTC', paused: true });
+    cron = new Cron(pattern, { utcOffset: 0, paused: true });
   } catch (error) {
     fail(trimmed, (error as Error).message.replace(/^CronPattern: /, ''));
   }

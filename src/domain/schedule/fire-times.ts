@@ -33,12 +33,60 @@ export interface FireTime {
 
 const DAY = 86_400_000;
 
+/** Croner objects by pattern; `nextRun(date)` is pure, so one per pattern serves every schedule. */
+const crons = new Map<string, Cron>();
+function cronFor(pattern: string): Cron {
+  let cron = crons.get(pattern);
+  if (!cron) {
+    cron = new Cron(pattern, { utcOffset: 0, paused: true });
+    if (crons.size > 10_000) crons.clear();
+    crons.set(pattern, cron);
+  }
+  return cron;
+}
+
+const stableByZone = new Map<string, Map<number, number | null>>();
+
+/**
+ * The UTC offset that holds for every wall time of a UTC day, or null when a transition may fall near
+ * it. Offsets are checked a day either side; no zone changes twice within three days. Cached per zone
+ * and day for every schedule.
+ */
+function stableOffsets(timeZone: string) {
+  let byDay = stableByZone.get(timeZone);
+  if (!byDay) {
+    byDay = new Map();
+    stableByZone.set(timeZone, byDay);
+  }
+  const cache = byDay;
+  return (wall: number): number | null => {
+    const day = Math.floor(wall / DAY);
+    let offset = cache.get(day);
+    if (offset === undefined) {
+      const before = offsetMs(new Date((day - 1) * DAY), timeZone);
+      const after = offsetMs(new Date((day + 2) * DAY), timeZone);
+      offset = before === after ? before : null;
+      if (cache.size > 20_000) cache.clear();
+      cache.set(day, offset);
+    }
+    return offset;
+  };
+}
+
 /** Fire times strictly after `after`, in order, without end (take what you need). */
 export function* fireTimesAfter(spec: FireSpec, after: Date): Generator<FireTime> {
-  const cron = new Cron(spec.cron.pattern, { timezone: 'UTC', paused: true });
+  const cron = cronFor(spec.cron.pattern);
   const zone = spec.timeZone;
-  // Start a little before `after` in wall time: a repeated hour can map earlier wall times to later instants.
-  let cursor = new Date(wallTime(after, zone).getTime() - 3 * 3_600_000);
+  const stable = stableOffsets(zone);
+  // The wall time of `after`: from the day's stable offset when there is one (no Intl call).
+  const guess = stable(after.getTime());
+  const afterWall =
+    guess !== null && stable(after.getTime() + guess) === guess
+      ? after.getTime() + guess
+      : wallTime(after, zone).getTime();
+  // Near a transition, start a little earlier in wall time: a repeated hour maps earlier wall times to
+  // later instants.
+  let cursor = new Date(stable(afterWall) === null ? afterWall - 3 * 3_600_000 : afterWall - 1);
   const buffer: FireTime[] = [];
   let last = after.getTime();
   let guard = 0;
@@ -48,27 +96,36 @@ export function* fireTimesAfter(spec: FireSpec, after: Date): Generator<FireTime
     cursor = wall;
     if (++guard > 5_000_000) return;
     if (spec.accept && !spec.accept(wall)) continue;
-    const mapping = instantsAt(wall, zone);
-    if (mapping.instants.length === 0) {
-      if (!spec.cron.interval && mapping.gapEnd) {
-        buffer.push({ at: mapping.gapEnd, wall, offsetMs: offsetMs(mapping.gapEnd, zone), dst: 'gap' });
-      }
-    } else {
-      const repeated = mapping.instants.length > 1;
-      const chosen = spec.cron.interval ? mapping.instants : mapping.instants.slice(0, 1);
-      for (const at of chosen)
-        buffer.push({ at, wall, offsetMs: offsetMs(at, zone), dst: repeated ? 'repeat' : null });
-    }
-    // Every later wall time maps to an instant at or after (wall - the largest offset near it).
     const w = wall.getTime();
-    const maxOffset = Math.max(
-      offsetMs(new Date(w - DAY), zone),
-      offsetMs(new Date(w), zone),
-      offsetMs(new Date(w + DAY), zone),
-    );
-    const safe = w - maxOffset;
-    buffer.sort((a, b) => a.at.getTime() - b.at.getTime());
-    while (buffer.length > 0 && buffer[0]!.at.getTime() < safe) {
+    const known = stable(w);
+    let safe: number;
+    if (known !== null) {
+      // The common case: no DST change near this day, one instant per wall time.
+      buffer.push({ at: new Date(w - known), wall, offsetMs: known, dst: null });
+      safe = w - known;
+    } else {
+      const mapping = instantsAt(wall, zone);
+      if (mapping.instants.length === 0) {
+        if (!spec.cron.interval && mapping.gapEnd) {
+          buffer.push({ at: mapping.gapEnd, wall, offsetMs: offsetMs(mapping.gapEnd, zone), dst: 'gap' });
+        }
+      } else {
+        const repeated = mapping.instants.length > 1;
+        const chosen = spec.cron.interval ? mapping.instants : mapping.instants.slice(0, 1);
+        for (const at of chosen)
+          buffer.push({ at, wall, offsetMs: offsetMs(at, zone), dst: repeated ? 'repeat' : null });
+      }
+      // Every later wall time maps to an instant at or after (wall - the largest offset near it).
+      safe =
+        w -
+        Math.max(
+          offsetMs(new Date(w - DAY), zone),
+          offsetMs(new Date(w), zone),
+          offsetMs(new Date(w + DAY), zone),
+        );
+    }
+    if (buffer.length > 1) buffer.sort((a, b) => a.at.getTime() - b.at.getTime());
+    while (buffer.length > 0 && buffer[0]!.at.getTime() <= safe) {
       const next = buffer.shift()!;
       if (next.at.getTime() <= last) continue;
       last = next.at.getTime();
