@@ -23,6 +23,7 @@ const sqlite = (await testStores())[0]!;
 describe('HTTP: bad input and the OpenAPI document', () => {
   let t: TestServer;
   let runId = '';
+  let scheduleId = '';
   before(async () => {
     t = await startTestServer(sqlite);
     await t.json('POST', '/api/projects', {
@@ -35,6 +36,13 @@ describe('HTTP: bad input and the OpenAPI document', () => {
     });
     runId = (await t.json('POST', '/api/projects/shop/publish', {})).body.run.id;
     await t.server.worker!.drain();
+    scheduleId = (
+      await t.json('POST', '/api/projects/shop/schedules', {
+        name: 'daily',
+        cadence: { kind: 'daily', time: '09:00' },
+        timezone: 'UTC',
+      })
+    ).body.id;
   });
   after(() => t?.close());
 
@@ -288,6 +296,137 @@ describe('HTTP: bad input and the OpenAPI document', () => {
     },
     { method: 'GET', path: '/api/connections', status: 401, code: 'unauthorized', message: /token/ },
     { method: 'GET', path: '/api/nothing-here', status: 404, code: 'not_found', message: /openapi/ },
+    {
+      method: 'POST',
+      path: '/api/projects/shop/schedules',
+      body: { name: 'x', cadence: { kind: 'cron', expression: '61 * * * *' }, timezone: 'UTC' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'cadence.expression',
+      message: /cron '61 \* \* \* \*': minute must be 0-59/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects/shop/schedules',
+      body: { name: 'x', cadence: { kind: 'daily', time: '09:00' }, timezone: 'Mars/Base' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'timezone',
+      message: /'Mars\/Base' is not an IANA zone/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects/shop/schedules',
+      body: { name: 'daily', cadence: { kind: 'daily', time: '10:00' }, timezone: 'UTC' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'name',
+      message: /already has a schedule named 'daily'/,
+    },
+    {
+      method: 'POST',
+      path: '/api/projects/shop/schedules',
+      body: { name: 'x', cadence: { kind: 'daily', time: '09:00' }, timezone: 'UTC', inputs: { n: 99 } },
+      status: 400,
+      code: 'invalid_input',
+      field: 'inputs.n',
+      message: /at most 10/,
+    },
+    { method: 'GET', path: '/api/projects/nope/schedules', status: 404, code: 'not_found', message: /nope/ },
+    {
+      method: 'POST',
+      path: '/api/schedules/preview',
+      body: { cadence: { kind: 'daily', time: '9am' }, timezone: 'UTC' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'cadence.time',
+      message: /HH:MM/,
+    },
+    {
+      method: 'POST',
+      path: '/api/schedules/preview',
+      body: { cadence: { kind: 'yearly' }, timezone: 'UTC' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'cadence.kind',
+      message: /./,
+    },
+    {
+      method: 'GET',
+      path: '/api/schedules/nope',
+      status: 404,
+      code: 'not_found',
+      message: /schedule 'nope'/,
+    },
+    {
+      method: 'PATCH',
+      path: '/api/schedules/nope',
+      body: {},
+      status: 404,
+      code: 'not_found',
+      message: /schedule 'nope'/,
+    },
+    {
+      method: 'PATCH',
+      path: `/api/schedules/${scheduleId}`,
+      body: { policies: { overlap: 'queue' } },
+      status: 400,
+      code: 'invalid_input',
+      field: 'policies.overlap',
+      message: /./,
+    },
+    {
+      method: 'DELETE',
+      path: '/api/schedules/nope',
+      status: 404,
+      code: 'not_found',
+      message: /schedule 'nope'/,
+    },
+    {
+      method: 'POST',
+      path: '/api/schedules/nope/pause',
+      body: {},
+      status: 404,
+      code: 'not_found',
+      message: /nope/,
+    },
+    {
+      method: 'POST',
+      path: `/api/schedules/${scheduleId}/pause`,
+      body: { until: '2020-01-01T00:00:00Z' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'until',
+      message: /in the future/,
+    },
+    { method: 'POST', path: '/api/schedules/nope/resume', status: 404, code: 'not_found', message: /nope/ },
+    { method: 'POST', path: '/api/schedules/nope/run', status: 404, code: 'not_found', message: /nope/ },
+    {
+      method: 'POST',
+      path: '/api/schedules/nope/backfill',
+      body: { from: '2026-01-01T00:00:00Z', to: '2026-01-02T00:00:00Z' },
+      status: 404,
+      code: 'not_found',
+      message: /nope/,
+    },
+    {
+      method: 'POST',
+      path: `/api/schedules/${scheduleId}/backfill`,
+      body: { from: 'yesterday', to: '2026-01-02T00:00:00Z' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'from',
+      message: /ISO 8601/,
+    },
+    { method: 'GET', path: '/api/schedules/nope/preview', status: 404, code: 'not_found', message: /nope/ },
+    {
+      method: 'GET',
+      path: `/api/schedules/${scheduleId}/preview?count=0`,
+      status: 400,
+      code: 'invalid_input',
+      field: 'count',
+      message: /1-500/,
+    },
   ];
 
   it('answers every bad request with a 4xx JSON error that says what was wrong', async () => {

@@ -80,7 +80,7 @@ export const Run = z
   .object({
     id: z.string(),
     project: z.string().describe('Project id'),
-    versionId: z.string(),
+    versionId: z.string().nullable(),
     trigger: z.enum(RUN_TRIGGERS),
     context: z.enum(RUN_CONTEXTS),
     status: z.enum(RUN_STATUSES),
@@ -96,6 +96,14 @@ export const Run = z
     worker: z.string().nullable(),
     reason: z.string().nullable(),
     error: z.object({ cell: z.string().nullable(), message: z.string() }).nullable(),
+    scheduleId: z.string().nullable(),
+    jitterMs: z.number().int().nullable(),
+    latenessMs: z
+      .number()
+      .nullable()
+      .describe('Scheduled runs: from the fire time (plus jitter) to the claim by a worker'),
+    retryOf: z.string().nullable(),
+    retryNumber: z.number().int(),
   })
   .meta({ id: 'Run' });
 
@@ -124,6 +132,7 @@ export const CreateRunBody = z.object({
 
 export const ListRunsQuery = z.object({
   project: z.string().optional(),
+  schedule: z.string().optional().describe('Only runs of this schedule'),
   status: z
     .string()
     .optional()
@@ -210,3 +219,132 @@ export const Me = z.object({
 });
 
 export const Health = z.object({ ok: z.literal(true), version: z.string() });
+
+// ---- schedules ----
+
+const hhmm = z.string().describe('Local time HH:MM in the schedule timezone');
+export const Cadence = z
+  .discriminatedUnion('kind', [
+    z.object({ kind: z.literal('hourly'), minute: z.number().int().describe('Minute of the hour, 0-59') }),
+    z.object({ kind: z.literal('daily'), time: hhmm }),
+    z.object({
+      kind: z.literal('weekly'),
+      days: z.array(z.enum(['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'])).describe('Days of the week'),
+      time: hhmm,
+    }),
+    z.object({
+      kind: z.literal('monthly'),
+      day: z.number().int().describe('Day of the month, 1-31'),
+      time: hhmm,
+      shortMonths: z
+        .enum(['last_day', 'skip'])
+        .optional()
+        .describe('Days 29-31 in shorter months: fire on the last day (default) or skip the month'),
+    }),
+    z.object({
+      kind: z.literal('cron'),
+      expression: z.string().describe('5 fields (minute hour day month weekday) or 6 with seconds first'),
+    }),
+  ])
+  .meta({ id: 'Cadence' });
+
+export const Policies = z
+  .object({
+    overlap: z.enum(['skip', 'buffer_one', 'allow', 'cancel_previous']).optional().describe('Default skip'),
+    catchupWindowMs: z
+      .number()
+      .int()
+      .optional()
+      .describe('Catch up missed fire times at most this old (default 1 h)'),
+    catchupMode: z.enum(['coalesce', 'all']).optional().describe('Default coalesce'),
+    jitterSeconds: z.number().int().optional().describe('Deterministic offset 0..J s (default 0)'),
+    timeoutMs: z.number().int().nullable().optional(),
+    maxAttempts: z.number().int().optional().describe('Attempts per fire time, 1-10 (default 1)'),
+    retryBackoffMs: z.number().int().optional().describe('First retry delay, doubling (default 30 s)'),
+    overdueAfterMs: z
+      .number()
+      .int()
+      .optional()
+      .describe('Flag the schedule overdue after this (default 5 min)'),
+  })
+  .strict()
+  .meta({ id: 'SchedulePolicies' });
+
+export const ScheduleParams = z.object({ schedule: z.string().describe('Schedule id') });
+
+export const CreateScheduleBody = z
+  .object({
+    name: z.string(),
+    cadence: Cadence,
+    timezone: z.string().describe('IANA zone, for example Europe/Berlin'),
+    inputs: z.record(z.string(), inputValue).optional(),
+    enabled: z.boolean().optional(),
+    policies: Policies.optional(),
+  })
+  .strict();
+
+export const UpdateScheduleBody = CreateScheduleBody.partial().strict();
+
+export const PauseBody = z
+  .object({
+    until: z.string().optional().describe('ISO instant: resume by itself then'),
+    note: z.string().optional().describe('Why it is paused'),
+  })
+  .strict();
+
+export const BackfillBody = z
+  .object({
+    from: z.string().describe('ISO instant (exclusive)'),
+    to: z.string().describe('ISO instant (inclusive)'),
+  })
+  .strict();
+
+export const PreviewBody = z
+  .object({
+    cadence: Cadence,
+    timezone: z.string(),
+    count: z.number().int().optional().describe('How many, 1-500 (default 10)'),
+    from: z.string().optional().describe('ISO instant; default now'),
+  })
+  .strict();
+
+export const PreviewQuery = z.object({ count: z.coerce.number().optional(), from: z.string().optional() });
+
+export const PreviewEntry = z.object({
+  at: z.string().describe('UTC'),
+  local: z.string().describe('Local date, time and UTC offset'),
+  offset: z.string(),
+  dst: z
+    .enum(['gap', 'repeat'])
+    .nullable()
+    .describe('gap: moved past a DST gap; repeat: the local time occurs twice'),
+});
+
+export const Schedule = z
+  .object({
+    id: z.string(),
+    project: z.string(),
+    name: z.string(),
+    description: z.string(),
+    cadence: Cadence,
+    timezone: z.string(),
+    inputs: z.record(z.string(), inputValue),
+    policies: Policies,
+    enabled: z.boolean(),
+    pausedUntil: z.string().nullable(),
+    pauseNote: z.string().nullable(),
+    nextFireAt: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .meta({ id: 'Schedule' });
+
+export const ScheduleWithHealth = Schedule.extend({
+  health: z.object({
+    lastRun: Run.nullable(),
+    nextFireAt: z.string().nullable(),
+    skipped: z.number().int(),
+    missed: z.number().int(),
+    overdue: z.boolean(),
+    overdueReason: z.string().nullable(),
+  }),
+});

@@ -134,6 +134,7 @@ export async function cancelRun(ctx: ServiceContext, principal: Principal, runId
 
 export interface ListRunsOptions {
   project?: string | undefined;
+  schedule?: string | undefined;
   status?: string | undefined;
   trigger?: string | undefined;
   limit?: number | undefined;
@@ -163,6 +164,7 @@ export async function listRuns(
   const runs = await rs.listRuns(ctx.db, {
     workspaceId: principal.workspaceId,
     ...(projectId ? { projectId } : {}),
+    ...(options.schedule ? { scheduleId: options.schedule } : {}),
     ...(options.status ? { status: options.status as RunStatus } : {}),
     ...(options.trigger ? { trigger: options.trigger as RunTrigger } : {}),
     ...(before ? { before } : {}),

@@ -23,6 +23,7 @@ import {
   retryDelayMs,
   type SchedulePolicies,
   validatePolicies,
+  validateTimeZone,
 } from '../domain/schedule/schedule.ts';
 import { formatOffset, wallTime } from '../domain/schedule/zoned-time.ts';
 import * as ps from '../store/project-store.ts';
@@ -216,6 +217,10 @@ function previewEntry(fire: FireTime, timezone: string): PreviewEntry {
     offset,
     dst: fire.dst,
   };
+}
+
+export function validateTimezone(timezone: string): string {
+  return validateTimeZone(timezone);
 }
 
 export function describe(schedule: Pick<Schedule, 'cadence' | 'timezone'>): string {

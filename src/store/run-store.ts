@@ -324,6 +324,7 @@ export async function reapExpiredLeases(db: Db, now: Date): Promise<{ requeued: 
 export interface RunFilter {
   workspaceId: string;
   projectId?: string;
+  scheduleId?: string;
   status?: RunStatus;
   trigger?: RunTrigger;
   /** Private runs are listed only for their creator. */
@@ -337,6 +338,7 @@ export interface RunFilter {
 export async function listRuns(db: Db, filter: RunFilter): Promise<Run[]> {
   let query = db.selectFrom('runs').selectAll().where('workspace_id', '=', filter.workspaceId);
   if (filter.projectId) query = query.where('project_id', '=', filter.projectId);
+  if (filter.scheduleId) query = query.where('schedule_id', '=', filter.scheduleId);
   if (filter.status) query = query.where('status', '=', filter.status);
   if (filter.trigger) query = query.where('trigger', '=', filter.trigger);
   query = query.where((eb) =>
