@@ -12,7 +12,10 @@ import { AlmanacError, ValidationError } from '../domain/errors.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import { isRunContext, RUN_CONTEXTS } from '../domain/run-context.ts';
 import { ServerUnavailableError } from './api-client.ts';
-import { collect, parseInputs } from './options.ts';
+import { collect, parseDuration, parseInputs } from './options.ts';
+
+export { parseDuration };
+
 import { ProgressPrinter, renderSnapshot } from './render.ts';
 import { registerServerCommands } from './server-commands.ts';
 
@@ -20,16 +23,6 @@ const EXIT_RUN_FAILED = 1;
 const EXIT_USAGE = 2;
 /** The server could not be reached or failed. */
 const EXIT_UNAVAILABLE = 3;
-
-/** `30s`, `5m`, `1500ms`, `2h` or plain milliseconds. */
-export function parseDuration(text: string, field: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?$/.exec(text.trim());
-  if (!match) throw new ValidationError(field, `'${text}' is not a duration; write 30s, 5m, 1500ms or 2h`);
-  const n = Number(match[1]);
-  const unit = match[2] ?? 'ms';
-  const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'h' ? 3_600_000 : 60_000;
-  return Math.round(n * factor);
-}
 
 function positiveInt(text: string, field: string): number {
   const n = Number(text);

@@ -16,3 +16,13 @@ export function parseInputs(pairs: readonly string[]): Record<string, string> {
   }
   return inputs;
 }
+
+/** `30s`, `5m`, `1500ms`, `2h` or plain milliseconds. */
+export function parseDuration(text: string, field: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?$/.exec(text.trim());
+  if (!match) throw new ValidationError(field, `'${text}' is not a duration; write 30s, 5m, 1500ms or 2h`);
+  const n = Number(match[1]);
+  const unit = match[2] ?? 'ms';
+  const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'h' ? 3_600_000 : 60_000;
+  return Math.round(n * factor);
+}

@@ -14,6 +14,7 @@ import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import { RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
 import { ApiClient, ApiError } from './api-client.ts';
 import { collect, parseInputs } from './options.ts';
+import { registerScheduleCommands } from './schedule-commands.ts';
 
 const ADMIN_TOKEN_FILE = 'admin-token';
 
@@ -34,6 +35,7 @@ interface RunJson {
   attempts: number;
   inputs: Record<string, unknown>;
   error: { cell: string | null; message: string } | null;
+  latenessMs?: number | null;
   projectSlug?: string;
   versionNumber?: number;
   cells?: { index: number; name: string; kind: string; status: string; durationMs: number | null }[];
@@ -96,9 +98,10 @@ async function follow(api: ApiClient, runId: string, print: boolean): Promise<Ru
 }
 
 export function registerServerCommands(program: Command): void {
+  registerScheduleCommands(program, addClientOptions, (flags) => client(flags as ClientFlags));
   program
     .command('serve')
-    .description('serve the API, app pages and a worker in one process on the data dir')
+    .description('serve the API, app pages, a worker and the scheduler in one process on the data dir')
     .option('--port <port>', 'HTTP port (default ALMANAC_PORT or 3100)')
     .option('--host <host>', 'bind address (default ALMANAC_HOST or 127.0.0.1)')
     .option('--data-dir <dir>', 'where Almanac keeps its data (default .almanac)')
@@ -234,18 +237,26 @@ export function registerServerCommands(program: Command): void {
       .argument('[project]', 'project slug or id (default: all projects)')
       .option('--status <status>', `only runs with this status (${RUN_STATUSES.join(', ')})`)
       .option('--trigger <trigger>', `only runs with this trigger (${RUN_TRIGGERS.join(', ')})`)
+      .option('--schedule <id>', 'only runs of this schedule')
       .option('--limit <n>', 'how many (1-200)', '20')
       .option('--json', 'print JSON', false),
   ).action(
     async (
       project: string | undefined,
-      flags: ClientFlags & { status?: string; trigger?: string; limit: string; json: boolean },
+      flags: ClientFlags & {
+        status?: string;
+        trigger?: string;
+        schedule?: string;
+        limit: string;
+        json: boolean;
+      },
     ) => {
       const api = client(flags);
       const query = new URLSearchParams();
       if (project) query.set('project', project);
       if (flags.status) query.set('status', flags.status);
       if (flags.trigger) query.set('trigger', flags.trigger);
+      if (flags.schedule) query.set('schedule', flags.schedule);
       query.set('limit', flags.limit);
       const page = await api.get<{ runs: RunJson[]; nextCursor: string | null }>(`/api/runs?${query}`);
       if (flags.json) {
@@ -263,9 +274,10 @@ export function registerServerCommands(program: Command): void {
         r.context,
         r.createdAt.replace('T', ' ').slice(0, 19),
         seconds(r).replace(' in ', ''),
+        r.latenessMs === null || r.latenessMs === undefined ? '' : `${r.latenessMs} ms`,
         r.error ? `${r.error.cell ? `${r.error.cell}: ` : ''}${r.error.message}`.slice(0, 60) : '',
       ]);
-      const head = ['RUN', 'STATUS', 'TRIGGER', 'CONTEXT', 'CREATED (UTC)', 'TOOK', 'ERROR'];
+      const head = ['RUN', 'STATUS', 'TRIGGER', 'CONTEXT', 'CREATED (UTC)', 'TOOK', 'LATE', 'ERROR'];
       const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
       for (const row of [head, ...rows]) {
         process.stdout.write(

@@ -206,6 +206,7 @@ function RunLog({
             </a>
             <div className="meta">
               {when(r.createdAt)} {took(r)}
+              {r.latenessMs !== null && r.latenessMs !== undefined ? ` · ${r.latenessMs} ms late` : ''}
             </div>
             {r.error ? <div className="meta error-text">{r.error.message}</div> : null}
           </li>

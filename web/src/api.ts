@@ -36,6 +36,8 @@ export interface Run {
   startedAt: string | null;
   finishedAt: string | null;
   error: { cell: string | null; message: string } | null;
+  scheduledFor?: string | null;
+  latenessMs?: number | null;
   cells?: RunCell[];
 }
 
