@@ -91,6 +91,106 @@ describe('almanac publish, trigger and runs against a server', () => {
     assert.equal(triggered.code, 1);
   });
 
+  it('creates a daily schedule, previews it with DST marks, and shows its health', async () => {
+    const created = await almanac([
+      'schedule',
+      'create',
+      'sales',
+      '--name',
+      'morning',
+      '--daily',
+      '07:00',
+      '--tz',
+      'Europe/Berlin',
+      '-i',
+      'region=EMEA',
+      '--retries',
+      '2',
+      '--jitter',
+      '10s',
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    const id = /^schedule ([0-9a-f-]+) 'morning': daily at 07:00 Europe\/Berlin; next fire \S+Z$/m.exec(
+      created.stdout,
+    )?.[1];
+    assert.ok(id, created.stdout);
+    const preview = await almanac([
+      'schedule',
+      'preview',
+      id,
+      '--from',
+      '2026-03-27T00:00:00Z',
+      '--count',
+      '3',
+    ]);
+    assert.equal(preview.code, 0, preview.stderr);
+    assert.match(preview.stdout, /2026-03-28 07:00:00 \+01:00 {3}2026-03-28T06:00:00\.000Z/);
+    assert.match(preview.stdout, /2026-03-29 07:00:00 \+02:00 {3}2026-03-29T05:00:00\.000Z/);
+    const gap = await almanac([
+      'schedule',
+      'preview',
+      '--daily',
+      '02:30',
+      '--tz',
+      'America/New_York',
+      '--from',
+      '2026-03-07T12:00:00Z',
+      '--count',
+      '1',
+    ]);
+    assert.match(
+      gap.stdout,
+      /2026-03-08 03:00:00 -04:00 {3}2026-03-08T07:00:00\.000Z {2}moved: the local time does not exist \(DST gap\)/,
+    );
+    const show = await almanac(['schedule', 'show', id]);
+    assert.match(show.stdout, /^state: +enabled$/m);
+    assert.match(show.stdout, /^overdue: +no$/m);
+    const list = await almanac(['schedule', 'list', 'sales']);
+    assert.match(list.stdout, new RegExp(`^${id}  morning  daily at 07:00 Europe/Berlin  next `, 'm'));
+    const paused = await almanac([
+      'schedule',
+      'pause',
+      id,
+      '--until',
+      '2099-01-01T00:00:00Z',
+      '--note',
+      'holiday',
+    ]);
+    assert.match(paused.stdout, /paused 'morning' until 2099-01-01T00:00:00.000Z/);
+    const bad = await almanac(['schedule', 'create', 'sales', '--name', 'bad', '--cron', '61 * * * *']);
+    assert.equal(bad.code, 2);
+    assert.equal(
+      bad.stderr.trim(),
+      "almanac: cadence.expression: cron '61 * * * *': minute must be 0-59, not 61",
+    );
+    const zone = await almanac([
+      'schedule',
+      'create',
+      'sales',
+      '--name',
+      'bad',
+      '--daily',
+      '09:00',
+      '--tz',
+      'Mars/Base',
+    ]);
+    assert.equal(zone.code, 2);
+    assert.match(zone.stderr.trim(), /^almanac: timezone: 'Mars\/Base' is not an IANA zone/);
+    const two = await almanac([
+      'schedule',
+      'create',
+      'sales',
+      '--name',
+      'x',
+      '--daily',
+      '09:00',
+      '--hourly',
+      '5',
+    ]);
+    assert.equal(two.code, 2);
+    assert.match(two.stderr, /give exactly one of --hourly/);
+  });
+
   it('answers bad input, a missing token and an unreachable server with one line', async () => {
     const cases: [string[], Record<string, string>, number, RegExp][] = [
       [
