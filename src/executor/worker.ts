@@ -145,11 +145,16 @@ export class Worker {
       do {
         this.#again = false;
         while (this.#active.size < this.#concurrency) {
-          const run = await runs.claimRun(this.#ctx, this.#lease);
-          if (!run) break;
-          claimed++;
-          this.#onClaimed?.(run);
-          this.#startRun(run);
+          const batch = await runs.claimRuns(this.#ctx, {
+            ...this.#lease,
+            limit: this.#concurrency - this.#active.size,
+          });
+          if (batch.length === 0) break;
+          for (const run of batch) {
+            claimed++;
+            this.#onClaimed?.(run);
+            this.#startRun(run);
+          }
         }
       } while (this.#again && this.#active.size < this.#concurrency);
     } catch (error) {

@@ -272,6 +272,23 @@ export async function claimRun(ctx: ServiceContext, options: LeaseOptions): Prom
   return run;
 }
 
+/** Claims up to `limit` queued runs in one statement. */
+export async function claimRuns(
+  ctx: ServiceContext,
+  options: LeaseOptions & { limit: number },
+): Promise<Run[]> {
+  const now = ctx.now();
+  const claimed = await rs.claimRuns(ctx.db, {
+    worker: options.worker,
+    now,
+    leaseUntil: new Date(now.getTime() + options.leaseMs),
+    skipLocked: ctx.capabilities.skipLocked,
+    limit: options.limit,
+  });
+  for (const run of claimed) void ctx.wakeups.notify('run_progress', run.id);
+  return claimed;
+}
+
 export async function heartbeat(ctx: ServiceContext, options: LeaseOptions, runIds: readonly string[]) {
   return rs.renewLeases(ctx.db, options.worker, runIds, new Date(ctx.now().getTime() + options.leaseMs));
 }

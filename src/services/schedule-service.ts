@@ -388,7 +388,16 @@ export interface FireReport {
  * One scheduler pass at `now`: resumes schedules whose pause ended, fires every due schedule (in batches,
  * each schedule in its own transaction), and creates due retries. Safe to run on several nodes at once.
  */
-export async function fireDue(ctx: ServiceContext, now: Date, batch = 200): Promise<FireReport> {
+interface PassState {
+  versions: Map<string, Promise<ps.Version | null>>;
+  active: Map<string, { id: string; status: string; after_run_id: string | null }[]>;
+}
+
+/**
+ * Batches are small so that the first runs of a burst are committed (and claimable) while the scheduler
+ * is still working through the rest.
+ */
+export async function fireDue(ctx: ServiceContext, now: Date, batch = 50): Promise<FireReport> {
   const report: FireReport = { created: [], skipped: [], retries: [], resumed: [] };
   // Resume paused schedules whose time has come; fire times during the pause are not run.
   await ctx.db.transaction().execute(async (trx) => {
@@ -409,7 +418,26 @@ export async function fireDue(ctx: ServiceContext, now: Date, batch = 200): Prom
   for (;;) {
     const taken = await ctx.db.transaction().execute(async (trx) => {
       const due = await ss.takeDueSchedules(trx, now, batch, ctx.capabilities.skipLocked);
-      for (const schedule of due) await fireSchedule(trx, ctx, schedule, now, report);
+      if (due.length === 0) return 0;
+      // One query each for what every schedule in the batch needs: versions and still-active runs.
+      const pass: PassState = { versions: new Map(), active: new Map() };
+      const activeRows = await trx
+        .selectFrom('runs')
+        .select(['id', 'status', 'after_run_id', 'schedule_id'])
+        .where(
+          'schedule_id',
+          'in',
+          due.map((d) => d.id),
+        )
+        .where('status', 'in', ['queued', 'running'])
+        .orderBy('created_at')
+        .execute();
+      for (const row of activeRows) {
+        const list = pass.active.get(row.schedule_id!) ?? [];
+        list.push(row);
+        pass.active.set(row.schedule_id!, list);
+      }
+      for (const schedule of due) await fireSchedule(trx, ctx, schedule, now, report, pass);
       return due.length;
     });
     if (taken < batch) break;
@@ -420,7 +448,14 @@ export async function fireDue(ctx: ServiceContext, now: Date, batch = 200): Prom
   return report;
 }
 
-async function fireSchedule(trx: Db, ctx: ServiceContext, schedule: Schedule, now: Date, report: FireReport) {
+async function fireSchedule(
+  trx: Db,
+  ctx: ServiceContext,
+  schedule: Schedule,
+  now: Date,
+  report: FireReport,
+  pass: PassState,
+) {
   const spec = fireSpec(schedule.cadence, schedule.timezone);
   const jitter = jitterMs(schedule.id, schedule.policies.jitterSeconds);
   const first = schedule.nextFireAt!;
@@ -434,7 +469,12 @@ async function fireSchedule(trx: Db, ctx: ServiceContext, schedule: Schedule, no
   const window = Math.max(schedule.policies.catchupWindowMs, ON_TIME_GRACE_MS);
   const inWindow = fires.filter((t) => now.getTime() - t.getTime() - jitter <= window);
   const missed = fires.filter((t) => now.getTime() - t.getTime() - jitter > window);
-  const version = await ps.latestVersion(trx, schedule.projectId);
+  let versionLookup = pass.versions.get(schedule.projectId);
+  if (!versionLookup) {
+    versionLookup = ps.latestVersion(trx, schedule.projectId);
+    pass.versions.set(schedule.projectId, versionLookup);
+  }
+  const version = await versionLookup;
   const base = {
     workspaceId: schedule.workspaceId,
     projectId: schedule.projectId,
@@ -493,13 +533,7 @@ async function fireSchedule(trx: Db, ctx: ServiceContext, schedule: Schedule, no
       } catch (error) {
         invalid = (error as Error).message;
       }
-      const active = await trx
-        .selectFrom('runs')
-        .select(['id', 'status', 'after_run_id'])
-        .where('schedule_id', '=', schedule.id)
-        .where('status', 'in', ['queued', 'running'])
-        .orderBy('created_at')
-        .execute();
+      const active = pass.active.get(schedule.id) ?? [];
       let previous: string | null = null;
       for (const [i, at] of toRun.entries()) {
         if (invalid !== null || inputs === null) {

@@ -156,6 +156,8 @@ export interface ClaimOptions {
   leaseUntil: Date;
   /** PostgreSQL: lock the candidate row with `FOR UPDATE SKIP LOCKED` so racing workers pass it by. */
   skipLocked: boolean;
+  /** How many runs to claim at most. @default 1 */
+  limit?: number;
 }
 
 /**
@@ -164,42 +166,56 @@ export interface ClaimOptions {
  * outer WHERE guards the transition either way.
  */
 export async function claimNextRun(db: Db, options: ClaimOptions): Promise<Run | null> {
-  let candidate = db
-    .selectFrom('runs')
-    .select('id')
-    .where('status', '=', 'queued')
-    .where((eb) =>
-      eb.or([
-        eb('after_run_id', 'is', null),
-        eb.not(
-          eb.exists(
-            eb
-              .selectFrom('runs as previous')
-              .select('previous.id')
-              .whereRef('previous.id', '=', 'runs.after_run_id')
-              .where('previous.status', 'in', ['queued', 'running']),
-          ),
-        ),
-      ]),
-    )
-    .orderBy('created_at')
-    .orderBy('id')
-    .limit(1);
-  if (options.skipLocked) candidate = candidate.forUpdate().skipLocked();
-  const row = await db
+  return (await claimRuns(db, { ...options, limit: 1 }))[0] ?? null;
+}
+
+/** Claims up to `limit` of the oldest queued runs in one statement, oldest first. */
+export async function claimRuns(db: Db, options: ClaimOptions): Promise<Run[]> {
+  // The candidates are picked (and, on PostgreSQL, locked with SKIP LOCKED) in a CTE, then updated by
+  // join: `WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` can be re-planned as a join that
+  // claims fewer rows than are free under contention (seen in test/queue.test.ts).
+  const rows = await db
+    .with('picked', (qb) => {
+      let candidate = qb
+        .selectFrom('runs')
+        .select('id')
+        .where('status', '=', 'queued')
+        .where((eb) =>
+          eb.or([
+            eb('after_run_id', 'is', null),
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('runs as previous')
+                  .select('previous.id')
+                  .whereRef('previous.id', '=', 'runs.after_run_id')
+                  .where('previous.status', 'in', ['queued', 'running']),
+              ),
+            ),
+          ]),
+        )
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(options.limit ?? 1);
+      if (options.skipLocked) candidate = candidate.forUpdate().skipLocked();
+      return candidate;
+    })
     .updateTable('runs')
+    .from('picked')
     .set((eb) => ({
       status: 'running',
       worker: options.worker,
       started_at: iso(options.now),
       lease_expires_at: iso(options.leaseUntil),
-      attempts: eb('attempts', '+', 1),
+      attempts: eb('runs.attempts', '+', 1),
     }))
-    .where('id', '=', candidate)
-    .where('status', '=', 'queued')
+    .whereRef('runs.id', '=', 'picked.id')
+    .where('runs.status', '=', 'queued')
     .returningAll()
-    .executeTakeFirst();
-  return row ? toRun(row) : null;
+    .execute();
+  return rows
+    .map(toRun)
+    .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1));
 }
 
 /**
