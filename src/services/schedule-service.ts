@@ -391,6 +391,10 @@ export interface FireReport {
 interface PassState {
   versions: Map<string, Promise<ps.Version | null>>;
   active: Map<string, { id: string; status: string; after_run_id: string | null }[]>;
+  /** Runs and skipped entries to insert, in one statement per 100, at the end of the batch. */
+  pending: rs.NewRun[];
+  /** Schedules to advance, in one statement, at the end of the batch. */
+  advances: ss.Advance[];
 }
 
 /**
@@ -420,7 +424,7 @@ export async function fireDue(ctx: ServiceContext, now: Date, batch = 50): Promi
       const due = await ss.takeDueSchedules(trx, now, batch, ctx.capabilities.skipLocked);
       if (due.length === 0) return 0;
       // One query each for what every schedule in the batch needs: versions and still-active runs.
-      const pass: PassState = { versions: new Map(), active: new Map() };
+      const pass: PassState = { versions: new Map(), active: new Map(), pending: [], advances: [] };
       const activeRows = await trx
         .selectFrom('runs')
         .select(['id', 'status', 'after_run_id', 'schedule_id'])
@@ -438,6 +442,10 @@ export async function fireDue(ctx: ServiceContext, now: Date, batch = 50): Promi
         pass.active.set(row.schedule_id!, list);
       }
       for (const schedule of due) await fireSchedule(trx, ctx, schedule, now, report, pass);
+      for (const run of await rs.insertFireRuns(trx, pass.pending)) {
+        (run.status === 'skipped' ? report.skipped : report.created).push(run);
+      }
+      await ss.advanceSchedules(trx, pass.advances, now, ctx.dialect);
       return due.length;
     });
     if (taken < batch) break;
@@ -453,7 +461,7 @@ async function fireSchedule(
   ctx: ServiceContext,
   schedule: Schedule,
   now: Date,
-  report: FireReport,
+  _report: FireReport,
   pass: PassState,
 ) {
   const spec = fireSpec(schedule.cadence, schedule.timezone);
@@ -491,7 +499,7 @@ async function fireSchedule(
     timeoutMs: schedule.policies.timeoutMs,
   };
   const skip = async (at: Date, reason: RunReason, message: string) => {
-    const run = await rs.insertFireRun(trx, {
+    pass.pending.push({
       ...base,
       id: randomUUID(),
       inputs: schedule.inputs,
@@ -500,7 +508,6 @@ async function fireSchedule(
       reason,
       errorMessage: message,
     });
-    if (run) report.skipped.push(run);
   };
   for (const at of missed) {
     await skip(
@@ -537,7 +544,7 @@ async function fireSchedule(
       let previous: string | null = null;
       for (const [i, at] of toRun.entries()) {
         if (invalid !== null || inputs === null) {
-          const run = await rs.insertFireRun(trx, {
+          pass.pending.push({
             ...base,
             id: randomUUID(),
             inputs: schedule.inputs,
@@ -546,7 +553,6 @@ async function fireSchedule(
             reason: 'invalid_input',
             errorMessage: `the schedule's inputs do not fit the published version: ${invalid}`,
           });
-          if (run) report.skipped.push(run);
           continue;
         }
         let afterRunId: string | null = previous;
@@ -573,17 +579,9 @@ async function fireSchedule(
           afterRunId = decision.kind === 'after' ? decision.runId : null;
         }
         if (schedule.policies.overlap === 'allow') afterRunId = null;
-        const run = await rs.insertFireRun(trx, {
-          ...base,
-          id: randomUUID(),
-          inputs,
-          scheduledFor: at,
-          afterRunId,
-        });
-        if (run) {
-          report.created.push(run);
-          previous = run.id;
-        }
+        const id = randomUUID();
+        pass.pending.push({ ...base, id, inputs, scheduledFor: at, afterRunId });
+        previous = id;
       }
     }
   }
@@ -593,7 +591,7 @@ async function fireSchedule(
     }
     return { fireAt: null, dueAt: null };
   })();
-  await ss.advanceSchedule(trx, schedule.id, first, next, now);
+  pass.advances.push({ id: schedule.id, from: first, fireAt: next.fireAt, dueAt: next.dueAt });
 }
 
 type OverlapDecision =

@@ -109,6 +109,57 @@ export async function insertRun(db: Db, run: NewRun): Promise<Run> {
  * Inserts a schedule's run for a fire time unless one exists (another scheduler got there first, or a
  * backfill already covered it). Returns null when it existed.
  */
+/**
+ * Inserts many fire-time runs in few statements, skipping those whose (schedule, fire time) exists.
+ * Returns the rows inserted, in input order.
+ */
+export async function insertFireRuns(db: Db, runs: readonly NewRun[]): Promise<Run[]> {
+  const out: Run[] = [];
+  for (let i = 0; i < runs.length; i += 100) {
+    const chunk = runs.slice(i, i + 100);
+    const rows = await db
+      .insertInto('runs')
+      .values(chunk.map(fireRunRow))
+      .onConflict((oc) => oc.doNothing())
+      .returningAll()
+      .execute();
+    const byId = new Map(rows.map((r) => [r.id, toRun(r)]));
+    for (const run of chunk) {
+      const inserted = byId.get(run.id);
+      if (inserted) out.push(inserted);
+    }
+  }
+  return out;
+}
+
+function fireRunRow(run: NewRun) {
+  return {
+    id: run.id,
+    workspace_id: run.workspaceId,
+    project_id: run.projectId,
+    version_id: run.versionId,
+    trigger: run.trigger,
+    context: run.context,
+    status: run.status ?? 'queued',
+    private: 0,
+    inputs: JSON.stringify(run.inputs),
+    created_by: run.createdBy,
+    created_at: iso(run.createdAt),
+    scheduled_for: iso(run.scheduledFor!),
+    max_attempts: run.maxAttempts,
+    expires_at: null,
+    schedule_id: run.scheduleId ?? null,
+    jitter_ms: run.jitterMs ?? null,
+    timeout_ms: run.timeoutMs ?? null,
+    retry_of: null,
+    retry_number: 0,
+    after_run_id: run.afterRunId ?? null,
+    reason: run.reason ?? null,
+    error_message: run.errorMessage ?? null,
+    finished_at: run.status === 'skipped' ? iso(run.createdAt) : null,
+  };
+}
+
 export async function insertFireRun(db: Db, run: NewRun): Promise<Run | null> {
   const row = await db
     .insertInto('runs')

@@ -2,7 +2,7 @@
  * Queries on schedules. The scheduler takes due schedules with `FOR UPDATE SKIP LOCKED` on PostgreSQL,
  * so several schedulers share the work; advancing `next_fire_at` is guarded by its old value.
  */
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { InputValue } from '../domain/run-context.ts';
 import type { Cadence, SchedulePolicies } from '../domain/schedule/schedule.ts';
 import type { SchedulesTable, Schema } from './schema.ts';
@@ -183,4 +183,42 @@ export async function nextWake(db: Db): Promise<Date | null> {
     .filter((t): t is Date | string => t !== null && t !== undefined)
     .map((t) => toDate(t).getTime());
   return times.length ? new Date(Math.min(...times)) : null;
+}
+
+export interface Advance {
+  id: string;
+  /** The fire time the scheduler started from; the update only applies if it is still stored. */
+  from: Date;
+  fireAt: Date | null;
+  dueAt: Date | null;
+}
+
+/** Advances many schedules in one statement, each guarded by the fire time it started from. */
+export async function advanceSchedules(
+  db: Db,
+  advances: readonly Advance[],
+  now: Date,
+  dialect: 'sqlite' | 'postgres',
+): Promise<void> {
+  if (advances.length === 0) return;
+  const ts = (value: ReturnType<typeof sql>) =>
+    dialect === 'postgres' ? sql`cast(${value} as timestamptz)` : value;
+  for (let i = 0; i < advances.length; i += 200) {
+    const chunk = advances.slice(i, i + 200);
+    const rows = sql.join(
+      chunk.map(
+        (a) =>
+          sql`(${a.id}, ${iso(a.from)}, ${a.fireAt ? iso(a.fireAt) : null}, ${a.dueAt ? iso(a.dueAt) : null})`,
+      ),
+    );
+    await sql`
+      with v(id, old, fire, due) as (values ${rows})
+      update schedules set
+        next_fire_at = ${ts(sql`(select v.fire from v where v.id = schedules.id)`)},
+        next_due_at = ${ts(sql`(select v.due from v where v.id = schedules.id)`)},
+        updated_at = ${iso(now)}
+      where id in (select v.id from v)
+        and next_fire_at = ${ts(sql`(select v.old from v where v.id = schedules.id)`)}
+    `.execute(db);
+  }
 }
