@@ -19,14 +19,13 @@ import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { openServices } from '../src/app/open-services.ts';
-import type { RunSnapshot } from '../src/domain/snapshot.ts';
-import type { RunRequest, RunResult } from '../src/executor/executor.ts';
 import { Worker } from '../src/executor/worker.ts';
 import * as projects from '../src/services/project-service.ts';
 import * as runs from '../src/services/run-service.ts';
 import type { Principal, ServiceContext } from '../src/services/service-context.ts';
 import { bootstrap } from '../src/services/workspace-service.ts';
 import * as rs from '../src/store/run-store.ts';
+import { noopExecutor } from './support/noop-executor.ts';
 
 const { values } = parseArgs({
   options: {
@@ -46,32 +45,6 @@ function stats(samples: number[]) {
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
   return { p50: at(0.5), p99: at(0.99) };
 }
-
-const noopExecutor = {
-  async run(request: RunRequest): Promise<RunResult> {
-    const now = new Date().toISOString();
-    const snapshot: RunSnapshot = {
-      format: 1,
-      runId: request.runId ?? '',
-      title: 'noop',
-      status: 'succeeded',
-      reason: null,
-      message: null,
-      context: request.context ?? 'logic',
-      scheduledFor: null,
-      inputs: {},
-      startedAt: now,
-      finishedAt: now,
-      cells: [],
-    };
-    return {
-      snapshot,
-      timings: { startMs: 0, executeMs: 0, totalMs: 0, warm: true },
-      sqlResults: [],
-      cacheHits: [],
-    };
-  },
-};
 
 interface Side {
   ctx: ServiceContext;

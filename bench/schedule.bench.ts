@@ -25,14 +25,13 @@ import { PgBoss } from 'pg-boss';
 import { openServices } from '../src/app/open-services.ts';
 import type { Run } from '../src/domain/run.ts';
 import { DEFAULT_POLICIES } from '../src/domain/schedule/schedule.ts';
-import type { RunSnapshot } from '../src/domain/snapshot.ts';
-import type { RunRequest, RunResult } from '../src/executor/executor.ts';
 import { Worker } from '../src/executor/worker.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import * as projects from '../src/services/project-service.ts';
 import type { Principal, ServiceContext } from '../src/services/service-context.ts';
 import { bootstrap } from '../src/services/workspace-service.ts';
 import * as ss from '../src/store/schedule-store.ts';
+import { noopExecutor } from './support/noop-executor.ts';
 
 const { values } = parseArgs({
   options: {
@@ -62,32 +61,6 @@ function stats(samples: number[]): Stats {
     sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
   return { n: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? Number.NaN };
 }
-
-const noopExecutor = {
-  async run(request: RunRequest): Promise<RunResult> {
-    const now = new Date().toISOString();
-    const snapshot: RunSnapshot = {
-      format: 1,
-      runId: request.runId ?? '',
-      title: 'noop',
-      status: 'succeeded',
-      reason: null,
-      message: null,
-      context: request.context ?? 'scheduled',
-      scheduledFor: null,
-      inputs: {},
-      startedAt: now,
-      finishedAt: now,
-      cells: [],
-    };
-    return {
-      snapshot,
-      timings: { startMs: 0, executeMs: 0, totalMs: 0, warm: true },
-      sqlResults: [],
-      cacheHits: [],
-    };
-  },
-};
 
 async function freshSchema(): Promise<{ url: string; drop(): Promise<void> } | null> {
   const schema = `bench_${randomUUID().replace(/-/g, '').slice(0, 10)}`;

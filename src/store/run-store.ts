@@ -73,35 +73,7 @@ export interface NewRun {
 }
 
 export async function insertRun(db: Db, run: NewRun): Promise<Run> {
-  const row = await db
-    .insertInto('runs')
-    .values({
-      id: run.id,
-      workspace_id: run.workspaceId,
-      project_id: run.projectId,
-      version_id: run.versionId,
-      trigger: run.trigger,
-      context: run.context,
-      status: run.status ?? 'queued',
-      private: run.private ? 1 : 0,
-      inputs: JSON.stringify(run.inputs),
-      created_by: run.createdBy,
-      created_at: iso(run.createdAt),
-      scheduled_for: run.scheduledFor ? iso(run.scheduledFor) : null,
-      max_attempts: run.maxAttempts,
-      expires_at: run.expiresAt ? iso(run.expiresAt) : null,
-      schedule_id: run.scheduleId ?? null,
-      jitter_ms: run.jitterMs ?? null,
-      timeout_ms: run.timeoutMs ?? null,
-      retry_of: run.retryOf ?? null,
-      retry_number: run.retryNumber ?? 0,
-      after_run_id: run.afterRunId ?? null,
-      reason: run.reason ?? null,
-      error_message: run.errorMessage ?? null,
-      finished_at: run.status === 'skipped' ? iso(run.createdAt) : null,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  const row = await db.insertInto('runs').values(runRow(run)).returningAll().executeTakeFirstOrThrow();
   return toRun(row);
 }
 
@@ -119,7 +91,7 @@ export async function insertFireRuns(db: Db, runs: readonly NewRun[]): Promise<R
     const chunk = runs.slice(i, i + 100);
     const rows = await db
       .insertInto('runs')
-      .values(chunk.map(fireRunRow))
+      .values(chunk.map(runRow))
       .onConflict((oc) => oc.doNothing())
       .returningAll()
       .execute();
@@ -132,7 +104,8 @@ export async function insertFireRuns(db: Db, runs: readonly NewRun[]): Promise<R
   return out;
 }
 
-function fireRunRow(run: NewRun) {
+/** The row for a new run. */
+function runRow(run: NewRun) {
   return {
     id: run.id,
     workspace_id: run.workspaceId,
@@ -141,18 +114,18 @@ function fireRunRow(run: NewRun) {
     trigger: run.trigger,
     context: run.context,
     status: run.status ?? 'queued',
-    private: 0,
+    private: run.private ? 1 : 0,
     inputs: JSON.stringify(run.inputs),
     created_by: run.createdBy,
     created_at: iso(run.createdAt),
-    scheduled_for: iso(run.scheduledFor!),
+    scheduled_for: run.scheduledFor ? iso(run.scheduledFor) : null,
     max_attempts: run.maxAttempts,
-    expires_at: null,
+    expires_at: run.expiresAt ? iso(run.expiresAt) : null,
     schedule_id: run.scheduleId ?? null,
     jitter_ms: run.jitterMs ?? null,
     timeout_ms: run.timeoutMs ?? null,
-    retry_of: null,
-    retry_number: 0,
+    retry_of: run.retryOf ?? null,
+    retry_number: run.retryNumber ?? 0,
     after_run_id: run.afterRunId ?? null,
     reason: run.reason ?? null,
     error_message: run.errorMessage ?? null,
@@ -163,31 +136,7 @@ function fireRunRow(run: NewRun) {
 export async function insertFireRun(db: Db, run: NewRun): Promise<Run | null> {
   const row = await db
     .insertInto('runs')
-    .values({
-      id: run.id,
-      workspace_id: run.workspaceId,
-      project_id: run.projectId,
-      version_id: run.versionId,
-      trigger: run.trigger,
-      context: run.context,
-      status: run.status ?? 'queued',
-      private: 0,
-      inputs: JSON.stringify(run.inputs),
-      created_by: run.createdBy,
-      created_at: iso(run.createdAt),
-      scheduled_for: iso(run.scheduledFor!),
-      max_attempts: run.maxAttempts,
-      expires_at: null,
-      schedule_id: run.scheduleId ?? null,
-      jitter_ms: run.jitterMs ?? null,
-      timeout_ms: run.timeoutMs ?? null,
-      retry_of: null,
-      retry_number: 0,
-      after_run_id: run.afterRunId ?? null,
-      reason: run.reason ?? null,
-      error_message: run.errorMessage ?? null,
-      finished_at: run.status === 'skipped' ? iso(run.createdAt) : null,
-    })
+    .values(runRow(run))
     // The unique key on (schedule, fire time) decides; on PostgreSQL a violation would abort the
     // transaction, so the loser inserts nothing instead of failing.
     .onConflict((oc) => oc.doNothing())
