@@ -70,6 +70,7 @@ export class Worker {
   readonly #log: WorkerLog;
   readonly #active = new Map<string, ActiveRun>();
   readonly #engines = new Map<string, PostgresEngine>();
+  readonly #urls = new Map<string, { urls: Map<string, string>; until: number }>();
   #unsubscribe: (() => void)[] = [];
   readonly #offCancel: () => void;
   #timers: NodeJS.Timeout[] = [];
@@ -93,9 +94,16 @@ export class Worker {
     this.#log = options.log ?? quiet;
     this.#onClaimed = options.onClaimed;
     // Cancellation must reach a running run even when the loops are driven by hand (tests, drain()).
-    this.#offCancel = this.#ctx.wakeups.subscribe('run_cancel', (runId) => {
+    const offCancel = this.#ctx.wakeups.subscribe('run_cancel', (runId) => {
       if (this.#active.has(runId)) void this.heartbeat();
     });
+    const offConnections = this.#ctx.wakeups.subscribe('connections_changed', (workspaceId) =>
+      this.#urls.delete(workspaceId),
+    );
+    this.#offCancel = () => {
+      offCancel();
+      offConnections();
+    };
   }
 
   /** Ids of the runs executing now. */
@@ -292,8 +300,20 @@ export class Worker {
     this.#log.info({ runId: run.id, status: snapshot.status, stored: won }, 'run finished');
   }
 
-  async #connectionsFor(workspaceId: string): Promise<Map<string, SqlEngine>> {
+  /**
+   * A workspace's connection URLs, cached for 5 s and dropped at once on a `connections_changed`
+   * wake-up (which PostgreSQL delivers to every node).
+   */
+  async #connectionUrls(workspaceId: string): Promise<Map<string, string>> {
+    const cached = this.#urls.get(workspaceId);
+    if (cached && cached.until > Date.now()) return cached.urls;
     const urls = await resolveConnectionUrls(this.#ctx, workspaceId);
+    this.#urls.set(workspaceId, { urls, until: Date.now() + 5000 });
+    return urls;
+  }
+
+  async #connectionsFor(workspaceId: string): Promise<Map<string, SqlEngine>> {
+    const urls = await this.#connectionUrls(workspaceId);
     const engines = new Map<string, SqlEngine>();
     for (const [name, url] of urls) {
       const key = `${workspaceId}\0${name}\0${url}`;

@@ -360,16 +360,13 @@ export async function completeRun(
     });
     if (!ok) return false;
     await rs.insertSnapshot(trx, run.id, stored, now);
-    await rs.settleCells(trx, run.id, snapshot.cells);
+    // A run that succeeded recorded every cell as it finished; others may have cells left running.
+    if (snapshot.status !== 'succeeded') await rs.settleCells(trx, run.id, snapshot.cells);
     const reason = options.reason ?? snapshot.reason;
     if (run.scheduleId && isRetryable(snapshot.status, reason)) await planRetry(trx, run, now);
     if (snapshot.status === 'succeeded' && refreshesDefaultState(run.trigger) && !run.private) {
-      const settings = await ps.getAppSettings(trx, run.projectId);
-      const current = settings.defaultRunId ? await rs.findRun(trx, settings.defaultRunId) : null;
-      if (!current || current.createdAt.getTime() <= run.createdAt.getTime()) {
-        await ps.updateAppSettings(trx, run.projectId, { defaultRunId: run.id }, now);
-        defaultChanged = true;
-      }
+      // One statement: the app's row is locked only from here to the commit.
+      defaultChanged = await ps.adoptDefaultRun(trx, run.projectId, run.id, run.createdAt, now);
       for (const result of options.sqlResults ?? []) {
         await rs.putSqlCache(trx, {
           projectId: run.projectId,

@@ -184,6 +184,7 @@ export async function createConnection(
     secret: encryptSecret(ctx.secretKey, input.url),
     now,
   });
+  await ctx.wakeups.notify('connections_changed', principal.workspaceId);
   return { id, name: input.name, kind: 'postgres', createdAt: now };
 }
 

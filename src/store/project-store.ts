@@ -1,7 +1,7 @@
 /**
  * Queries on projects (drafts), their immutable versions with files, and app settings.
  */
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { ProjectsTable, Schema, VersionsTable } from './schema.ts';
 import { iso, toBuffer, toDate } from './schema.ts';
 
@@ -258,4 +258,36 @@ export async function listRetentionRules(db: Db): Promise<AppSettings[]> {
     keepRuns: row.keep_runs === null ? null : Number(row.keep_runs),
     keepDays: row.keep_days === null ? null : Number(row.keep_days),
   }));
+}
+
+/**
+ * Makes `runId` the app's default state unless the current default run is newer. True when it changed.
+ */
+export async function adoptDefaultRun(
+  db: Db,
+  projectId: string,
+  runId: string,
+  createdAt: Date,
+  now: Date,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('app_settings')
+    .set({ default_run_id: runId, updated_at: iso(now) })
+    .where('project_id', '=', projectId)
+    .where((eb) =>
+      eb.or([
+        eb('default_run_id', 'is', null),
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('runs')
+              .select(sql`1`.as('one'))
+              .whereRef('runs.id', '=', 'app_settings.default_run_id')
+              .where('runs.created_at', '>', iso(createdAt)),
+          ),
+        ),
+      ]),
+    )
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
 }

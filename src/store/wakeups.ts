@@ -12,9 +12,16 @@ import pg from 'pg';
  * - `run_cancel`: a running run's cancellation was requested (run id);
  * - `run_progress`: a run changed, for live views (run id);
  * - `app_state`: an app's default state or settings changed, for caches (project id);
- * - `schedule_changed`: a schedule was created or changed, for schedulers (schedule id).
+ * - `schedule_changed`: a schedule was created or changed, for schedulers (schedule id);
+ * - `connections_changed`: a workspace's connections changed, for workers' caches (workspace id).
  */
-export type WakeupTopic = 'run_queued' | 'run_cancel' | 'run_progress' | 'app_state' | 'schedule_changed';
+export type WakeupTopic =
+  | 'run_queued'
+  | 'run_cancel'
+  | 'run_progress'
+  | 'app_state'
+  | 'schedule_changed'
+  | 'connections_changed';
 
 export interface Wakeups {
   /** Tells every listener, in this process and (on PostgreSQL) every other, about `payload`. */
