@@ -12,6 +12,7 @@ import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { AlmanacError, ValidationError } from '../domain/errors.ts';
 import { isFinal, latenessMs, type Run } from '../domain/run.ts';
+import { validateTimeZone } from '../domain/schedule/schedule.ts';
 import * as projects from '../services/project-service.ts';
 import * as runs from '../services/run-service.ts';
 import * as schedules from '../services/schedule-service.ts';
@@ -242,8 +243,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
     if (stored) snapshots.set(runId, stored);
     return stored;
   };
-  const latestOf = async (project: Project) =>
-    (await projects.listVersions(ctx, systemOf(project), project.id))[0] ?? null;
+  const latestOf = (project: Project) => projects.latestVersion(ctx, project);
 
   const table: AnyRoute[] = [
     route({
@@ -615,7 +615,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       body: S.PreviewBody,
       responses: { 200: { description: 'Fire times', schema: S.PreviewEntry.array() } },
       handler: async ({ c, body }) => {
-        schedules.validateTimezone(body.timezone);
+        validateTimeZone(body.timezone);
         return c.json(
           schedules.preview(
             body.cadence,
@@ -855,9 +855,4 @@ function mountWeb(app: Hono, webDir: string): void {
     }
     return new Response(index, { headers: { 'Content-Type': TYPES['.html']!, 'Cache-Control': 'no-cache' } });
   });
-}
-
-/** Versions of any project, read on behalf of the project's workspace (for listing). */
-function systemOf(project: Project): Principal {
-  return { userId: '', workspaceId: project.workspaceId, role: 'viewer', name: 'system' };
 }

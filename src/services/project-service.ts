@@ -218,6 +218,11 @@ export async function listVersions(
   return ps.listVersions(ctx.db, project.id);
 }
 
+/** The newest published version of a project the caller may already see, or null. */
+export async function latestVersion(ctx: ServiceContext, project: Project): Promise<Version | null> {
+  return ps.latestVersion(ctx.db, project.id);
+}
+
 export async function getVersion(
   ctx: ServiceContext,
   principal: Principal,

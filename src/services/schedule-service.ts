@@ -23,7 +23,6 @@ import {
   retryDelayMs,
   type SchedulePolicies,
   validatePolicies,
-  validateTimeZone,
 } from '../domain/schedule/schedule.ts';
 import { formatOffset, wallTime } from '../domain/schedule/zoned-time.ts';
 import * as ps from '../store/project-store.ts';
@@ -219,10 +218,6 @@ function previewEntry(fire: FireTime, timezone: string): PreviewEntry {
   };
 }
 
-export function validateTimezone(timezone: string): string {
-  return validateTimeZone(timezone);
-}
-
 export function describe(schedule: Pick<Schedule, 'cadence' | 'timezone'>): string {
   return describeCadence(schedule.cadence, schedule.timezone);
 }
@@ -316,7 +311,8 @@ export async function backfill(
     }
     return out;
   });
-  for (const run of created) await ctx.wakeups.notify('run_queued', run.id);
+  // One wake-up is enough: workers claim in batches until the queue is empty.
+  if (created[0]) await ctx.wakeups.notify('run_queued', created[0].id);
   return { created, existing: fires.length - created.length };
 }
 

@@ -140,26 +140,6 @@ export async function takeResumable(
   return (await query.execute()).map(toSchedule);
 }
 
-/** Moves a schedule to its next fire time; false when another scheduler already did. */
-export async function advanceSchedule(
-  db: Db,
-  id: string,
-  from: Date | null,
-  next: { fireAt: Date | null; dueAt: Date | null },
-  now: Date,
-): Promise<boolean> {
-  let query = db
-    .updateTable('schedules')
-    .set({
-      next_fire_at: next.fireAt ? iso(next.fireAt) : null,
-      next_due_at: next.dueAt ? iso(next.dueAt) : null,
-      updated_at: iso(now),
-    })
-    .where('id', '=', id);
-  query = from ? query.where('next_fire_at', '=', iso(from)) : query.where('next_fire_at', 'is', null);
-  return Number((await query.executeTakeFirst()).numUpdatedRows) === 1;
-}
-
 /** The earliest instant any schedule or pending retry needs the scheduler. */
 export async function nextWake(db: Db): Promise<Date | null> {
   const [due, resume, retry] = await Promise.all([

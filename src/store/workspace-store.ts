@@ -127,14 +127,6 @@ export async function findUserByTokenHash(
     : null;
 }
 
-export async function revokeApiToken(db: Db, id: string, now: Date): Promise<void> {
-  await db
-    .updateTable('api_tokens')
-    .set({ revoked_at: iso(now) })
-    .where('id', '=', id)
-    .execute();
-}
-
 export interface StoredConnection {
   id: string;
   workspaceId: string;
