@@ -7,8 +7,6 @@ import { createHash, randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import { resolveInputs } from '../domain/notebook/inputs.ts';
-import type { Notebook } from '../domain/notebook/notebook.ts';
-import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import {
   isFinal,
   isRetryable,
@@ -27,26 +25,16 @@ import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import { assertCanSeeRun } from './authorize.ts';
 import { getProject } from './project-service.ts';
+import { notebookOfVersion } from './version-notebooks.ts';
+
+export { notebookOfVersion };
+
 import { planRetry } from './schedule-service.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 
 /** How long a private (viewer's own) run is kept. @default 1 hour */
 export const PRIVATE_RUN_TTL_MS = 60 * 60 * 1000;
 export const MAX_PAGE_SIZE = 200;
-
-const parsedVersions = new Map<string, Promise<Notebook>>();
-
-/** Parsed notebooks by version id; versions are immutable, so the parse is cached. */
-export function notebookOfVersion(versionId: string, source: string): Promise<Notebook> {
-  let parsed = parsedVersions.get(versionId);
-  if (!parsed) {
-    parsed = parseNotebook(source);
-    parsedVersions.set(versionId, parsed);
-    if (parsedVersions.size > 500) parsedVersions.delete(parsedVersions.keys().next().value!);
-    parsed.catch(() => parsedVersions.delete(versionId));
-  }
-  return parsed;
-}
 
 export interface EnqueueOptions {
   inputs?: Readonly<Record<string, unknown>> | undefined;

@@ -32,8 +32,8 @@ import * as ss from '../store/schedule-store.ts';
 import { iso, toDate } from '../store/schema.ts';
 import { assertWorkspaceMember } from './authorize.ts';
 import { getProject } from './project-service.ts';
-import { notebookOfVersion } from './run-service.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
+import { notebookOfVersion } from './version-notebooks.ts';
 
 type Db = ServiceContext['db'];
 
