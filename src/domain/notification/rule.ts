@@ -1,0 +1,370 @@
+/**
+ * A notification rule (glossary "Notification rule"): when to notify, whom, and with what. Pure:
+ * validation with messages that name the field and the rule, and the decision whether a finished run
+ * triggers the rule, given the runs of the same schedule before it.
+ */
+import { ValidationError } from '../errors.ts';
+import type { RunStatus } from '../run.ts';
+import { decodeValue, type RunSnapshot } from '../snapshot.ts';
+
+export const COMPARISONS = ['gt', 'gte', 'lt', 'lte', 'eq', 'ne'] as const;
+export type Comparison = (typeof COMPARISONS)[number];
+
+/**
+ * A test on a named cell's output after a successful run: its value (a number, string or boolean) or,
+ * for a table, its row count, compared with `value`. `changedOnly`: send only when the measured result
+ * differs from the one the last successful run produced.
+ */
+export interface Condition {
+  cell: string;
+  measure: 'value' | 'row_count';
+  op: Comparison;
+  value: number | string | boolean;
+  changedOnly: boolean;
+}
+
+export type NotifyTrigger =
+  | { kind: 'success' }
+  | { kind: 'failure' }
+  | { kind: 'all' }
+  /** The first success after one or more failures. */
+  | { kind: 'recovery' }
+  /** Once when `count` failures in a row have happened, then once more at the recovery. */
+  | { kind: 'failure_streak'; count: number }
+  | { kind: 'condition'; condition: Condition };
+
+export const TRIGGER_KINDS = [
+  'success',
+  'failure',
+  'all',
+  'recovery',
+  'failure_streak',
+  'condition',
+] as const;
+
+/** `via`: for users and groups, `preference` follows each user's own choice (email by default). */
+export type Destination =
+  | { kind: 'user'; userId: string; via?: 'preference' | 'email' | 'slack' | 'both' }
+  | { kind: 'group'; groupId: string; via?: 'preference' | 'email' | 'slack' | 'both' }
+  | { kind: 'slack_channel'; channel: string }
+  | { kind: 'webhook'; url: string };
+
+export const DESTINATION_KINDS = ['user', 'group', 'slack_channel', 'webhook'] as const;
+
+export interface NotificationContent {
+  /** A template (see `renderTemplate`); the default names the app, the status and the fire time. */
+  subject: string | null;
+  body: string | null;
+  /** A picture of the run's app page, for successful runs. */
+  screenshot: 'png' | 'pdf' | null;
+  /** Table cells attached as CSV files. */
+  csvCells: string[];
+}
+
+export interface NotificationRuleSpec {
+  name: string;
+  trigger: NotifyTrigger;
+  destinations: Destination[];
+  content: NotificationContent;
+  enabled: boolean;
+}
+
+export const DEFAULT_CONTENT: Readonly<NotificationContent> = Object.freeze({
+  subject: null,
+  body: null,
+  screenshot: null,
+  csvCells: [],
+});
+
+const FAILURES: readonly RunStatus[] = ['failed', 'timed_out'];
+export function isFailure(status: RunStatus): boolean {
+  return FAILURES.includes(status);
+}
+
+function object(value: unknown, field: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ValidationError(field, 'must be an object');
+  }
+  return value as Record<string, unknown>;
+}
+
+function oneOf<T extends string>(value: unknown, allowed: readonly T[], field: string): T {
+  if (typeof value !== 'string' || !allowed.includes(value as T)) {
+    throw new ValidationError(field, `must be one of ${allowed.join(', ')} (got ${JSON.stringify(value)})`);
+  }
+  return value as T;
+}
+
+function validateTrigger(input: unknown, field: string): NotifyTrigger {
+  const t = object(input, field);
+  const kind = oneOf(t['kind'], TRIGGER_KINDS, `${field}.kind`);
+  switch (kind) {
+    case 'success':
+    case 'failure':
+    case 'all':
+    case 'recovery':
+      return { kind };
+    case 'failure_streak': {
+      const count = t['count'];
+      if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 1000) {
+        throw new ValidationError(`${field}.count`, 'must be a whole number of failures in a row, 1-1000');
+      }
+      return { kind, count };
+    }
+    case 'condition': {
+      const c = object(t['condition'], `${field}.condition`);
+      const cell = c['cell'];
+      if (typeof cell !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(cell)) {
+        throw new ValidationError(`${field}.condition.cell`, 'must name a cell of the notebook');
+      }
+      const measure = oneOf(
+        c['measure'] ?? 'value',
+        ['value', 'row_count'] as const,
+        `${field}.condition.measure`,
+      );
+      const op = oneOf(c['op'], COMPARISONS, `${field}.condition.op`);
+      const value = c['value'];
+      if (!['number', 'string', 'boolean'].includes(typeof value)) {
+        throw new ValidationError(`${field}.condition.value`, 'must be a number, a string or a boolean');
+      }
+      if (measure === 'row_count' && typeof value !== 'number') {
+        throw new ValidationError(`${field}.condition.value`, 'must be a number to compare a row count with');
+      }
+      if (typeof value !== 'number' && !['eq', 'ne'].includes(op)) {
+        throw new ValidationError(
+          `${field}.condition.op`,
+          `'${op}' compares numbers; use eq or ne for ${typeof value}s`,
+        );
+      }
+      return {
+        kind,
+        condition: {
+          cell,
+          measure,
+          op,
+          value: value as number | string | boolean,
+          changedOnly: c['changedOnly'] === true,
+        },
+      };
+    }
+  }
+}
+
+const VIAS = ['preference', 'email', 'slack', 'both'] as const;
+
+function validateDestination(input: unknown, field: string): Destination {
+  const d = object(input, field);
+  const kind = oneOf(d['kind'], DESTINATION_KINDS, `${field}.kind`);
+  const id = (key: string) => {
+    const value = d[key];
+    if (typeof value !== 'string' || value.length === 0)
+      throw new ValidationError(`${field}.${key}`, 'is required');
+    return value;
+  };
+  switch (kind) {
+    case 'user':
+      return { kind, userId: id('userId'), via: oneOf(d['via'] ?? 'preference', VIAS, `${field}.via`) };
+    case 'group':
+      return { kind, groupId: id('groupId'), via: oneOf(d['via'] ?? 'preference', VIAS, `${field}.via`) };
+    case 'slack_channel': {
+      const channel = id('channel').replace(/^#/, '');
+      if (!/^[A-Za-z0-9][\w.-]{0,79}$/.test(channel)) {
+        throw new ValidationError(`${field}.channel`, `'${channel}' is not a Slack channel name or id`);
+      }
+      return { kind, channel };
+    }
+    case 'webhook': {
+      const url = id('url');
+      let parsed: URL;
+      try {
+        parsed = new URL(url);
+      } catch {
+        throw new ValidationError(`${field}.url`, `'${url}' is not a URL`);
+      }
+      if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+        throw new ValidationError(`${field}.url`, 'must be an http or https URL');
+      }
+      if (parsed.username || parsed.password) {
+        throw new ValidationError(
+          `${field}.url`,
+          'must not carry credentials; the request is signed instead',
+        );
+      }
+      return { kind, url: parsed.toString() };
+    }
+  }
+}
+
+/** Validates a rule as sent by the API or CLI. The store and the services check what names refer to. */
+export function validateRule(input: unknown, field = 'rule'): NotificationRuleSpec {
+  const r = object(input, field);
+  const name = r['name'] ?? 'notification';
+  if (typeof name !== 'string' || name.trim().length === 0 || name.length > 200) {
+    throw new ValidationError(`${field}.name`, 'must be 1-200 characters');
+  }
+  const trigger = validateTrigger(r['trigger'] ?? { kind: 'failure' }, `${field}.trigger`);
+  const list = r['destinations'];
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new ValidationError(
+      `${field}.destinations`,
+      'has no recipients: add at least one user, group, Slack channel or webhook',
+    );
+  }
+  if (list.length > 100) throw new ValidationError(`${field}.destinations`, 'at most 100 per rule');
+  const destinations = list.map((d, i) => validateDestination(d, `${field}.destinations[${i}]`));
+  const c = r['content'] === undefined ? {} : object(r['content'], `${field}.content`);
+  const text = (key: string, max: number) => {
+    const value = c[key];
+    if (value === undefined || value === null) return null;
+    if (typeof value !== 'string' || value.length > max) {
+      throw new ValidationError(`${field}.content.${key}`, `must be text of at most ${max} characters`);
+    }
+    return value;
+  };
+  const screenshot = c['screenshot'] ?? null;
+  if (screenshot !== null && screenshot !== 'png' && screenshot !== 'pdf') {
+    throw new ValidationError(
+      `${field}.content.screenshot`,
+      `must be png, pdf or null (got ${JSON.stringify(screenshot)})`,
+    );
+  }
+  const csv = c['csvCells'] ?? [];
+  if (!Array.isArray(csv) || csv.some((x) => typeof x !== 'string')) {
+    throw new ValidationError(`${field}.content.csvCells`, 'must be a list of cell names');
+  }
+  const enabled = r['enabled'] ?? true;
+  if (typeof enabled !== 'boolean') throw new ValidationError(`${field}.enabled`, 'must be true or false');
+  return {
+    name: name.trim(),
+    trigger,
+    destinations,
+    content: {
+      subject: text('subject', 500),
+      body: text('body', 20_000),
+      screenshot,
+      csvCells: [...new Set(csv as string[])],
+    },
+    enabled,
+  };
+}
+
+/** What a condition measured: the cell's value or row count, or why it could not. */
+export type Measured = { ok: true; value: number | string | boolean } | { ok: false; why: string };
+
+export function measure(snapshot: RunSnapshot, condition: Condition): Measured {
+  const cell = snapshot.cells.find((c) => c.name === condition.cell);
+  if (!cell) return { ok: false, why: `the notebook has no cell '${condition.cell}'` };
+  const output = cell.output;
+  if (condition.measure === 'row_count') {
+    if (output?.kind !== 'table') return { ok: false, why: `cell '${condition.cell}' is not a table` };
+    return { ok: true, value: output.totalRows };
+  }
+  if (output?.kind === 'table') {
+    // A one-row, one-column table (a SQL `select count(*)`) measures as its single value.
+    if (output.rows.length === 1 && output.rows[0]!.length === 1) {
+      const v = output.rows[0]![0];
+      const n = typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v;
+      if (typeof n === 'number' || typeof n === 'string' || typeof n === 'boolean')
+        return { ok: true, value: n };
+    }
+    return {
+      ok: false,
+      why: `cell '${condition.cell}' is a table; measure its row_count, or return one value`,
+    };
+  }
+  if (output?.kind !== 'value') return { ok: false, why: `cell '${condition.cell}' has no value` };
+  const value = decodeValue(output.value);
+  if (typeof value === 'bigint') return { ok: true, value: Number(value) };
+  if (typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean')
+    return { ok: true, value };
+  return { ok: false, why: `cell '${condition.cell}' is not a number, string or boolean` };
+}
+
+export function compare(
+  actual: number | string | boolean,
+  op: Comparison,
+  expected: number | string | boolean,
+): boolean {
+  if (op === 'eq') return actual === expected;
+  if (op === 'ne') return actual !== expected;
+  if (typeof actual !== 'number' || typeof expected !== 'number') return false;
+  switch (op) {
+    case 'gt':
+      return actual > expected;
+    case 'gte':
+      return actual >= expected;
+    case 'lt':
+      return actual < expected;
+    case 'lte':
+      return actual <= expected;
+  }
+}
+
+/** The decision and, for conditions, what was measured (stored, so "changed" can compare next time). */
+export interface Decision {
+  notify: boolean;
+  /** Why, in words, for the delivery log. */
+  because: string;
+  measured?: number | string | boolean;
+}
+
+/**
+ * Whether a finished run triggers a rule. `previous` lists the statuses of the same schedule's (or
+ * project's) earlier finished runs, newest first, without skipped entries; `lastMeasured` is what the
+ * condition measured on the last successful run (undefined when none did).
+ */
+export function decide(
+  trigger: NotifyTrigger,
+  status: RunStatus,
+  snapshot: RunSnapshot | null,
+  previous: readonly RunStatus[],
+  lastMeasured?: number | string | boolean,
+): Decision {
+  const failed = isFailure(status);
+  const succeeded = status === 'succeeded';
+  // Failures in a row before this run.
+  let streak = 0;
+  for (const s of previous) {
+    if (!isFailure(s)) break;
+    streak++;
+  }
+  switch (trigger.kind) {
+    case 'success':
+      return { notify: succeeded, because: 'the run succeeded' };
+    case 'failure':
+      return { notify: failed, because: `the run ${status.replace('_', ' ')}` };
+    case 'all':
+      return { notify: succeeded || failed, because: `the run ${status.replace('_', ' ')}` };
+    case 'recovery':
+      return { notify: succeeded && streak > 0, because: `the run succeeded after ${streak} failure(s)` };
+    case 'failure_streak':
+      if (failed) {
+        return {
+          notify: streak + 1 === trigger.count,
+          because: `${streak + 1} failure(s) in a row (the rule notifies at ${trigger.count})`,
+        };
+      }
+      return {
+        notify: succeeded && streak >= trigger.count,
+        because: `the run recovered after ${streak} failures in a row`,
+      };
+    case 'condition': {
+      if (!succeeded || !snapshot)
+        return { notify: false, because: 'conditions are checked on successful runs' };
+      const m = measure(snapshot, trigger.condition);
+      if (!m.ok) return { notify: false, because: m.why };
+      const { op, value, changedOnly, cell } = trigger.condition;
+      const holds = compare(m.value, op, value);
+      const shown = `${cell} = ${JSON.stringify(m.value)} (${op} ${JSON.stringify(value)})`;
+      if (!holds) return { notify: false, because: `${shown} does not hold`, measured: m.value };
+      if (changedOnly && lastMeasured !== undefined && lastMeasured === m.value) {
+        return {
+          notify: false,
+          because: `${shown} holds, but the result has not changed`,
+          measured: m.value,
+        };
+      }
+      return { notify: true, because: `${shown} holds`, measured: m.value };
+    }
+  }
+}
