@@ -18,6 +18,7 @@ for (const target of await storeTargets()) {
           '0001_workspaces_and_users',
           '0002_server',
           '0003_schedules',
+          '0004_notifications',
         ]);
         assert.deepEqual(await migrate(store.db, store.dialect), []);
         assert.deepEqual(store.capabilities, CAPABILITIES[target.name]);

@@ -42,6 +42,12 @@ export interface AlmanacConfig {
   leaseMs: number;
   /** pino level: fatal, error, warn, info, debug, trace or silent. @default info (`ALMANAC_LOG_LEVEL`) */
   logLevel: string;
+  /** Where people reach this server, for links in notifications. @default `http://<host>:<port>` (`ALMANAC_PUBLIC_URL`) */
+  publicUrl: string | null;
+  /** Email written when no SMTP server is configured. @default `<dataDir>/outbox` */
+  outboxDir: string;
+  /** Slack's Web API base URL. @default https://slack.com/api/ (`ALMANAC_SLACK_API_URL`) */
+  slackApiUrl: string | null;
 }
 
 export interface ConfigOverrides {
@@ -97,7 +103,26 @@ export function resolveConfig(
     ),
     leaseMs: positive(numberFrom(env, 'ALMANAC_LEASE_MS', 30_000), 'ALMANAC_LEASE_MS'),
     logLevel: logLevel(env['ALMANAC_LOG_LEVEL'] ?? 'info'),
+    publicUrl: publicUrl(env['ALMANAC_PUBLIC_URL']),
+    outboxDir: resolve(dataDir, 'outbox'),
+    slackApiUrl: env['ALMANAC_SLACK_API_URL']
+      ? httpUrl(env['ALMANAC_SLACK_API_URL'], 'ALMANAC_SLACK_API_URL')
+      : null,
   });
+}
+
+function publicUrl(raw: string | undefined): string | null {
+  return raw ? httpUrl(raw, 'ALMANAC_PUBLIC_URL').replace(/\/+$/, '') : null;
+}
+
+function httpUrl(raw: string, field: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error();
+    return url.toString();
+  } catch {
+    throw new ValidationError(field, `'${raw}' is not an http(s) URL, like https://almanac.example.com`);
+  }
 }
 
 function parseConnection(id: string, url: string, field: string): ConnectionConfig {

@@ -16,6 +16,9 @@ import { ValidationError } from '../domain/errors.ts';
 import { Housekeeper } from '../executor/housekeeper.ts';
 import { Worker } from '../executor/worker.ts';
 import { createHttpApp, type HttpApp } from '../http/server.ts';
+import { EmailChannel } from '../notify/email.ts';
+import { Notifier, type NotifierOptions } from '../notify/notifier.ts';
+import { SlackClient } from '../notify/slack.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import * as projects from '../services/project-service.ts';
 import type { Principal, ServiceContext } from '../services/service-context.ts';
@@ -25,7 +28,7 @@ import { type Almanac, createAlmanac } from './create-almanac.ts';
 import { openServices } from './open-services.ts';
 import { collectProjectFiles } from './project-files.ts';
 
-export const ROLES = ['web', 'worker', 'scheduler'] as const;
+export const ROLES = ['web', 'worker', 'scheduler', 'notifier'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface ServerOptions {
@@ -38,6 +41,10 @@ export interface ServerOptions {
   listen?: boolean;
   /** Worker options for tests. */
   worker?: { id?: string; leaseMs?: number; heartbeatMs?: number; concurrency?: number };
+  /** Notifier options for tests (retry delays, screenshots, Slack). */
+  notifier?: Partial<
+    Pick<NotifierOptions, 'retryBaseMs' | 'screenshots' | 'slack' | 'concurrency' | 'leaseMs'>
+  >;
   /** Housekeeping interval. @default 5000 */
   housekeepingMs?: number;
   /** Start the worker and housekeeping loops. Tests turn this off and drive them with drain()/tick(). @default true */
@@ -52,6 +59,7 @@ export interface AlmanacServer {
   readonly worker: Worker | null;
   readonly housekeeper: Housekeeper;
   readonly scheduler: Scheduler | null;
+  readonly notifier: Notifier | null;
   /** The first admin's token when this start created it, else null. */
   readonly adminToken: string | null;
   /** Base URL once listening. */
@@ -101,6 +109,20 @@ export async function createServer(
   const scheduler = roles.has('scheduler')
     ? new Scheduler(ctx, { databaseClock: options.now === undefined, log })
     : null;
+  const email = new EmailChannel({ outboxDir: config.outboxDir });
+  const notifier = roles.has('notifier')
+    ? new Notifier({
+        ctx,
+        email,
+        // Links use the public URL, or this server's own address once it listens.
+        get publicUrl() {
+          return config.publicUrl ?? self.url ?? `http://${config.host}:${config.port}`;
+        },
+        slack: new SlackClient({ apiUrl: config.slackApiUrl }),
+        ...(options.notifier ?? {}),
+        log,
+      })
+    : null;
   const webDir = options.webDir === undefined ? join(PACKAGE_ROOT, 'web', 'dist') : options.webDir;
   const http = createHttpApp({
     ctx,
@@ -118,6 +140,7 @@ export async function createServer(
     worker,
     housekeeper,
     scheduler,
+    notifier,
     adminToken: boot.adminToken,
     url: null,
     async admin() {
@@ -144,6 +167,8 @@ export async function createServer(
       await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
       server?.closeAllConnections?.();
       await scheduler?.stop();
+      await notifier?.stop();
+      email.close();
       await housekeeper.stop();
       await worker?.stop();
       await almanac.close();
@@ -155,6 +180,7 @@ export async function createServer(
     worker?.start();
     housekeeper.start();
     await scheduler?.start();
+    notifier?.start();
   }
   if (roles.has('web') && options.listen !== false) {
     try {

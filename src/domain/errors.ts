@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'not_found'
   | 'unauthorized'
   | 'conflict'
+  | 'forbidden'
   | 'internal';
 
 export class AlmanacError extends Error {
@@ -93,6 +94,13 @@ export class UnauthorizedError extends AlmanacError {
 export class ConflictError extends AlmanacError {
   constructor(message: string) {
     super('conflict', message, 409);
+  }
+}
+
+/** The caller is known but its role does not allow this. */
+export class ForbiddenError extends AlmanacError {
+  constructor(message: string) {
+    super('forbidden', message, 403);
   }
 }
 

@@ -4,7 +4,7 @@
  * ids from other workspaces do not even leak their existence. Private runs are visible to their
  * creator only. Roles refine these functions later without touching any route.
  */
-import { NotFoundError } from '../domain/errors.ts';
+import { ForbiddenError, NotFoundError } from '../domain/errors.ts';
 import type { Run } from '../domain/run.ts';
 import type { Principal } from './service-context.ts';
 
@@ -20,4 +20,9 @@ export function assertWorkspaceMember(
 export function assertCanSeeRun(principal: Principal, run: Run): void {
   assertWorkspaceMember(principal, run.workspaceId, 'run', run.id);
   if (run.private && run.createdBy !== principal.userId) throw new NotFoundError('run', run.id);
+}
+
+/** Workspace settings that hold secrets (SMTP, Slack) are for admins. */
+export function assertAdmin(principal: Principal, what: string): void {
+  if (principal.role !== 'admin') throw new ForbiddenError(`only a workspace admin may change ${what}`);
 }

@@ -29,6 +29,7 @@ import { notebookOfVersion } from './version-notebooks.ts';
 
 export { notebookOfVersion };
 
+import { planDeliveries } from './notification-service.ts';
 import { planRetry } from './schedule-service.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 
@@ -338,6 +339,7 @@ export async function completeRun(
   const now = ctx.now();
   const stored = encodeSnapshot(snapshot);
   let defaultChanged = false;
+  let deliveries = 0;
   const won = await ctx.db.transaction().execute(async (trx) => {
     const ok = await rs.finishHeldRun(trx, run.id, worker, {
       status: snapshot.status,
@@ -351,7 +353,12 @@ export async function completeRun(
     // A run that succeeded recorded every cell as it finished; others may have cells left running.
     if (snapshot.status !== 'succeeded') await rs.settleCells(trx, run.id, snapshot.cells);
     const reason = options.reason ?? snapshot.reason;
-    if (run.scheduleId && isRetryable(snapshot.status, reason)) await planRetry(trx, run, now);
+    const retryAt =
+      run.scheduleId && isRetryable(snapshot.status, reason) ? await planRetry(trx, run, now) : null;
+    // The outbox: the run's deliveries commit with its outcome, or not at all.
+    deliveries = await planDeliveries(trx, run, snapshot.status, snapshot, now, {
+      willRetry: retryAt !== null,
+    });
     if (snapshot.status === 'succeeded' && refreshesDefaultState(run.trigger) && !run.private) {
       // One statement: the app's row is locked only from here to the commit.
       defaultChanged = await ps.adoptDefaultRun(trx, run.projectId, run.id, run.createdAt, now);
@@ -372,6 +379,7 @@ export async function completeRun(
   // A run may have waited behind this one (overlap buffer_one, a backfill in order).
   if (won && run.scheduleId) await ctx.wakeups.notify('run_queued', run.id);
   if (won && defaultChanged) await ctx.wakeups.notify('app_state', run.projectId);
+  if (won && deliveries > 0) await ctx.wakeups.notify('delivery_queued', run.id);
   return won;
 }
 

@@ -263,6 +263,109 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0004_notifications': {
+      async up(db: Kysely<any>) {
+        // How each user likes to hear: email (the default), a Slack DM, or both.
+        await db.schema
+          .alterTable('users')
+          .addColumn('notify_via', 'text', (c) =>
+            c.notNull().defaultTo('email').check(sql`notify_via in ('email', 'slack', 'both')`),
+          )
+          .execute();
+        // Integrations, one row per workspace; secrets encrypted (AES-GCM, services/secrets.ts).
+        await db.schema
+          .createTable('workspace_integrations')
+          .addColumn('workspace_id', 'text', (c) =>
+            c.primaryKey().references('workspaces.id').onDelete('cascade'),
+          )
+          .addColumn('smtp', 'text')
+          .addColumn('email_from', 'text')
+          .addColumn('slack_token', 'text')
+          .addColumn('webhook_secret', 'text')
+          .addColumn('allow_private_webhooks', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('updated_at', t.timestamp, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('notification_rules')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('workspace_id', 'text', (c) =>
+            c.notNull().references('workspaces.id').onDelete('cascade'),
+          )
+          .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+          .addColumn('schedule_id', 'text', (c) => c.references('schedules.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          /** NotificationRuleSpec as JSON. */
+          .addColumn('spec', 'text', (c) => c.notNull())
+          /** What the rule's condition measured on the last successful run (JSON), for changed-only. */
+          .addColumn('last_measured', 'text')
+          .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addColumn('updated_at', t.timestamp, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('notification_rules_schedule')
+          .on('notification_rules')
+          .column('schedule_id')
+          .execute();
+        // Rules sent inline with an API-triggered run (as in Hex's RunProject notifications[]).
+        await db.schema.alterTable('runs').addColumn('notify', 'text').execute();
+        // The outbox: one row per run and destination, created in the transaction that finishes the run.
+        await db.schema
+          .createTable('deliveries')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('workspace_id', 'text', (c) =>
+            c.notNull().references('workspaces.id').onDelete('cascade'),
+          )
+          .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+          .addColumn('rule_id', 'text')
+          .addColumn('rule_name', 'text', (c) => c.notNull())
+          /** email | slack | webhook */
+          .addColumn('channel', 'text', (c) => c.notNull())
+          /** `email:ada@example.com`, `slack:#ops`, `slack-dm:ada@example.com`, `webhook:https://…` */
+          .addColumn('destination', 'text', (c) => c.notNull())
+          /** The rule's content and the trigger's reason, as JSON. */
+          .addColumn('content', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) =>
+            c.notNull().check(sql`status in ('pending', 'sending', 'sent', 'failed')`),
+          )
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('max_attempts', 'integer', (c) => c.notNull())
+          .addColumn('next_attempt_at', t.timestamp, (c) => c.notNull())
+          .addColumn('worker', 'text')
+          .addColumn('lease_expires_at', t.timestamp)
+          .addColumn('error', 'text')
+          /** A note shown with a delivery that went out without its screenshot. */
+          .addColumn('note', 'text')
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addColumn('sent_at', t.timestamp)
+          // The same run never notifies the same destination twice, whichever rules name it.
+          .addUniqueConstraint('deliveries_run_destination', ['run_id', 'destination'])
+          .execute();
+        await db.schema
+          .createIndex('deliveries_due')
+          .on('deliveries')
+          .columns(['status', 'next_attempt_at'])
+          .execute();
+        // Who may see a project: everyone in the workspace, or (restricted) admins, its creator and grantees.
+        await db.schema
+          .alterTable('projects')
+          .addColumn('visibility', 'text', (c) =>
+            c.notNull().defaultTo('workspace').check(sql`visibility in ('workspace', 'restricted')`),
+          )
+          .execute();
+        // View access granted to recipients who could not see the app (Hex's auto-granted App Only);
+        // `principal` is `user:<id>` or `group:<id>`.
+        await db.schema
+          .createTable('project_grants')
+          .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+          .addColumn('principal', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text', (c) => c.notNull())
+          .addColumn('granted_by', 'text')
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addPrimaryKeyConstraint('project_grants_pk', ['project_id', 'principal'])
+          .execute();
+      },
+    },
   };
 }
 

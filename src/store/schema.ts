@@ -25,6 +25,8 @@ export interface UsersTable {
   name: string;
   role: 'admin' | 'editor' | 'viewer';
   created_at: Generated<Instant>;
+  /** email | slack | both: how notifications reach this user when a rule leaves it to them. */
+  notify_via: Generated<string>;
 }
 
 export interface GroupsTable {
@@ -61,6 +63,8 @@ export interface ProjectsTable {
   draft_updated_at: InstantIn | Instant;
   created_by: string | null;
   created_at: InstantIn | Instant;
+  /** workspace | restricted */
+  visibility: Generated<string>;
 }
 
 export interface VersionsTable {
@@ -132,6 +136,67 @@ export interface RunsTable {
   retry_at: Generated<InstantIn | Instant | null>;
   /** Not claimable until this run has ended (overlap policy buffer_one, coalesced catch-up). */
   after_run_id: Generated<string | null>;
+  /** Notification rules sent inline with an API-triggered run, as a JSON list of NotificationRuleSpec. */
+  notify: Generated<string | null>;
+}
+
+export interface WorkspaceIntegrationsTable {
+  workspace_id: string;
+  /** Encrypted JSON SmtpSettings. */
+  smtp: string | null;
+  email_from: string | null;
+  /** Encrypted Slack bot token. */
+  slack_token: string | null;
+  /** Encrypted key that signs webhook requests. */
+  webhook_secret: string | null;
+  allow_private_webhooks: Generated<number>;
+  updated_at: InstantIn | Instant;
+}
+
+export interface NotificationRulesTable {
+  id: string;
+  workspace_id: string;
+  project_id: string;
+  schedule_id: string | null;
+  name: string;
+  /** NotificationRuleSpec as JSON. */
+  spec: string;
+  /** JSON of what the condition measured on the last successful run. */
+  last_measured: string | null;
+  created_by: string | null;
+  created_at: InstantIn | Instant;
+  updated_at: InstantIn | Instant;
+}
+
+export interface DeliveriesTable {
+  id: string;
+  workspace_id: string;
+  run_id: string;
+  rule_id: string | null;
+  rule_name: string;
+  channel: string;
+  destination: string;
+  /** JSON DeliveryContent. */
+  content: string;
+  status: string;
+  attempts: Generated<number>;
+  max_attempts: number;
+  next_attempt_at: InstantIn | Instant;
+  worker: string | null;
+  lease_expires_at: InstantIn | Instant | null;
+  error: string | null;
+  note: string | null;
+  created_at: InstantIn | Instant;
+  sent_at: InstantIn | Instant | null;
+}
+
+export interface ProjectGrantsTable {
+  project_id: string;
+  /** `user:<id>` or `group:<id>` */
+  principal: string;
+  reason: string;
+  granted_by: string | null;
+  created_at: InstantIn | Instant;
 }
 
 export interface SchedulesTable {
@@ -214,6 +279,10 @@ export interface Schema {
   version_files: VersionFilesTable;
   connections: ConnectionsTable;
   runs: RunsTable;
+  workspace_integrations: WorkspaceIntegrationsTable;
+  notification_rules: NotificationRulesTable;
+  deliveries: DeliveriesTable;
+  project_grants: ProjectGrantsTable;
   run_cells: RunCellsTable;
   snapshots: SnapshotsTable;
   app_settings: AppSettingsTable;

@@ -21,7 +21,8 @@ export type WakeupTopic =
   | 'run_progress'
   | 'app_state'
   | 'schedule_changed'
-  | 'connections_changed';
+  | 'connections_changed'
+  | 'delivery_queued';
 
 export interface Wakeups {
   /** Tells every listener, in this process and (on PostgreSQL) every other, about `payload`. */

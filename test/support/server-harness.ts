@@ -21,6 +21,11 @@ export class FakeClock {
     this.#now += ms;
     return this.now();
   }
+  /** Moves time to `at`, never backwards. */
+  set(at: number): Date {
+    this.#now = Math.max(this.#now, at);
+    return this.now();
+  }
 }
 
 export interface TestServer {

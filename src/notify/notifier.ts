@@ -1,0 +1,327 @@
+/**
+ * The notifier loop (ARCHITECTURE.md, decisions 3 and 6): claims due deliveries from the outbox with a
+ * lease, renders the message once per delivery (with a screenshot of the run's app page and CSV files
+ * when the rule asks), sends it through its channel, and records the outcome. Failures that may pass
+ * are retried with exponential backoff; others end the delivery as failed at once. A notifier that dies
+ * mid-send leaves a lease that expires; the delivery is then claimed again, and the (run, destination)
+ * key means it never multiplies.
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { type Attachment, buildMessage, type Message } from '../domain/notification/message.ts';
+import type { RunSnapshot } from '../domain/snapshot.ts';
+import type { WorkerLog } from '../executor/worker.ts';
+import { type Integrations, loadIntegrations } from '../services/notification-service.ts';
+import type { ServiceContext } from '../services/service-context.ts';
+import type { Delivery } from '../store/notification-store.ts';
+import * as ns from '../store/notification-store.ts';
+import * as rs from '../store/run-store.ts';
+import { DeliveryError } from './delivery-error.ts';
+import type { EmailChannel } from './email.ts';
+import { postWebhook } from './webhook.ts';
+
+/** Takes a picture of a page (notify/screenshots.ts); absent when no Chromium is available. */
+export interface ScreenshotSource {
+  take(path: string, format: 'png' | 'pdf'): Promise<Buffer>;
+}
+
+/** Posts to Slack (notify/slack.ts). */
+export interface SlackSender {
+  post(
+    token: string,
+    message: { channel: string; dm: boolean; message: Message; files: Attachment[] },
+  ): Promise<string | null>;
+}
+
+export interface NotifierOptions {
+  ctx: ServiceContext;
+  email: EmailChannel;
+  /** Where people open the app: links in messages. */
+  publicUrl: string;
+  screenshots?: ScreenshotSource | null;
+  slack?: SlackSender | null;
+  /** Deliveries sent at once. @default 4 */
+  concurrency?: number;
+  /** @default 120000 */
+  leaseMs?: number;
+  /** First retry delay, doubling per attempt (at most an hour). @default 30000 */
+  retryBaseMs?: number;
+  log?: WorkerLog;
+  id?: string;
+}
+
+const quiet: WorkerLog = { info() {}, warn() {}, error() {} };
+
+function escapeHtml(text: string): string {
+  return text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
+}
+
+export class Notifier {
+  readonly id: string;
+  readonly #o: NotifierOptions;
+  readonly #log: WorkerLog;
+  readonly #active = new Set<Promise<void>>();
+  #timer: NodeJS.Timeout | null = null;
+  #off: (() => void) | null = null;
+  #running = false;
+  #ticking: Promise<number> | null = null;
+
+  constructor(options: NotifierOptions) {
+    this.#o = options;
+    this.id = options.id ?? `${hostname()}:${process.pid}:notify:${randomUUID().slice(0, 8)}`;
+    this.#log = options.log ?? quiet;
+  }
+
+  get #concurrency(): number {
+    return this.#o.concurrency ?? 4;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#off = this.#o.ctx.wakeups.subscribe('delivery_queued', () => this.#wake());
+    this.#wake();
+  }
+
+  #wake(delayMs = 0): void {
+    if (!this.#running) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#loop(), Math.max(0, Math.min(delayMs, 30_000)));
+    this.#timer.unref();
+  }
+
+  async #loop(): Promise<void> {
+    await this.tick();
+    const next = await ns.nextDeliveryAt(this.#o.ctx.db).catch(() => null);
+    this.#wake(next ? next.getTime() - this.#o.ctx.now().getTime() : 30_000);
+  }
+
+  /** Claims what capacity allows and starts sending it. Returns how many it claimed. */
+  async tick(): Promise<number> {
+    if (this.#ticking) return this.#ticking;
+    this.#ticking = (async () => {
+      const free = this.#concurrency - this.#active.size;
+      if (free <= 0) return 0;
+      const now = this.#o.ctx.now();
+      let claimed: Delivery[] = [];
+      try {
+        claimed = await ns.claimDeliveries(this.#o.ctx.db, {
+          worker: this.id,
+          now,
+          leaseUntil: new Date(now.getTime() + (this.#o.leaseMs ?? 120_000)),
+          limit: free,
+          skipLocked: this.#o.ctx.capabilities.skipLocked,
+        });
+      } catch (error) {
+        this.#log.error({ err: error }, 'claiming deliveries failed');
+      }
+      for (const delivery of claimed) {
+        const done: Promise<void> = this.#deliver(delivery)
+          .catch((error) => this.#log.error({ err: error, delivery: delivery.id }, 'delivery crashed'))
+          .finally(() => {
+            this.#active.delete(done);
+            this.#wake();
+          });
+        this.#active.add(done);
+      }
+      return claimed.length;
+    })();
+    try {
+      return await this.#ticking;
+    } finally {
+      this.#ticking = null;
+    }
+  }
+
+  /** Sends until nothing is due now. For tests and benchmarks. */
+  async drain(): Promise<void> {
+    for (;;) {
+      const claimed = await this.tick();
+      if (this.#active.size > 0) {
+        await Promise.race(this.#active);
+        continue;
+      }
+      if (claimed === 0) return;
+    }
+  }
+
+  async #deliver(delivery: Delivery): Promise<void> {
+    const ctx = this.#o.ctx;
+    let note: string | null = null;
+    try {
+      const integrations = await loadIntegrations(ctx, delivery.workspaceId);
+      const { message, snapshotPath } = await this.#message(delivery);
+      const files = [...message.attachments];
+      let picture: Attachment | null = null;
+      if (delivery.content.screenshot) {
+        const format = delivery.content.screenshot;
+        if (!this.#o.screenshots) {
+          note = 'screenshot unavailable: no Chromium on the server (set ALMANAC_CHROMIUM)';
+        } else {
+          try {
+            const content = await this.#o.screenshots.take(snapshotPath, format);
+            picture = {
+              filename: `app.${format}`,
+              contentType: format === 'png' ? 'image/png' : 'application/pdf',
+              content,
+            };
+          } catch (error) {
+            note = `screenshot unavailable: ${(error as Error).message}`;
+          }
+        }
+      }
+      if (picture) files.unshift(picture);
+      const sendNote = await this.#send(delivery, integrations, message, files, picture, note);
+      if (sendNote) note = note ? `${note}; ${sendNote}` : sendNote;
+      await ns.finishDelivery(ctx.db, delivery.id, this.id, { status: 'sent', at: ctx.now(), note });
+      this.#log.info({ delivery: delivery.id, destination: delivery.destination }, 'notification sent');
+    } catch (error) {
+      const retryable = error instanceof DeliveryError ? error.retryable : true;
+      const message = (error as Error).message;
+      const last = delivery.attempts >= delivery.maxAttempts;
+      if (retryable && !last) {
+        const base = this.#o.retryBaseMs ?? 30_000;
+        const delay = Math.min(base * 2 ** (delivery.attempts - 1), 3_600_000);
+        await ns.finishDelivery(ctx.db, delivery.id, this.id, {
+          status: 'pending',
+          error: message,
+          retryAt: new Date(ctx.now().getTime() + delay),
+          note,
+        });
+      } else {
+        await ns.finishDelivery(ctx.db, delivery.id, this.id, { status: 'failed', error: message, note });
+      }
+      this.#log.warn(
+        { delivery: delivery.id, destination: delivery.destination, attempt: delivery.attempts, retryable },
+        'notification not sent',
+      );
+    }
+  }
+
+  async #message(delivery: Delivery): Promise<{ message: Message; snapshotPath: string }> {
+    const ctx = this.#o.ctx;
+    const run = await rs.findRun(ctx.db, delivery.runId);
+    if (!run) throw new DeliveryError(`run ${delivery.runId} no longer exists`, false);
+    const project = await ctx.db
+      .selectFrom('projects')
+      .select(['slug', 'title'])
+      .where('id', '=', run.projectId)
+      .executeTakeFirstOrThrow();
+    const schedule = run.scheduleId
+      ? await ctx.db
+          .selectFrom('schedules')
+          .select('name')
+          .where('id', '=', run.scheduleId)
+          .executeTakeFirst()
+      : undefined;
+    const stored = await rs.findSnapshot(ctx.db, run.id);
+    const snapshot = stored ? (JSON.parse(stored.body) as RunSnapshot) : null;
+    const snapshotPath = `/apps/${project.slug}/runs/${run.id}`;
+    const message = buildMessage(
+      {
+        appTitle: project.title,
+        appSlug: project.slug,
+        runUrl: `${this.#o.publicUrl.replace(/\/+$/, '')}${snapshotPath}`,
+        runId: run.id,
+        status: run.status,
+        trigger: run.trigger,
+        scheduleName: schedule?.name ?? null,
+        scheduledFor: run.scheduledFor,
+        finishedAt: run.finishedAt,
+        errorCell: run.errorCell,
+        errorMessage: run.errorMessage,
+        snapshot,
+      },
+      {
+        subject: delivery.content.subject,
+        body: delivery.content.body,
+        screenshot: delivery.content.screenshot,
+        csvCells: delivery.content.csvCells,
+      },
+      delivery.content.because,
+    );
+    return { message, snapshotPath };
+  }
+
+  async #send(
+    delivery: Delivery,
+    integrations: Integrations,
+    message: Message,
+    files: Attachment[],
+    picture: Attachment | null,
+    note: string | null,
+  ): Promise<string | null> {
+    switch (delivery.channel) {
+      case 'email': {
+        const inline = picture?.contentType === 'image/png';
+        const html = [
+          `<p>${escapeHtml(message.text).replace(/\n/g, '<br>')}</p>`,
+          inline
+            ? `<p><a href="${escapeHtml(message.runUrl)}"><img src="cid:app-screenshot" alt="The app at this run" style="max-width:100%"></a></p>`
+            : '',
+          note ? `<p><em>${escapeHtml(note)}</em></p>` : '',
+        ].join('\n');
+        await this.#o.email.send(
+          integrations.smtp,
+          {
+            from: integrations.emailFrom,
+            to: delivery.content.target,
+            subject: message.subject,
+            text: note ? `${message.text}\n\n(${note})` : message.text,
+            html,
+            attachments: files.map((f) => (f === picture && inline ? { ...f, cid: 'app-screenshot' } : f)),
+          },
+          `${ctxStamp(this.#o.ctx.now())}-${delivery.id}`,
+        );
+        return null;
+      }
+      case 'slack': {
+        if (!this.#o.slack || !integrations.slackToken) {
+          throw new DeliveryError('Slack is not set up: an admin adds a bot token under integrations', false);
+        }
+        return this.#o.slack.post(integrations.slackToken, {
+          channel: delivery.content.target,
+          dm: delivery.content.dm === true,
+          message: note ? { ...message, text: `${message.text}\n\n_${note}_` } : message,
+          files,
+        });
+      }
+      case 'webhook': {
+        await postWebhook({
+          url: delivery.content.target,
+          key: integrations.webhookSecret,
+          allowPrivate: integrations.allowPrivateWebhooks,
+          now: this.#o.ctx.now(),
+          body: {
+            type: `run.${message.status}`,
+            deliveryId: delivery.id,
+            runId: delivery.runId,
+            subject: message.subject,
+            text: message.text,
+            url: message.runUrl,
+            failure: message.failure,
+            rule: delivery.ruleName,
+            because: delivery.content.because,
+            note,
+          },
+        });
+        return null;
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#off?.();
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#ticking;
+    await Promise.all(this.#active);
+  }
+}
+
+function ctxStamp(now: Date): string {
+  return now.toISOString().replace(/[-:.]/g, '').replace('T', '-').slice(0, 15);
+}

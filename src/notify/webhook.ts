@@ -1,0 +1,132 @@
+/**
+ * Signed webhooks: a JSON POST with an `Almanac-Signature` header,
+ *
+ *   Almanac-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(key, "<t>.<raw body>")>
+ *
+ * as docs/notifications.md shows receivers how to verify (compare in constant time, and reject a `t`
+ * older than five minutes). Addresses are checked when the socket connects (not only when the URL is
+ * parsed), so a name that resolves to a private, loopback or link-local address is refused unless an
+ * admin allowed private webhooks: DNS cannot be used to reach the internal network.
+ */
+import { createHmac } from 'node:crypto';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import { BlockList, isIP } from 'node:net';
+import { DeliveryError } from './delivery-error.ts';
+
+const privateRanges = new BlockList();
+for (const [net, prefix] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const) {
+  privateRanges.addSubnet(net, prefix, 'ipv4');
+}
+for (const [net, prefix] of [
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+] as const) {
+  privateRanges.addSubnet(net, prefix, 'ipv6');
+}
+
+/** Whether an address is private, loopback, link-local or otherwise not on the public internet. */
+export function isPrivateAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 0) return true;
+  const mapped = address.toLowerCase().match(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/);
+  if (mapped) return privateRanges.check(mapped[1]!, 'ipv4');
+  return privateRanges.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+export function sign(key: string, timestamp: number, body: string): string {
+  const mac = createHmac('sha256', key).update(`${timestamp}.${body}`).digest('hex');
+  return `t=${timestamp},v1=${mac}`;
+}
+
+export interface WebhookRequest {
+  url: string;
+  body: unknown;
+  key: string;
+  allowPrivate: boolean;
+  now: Date;
+  timeoutMs?: number;
+}
+
+export async function postWebhook(request: WebhookRequest): Promise<{ status: number }> {
+  const url = new URL(request.url);
+  const body = JSON.stringify(request.body);
+  const timestamp = Math.floor(request.now.getTime() / 1000);
+  const guardedLookup = (
+    hostname: string,
+    options: object,
+    callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+  ) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, '', 0);
+      const list = addresses as LookupAddress[];
+      const blocked = list.find((a) => isPrivateAddress(a.address));
+      if (blocked && !request.allowPrivate) {
+        const error = new Error(
+          `${hostname} resolves to ${blocked.address}, a private address; an admin can allow private webhooks`,
+        ) as NodeJS.ErrnoException;
+        error.code = 'EPRIVATE';
+        return callback(error, '', 0);
+      }
+      if ((options as { all?: boolean }).all) return callback(null, list);
+      callback(null, list[0]!.address, list[0]!.family);
+    });
+  };
+  // A literal IP skips the lookup, so check it here.
+  const literal = url.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(literal) && isPrivateAddress(literal) && !request.allowPrivate) {
+    throw new DeliveryError(
+      `${url.hostname} is a private address; an admin can allow private webhooks`,
+      false,
+    );
+  }
+  const client = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = client.request(
+      url,
+      {
+        method: 'POST',
+        lookup: guardedLookup as never,
+        timeout: request.timeoutMs ?? 10_000,
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Almanac-Webhook/1',
+          'almanac-signature': sign(request.key, timestamp, body),
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) return resolve({ status });
+          // 408, 429 and 5xx may pass later; other 4xx will not.
+          const retryable = status === 408 || status === 429 || status >= 500;
+          reject(new DeliveryError(`webhook ${url.origin} answered HTTP ${status}`, retryable));
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPRIVATE') return reject(new DeliveryError(error.message, false));
+      reject(new DeliveryError(`webhook ${url.origin}: ${error.message}`, true));
+    });
+    req.end(body);
+  });
+}

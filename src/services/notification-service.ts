@@ -1,0 +1,562 @@
+/**
+ * Notification rules and the delivery outbox (ARCHITECTURE.md, decision 6). Rules belong to a schedule,
+ * or to a project (every scheduled run), or travel inline with an API-triggered run. When a run
+ * finishes, `planDeliveries` decides, in the transaction that finishes the run, which rules fire and
+ * writes one delivery per destination; the notifier sends them later, with retries.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { NotFoundError, ValidationError } from '../domain/errors.ts';
+import {
+  type SmtpSettings,
+  validateEmailAddress,
+  validateSmtp,
+} from '../domain/notification/integrations.ts';
+import {
+  DEFAULT_CONTENT,
+  type Destination,
+  decide,
+  isFailure,
+  type NotificationRuleSpec,
+  validateRule,
+} from '../domain/notification/rule.ts';
+import type { Run, RunStatus } from '../domain/run.ts';
+import type { RunSnapshot } from '../domain/snapshot.ts';
+import type { Delivery, NewDelivery, NotificationRule } from '../store/notification-store.ts';
+import * as ns from '../store/notification-store.ts';
+import * as ps from '../store/project-store.ts';
+import * as rs from '../store/run-store.ts';
+import * as ss from '../store/schedule-store.ts';
+import { assertAdmin, assertCanSeeRun, assertWorkspaceMember } from './authorize.ts';
+import { getProject } from './project-service.ts';
+import { decryptSecret, encryptSecret } from './secrets.ts';
+import type { Principal, ServiceContext } from './service-context.ts';
+import { notebookOfVersion } from './version-notebooks.ts';
+
+type Db = ServiceContext['db'];
+
+/** Attempts per delivery before it is marked failed. */
+export const DELIVERY_ATTEMPTS = 5;
+
+/** Checks a destination can exist before a rule names it (Slack channels: the bot can post there). */
+export interface DestinationCheck {
+  slackChannel?: (workspaceId: string, channel: string) => Promise<void>;
+}
+
+export interface RuleInput {
+  project: string;
+  scheduleId?: string | null;
+  rule: unknown;
+}
+
+async function checkSpec(
+  ctx: ServiceContext,
+  principal: Principal,
+  projectId: string,
+  spec: NotificationRuleSpec,
+  check: DestinationCheck,
+): Promise<void> {
+  for (const [i, d] of spec.destinations.entries()) {
+    const field = `rule.destinations[${i}]`;
+    if (d.kind === 'user') {
+      const user = await ctx.db
+        .selectFrom('users')
+        .select(['workspace_id'])
+        .where('id', '=', d.userId)
+        .executeTakeFirst();
+      if (!user || user.workspace_id !== principal.workspaceId) {
+        throw new ValidationError(`${field}.userId`, `no user '${d.userId}' in this workspace`);
+      }
+      await grantView(ctx.db, projectId, `user:${d.userId}`, principal, ctx.now());
+    } else if (d.kind === 'group') {
+      const group = await ctx.db
+        .selectFrom('groups')
+        .select(['workspace_id'])
+        .where('id', '=', d.groupId)
+        .executeTakeFirst();
+      if (!group || group.workspace_id !== principal.workspaceId) {
+        throw new ValidationError(`${field}.groupId`, `no group '${d.groupId}' in this workspace`);
+      }
+      await grantView(ctx.db, projectId, `group:${d.groupId}`, principal, ctx.now());
+    } else if (d.kind === 'slack_channel' && check.slackChannel) {
+      try {
+        await check.slackChannel(principal.workspaceId, d.channel);
+      } catch (error) {
+        throw new ValidationError(`${field}.channel`, (error as Error).message);
+      }
+    }
+  }
+  // CSV files and conditions name cells of the published version.
+  const version = await ps.latestVersion(ctx.db, projectId);
+  if (!version) return;
+  const notebook = await notebookOfVersion(version.id, version.source);
+  const cells = new Map(notebook.cells.map((c) => [c.name, c]));
+  for (const name of spec.content.csvCells) {
+    const cell = cells.get(name);
+    if (!cell)
+      throw new ValidationError('rule.content.csvCells', `the published notebook has no cell '${name}'`);
+    if (cell.kind !== 'sql' && cell.kind !== 'js' && cell.kind !== 'ts') {
+      throw new ValidationError(
+        'rule.content.csvCells',
+        `cell '${name}' is a ${cell.kind} cell, not a table`,
+      );
+    }
+  }
+  if (spec.trigger.kind === 'condition' && !cells.has(spec.trigger.condition.cell)) {
+    throw new ValidationError(
+      'rule.trigger.condition.cell',
+      `the published notebook has no cell '${spec.trigger.condition.cell}'`,
+    );
+  }
+}
+
+/**
+ * Records that a recipient may view the app, if the project is restricted and they could not (as Hex
+ * grants "App Only" access to recipients).
+ */
+async function grantView(
+  db: Db,
+  projectId: string,
+  principalKey: string,
+  by: Principal,
+  now: Date,
+): Promise<void> {
+  const project = await db
+    .selectFrom('projects')
+    .select(['visibility'])
+    .where('id', '=', projectId)
+    .executeTakeFirst();
+  if (project?.visibility !== 'restricted') return;
+  await db
+    .insertInto('project_grants')
+    .values({
+      project_id: projectId,
+      principal: principalKey,
+      reason: 'notification recipient',
+      granted_by: by.userId,
+      created_at: now.toISOString(),
+    })
+    .onConflict((oc) => oc.columns(['project_id', 'principal']).doNothing())
+    .execute();
+}
+
+export async function createRule(
+  ctx: ServiceContext,
+  principal: Principal,
+  input: RuleInput,
+  check: DestinationCheck = {},
+): Promise<NotificationRule> {
+  const project = await getProject(ctx, principal, input.project);
+  const scheduleId = input.scheduleId ?? null;
+  if (scheduleId) {
+    const schedule = await ss.findSchedule(ctx.db, scheduleId);
+    if (!schedule || schedule.projectId !== project.id) throw new NotFoundError('schedule', scheduleId);
+  }
+  const spec = validateRule(input.rule);
+  await checkSpec(ctx, principal, project.id, spec, check);
+  const now = ctx.now();
+  const rule: NotificationRule = {
+    id: randomUUID(),
+    workspaceId: project.workspaceId,
+    projectId: project.id,
+    scheduleId,
+    spec,
+    lastMeasured: null,
+    createdBy: principal.userId,
+    createdAt: now,
+    updatedAt: now,
+  };
+  await ns.insertRule(ctx.db, rule);
+  return rule;
+}
+
+export async function getRule(
+  ctx: ServiceContext,
+  principal: Principal,
+  id: string,
+): Promise<NotificationRule> {
+  const rule = await ns.findRule(ctx.db, id);
+  if (!rule) throw new NotFoundError('notification rule', id);
+  assertWorkspaceMember(principal, rule.workspaceId, 'notification rule', id);
+  return rule;
+}
+
+export async function updateRule(
+  ctx: ServiceContext,
+  principal: Principal,
+  id: string,
+  input: unknown,
+  check: DestinationCheck = {},
+): Promise<NotificationRule> {
+  const rule = await getRule(ctx, principal, id);
+  const spec = validateRule(input);
+  await checkSpec(ctx, principal, rule.projectId, spec, check);
+  await ns.updateRule(ctx.db, id, spec, ctx.now());
+  return { ...rule, spec, updatedAt: ctx.now() };
+}
+
+export async function deleteRule(ctx: ServiceContext, principal: Principal, id: string): Promise<void> {
+  await getRule(ctx, principal, id);
+  await ns.deleteRule(ctx.db, id);
+}
+
+export async function listRules(
+  ctx: ServiceContext,
+  principal: Principal,
+  filter: { project: string; scheduleId?: string | null },
+): Promise<NotificationRule[]> {
+  const project = await getProject(ctx, principal, filter.project);
+  return ns.listRules(ctx.db, {
+    projectId: project.id,
+    ...(filter.scheduleId !== undefined ? { scheduleId: filter.scheduleId } : {}),
+  });
+}
+
+/** How a run's rules are found: the schedule's and the project's, or the run's inline ones. */
+async function rulesForRun(trx: Db, run: Run, status: RunStatus): Promise<NotificationRule[]> {
+  if (run.scheduleId) {
+    const rows = await trx
+      .selectFrom('notification_rules')
+      .select('id')
+      .where('project_id', '=', run.projectId)
+      .where((eb) => eb.or([eb('schedule_id', '=', run.scheduleId), eb('schedule_id', 'is', null)]))
+      .execute();
+    const rules = (await Promise.all(rows.map((r) => ns.findRule(trx, r.id)))).filter((r) => r !== null);
+    if (rules.length > 0) return rules;
+    if (!isFailure(status)) return [];
+    // A schedule with no rule notifies the project's owner (or, without one, the admins) on failure.
+    const project = await trx
+      .selectFrom('projects')
+      .select(['created_by'])
+      .where('id', '=', run.projectId)
+      .executeTakeFirst();
+    const owners = project?.created_by
+      ? [project.created_by]
+      : (
+          await trx
+            .selectFrom('users')
+            .select('id')
+            .where('workspace_id', '=', run.workspaceId)
+            .where('role', '=', 'admin')
+            .execute()
+        ).map((u) => u.id);
+    if (owners.length === 0) return [];
+    return [
+      {
+        id: 'default',
+        workspaceId: run.workspaceId,
+        projectId: run.projectId,
+        scheduleId: run.scheduleId,
+        spec: {
+          name: 'project owners on failure (default)',
+          trigger: { kind: 'failure' },
+          destinations: owners.map((userId) => ({ kind: 'user', userId, via: 'preference' }) as Destination),
+          content: { ...DEFAULT_CONTENT, csvCells: [] },
+          enabled: true,
+        },
+        lastMeasured: null,
+        createdBy: null,
+        createdAt: run.createdAt,
+        updatedAt: run.createdAt,
+      },
+    ];
+  }
+  const row = await trx.selectFrom('runs').select('notify').where('id', '=', run.id).executeTakeFirst();
+  if (!row?.notify) return [];
+  return (JSON.parse(row.notify) as NotificationRuleSpec[]).map((spec, i) => ({
+    id: `inline-${i}`,
+    workspaceId: run.workspaceId,
+    projectId: run.projectId,
+    scheduleId: null,
+    spec,
+    lastMeasured: null,
+    createdBy: run.createdBy,
+    createdAt: run.createdAt,
+    updatedAt: run.createdAt,
+  }));
+}
+
+/** Earlier finished runs of the same schedule (or, inline, the same project), newest first. */
+async function previousStatuses(trx: Db, run: Run, limit: number): Promise<RunStatus[]> {
+  let query = trx
+    .selectFrom('runs')
+    .select('status')
+    .where('id', '!=', run.id)
+    .where('status', 'in', ['succeeded', 'failed', 'timed_out'])
+    .where('private', '=', 0)
+    // A fire time counts once: attempts that were retried are not failures of their own.
+    .where('retry_at', 'is', null)
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('runs as retry').select('retry.id').whereRef('retry.retry_of', '=', 'runs.id'))),
+    )
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit);
+  query = run.scheduleId
+    ? query.where('schedule_id', '=', run.scheduleId)
+    : query.where('project_id', '=', run.projectId);
+  return (await query.execute()).map((r) => r.status as RunStatus);
+}
+
+async function expand(
+  trx: Db,
+  workspaceId: string,
+  d: Destination,
+): Promise<{ channel: ns.DeliveryChannel; destination: string; target: string; dm?: boolean }[]> {
+  if (d.kind === 'slack_channel')
+    return [{ channel: 'slack', destination: `slack:#${d.channel}`, target: d.channel }];
+  if (d.kind === 'webhook') return [{ channel: 'webhook', destination: `webhook:${d.url}`, target: d.url }];
+  const userIds =
+    d.kind === 'user'
+      ? [d.userId]
+      : (
+          await trx.selectFrom('group_members').select('user_id').where('group_id', '=', d.groupId).execute()
+        ).map((m) => m.user_id);
+  if (userIds.length === 0) return [];
+  const users = await trx
+    .selectFrom('users')
+    .select(['email', 'notify_via'])
+    .where('id', 'in', userIds)
+    .where('workspace_id', '=', workspaceId)
+    .execute();
+  const out: { channel: ns.DeliveryChannel; destination: string; target: string; dm?: boolean }[] = [];
+  for (const user of users) {
+    const via = !d.via || d.via === 'preference' ? user.notify_via : d.via;
+    if (via === 'email' || via === 'both')
+      out.push({ channel: 'email', destination: `email:${user.email}`, target: user.email });
+    if (via === 'slack' || via === 'both') {
+      out.push({ channel: 'slack', destination: `slack-dm:${user.email}`, target: user.email, dm: true });
+    }
+  }
+  return out;
+}
+
+/**
+ * In the transaction that finishes `run`: decides which rules fire and writes their deliveries to the
+ * outbox. A failure that will be retried notifies nobody yet; its last attempt does. Returns how many
+ * deliveries it added.
+ */
+export async function planDeliveries(
+  trx: Db,
+  run: Run,
+  status: RunStatus,
+  snapshot: RunSnapshot | null,
+  now: Date,
+  options: { willRetry?: boolean } = {},
+): Promise<number> {
+  if (run.private || status === 'skipped' || status === 'cancelled') return 0;
+  if (options.willRetry && isFailure(status)) return 0;
+  const rules = (await rulesForRun(trx, run, status)).filter((r) => r.spec.enabled);
+  if (rules.length === 0) return 0;
+  // Only recovery and streaks look back; they need as many earlier runs as the longest streak.
+  const lookBack = Math.max(
+    0,
+    ...rules.map((r) =>
+      r.spec.trigger.kind === 'failure_streak'
+        ? r.spec.trigger.count
+        : r.spec.trigger.kind === 'recovery'
+          ? 1
+          : 0,
+    ),
+  );
+  const history = lookBack > 0 ? await previousStatuses(trx, run, lookBack + 1) : [];
+  const deliveries: NewDelivery[] = [];
+  for (const rule of rules) {
+    const decision = decide(rule.spec.trigger, status, snapshot, history, rule.lastMeasured ?? undefined);
+    if (decision.measured !== undefined && rule.id !== 'default' && !rule.id.startsWith('inline-')) {
+      await ns.setLastMeasured(trx, rule.id, decision.measured);
+    }
+    if (!decision.notify) continue;
+    for (const destination of rule.spec.destinations) {
+      for (const target of await expand(trx, run.workspaceId, destination)) {
+        deliveries.push({
+          id: randomUUID(),
+          workspaceId: run.workspaceId,
+          runId: run.id,
+          ruleId: rule.id === 'default' || rule.id.startsWith('inline-') ? null : rule.id,
+          ruleName: rule.spec.name,
+          channel: target.channel,
+          destination: target.destination,
+          content: {
+            subject: rule.spec.content.subject,
+            body: rule.spec.content.body,
+            // Pictures are of successful runs only.
+            screenshot: status === 'succeeded' ? rule.spec.content.screenshot : null,
+            csvCells: rule.spec.content.csvCells,
+            because: decision.because,
+            target: target.target,
+            ...(target.dm ? { dm: true } : {}),
+          },
+          maxAttempts: DELIVERY_ATTEMPTS,
+          createdAt: now,
+        });
+      }
+    }
+  }
+  return deliveries.length ? ns.insertDeliveries(trx, deliveries) : 0;
+}
+
+export async function listRunDeliveries(
+  ctx: ServiceContext,
+  principal: Principal,
+  runId: string,
+): Promise<Delivery[]> {
+  const run = await rs.findRun(ctx.db, runId);
+  if (!run) throw new NotFoundError('run', runId);
+  assertCanSeeRun(principal, run);
+  return ns.listDeliveries(ctx.db, runId);
+}
+
+/** Sends a delivery again, with a fresh set of attempts. */
+export async function resendDelivery(
+  ctx: ServiceContext,
+  principal: Principal,
+  id: string,
+): Promise<Delivery> {
+  const delivery = await ns.findDelivery(ctx.db, id);
+  if (!delivery) throw new NotFoundError('delivery', id);
+  assertWorkspaceMember(principal, delivery.workspaceId, 'delivery', id);
+  if (!(await ns.requeueDelivery(ctx.db, id, ctx.now()))) {
+    throw new ValidationError(
+      'delivery',
+      `is still ${delivery.status}; resend it once it has been sent or has failed`,
+    );
+  }
+  await ctx.wakeups.notify('delivery_queued', id);
+  return (await ns.findDelivery(ctx.db, id))!;
+}
+
+/** A workspace's integrations, with secrets decrypted (for the notifier; never returned by the API). */
+export interface Integrations {
+  smtp: SmtpSettings | null;
+  emailFrom: string;
+  slackToken: string | null;
+  webhookSecret: string;
+  allowPrivateWebhooks: boolean;
+}
+
+/** What the API shows of the integrations: whether each is set, never a secret. */
+export interface IntegrationsView {
+  smtp: { host: string; port: number; secure: boolean; user: string | null } | null;
+  emailFrom: string;
+  slack: boolean;
+  allowPrivateWebhooks: boolean;
+}
+
+const DEFAULT_FROM = 'almanac@localhost';
+
+async function integrationsRow(ctx: ServiceContext, workspaceId: string) {
+  let row = await ctx.db
+    .selectFrom('workspace_integrations')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .executeTakeFirst();
+  if (!row) {
+    // The webhook signing key exists from the start, so receivers can be set up before the first run.
+    await ctx.db
+      .insertInto('workspace_integrations')
+      .values({
+        workspace_id: workspaceId,
+        webhook_secret: encryptSecret(ctx.secretKey, randomBytes(32).toString('base64url')),
+        updated_at: ctx.now().toISOString(),
+      })
+      .onConflict((oc) => oc.column('workspace_id').doNothing())
+      .execute();
+    row = await ctx.db
+      .selectFrom('workspace_integrations')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .executeTakeFirstOrThrow();
+  }
+  return row;
+}
+
+export async function loadIntegrations(ctx: ServiceContext, workspaceId: string): Promise<Integrations> {
+  const row = await integrationsRow(ctx, workspaceId);
+  return {
+    smtp: row.smtp ? (JSON.parse(decryptSecret(ctx.secretKey, row.smtp)) as SmtpSettings) : null,
+    emailFrom: row.email_from ?? DEFAULT_FROM,
+    slackToken: row.slack_token ? decryptSecret(ctx.secretKey, row.slack_token) : null,
+    webhookSecret: decryptSecret(ctx.secretKey, row.webhook_secret!),
+    allowPrivateWebhooks: row.allow_private_webhooks === 1,
+  };
+}
+
+function view(i: Integrations): IntegrationsView {
+  return {
+    smtp: i.smtp ? { host: i.smtp.host, port: i.smtp.port, secure: i.smtp.secure, user: i.smtp.user } : null,
+    emailFrom: i.emailFrom,
+    slack: i.slackToken !== null,
+    allowPrivateWebhooks: i.allowPrivateWebhooks,
+  };
+}
+
+export async function getIntegrations(ctx: ServiceContext, principal: Principal): Promise<IntegrationsView> {
+  return view(await loadIntegrations(ctx, principal.workspaceId));
+}
+
+export interface IntegrationsPatch {
+  /** null removes SMTP (messages go to the outbox folder). */
+  smtp?: unknown;
+  emailFrom?: unknown;
+  /** null removes the Slack bot. */
+  slackToken?: unknown;
+  allowPrivateWebhooks?: unknown;
+}
+
+export async function configureIntegrations(
+  ctx: ServiceContext,
+  principal: Principal,
+  patch: IntegrationsPatch,
+  check: { slackToken?: (token: string) => Promise<void> } = {},
+): Promise<IntegrationsView> {
+  assertAdmin(principal, 'notification integrations');
+  await integrationsRow(ctx, principal.workspaceId);
+  const set: Record<string, unknown> = { updated_at: ctx.now().toISOString() };
+  if (patch.smtp !== undefined) {
+    set['smtp'] =
+      patch.smtp === null ? null : encryptSecret(ctx.secretKey, JSON.stringify(validateSmtp(patch.smtp)));
+  }
+  if (patch.emailFrom !== undefined) set['email_from'] = validateEmailAddress(patch.emailFrom, 'emailFrom');
+  if (patch.slackToken !== undefined) {
+    if (patch.slackToken !== null) {
+      if (typeof patch.slackToken !== 'string' || !/^xox[a-z]-[\w-]+$/.test(patch.slackToken)) {
+        throw new ValidationError('slackToken', 'must be a Slack bot token (xoxb-…)');
+      }
+      if (check.slackToken) {
+        try {
+          await check.slackToken(patch.slackToken);
+        } catch (error) {
+          throw new ValidationError('slackToken', `Slack did not accept it: ${(error as Error).message}`);
+        }
+      }
+    }
+    set['slack_token'] =
+      patch.slackToken === null ? null : encryptSecret(ctx.secretKey, patch.slackToken as string);
+  }
+  if (patch.allowPrivateWebhooks !== undefined) {
+    if (typeof patch.allowPrivateWebhooks !== 'boolean') {
+      throw new ValidationError('allowPrivateWebhooks', 'must be true or false');
+    }
+    set['allow_private_webhooks'] = patch.allowPrivateWebhooks ? 1 : 0;
+  }
+  await ctx.db
+    .updateTable('workspace_integrations')
+    .set(set)
+    .where('workspace_id', '=', principal.workspaceId)
+    .execute();
+  return getIntegrations(ctx, principal);
+}
+
+/** The key that signs this workspace's webhook requests, for admins setting up a receiver. */
+export async function webhookSigningKey(ctx: ServiceContext, principal: Principal): Promise<string> {
+  assertAdmin(principal, 'webhook settings');
+  return (await loadIntegrations(ctx, principal.workspaceId)).webhookSecret;
+}
+
+/** How the caller likes to hear from rules that leave it to them. */
+export async function setNotifyVia(ctx: ServiceContext, principal: Principal, via: unknown): Promise<void> {
+  if (via !== 'email' && via !== 'slack' && via !== 'both') {
+    throw new ValidationError('notifyVia', `must be email, slack or both (got ${JSON.stringify(via)})`);
+  }
+  await ctx.db.updateTable('users').set({ notify_via: via }).where('id', '=', principal.userId).execute();
+}

@@ -1,0 +1,324 @@
+/**
+ * Queries for notifications: rules, workspace integrations, and the delivery outbox. Deliveries follow
+ * the run queue's pattern (ARCHITECTURE.md, decision 3): a notifier claims due rows with a lease
+ * (`FOR UPDATE SKIP LOCKED` on PostgreSQL), and every transition is one guarded UPDATE. A unique key on
+ * (run, destination) means a run reaches each destination once, even if rules repeat it or the finishing
+ * transaction is retried.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { NotificationRuleSpec } from '../domain/notification/rule.ts';
+import type { DeliveriesTable, NotificationRulesTable, Schema } from './schema.ts';
+import { iso, toDate } from './schema.ts';
+
+type Db = Kysely<Schema>;
+
+export interface NotificationRule {
+  id: string;
+  workspaceId: string;
+  projectId: string;
+  /** Null for a project-wide rule (every scheduled run of the project). */
+  scheduleId: string | null;
+  spec: NotificationRuleSpec;
+  lastMeasured: number | string | boolean | null;
+  createdBy: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+function toRule(row: Selectable<NotificationRulesTable>): NotificationRule {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    projectId: row.project_id,
+    scheduleId: row.schedule_id,
+    spec: JSON.parse(row.spec) as NotificationRuleSpec,
+    lastMeasured:
+      row.last_measured === null ? null : (JSON.parse(row.last_measured) as number | string | boolean),
+    createdBy: row.created_by,
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+  };
+}
+
+export async function insertRule(db: Db, rule: NotificationRule): Promise<void> {
+  await db
+    .insertInto('notification_rules')
+    .values({
+      id: rule.id,
+      workspace_id: rule.workspaceId,
+      project_id: rule.projectId,
+      schedule_id: rule.scheduleId,
+      name: rule.spec.name,
+      spec: JSON.stringify(rule.spec),
+      last_measured: null,
+      created_by: rule.createdBy,
+      created_at: iso(rule.createdAt),
+      updated_at: iso(rule.updatedAt),
+    })
+    .execute();
+}
+
+export async function updateRule(db: Db, id: string, spec: NotificationRuleSpec, now: Date): Promise<void> {
+  await db
+    .updateTable('notification_rules')
+    .set({ name: spec.name, spec: JSON.stringify(spec), updated_at: iso(now) })
+    .where('id', '=', id)
+    .execute();
+}
+
+export async function deleteRule(db: Db, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('notification_rules').where('id', '=', id).executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
+
+export async function findRule(db: Db, id: string): Promise<NotificationRule | null> {
+  const row = await db.selectFrom('notification_rules').selectAll().where('id', '=', id).executeTakeFirst();
+  return row ? toRule(row) : null;
+}
+
+/** Rules of a schedule, or (scheduleId null) of a project, oldest first. */
+export async function listRules(
+  db: Db,
+  filter: { projectId: string; scheduleId?: string | null },
+): Promise<NotificationRule[]> {
+  let query = db
+    .selectFrom('notification_rules')
+    .selectAll()
+    .where('project_id', '=', filter.projectId)
+    .orderBy('created_at')
+    .orderBy('id');
+  if (filter.scheduleId !== undefined) {
+    query =
+      filter.scheduleId === null
+        ? query.where('schedule_id', 'is', null)
+        : query.where('schedule_id', '=', filter.scheduleId);
+  }
+  return (await query.execute()).map(toRule);
+}
+
+export async function setLastMeasured(
+  db: Db,
+  ruleId: string,
+  value: number | string | boolean,
+): Promise<void> {
+  await db
+    .updateTable('notification_rules')
+    .set({ last_measured: JSON.stringify(value) })
+    .where('id', '=', ruleId)
+    .execute();
+}
+
+export type DeliveryChannel = 'email' | 'slack' | 'webhook';
+export type DeliveryStatus = 'pending' | 'sending' | 'sent' | 'failed';
+
+/** What a delivery sends, fixed when the run finishes. */
+export interface DeliveryContent {
+  subject: string | null;
+  body: string | null;
+  screenshot: 'png' | 'pdf' | null;
+  csvCells: string[];
+  /** Why the rule fired, in words. */
+  because: string;
+  /** For `email`: the address; `slack`: a channel name or id, or the user's email for a DM; `webhook`: the URL. */
+  target: string;
+  /** For Slack: a DM to the user with this email. */
+  dm?: boolean;
+}
+
+export interface Delivery {
+  id: string;
+  workspaceId: string;
+  runId: string;
+  ruleId: string | null;
+  ruleName: string;
+  channel: DeliveryChannel;
+  destination: string;
+  content: DeliveryContent;
+  status: DeliveryStatus;
+  attempts: number;
+  maxAttempts: number;
+  nextAttemptAt: Date;
+  worker: string | null;
+  leaseExpiresAt: Date | null;
+  error: string | null;
+  note: string | null;
+  createdAt: Date;
+  sentAt: Date | null;
+}
+
+function toDelivery(row: Selectable<DeliveriesTable>): Delivery {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    runId: row.run_id,
+    ruleId: row.rule_id,
+    ruleName: row.rule_name,
+    channel: row.channel as DeliveryChannel,
+    destination: row.destination,
+    content: JSON.parse(row.content) as DeliveryContent,
+    status: row.status as DeliveryStatus,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    nextAttemptAt: toDate(row.next_attempt_at),
+    worker: row.worker,
+    leaseExpiresAt: toDate(row.lease_expires_at),
+    error: row.error,
+    note: row.note,
+    createdAt: toDate(row.created_at),
+    sentAt: toDate(row.sent_at),
+  };
+}
+
+export type NewDelivery = Pick<
+  Delivery,
+  | 'id'
+  | 'workspaceId'
+  | 'runId'
+  | 'ruleId'
+  | 'ruleName'
+  | 'channel'
+  | 'destination'
+  | 'content'
+  | 'maxAttempts'
+> & { createdAt: Date };
+
+/** Adds deliveries to the outbox; a (run, destination) pair already there is left as it is. */
+export async function insertDeliveries(db: Db, deliveries: readonly NewDelivery[]): Promise<number> {
+  let inserted = 0;
+  for (let i = 0; i < deliveries.length; i += 200) {
+    const chunk = deliveries.slice(i, i + 200);
+    const rows = await db
+      .insertInto('deliveries')
+      .values(
+        chunk.map((d) => ({
+          id: d.id,
+          workspace_id: d.workspaceId,
+          run_id: d.runId,
+          rule_id: d.ruleId,
+          rule_name: d.ruleName,
+          channel: d.channel,
+          destination: d.destination,
+          content: JSON.stringify(d.content),
+          status: 'pending',
+          max_attempts: d.maxAttempts,
+          next_attempt_at: iso(d.createdAt),
+          created_at: iso(d.createdAt),
+        })),
+      )
+      .onConflict((oc) => oc.columns(['run_id', 'destination']).doNothing())
+      .returning('id')
+      .execute();
+    inserted += rows.length;
+  }
+  return inserted;
+}
+
+export interface DeliveryClaim {
+  worker: string;
+  now: Date;
+  leaseUntil: Date;
+  limit: number;
+  skipLocked: boolean;
+}
+
+/** Claims due deliveries: pending ones whose time has come, and sending ones whose lease expired. */
+export async function claimDeliveries(db: Db, claim: DeliveryClaim): Promise<Delivery[]> {
+  const now = iso(claim.now);
+  const rows = await db
+    .with('picked', (qb) => {
+      let candidate = qb
+        .selectFrom('deliveries')
+        .select('id')
+        .where((eb) =>
+          eb.or([
+            eb.and([eb('status', '=', 'pending'), eb('next_attempt_at', '<=', now)]),
+            eb.and([eb('status', '=', 'sending'), eb('lease_expires_at', '<', now)]),
+          ]),
+        )
+        .orderBy('next_attempt_at')
+        .limit(claim.limit);
+      if (claim.skipLocked) candidate = candidate.forUpdate().skipLocked();
+      return candidate;
+    })
+    .updateTable('deliveries')
+    .from('picked')
+    .set((eb) => ({
+      status: 'sending',
+      worker: claim.worker,
+      lease_expires_at: iso(claim.leaseUntil),
+      attempts: eb('deliveries.attempts', '+', 1),
+    }))
+    .whereRef('deliveries.id', '=', 'picked.id')
+    .where((eb) =>
+      eb.or([
+        eb('deliveries.status', '=', 'pending'),
+        eb.and([eb('deliveries.status', '=', 'sending'), eb('deliveries.lease_expires_at', '<', now)]),
+      ]),
+    )
+    .returningAll()
+    .execute();
+  return rows.map(toDelivery);
+}
+
+/** Ends a claimed delivery, if this notifier still holds it. */
+export async function finishDelivery(
+  db: Db,
+  id: string,
+  worker: string,
+  outcome:
+    | { status: 'sent'; at: Date; note: string | null }
+    | { status: 'failed'; error: string; note: string | null }
+    | { status: 'pending'; error: string; retryAt: Date; note: string | null },
+): Promise<boolean> {
+  const result = await db
+    .updateTable('deliveries')
+    .set({
+      status: outcome.status,
+      lease_expires_at: null,
+      note: outcome.note,
+      ...(outcome.status === 'sent' ? { sent_at: iso(outcome.at), error: null } : { error: outcome.error }),
+      ...(outcome.status === 'pending' ? { next_attempt_at: iso(outcome.retryAt) } : {}),
+    })
+    .where('id', '=', id)
+    .where('status', '=', 'sending')
+    .where('worker', '=', worker)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/** Sends a finished delivery again ("resend"): back to pending, with a fresh set of attempts. */
+export async function requeueDelivery(db: Db, id: string, now: Date): Promise<boolean> {
+  const result = await db
+    .updateTable('deliveries')
+    .set({ status: 'pending', attempts: 0, next_attempt_at: iso(now), error: null, worker: null })
+    .where('id', '=', id)
+    .where('status', 'in', ['sent', 'failed'])
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+export async function findDelivery(db: Db, id: string): Promise<Delivery | null> {
+  const row = await db.selectFrom('deliveries').selectAll().where('id', '=', id).executeTakeFirst();
+  return row ? toDelivery(row) : null;
+}
+
+export async function listDeliveries(db: Db, runId: string): Promise<Delivery[]> {
+  const rows = await db
+    .selectFrom('deliveries')
+    .selectAll()
+    .where('run_id', '=', runId)
+    .orderBy('created_at')
+    .orderBy('destination')
+    .execute();
+  return rows.map(toDelivery);
+}
+
+/** When the earliest pending delivery is due, for the notifier's sleep. */
+export async function nextDeliveryAt(db: Db): Promise<Date | null> {
+  const row = await db
+    .selectFrom('deliveries')
+    .select((eb) => eb.fn.min('next_attempt_at').as('at'))
+    .where('status', '=', 'pending')
+    .executeTakeFirst();
+  return row?.at ? toDate(row.at) : null;
+}
