@@ -84,7 +84,8 @@ for (const store of await testStores()) {
       slack = await startFakeSlack({ users: { 'admin@localhost': 'U1' } });
       t = await startTestServer(store, {
         clockStart: START,
-        notifier: { retryBaseMs: 1000 },
+        // No Chromium here: test/screenshots.test.ts takes real ones.
+        notifier: { retryBaseMs: 1000, screenshots: null },
         env: { ALMANAC_SLACK_API_URL: slack.apiUrl },
       });
       admin = await t.server.admin();
@@ -141,7 +142,11 @@ for (const store of await testStores()) {
             { kind: 'webhook', url: hook.url },
             { kind: 'user', userId: admin.userId, via: 'email' },
           ],
-          content: { subject: '{{app.title}}: {{cells.total}} regions', csvCells: ['top'] },
+          content: {
+            subject: '{{app.title}}: {{cells.total}} regions',
+            csvCells: ['top'],
+            screenshot: 'png',
+          },
         },
       });
       const runId = await fire(schedule);
@@ -157,17 +162,29 @@ for (const store of await testStores()) {
       await t.server.notifier!.drain();
       const done = await deliveries(runId);
       assert.deepEqual(
-        done.map((d) => [d.status, d.attempts, d.error]),
+        done.map((d) => [d.status, d.attempts, d.error, d.note]),
         [
-          ['sent', 1, null],
-          ['sent', 1, null],
+          [
+            'sent',
+            1,
+            null,
+            'screenshot unavailable: no Chromium on the server (install chromium or set ALMANAC_CHROMIUM)',
+          ],
+          [
+            'sent',
+            1,
+            null,
+            'screenshot unavailable: no Chromium on the server (install chromium or set ALMANAC_CHROMIUM)',
+          ],
         ],
+        'without Chromium the message still goes out, with a note',
       );
       const outbox = readdirSync(join(t.dataDir, 'outbox')).filter((f) => f.includes(done[0]!.id));
       assert.equal(outbox.length, 1);
       const mail = await simpleParser(readFileSync(join(t.dataDir, 'outbox', outbox[0]!)));
       assert.equal(mail.subject, 'Sales report: 5 regions');
       assert.match(mail.text ?? '', new RegExp(`/apps/${slug}/runs/${runId}`));
+      assert.match(mail.text ?? '', /\(screenshot unavailable: no Chromium on the server/);
       const csv = mail.attachments.find((a) => a.filename === 'top.csv');
       assert.equal(csv?.content.toString(), 'region,n\r\nEMEA,3\r\n"APAC, Japan",2\r\n');
       const call = hook.received.at(-1)!;

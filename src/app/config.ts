@@ -46,6 +46,8 @@ export interface AlmanacConfig {
   publicUrl: string | null;
   /** Email written when no SMTP server is configured. @default `<dataDir>/outbox` */
   outboxDir: string;
+  /** Chromium for screenshots. @default `/usr/bin/chromium` when it exists (`ALMANAC_CHROMIUM`) */
+  chromium: string | null;
   /** Slack's Web API base URL. @default https://slack.com/api/ (`ALMANAC_SLACK_API_URL`) */
   slackApiUrl: string | null;
 }
@@ -105,6 +107,7 @@ export function resolveConfig(
     logLevel: logLevel(env['ALMANAC_LOG_LEVEL'] ?? 'info'),
     publicUrl: publicUrl(env['ALMANAC_PUBLIC_URL']),
     outboxDir: resolve(dataDir, 'outbox'),
+    chromium: env['ALMANAC_CHROMIUM'] || null,
     slackApiUrl: env['ALMANAC_SLACK_API_URL']
       ? httpUrl(env['ALMANAC_SLACK_API_URL'], 'ALMANAC_SLACK_API_URL')
       : null,

@@ -15,9 +15,11 @@ import pino from 'pino';
 import { ValidationError } from '../domain/errors.ts';
 import { Housekeeper } from '../executor/housekeeper.ts';
 import { Worker } from '../executor/worker.ts';
+import { TOKEN_COOKIE } from '../http/routes.ts';
 import { createHttpApp, type HttpApp } from '../http/server.ts';
 import { EmailChannel } from '../notify/email.ts';
 import { Notifier, type NotifierOptions } from '../notify/notifier.ts';
+import { findChromium, Screenshots } from '../notify/screenshots.ts';
 import { SlackClient } from '../notify/slack.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import * as projects from '../services/project-service.ts';
@@ -110,6 +112,20 @@ export async function createServer(
     ? new Scheduler(ctx, { databaseClock: options.now === undefined, log })
     : null;
   const email = new EmailChannel({ outboxDir: config.outboxDir });
+  const chromiumPath = roles.has('notifier') ? findChromium(config.chromium) : null;
+  if (roles.has('notifier') && !chromiumPath) {
+    log.warn(
+      { chromium: config.chromium ?? '/usr/bin/chromium' },
+      'no Chromium found: notifications go out without screenshots (install chromium or set ALMANAC_CHROMIUM)',
+    );
+  }
+  const screenshots = chromiumPath
+    ? new Screenshots({
+        executablePath: chromiumPath,
+        baseUrl: () => self.url ?? `http://${config.host}:${config.port}`,
+        cookieName: TOKEN_COOKIE,
+      })
+    : null;
   const notifier = roles.has('notifier')
     ? new Notifier({
         ctx,
@@ -119,6 +135,7 @@ export async function createServer(
           return config.publicUrl ?? self.url ?? `http://${config.host}:${config.port}`;
         },
         slack: new SlackClient({ apiUrl: config.slackApiUrl }),
+        screenshots,
         ...(options.notifier ?? {}),
         log,
       })
@@ -168,6 +185,7 @@ export async function createServer(
       server?.closeAllConnections?.();
       await scheduler?.stop();
       await notifier?.stop();
+      await screenshots?.close();
       email.close();
       await housekeeper.stop();
       await worker?.stop();

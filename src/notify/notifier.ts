@@ -13,6 +13,7 @@ import type { RunSnapshot } from '../domain/snapshot.ts';
 import type { WorkerLog } from '../executor/worker.ts';
 import { type Integrations, loadIntegrations } from '../services/notification-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
+import { issueViewTicket } from '../services/workspace-service.ts';
 import type { Delivery } from '../store/notification-store.ts';
 import * as ns from '../store/notification-store.ts';
 import * as rs from '../store/run-store.ts';
@@ -22,7 +23,8 @@ import { postWebhook } from './webhook.ts';
 
 /** Takes a picture of a page (notify/screenshots.ts); absent when no Chromium is available. */
 export interface ScreenshotSource {
-  take(path: string, format: 'png' | 'pdf'): Promise<Buffer>;
+  /** Renders an app page as the holder of `ticket` (a view ticket) sees it. */
+  take(path: string, format: 'png' | 'pdf', ticket: string): Promise<Buffer>;
 }
 
 /** Posts to Slack (notify/slack.ts). */
@@ -159,10 +161,14 @@ export class Notifier {
       if (delivery.content.screenshot) {
         const format = delivery.content.screenshot;
         if (!this.#o.screenshots) {
-          note = 'screenshot unavailable: no Chromium on the server (set ALMANAC_CHROMIUM)';
+          note =
+            'screenshot unavailable: no Chromium on the server (install chromium or set ALMANAC_CHROMIUM)';
+        } else if (!delivery.content.viewAs) {
+          note = 'screenshot unavailable: no user to take it as';
         } else {
           try {
-            const content = await this.#o.screenshots.take(snapshotPath, format);
+            const ticket = issueViewTicket(ctx, delivery.content.viewAs, 120_000);
+            const content = await this.#o.screenshots.take(snapshotPath, format, ticket);
             picture = {
               filename: `app.${format}`,
               contentType: format === 'png' ? 'image/png' : 'application/pdf',

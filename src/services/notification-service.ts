@@ -297,11 +297,16 @@ async function previousStatuses(trx: Db, run: Run, limit: number): Promise<RunSt
   return (await query.execute()).map((r) => r.status as RunStatus);
 }
 
-async function expand(
-  trx: Db,
-  workspaceId: string,
-  d: Destination,
-): Promise<{ channel: ns.DeliveryChannel; destination: string; target: string; dm?: boolean }[]> {
+interface Target {
+  channel: ns.DeliveryChannel;
+  destination: string;
+  target: string;
+  dm?: boolean;
+  /** The recipient, for a person: screenshots are taken as them. */
+  userId?: string;
+}
+
+async function expand(trx: Db, workspaceId: string, d: Destination): Promise<Target[]> {
   if (d.kind === 'slack_channel')
     return [{ channel: 'slack', destination: `slack:#${d.channel}`, target: d.channel }];
   if (d.kind === 'webhook') return [{ channel: 'webhook', destination: `webhook:${d.url}`, target: d.url }];
@@ -314,17 +319,23 @@ async function expand(
   if (userIds.length === 0) return [];
   const users = await trx
     .selectFrom('users')
-    .select(['email', 'notify_via'])
+    .select(['id', 'email', 'notify_via'])
     .where('id', 'in', userIds)
     .where('workspace_id', '=', workspaceId)
     .execute();
-  const out: { channel: ns.DeliveryChannel; destination: string; target: string; dm?: boolean }[] = [];
+  const out: Target[] = [];
   for (const user of users) {
     const via = !d.via || d.via === 'preference' ? user.notify_via : d.via;
     if (via === 'email' || via === 'both')
-      out.push({ channel: 'email', destination: `email:${user.email}`, target: user.email });
+      out.push({ channel: 'email', destination: `email:${user.email}`, target: user.email, userId: user.id });
     if (via === 'slack' || via === 'both') {
-      out.push({ channel: 'slack', destination: `slack-dm:${user.email}`, target: user.email, dm: true });
+      out.push({
+        channel: 'slack',
+        destination: `slack-dm:${user.email}`,
+        target: user.email,
+        dm: true,
+        userId: user.id,
+      });
     }
   }
   return out;
@@ -359,6 +370,9 @@ export async function planDeliveries(
     ),
   );
   const history = lookBack > 0 ? await previousStatuses(trx, run, lookBack + 1) : [];
+  const owner =
+    (await trx.selectFrom('projects').select('created_by').where('id', '=', run.projectId).executeTakeFirst())
+      ?.created_by ?? null;
   const deliveries: NewDelivery[] = [];
   for (const rule of rules) {
     const decision = decide(rule.spec.trigger, status, snapshot, history, rule.lastMeasured ?? undefined);
@@ -385,6 +399,8 @@ export async function planDeliveries(
             because: decision.because,
             target: target.target,
             ...(target.dm ? { dm: true } : {}),
+            // A person sees the picture as they would see the app; channels and webhooks as the rule's author.
+            viewAs: target.userId ?? rule.createdBy ?? owner,
           },
           maxAttempts: DELIVERY_ATTEMPTS,
           createdAt: now,

@@ -2,7 +2,7 @@
  * Workspaces, users, API tokens and connections. Tokens are random 32-byte strings shown once; only
  * their SHA-256 is stored, so a leaked database does not leak working tokens.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { UnauthorizedError, ValidationError } from '../domain/errors.ts';
 import { IDENTIFIER } from '../domain/notebook/frontmatter.ts';
 import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
@@ -19,6 +19,40 @@ export function hashToken(token: string): string {
 
 export function newToken(): string {
   return TOKEN_PREFIX + randomBytes(32).toString('base64url');
+}
+
+/** Prefix of view tickets: short-lived, signed, never stored (see `issueViewTicket`). */
+const TICKET_PREFIX = 'alm_view_';
+
+function ticketMac(key: Buffer, payload: string): Buffer {
+  return createHmac('sha256', key).update(`view-ticket:${payload}`).digest();
+}
+
+/**
+ * A short-lived token that lets a headless browser see the app pages as `userId` sees them (the
+ * screenshot of a notification is taken as its recipient, so nobody receives a picture of a project
+ * they cannot see). Signed with the secrets key, it carries the user and an expiry; on use, the user's
+ * current role applies, so a ticket never grants more than the user has.
+ */
+export function issueViewTicket(ctx: ServiceContext, userId: string, ttlMs = 60_000): string {
+  const payload = Buffer.from(JSON.stringify({ u: userId, e: ctx.now().getTime() + ttlMs })).toString(
+    'base64url',
+  );
+  return `${TICKET_PREFIX}${payload}.${ticketMac(ctx.secretKey, payload).toString('base64url')}`;
+}
+
+async function authenticateTicket(ctx: ServiceContext, token: string): Promise<Principal> {
+  const [payload, mac] = token.slice(TICKET_PREFIX.length).split('.');
+  const expected = payload ? ticketMac(ctx.secretKey, payload) : null;
+  const given = mac ? Buffer.from(mac, 'base64url') : Buffer.alloc(0);
+  if (!expected || given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    throw new UnauthorizedError('the view ticket is not valid');
+  }
+  const { u, e } = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as { u: string; e: number };
+  if (ctx.now().getTime() > e) throw new UnauthorizedError('the view ticket has expired');
+  const user = await ws.findUser(ctx.db, u);
+  if (!user) throw new UnauthorizedError('the view ticket is not valid');
+  return { userId: user.id, workspaceId: user.workspaceId, role: user.role, name: user.name };
 }
 
 export interface Bootstrap {
@@ -88,6 +122,7 @@ export async function authenticate(
   token: string | null | undefined,
 ): Promise<Principal> {
   if (!token) throw new UnauthorizedError();
+  if (token.startsWith(TICKET_PREFIX)) return authenticateTicket(ctx, token);
   if (!token.startsWith(TOKEN_PREFIX)) {
     throw new UnauthorizedError(`that is not an Almanac API token (tokens start with '${TOKEN_PREFIX}')`);
   }

@@ -123,6 +123,8 @@ export interface DeliveryContent {
   target: string;
   /** For Slack: a DM to the user with this email. */
   dm?: boolean;
+  /** The user the screenshot is taken as (the recipient, or the rule's author for channels). */
+  viewAs?: string | null;
 }
 
 export interface Delivery {
