@@ -456,6 +456,81 @@ for (const store of await testStores()) {
       assert.match(csv!.bytes.toString(), /^region,n\r\nEMEA,3/);
     });
 
+    it('through the API: rules, inline rules on a run, deliveries with resend, the outbox, admin-only integrations', async () => {
+      const { slug, schedule } = await scheduled(SALES);
+      const created = await t.json('POST', `/api/projects/${slug}/notification-rules`, {
+        name: 'to me',
+        scheduleId: schedule.id,
+        trigger: { kind: 'success' },
+        destinations: [{ kind: 'user', userId: admin.userId, via: 'email' }],
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.equal(created.body.scheduleId, schedule.id);
+      const listed = await t.json('GET', `/api/projects/${slug}/notification-rules?schedule=${schedule.id}`);
+      assert.deepEqual(
+        listed.body.map((r: { id: string }) => r.id),
+        [created.body.id],
+      );
+      const runId = await fire(schedule);
+      await t.server.notifier!.drain();
+      const log = await t.json('GET', `/api/runs/${runId}/deliveries`);
+      assert.deepEqual(
+        log.body.map((d: { destination: string; status: string; because: string }) => [
+          d.destination,
+          d.status,
+          d.because,
+        ]),
+        [['email:admin@localhost', 'sent', 'the run succeeded']],
+      );
+      const resent = await t.json('POST', `/api/deliveries/${log.body[0].id}/resend`);
+      assert.deepEqual([resent.status, resent.body.status, resent.body.attempts], [200, 'pending', 0]);
+      await t.server.notifier!.drain();
+      const outbox = await t.json('GET', '/api/outbox');
+      const entries = outbox.body.filter((e: { deliveryId: string }) => e.deliveryId === log.body[0].id);
+      assert.equal(entries.length, 2, 'the first send and the resend');
+      const eml = await t.api('GET', entries[0].url);
+      assert.equal(eml.headers.get('content-type'), 'message/rfc822');
+      assert.match((await simpleParser(Buffer.from(await eml.arrayBuffer()))).subject ?? '', /Sales report/);
+
+      // Inline rules travel with an API-triggered run.
+      const run = await t.json('POST', `/api/projects/${slug}/runs`, {
+        notifications: [{ trigger: { kind: 'all' }, destinations: [{ kind: 'webhook', url: hook.url }] }],
+      });
+      assert.equal(run.status, 201, JSON.stringify(run.body));
+      await t.server.worker!.drain();
+      await t.server.notifier!.drain();
+      const inline = await t.json('GET', `/api/runs/${run.body.id}/deliveries`);
+      assert.deepEqual(
+        inline.body.map((d: { channel: string; status: string }) => [d.channel, d.status]),
+        [['webhook', 'sent']],
+      );
+      assert.equal(JSON.parse(hook.received.at(-1)!.body).runId, run.body.id);
+
+      // Integrations: never the secrets; changing them is for admins.
+      const view = await t.json('GET', '/api/integrations');
+      assert.equal(JSON.stringify(view.body).includes('xoxb'), false);
+      const viewer = await t.server.ctx.db
+        .insertInto('users')
+        .values({
+          id: `v${counter}`,
+          workspace_id: admin.workspaceId,
+          email: `v${counter}@example.com`,
+          name: 'Viewer',
+          role: 'viewer',
+        })
+        .execute();
+      assert.ok(viewer);
+      const { createApiToken } = await import('../src/services/workspace-service.ts');
+      const token = await createApiToken(
+        t.server.ctx,
+        { userId: `v${counter}`, workspaceId: admin.workspaceId, role: 'viewer', name: 'Viewer' },
+        'viewer',
+      );
+      const denied = await t.json('PUT', '/api/integrations', { allowPrivateWebhooks: false }, token);
+      assert.deepEqual([denied.status, denied.body.error.code], [403, 'forbidden']);
+      assert.match(denied.body.error.message, /only a workspace admin may change notification integrations/);
+    });
+
     it('rejects a rule with no recipients, an unknown user, or a CSV of a cell that is not a table', async () => {
       const { slug } = await scheduled(notebook('Prose', `Some text\n\n${fence('js total', 'return 1')}`));
       await assert.rejects(

@@ -112,6 +112,7 @@ export async function createServer(
     ? new Scheduler(ctx, { databaseClock: options.now === undefined, log })
     : null;
   const email = new EmailChannel({ outboxDir: config.outboxDir });
+  const slack = new SlackClient({ apiUrl: config.slackApiUrl });
   const chromiumPath = roles.has('notifier') ? findChromium(config.chromium) : null;
   if (roles.has('notifier') && !chromiumPath) {
     log.warn(
@@ -134,7 +135,7 @@ export async function createServer(
         get publicUrl() {
           return config.publicUrl ?? self.url ?? `http://${config.host}:${config.port}`;
         },
-        slack: new SlackClient({ apiUrl: config.slackApiUrl }),
+        slack,
         screenshots,
         ...(options.notifier ?? {}),
         log,
@@ -144,6 +145,7 @@ export async function createServer(
   const http = createHttpApp({
     ctx,
     webDir,
+    notify: { slack, outbox: email },
     onError: (error, c) =>
       log.error({ err: error, method: c.req.method, path: c.req.path }, 'request failed'),
   });

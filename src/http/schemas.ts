@@ -128,6 +128,12 @@ export const CreateRunBody = z.object({
     .describe(
       "A viewer's own re-run in context app: never the default state, visible only to you, kept for an hour",
     ),
+  notifications: z
+    .array(z.record(z.string(), z.unknown()))
+    .optional()
+    .describe(
+      'Notification rules for this run only, shaped as NotificationRule bodies (see /api/projects/{project}/notification-rules)',
+    ),
 });
 
 export const ListRunsQuery = z.object({

@@ -21,6 +21,7 @@ import * as workspaces from '../services/workspace-service.ts';
 import type { Project, Version } from '../store/project-store.ts';
 import type { StoredSnapshot } from '../store/run-store.ts';
 import type { Schedule } from '../store/schedule-store.ts';
+import { type NotificationHttpDeps, notificationRoutes } from './notification-routes.ts';
 import { type AnyRoute, mount, openApiDocument, route, TOKEN_COOKIE } from './routes.ts';
 import * as S from './schemas.ts';
 
@@ -35,6 +36,8 @@ export interface HttpOptions {
   stateCacheMs?: number;
   /** Called for unexpected errors (5xx); never with secrets. */
   onError?: (error: unknown, c: Context) => void;
+  /** Slack and the email outbox, for the notification routes. */
+  notify?: Omit<NotificationHttpDeps, 'ctx'>;
 }
 
 export interface HttpApp {
@@ -479,6 +482,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
           trigger: body.private ? 'manual' : 'api',
           context: body.private ? 'app' : 'api-triggered',
           private: body.private ?? false,
+          notifications: body.notifications,
         });
         return c.json(runJson(run), 201);
       },
@@ -792,6 +796,13 @@ export function createHttpApp(options: HttpOptions): HttpApp {
     );
   });
 
+  table.push(
+    ...notificationRoutes({
+      ctx,
+      slack: options.notify?.slack ?? null,
+      outbox: options.notify?.outbox ?? null,
+    }),
+  );
   const document = openApiDocument(table, { title: 'Almanac API', version });
   app.get('/api/openapi.json', (c) => c.json(document));
   mount(app, table, authenticate);

@@ -280,7 +280,7 @@ export class Notifier {
             html,
             attachments: files.map((f) => (f === picture && inline ? { ...f, cid: 'app-screenshot' } : f)),
           },
-          `${ctxStamp(this.#o.ctx.now())}-${delivery.id}`,
+          `${ctxStamp(this.#o.ctx.now())}-${randomUUID().slice(0, 8)}-${delivery.id}`,
         );
         return null;
       }

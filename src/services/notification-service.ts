@@ -109,6 +109,24 @@ async function checkSpec(
   }
 }
 
+/** Rules sent inline with an API-triggered run: each validated as a rule, fields named `notifications[i]`. */
+export async function validateInlineRules(
+  ctx: ServiceContext,
+  principal: Principal,
+  projectId: string,
+  inputs: readonly unknown[],
+  check: DestinationCheck = {},
+): Promise<NotificationRuleSpec[]> {
+  if (inputs.length > 20) throw new ValidationError('notifications', 'at most 20 rules per run');
+  const specs: NotificationRuleSpec[] = [];
+  for (const [i, input] of inputs.entries()) {
+    const spec = validateRule(input, `notifications[${i}]`);
+    await checkSpec(ctx, principal, projectId, spec, check);
+    specs.push(spec);
+  }
+  return specs;
+}
+
 /**
  * Records that a recipient may view the app, if the project is restricted and they could not (as Hex
  * grants "App Only" access to recipients).

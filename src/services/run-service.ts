@@ -29,7 +29,7 @@ import { notebookOfVersion } from './version-notebooks.ts';
 
 export { notebookOfVersion };
 
-import { planDeliveries } from './notification-service.ts';
+import { planDeliveries, validateInlineRules } from './notification-service.ts';
 import { planRetry } from './schedule-service.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 
@@ -46,6 +46,8 @@ export interface EnqueueOptions {
   private?: boolean;
   scheduledFor?: Date | null;
   maxAttempts?: number;
+  /** Notification rules for this run only (as Hex's RunProject `notifications[]`). */
+  notifications?: readonly unknown[] | undefined;
 }
 
 export async function enqueueRun(
@@ -65,8 +67,12 @@ export async function enqueueRun(
   }
   const notebook = await notebookOfVersion(version.id, version.source);
   const inputs = resolveInputs(notebook.inputs, options.inputs ?? {});
+  const notify = options.notifications?.length
+    ? await validateInlineRules(ctx, principal, project.id, options.notifications)
+    : null;
   const now = ctx.now();
   const run = await rs.insertRun(ctx.db, {
+    notify: notify ? JSON.stringify(notify) : null,
     id: randomUUID(),
     workspaceId: project.workspaceId,
     projectId: project.id,

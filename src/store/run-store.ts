@@ -70,6 +70,8 @@ export interface NewRun {
   status?: 'queued' | 'skipped';
   reason?: string | null;
   errorMessage?: string | null;
+  /** Notification rules sent inline (JSON list of NotificationRuleSpec). */
+  notify?: string | null;
 }
 
 export async function insertRun(db: Db, run: NewRun): Promise<Run> {
@@ -128,6 +130,7 @@ function runRow(run: NewRun) {
     retry_of: run.retryOf ?? null,
     retry_number: run.retryNumber ?? 0,
     after_run_id: run.afterRunId ?? null,
+    notify: run.notify ?? null,
     reason: run.reason ?? null,
     error_message: run.errorMessage ?? null,
     finished_at: run.status === 'skipped' ? iso(run.createdAt) : null,

@@ -1,0 +1,413 @@
+/**
+ * The notification API: rules (per project or schedule), a run's deliveries with resend, the workspace's
+ * integrations (SMTP, Slack, webhooks), Slack channels, the caller's delivery preference, and the email
+ * outbox folder. Rule bodies are checked by the domain validator, whose errors name the field.
+ */
+import { z } from 'zod';
+import { NotFoundError } from '../domain/errors.ts';
+import * as notifications from '../services/notification-service.ts';
+import type { ServiceContext } from '../services/service-context.ts';
+import type { Delivery, NotificationRule } from '../store/notification-store.ts';
+import { type AnyRoute, route } from './routes.ts';
+
+/** What the routes need from the notifier side (app/ wires the real ones). */
+export interface NotificationHttpDeps {
+  ctx: ServiceContext;
+  slack: {
+    authTest(token: string): Promise<unknown>;
+    listChannels(
+      token: string,
+      fresh?: boolean,
+    ): Promise<{ id: string; name: string; isPrivate: boolean; isMember: boolean }[]>;
+    checkChannel(token: string, channel: string): Promise<unknown>;
+  } | null;
+  outbox: {
+    listOutbox(): Promise<{ file: string; size: number; createdAt: Date }[]>;
+    readOutbox(file: string): Promise<Buffer>;
+  } | null;
+}
+
+const RuleBody = z
+  .object({
+    name: z.string().optional(),
+    scheduleId: z
+      .string()
+      .nullable()
+      .optional()
+      .describe('The schedule it belongs to; omitted or null: every scheduled run of the project'),
+    trigger: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe(
+        '{kind: success | failure | all | recovery} | {kind: failure_streak, count} | {kind: condition, condition: {cell, measure: value | row_count, op: gt | gte | lt | lte | eq | ne, value, changedOnly}}; default failure',
+      ),
+    destinations: z
+      .array(z.record(z.string(), z.unknown()))
+      .describe(
+        '{kind: user, userId, via?} | {kind: group, groupId, via?} | {kind: slack_channel, channel} | {kind: webhook, url}; via: preference (default) | email | slack | both',
+      ),
+    content: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe(
+        '{subject?, body?, screenshot?: png | pdf, csvCells?: [cell]}; subject and body are templates',
+      ),
+    enabled: z.boolean().optional(),
+  })
+  .strict();
+
+const Rule = z
+  .object({
+    id: z.string(),
+    projectId: z.string(),
+    scheduleId: z.string().nullable(),
+    name: z.string(),
+    trigger: z.record(z.string(), z.unknown()),
+    destinations: z.array(z.record(z.string(), z.unknown())),
+    content: z.record(z.string(), z.unknown()),
+    enabled: z.boolean(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'NotificationRule' });
+
+const DeliveryJson = z
+  .object({
+    id: z.string(),
+    runId: z.string(),
+    rule: z.string(),
+    channel: z.enum(['email', 'slack', 'webhook']),
+    destination: z.string(),
+    status: z.enum(['pending', 'sending', 'sent', 'failed']),
+    attempts: z.number().int(),
+    maxAttempts: z.number().int(),
+    nextAttemptAt: z.string().nullable(),
+    error: z.string().nullable(),
+    note: z.string().nullable(),
+    because: z.string(),
+    createdAt: z.string(),
+    sentAt: z.string().nullable(),
+  })
+  .meta({ id: 'Delivery' });
+
+const Integrations = z
+  .object({
+    smtp: z
+      .object({ host: z.string(), port: z.number(), secure: z.boolean(), user: z.string().nullable() })
+      .nullable(),
+    emailFrom: z.string(),
+    slack: z.boolean(),
+    allowPrivateWebhooks: z.boolean(),
+  })
+  .meta({ id: 'Integrations' });
+
+const IntegrationsBody = z
+  .object({
+    smtp: z
+      .object({
+        host: z.string(),
+        port: z.number().int().optional(),
+        secure: z.boolean().optional(),
+        user: z.string().nullable().optional(),
+        password: z.string().nullable().optional(),
+        allowSelfSigned: z.boolean().optional(),
+      })
+      .strict()
+      .nullable()
+      .optional()
+      .describe('null removes SMTP: email then goes to the outbox folder'),
+    emailFrom: z.string().optional(),
+    slackToken: z
+      .string()
+      .nullable()
+      .optional()
+      .describe('A bot token (xoxb-…); checked with Slack; null removes it'),
+    allowPrivateWebhooks: z.boolean().optional(),
+  })
+  .strict();
+
+function ruleJson(rule: NotificationRule) {
+  return {
+    id: rule.id,
+    projectId: rule.projectId,
+    scheduleId: rule.scheduleId,
+    name: rule.spec.name,
+    trigger: rule.spec.trigger as unknown as Record<string, unknown>,
+    destinations: rule.spec.destinations as unknown as Record<string, unknown>[],
+    content: rule.spec.content as unknown as Record<string, unknown>,
+    enabled: rule.spec.enabled,
+    createdAt: rule.createdAt.toISOString(),
+    updatedAt: rule.updatedAt.toISOString(),
+  };
+}
+
+export function deliveryJson(d: Delivery) {
+  return {
+    id: d.id,
+    runId: d.runId,
+    rule: d.ruleName,
+    channel: d.channel,
+    destination: d.destination,
+    status: d.status,
+    attempts: d.attempts,
+    maxAttempts: d.maxAttempts,
+    nextAttemptAt: d.status === 'pending' ? d.nextAttemptAt.toISOString() : null,
+    error: d.error,
+    note: d.note,
+    because: d.content.because,
+    createdAt: d.createdAt.toISOString(),
+    sentAt: d.sentAt?.toISOString() ?? null,
+  };
+}
+
+export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
+  const { ctx, slack } = deps;
+  const checks = {
+    slackChannel: async (workspaceId: string, channel: string) => {
+      const { slackToken } = await notifications.loadIntegrations(ctx, workspaceId);
+      if (!slack || !slackToken)
+        throw new Error('Slack is not set up: an admin adds a bot token under integrations first');
+      await slack.checkChannel(slackToken, channel);
+    },
+  };
+  const ruleInput = (body: z.infer<typeof RuleBody>) => {
+    const { scheduleId: _, ...rule } = body;
+    return rule;
+  };
+  return [
+    route({
+      method: 'get',
+      path: '/api/projects/:project/notification-rules',
+      summary: "A project's notification rules (of every schedule, and project-wide)",
+      tag: 'notifications',
+      params: z.object({ project: z.string() }),
+      query: z.object({ schedule: z.string().optional().describe('Only this schedule') }),
+      responses: { 200: { description: 'The rules', schema: z.array(Rule) } },
+      handler: async ({ c, principal, params, query }) =>
+        c.json(
+          (
+            await notifications.listRules(ctx, principal, {
+              project: params.project,
+              ...(query.schedule ? { scheduleId: query.schedule } : {}),
+            })
+          ).map(ruleJson),
+        ),
+    }),
+    route({
+      method: 'post',
+      path: '/api/projects/:project/notification-rules',
+      summary: 'Add a notification rule to a project or one of its schedules',
+      tag: 'notifications',
+      params: z.object({ project: z.string() }),
+      body: RuleBody,
+      responses: { 201: { description: 'The rule', schema: Rule } },
+      handler: async ({ c, principal, params, body }) =>
+        c.json(
+          ruleJson(
+            await notifications.createRule(
+              ctx,
+              principal,
+              { project: params.project, scheduleId: body.scheduleId ?? null, rule: ruleInput(body) },
+              checks,
+            ),
+          ),
+          201,
+        ),
+    }),
+    route({
+      method: 'put',
+      path: '/api/notification-rules/:rule',
+      summary: 'Replace a notification rule',
+      tag: 'notifications',
+      params: z.object({ rule: z.string() }),
+      body: RuleBody,
+      responses: { 200: { description: 'The rule', schema: Rule } },
+      handler: async ({ c, principal, params, body }) =>
+        c.json(
+          ruleJson(await notifications.updateRule(ctx, principal, params.rule, ruleInput(body), checks)),
+        ),
+    }),
+    route({
+      method: 'delete',
+      path: '/api/notification-rules/:rule',
+      summary: 'Delete a notification rule',
+      tag: 'notifications',
+      params: z.object({ rule: z.string() }),
+      responses: { 204: { description: 'Deleted' } },
+      handler: async ({ c, principal, params }) => {
+        await notifications.deleteRule(ctx, principal, params.rule);
+        return c.body(null, 204);
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/runs/:run/deliveries',
+      summary: "A run's notifications: status, attempts and error per destination",
+      tag: 'notifications',
+      params: z.object({ run: z.string() }),
+      responses: { 200: { description: 'The deliveries', schema: z.array(DeliveryJson) } },
+      handler: async ({ c, principal, params }) =>
+        c.json((await notifications.listRunDeliveries(ctx, principal, params.run)).map(deliveryJson)),
+    }),
+    route({
+      method: 'post',
+      path: '/api/deliveries/:delivery/resend',
+      summary: 'Send a delivery again (after it was sent or failed), with fresh attempts',
+      tag: 'notifications',
+      params: z.object({ delivery: z.string() }),
+      responses: { 200: { description: 'The delivery, pending again', schema: DeliveryJson } },
+      handler: async ({ c, principal, params }) =>
+        c.json(deliveryJson(await notifications.resendDelivery(ctx, principal, params.delivery))),
+    }),
+    route({
+      method: 'get',
+      path: '/api/integrations',
+      summary: "The workspace's notification integrations (never their secrets)",
+      tag: 'notifications',
+      responses: { 200: { description: 'The integrations', schema: Integrations } },
+      handler: async ({ c, principal }) => c.json(await notifications.getIntegrations(ctx, principal)),
+    }),
+    route({
+      method: 'put',
+      path: '/api/integrations',
+      summary: 'Set SMTP, the sender address, the Slack bot token or the private-webhook switch (admins)',
+      tag: 'notifications',
+      body: IntegrationsBody,
+      responses: { 200: { description: 'The integrations', schema: Integrations } },
+      handler: async ({ c, principal, body }) =>
+        c.json(
+          await notifications.configureIntegrations(ctx, principal, body, {
+            ...(slack ? { slackToken: async (token: string) => void (await slack.authTest(token)) } : {}),
+          }),
+        ),
+    }),
+    route({
+      method: 'get',
+      path: '/api/integrations/webhook-key',
+      summary: 'The key that signs webhook requests, to verify them (admins)',
+      tag: 'notifications',
+      responses: {
+        200: { description: 'The key', schema: z.object({ key: z.string(), header: z.string() }) },
+      },
+      handler: async ({ c, principal }) =>
+        c.json({ key: await notifications.webhookSigningKey(ctx, principal), header: 'Almanac-Signature' }),
+    }),
+    route({
+      method: 'get',
+      path: '/api/integrations/slack/channels',
+      summary: 'Slack channels the bot can see, and whether it is in them',
+      tag: 'notifications',
+      responses: {
+        200: {
+          description: 'The channels',
+          schema: z.array(
+            z.object({ id: z.string(), name: z.string(), isPrivate: z.boolean(), isMember: z.boolean() }),
+          ),
+        },
+      },
+      handler: async ({ c, principal }) => {
+        const { slackToken } = await notifications.loadIntegrations(ctx, principal.workspaceId);
+        if (!slack || !slackToken) {
+          throw new NotFoundError(
+            'Slack integration',
+            'none: an admin sets a bot token with PUT /api/integrations',
+          );
+        }
+        return c.json(await slack.listChannels(slackToken, true));
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/api/me/notify-via',
+      summary: 'How rules that leave it to you reach you: email, slack or both',
+      tag: 'notifications',
+      body: z.object({ via: z.string() }).strict(),
+      responses: { 204: { description: 'Saved' } },
+      handler: async ({ c, principal, body }) => {
+        await notifications.setNotifyVia(ctx, principal, body.via);
+        return c.body(null, 204);
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/outbox',
+      summary: 'Email written to the outbox folder (no SMTP configured), newest first',
+      tag: 'notifications',
+      responses: {
+        200: {
+          description: 'The messages',
+          schema: z.array(
+            z.object({
+              file: z.string(),
+              deliveryId: z.string(),
+              size: z.number(),
+              createdAt: z.string(),
+              url: z.string(),
+            }),
+          ),
+        },
+      },
+      handler: async ({ c, principal }) => {
+        const entries = (await deps.outbox?.listOutbox()) ?? [];
+        const ids = entries.map((e) => deliveryIdOf(e.file)).filter((id): id is string => id !== null);
+        const mine = new Set(
+          ids.length
+            ? (
+                await ctx.db
+                  .selectFrom('deliveries')
+                  .select('id')
+                  .where('workspace_id', '=', principal.workspaceId)
+                  .where('id', 'in', ids.slice(0, 1000))
+                  .execute()
+              ).map((r) => r.id)
+            : [],
+        );
+        return c.json(
+          entries
+            .filter((e) => mine.has(deliveryIdOf(e.file) ?? ''))
+            .map((e) => ({
+              file: e.file,
+              deliveryId: deliveryIdOf(e.file)!,
+              size: e.size,
+              createdAt: e.createdAt.toISOString(),
+              url: `/api/outbox/${encodeURIComponent(e.file)}`,
+            })),
+        );
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/outbox/:file',
+      summary: 'One outbox message as message/rfc822 (.eml), with its attachments',
+      tag: 'notifications',
+      params: z.object({ file: z.string() }),
+      responses: { 200: { description: 'The message', contentType: 'message/rfc822' } },
+      handler: async ({ c, principal, params }) => {
+        const id = deliveryIdOf(params.file);
+        const delivery = id
+          ? await ctx.db
+              .selectFrom('deliveries')
+              .select('workspace_id')
+              .where('id', '=', id)
+              .executeTakeFirst()
+          : undefined;
+        if (!deps.outbox || !delivery || delivery.workspace_id !== principal.workspaceId) {
+          throw new NotFoundError('outbox message', params.file);
+        }
+        const bytes = await deps.outbox.readOutbox(params.file).catch(() => {
+          throw new NotFoundError('outbox message', params.file);
+        });
+        return c.body(new Uint8Array(bytes), 200, {
+          'content-type': 'message/rfc822',
+          'content-disposition': `inline; filename="${params.file}"`,
+        });
+      },
+    }),
+  ];
+}
+
+/** Outbox files are `<stamp>-<delivery id>.eml`. */
+function deliveryIdOf(file: string): string | null {
+  const match = /([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.eml$/.exec(file);
+  return match ? match[1]! : null;
+}
