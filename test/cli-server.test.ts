@@ -191,6 +191,58 @@ describe('almanac publish, trigger and runs against a server', () => {
     assert.match(two.stderr, /give exactly one of --hourly/);
   });
 
+  it("adds a notification rule, and lists a run's deliveries and the outbox", async () => {
+    const added = await almanac([
+      'notify',
+      'add',
+      'sales',
+      '--name',
+      'me on api runs',
+      '--on',
+      'condition',
+      '--when',
+      'rows(top_products) >= 1',
+      '--user',
+      'me',
+      '--via',
+      'email',
+      '--csv',
+      'top_products',
+    ]);
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(
+      added.stdout,
+      /^rule [0-9a-f-]+ 'me on api runs': when top_products gte 1 → user \S+ \(email\)$/m,
+    );
+    const rules = await almanac(['notify', 'rules', 'sales']);
+    assert.match(rules.stdout, /me on api runs {2}every schedule {2}when top_products gte 1/);
+    const streak = await almanac(['notify', 'add', 'sales', '--on', 'failure_streak', '--user', 'me']);
+    assert.equal(streak.code, 2);
+    assert.match(
+      streak.stderr.trim(),
+      /^almanac: rule\.trigger\.count: must be a whole number of failures in a row, 1-1000$/,
+    );
+    const none = await almanac(['notify', 'add', 'sales']);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr.trim(), /^almanac: rule\.destinations: has no recipients/);
+
+    // Project rules apply to scheduled runs; "run now" on a schedule uses them.
+    const created = await almanac(['schedule', 'create', 'sales', '--name', 'notified', '--daily', '06:00']);
+    const scheduleId = /^schedule ([0-9a-f-]+)/.exec(created.stdout)![1]!;
+    const now = await almanac(['schedule', 'run-now', scheduleId]);
+    assert.equal(now.code, 0, now.stderr);
+    const runId = /^run ([0-9a-f-]+) queued$/m.exec(now.stdout)?.[1];
+    assert.ok(runId, now.stdout + now.stderr);
+    let listed = '';
+    for (let i = 0; i < 50 && !/ sent /.test(listed); i++) {
+      listed = (await almanac(['notify', 'deliveries', runId])).stdout;
+      if (!/ sent /.test(listed)) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(listed, /^[0-9a-f-]+ {2}sent {5}1\/5 {4}email:admin@localhost$/m);
+    const outbox = await almanac(['notify', 'outbox']);
+    assert.match(outbox.stdout, /\/api\/outbox\/\S+\.eml/);
+  });
+
   it('answers bad input, a missing token and an unreachable server with one line', async () => {
     const cases: [string[], Record<string, string>, number, RegExp][] = [
       [

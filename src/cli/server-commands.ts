@@ -13,6 +13,7 @@ import { ValidationError } from '../domain/errors.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import { RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
 import { ApiClient, ApiError } from './api-client.ts';
+import { registerNotifyCommands } from './notify-commands.ts';
 import { collect, parseInputs } from './options.ts';
 import { registerScheduleCommands } from './schedule-commands.ts';
 
@@ -99,6 +100,7 @@ async function follow(api: ApiClient, runId: string, print: boolean): Promise<Ru
 
 export function registerServerCommands(program: Command): void {
   registerScheduleCommands(program, addClientOptions, (flags) => client(flags as ClientFlags));
+  registerNotifyCommands(program, addClientOptions, (flags) => client(flags as ClientFlags));
   program
     .command('serve')
     .description('serve the API, app pages, a worker and the scheduler in one process on the data dir')
