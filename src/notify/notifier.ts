@@ -24,7 +24,7 @@ import { postWebhook } from './webhook.ts';
 /** Takes a picture of a page (notify/screenshots.ts); absent when no Chromium is available. */
 export interface ScreenshotSource {
   /** Renders an app page as the holder of `ticket` (a view ticket) sees it. */
-  take(path: string, format: 'png' | 'pdf', ticket: string): Promise<Buffer>;
+  take(path: string, format: 'png' | 'pdf', ticket: string, viewer: string): Promise<Buffer>;
 }
 
 /** Posts to Slack (notify/slack.ts). */
@@ -168,7 +168,12 @@ export class Notifier {
         } else {
           try {
             const ticket = issueViewTicket(ctx, delivery.content.viewAs, 120_000);
-            const content = await this.#o.screenshots.take(snapshotPath, format, ticket);
+            const content = await this.#o.screenshots.take(
+              snapshotPath,
+              format,
+              ticket,
+              delivery.content.viewAs,
+            );
             picture = {
               filename: `app.${format}`,
               contentType: format === 'png' ? 'image/png' : 'application/pdf',

@@ -6,7 +6,7 @@
  * A4 PDF. Shots have a timeout each and run at most `concurrency` at a time.
  */
 import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { DeliveryError } from './delivery-error.ts';
 
 export const CHROMIUM_ARGS = [
@@ -47,6 +47,8 @@ export interface ScreenshotOptions {
 export class Screenshots {
   readonly #o: ScreenshotOptions;
   #browser: Promise<Browser> | null = null;
+  /** One browser context per viewer, kept warm: its HTTP and code caches make the next shot fast. */
+  readonly #contexts = new Map<string, { context: Promise<BrowserContext>; used: number; idle: Page[] }>();
   #running = 0;
   readonly #waiting: (() => void)[] = [];
 
@@ -86,29 +88,65 @@ export class Screenshots {
     };
   }
 
+  async #contextFor(viewer: string): Promise<{ context: BrowserContext; idle: Page[] }> {
+    const now = Date.now();
+    for (const [key, entry] of this.#contexts) {
+      if (now - entry.used > 300_000 && key !== viewer) {
+        this.#contexts.delete(key);
+        void entry.context.then((c) => c.close()).catch(() => {});
+      }
+    }
+    let entry = this.#contexts.get(viewer);
+    if (!entry) {
+      if (this.#contexts.size >= 8) {
+        const [oldest] = [...this.#contexts.entries()].sort((a, b) => a[1].used - b[1].used);
+        this.#contexts.delete(oldest![0]);
+        void oldest![1].context.then((c) => c.close()).catch(() => {});
+      }
+      const context = this.#launch().then((browser) =>
+        browser.newContext({ viewport: { width: this.#o.width ?? 1280, height: 800 }, deviceScaleFactor: 1 }),
+      );
+      context.catch(() => this.#contexts.delete(viewer));
+      entry = { context, used: now, idle: [] };
+      this.#contexts.set(viewer, entry);
+    }
+    entry.used = now;
+    return { context: await entry.context, idle: entry.idle };
+  }
+
   /**
-   * Renders `path` (like `/apps/sales/runs/<id>`) as the holder of `ticket` sees it. Throws a
-   * DeliveryError when the page does not become ready, or is blank.
+   * Renders `path` (like `/apps/sales/runs/<id>`) as the holder of `ticket` (a view ticket for
+   * `viewer`) sees it. Throws a DeliveryError when the page does not become ready, or is blank.
    */
-  async take(path: string, format: 'png' | 'pdf', ticket: string): Promise<Buffer> {
+  async take(path: string, format: 'png' | 'pdf', ticket: string, viewer = ticket): Promise<Buffer> {
     const release = await this.#slot();
     const timeout = this.#o.timeoutMs ?? 20_000;
     try {
-      const browser = await this.#launch();
       const base = new URL(this.#o.baseUrl());
-      const context = await browser.newContext({
-        viewport: { width: this.#o.width ?? 1280, height: 800 },
-        deviceScaleFactor: 1,
-      });
-      try {
-        await context.addCookies([
-          { name: this.#o.cookieName, value: ticket, url: base.origin, httpOnly: true, sameSite: 'Lax' },
-        ]);
-        const page = await context.newPage();
+      const { context, idle } = await this.#contextFor(viewer);
+      // The fresh ticket replaces the last one; the context keeps only its caches.
+      await context.addCookies([
+        { name: this.#o.cookieName, value: ticket, url: base.origin, httpOnly: true, sameSite: 'Lax' },
+      ]);
+      // A warm page already runs the web app: navigating inside it skips loading and compiling the
+      // app and its chart library again, which is most of a cold shot's time.
+      let page = idle.pop() ?? null;
+      let healthy = false;
+      if (page && !page.isClosed() && new URL(page.url()).origin === base.origin) {
+        await page.evaluate(
+          `(() => { history.pushState(null, '', ${JSON.stringify(path)}); dispatchEvent(new PopStateEvent('popstate')); })()`,
+        );
+      } else {
+        page = await context.newPage();
         page.setDefaultTimeout(timeout);
         await page.goto(new URL(path, base).toString(), { waitUntil: 'domcontentloaded', timeout });
+      }
+      try {
+        const view = new URL(path, base).pathname;
         try {
-          await page.waitForSelector('[data-ready="true"]', { timeout });
+          await page.waitForSelector(`main[data-ready="true"][data-view=${JSON.stringify(view)}]`, {
+            timeout,
+          });
         } catch {
           const text = (await page.textContent('body').catch(() => ''))?.trim().slice(0, 200) ?? '';
           throw new DeliveryError(
@@ -133,16 +171,16 @@ export class Screenshots {
           throw new DeliveryError('the app page rendered blank; no screenshot was taken', true);
         }
         if (shape.error) throw new DeliveryError(`the app page shows an error: ${shape.error}`, true);
-        if (format === 'pdf') {
-          return await page.pdf({
-            format: 'A4',
-            printBackground: true,
-            margin: { top: '12mm', bottom: '12mm' },
-          });
-        }
-        return await page.screenshot({ fullPage: true, type: 'png', timeout });
+        const shot =
+          format === 'pdf'
+            ? await page.pdf({ format: 'A4', printBackground: true, margin: { top: '12mm', bottom: '12mm' } })
+            : await page.screenshot({ fullPage: true, type: 'png', timeout });
+        healthy = true;
+        return shot;
       } finally {
-        await context.close().catch(() => {});
+        // A page that worked stays open for the next shot of this viewer.
+        if (healthy && idle.length < 2) idle.push(page);
+        else await page.close().catch(() => {});
       }
     } finally {
       release();
@@ -150,6 +188,9 @@ export class Screenshots {
   }
 
   async close(): Promise<void> {
+    const contexts = [...this.#contexts.values()];
+    this.#contexts.clear();
+    await Promise.all(contexts.map((e) => e.context.then((c) => c.close()).catch(() => {})));
     const browser = this.#browser;
     this.#browser = null;
     if (browser) await (await browser.catch(() => null))?.close().catch(() => {});

@@ -231,7 +231,12 @@ function AppPage({
   const [running, setRunning] = useState<Run | null>(null);
   const [values, setValues] = useState<Record<string, unknown>>({});
   const [error, setError] = useState<string | null>(null);
-  const [ready, setReady] = useState(false);
+  // Which view is ready (its path), so `data-ready` never describes the previous view for a frame after
+  // an in-app navigation (screenshots navigate a warm page this way).
+  const view = runId ? `/apps/${slug}/runs/${runId}` : `/apps/${slug}`;
+  const [readyView, setReadyView] = useState<string | null>(null);
+  const ready = readyView === view;
+  const setReady = useCallback((on: boolean) => setReadyView(on ? view : null), [view]);
 
   const refreshRuns = useCallback(() => {
     api.runs(slug).then(
@@ -255,7 +260,7 @@ function AppPage({
         refreshRuns();
       }
     },
-    [refreshRuns],
+    [refreshRuns, setReady],
   );
 
   useEffect(() => {
@@ -291,7 +296,7 @@ function AppPage({
     return () => {
       stale = true;
     };
-  }, [slug, runId, refreshRuns, follow]);
+  }, [slug, runId, refreshRuns, follow, setReady]);
 
   const rerun = async () => {
     setError(null);
@@ -305,7 +310,7 @@ function AppPage({
 
   return (
     <div className="layout">
-      <main className="page" data-ready={ready && !running ? 'true' : 'false'}>
+      <main className="page" data-ready={ready && !running ? 'true' : 'false'} data-view={view}>
         <header>
           <a
             href="/"
