@@ -539,6 +539,21 @@ describe('HTTP: bad input and the OpenAPI document', () => {
     { method: 'GET', path: '/api/outbox', status: 401, code: 'unauthorized', message: /Bearer/ },
     {
       method: 'GET',
+      path: '/api/outbox/nope.eml/message',
+      status: 404,
+      code: 'not_found',
+      message: /outbox message 'nope.eml'/,
+    },
+    {
+      method: 'GET',
+      path: '/api/outbox/nope.eml/attachments/x',
+      status: 400,
+      code: 'invalid_input',
+      field: 'index',
+      message: /number/,
+    },
+    {
+      method: 'GET',
       path: '/api/outbox/nope.eml',
       status: 404,
       code: 'not_found',

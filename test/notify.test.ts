@@ -491,6 +491,10 @@ for (const store of await testStores()) {
       const eml = await t.api('GET', entries[0].url);
       assert.equal(eml.headers.get('content-type'), 'message/rfc822');
       assert.match((await simpleParser(Buffer.from(await eml.arrayBuffer()))).subject ?? '', /Sales report/);
+      const parsed = await t.json('GET', `${entries[0].url}/message`);
+      assert.equal(parsed.status, 200, JSON.stringify(parsed.body));
+      assert.match(parsed.body.subject, /Sales report/);
+      assert.match(parsed.body.to, /admin@localhost/);
 
       // Inline rules travel with an API-triggered run.
       const run = await t.json('POST', `/api/projects/${slug}/runs`, {

@@ -102,7 +102,10 @@ describe('notification screenshots in headless Chromium', { skip }, () => {
       'and shown inline',
     );
     const size = pngSize(image.content);
-    assert.equal(size.width, 1280);
+    assert.ok(
+      size.width >= 600 && size.width <= 1280,
+      `the app's width in a 1280 px window (${size.width} px)`,
+    );
     assert.ok(size.height >= 600, `a full page, not a strip (${size.height} px high)`);
     assert.ok(image.content.length > 20_000, `not blank (${image.content.length} bytes)`);
     const pdf = (await mailOf(sent[1]!.id)).attachments.find((a) => a.filename === 'app.pdf');
@@ -132,7 +135,7 @@ describe('notification screenshots in headless Chromium', { skip }, () => {
         /did not become ready|shows an error/,
       );
       const png = await shots.take('/apps/sales', 'png', ticket);
-      assert.equal(pngSize(png).width, 1280);
+      assert.ok(pngSize(png).width >= 600);
     } finally {
       await shots.close();
     }

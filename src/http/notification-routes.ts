@@ -3,6 +3,7 @@
  * integrations (SMTP, Slack, webhooks), Slack channels, the caller's delivery preference, and the email
  * outbox folder. Rule bodies are checked by the domain validator, whose errors name the field.
  */
+import { simpleParser } from 'mailparser';
 import { z } from 'zod';
 import { NotFoundError } from '../domain/errors.ts';
 import * as notifications from '../services/notification-service.ts';
@@ -383,27 +384,91 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       params: z.object({ file: z.string() }),
       responses: { 200: { description: 'The message', contentType: 'message/rfc822' } },
       handler: async ({ c, principal, params }) => {
-        const id = deliveryIdOf(params.file);
-        const delivery = id
-          ? await ctx.db
-              .selectFrom('deliveries')
-              .select('workspace_id')
-              .where('id', '=', id)
-              .executeTakeFirst()
-          : undefined;
-        if (!deps.outbox || !delivery || delivery.workspace_id !== principal.workspaceId) {
-          throw new NotFoundError('outbox message', params.file);
-        }
-        const bytes = await deps.outbox.readOutbox(params.file).catch(() => {
-          throw new NotFoundError('outbox message', params.file);
-        });
+        const bytes = await readOwnOutbox(principal.workspaceId, params.file);
         return c.body(new Uint8Array(bytes), 200, {
           'content-type': 'message/rfc822',
           'content-disposition': `inline; filename="${params.file}"`,
         });
       },
     }),
+    route({
+      method: 'get',
+      path: '/api/outbox/:file/message',
+      summary: 'One outbox message, parsed: headers, text and its attachments (with URLs)',
+      tag: 'notifications',
+      params: z.object({ file: z.string() }),
+      responses: {
+        200: {
+          description: 'The message',
+          schema: z.object({
+            subject: z.string(),
+            from: z.string(),
+            to: z.string(),
+            date: z.string().nullable(),
+            text: z.string(),
+            attachments: z.array(
+              z.object({
+                filename: z.string(),
+                contentType: z.string(),
+                size: z.number(),
+                inline: z.boolean(),
+                url: z.string(),
+              }),
+            ),
+          }),
+        },
+      },
+      handler: async ({ c, principal, params }) => {
+        const mail = await simpleParser(await readOwnOutbox(principal.workspaceId, params.file));
+        const text = (v: { text?: string } | { text?: string }[] | undefined) =>
+          Array.isArray(v) ? v.map((x) => x.text ?? '').join(', ') : (v?.text ?? '');
+        return c.json({
+          subject: mail.subject ?? '',
+          from: text(mail.from),
+          to: text(mail.to),
+          date: mail.date?.toISOString() ?? null,
+          text: mail.text ?? '',
+          attachments: mail.attachments.map((a, i) => ({
+            filename: a.filename ?? `attachment-${i}`,
+            contentType: a.contentType,
+            size: a.size,
+            inline: a.contentDisposition === 'inline' || Boolean(a.cid),
+            url: `/api/outbox/${encodeURIComponent(params.file)}/attachments/${i}`,
+          })),
+        });
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/outbox/:file/attachments/:index',
+      summary: 'One attachment of an outbox message (the screenshot, a CSV…)',
+      tag: 'notifications',
+      params: z.object({ file: z.string(), index: z.coerce.number().int().min(0) }),
+      responses: { 200: { description: 'The attachment', contentType: 'application/octet-stream' } },
+      handler: async ({ c, principal, params }) => {
+        const mail = await simpleParser(await readOwnOutbox(principal.workspaceId, params.file));
+        const attachment = mail.attachments[params.index];
+        if (!attachment) throw new NotFoundError('attachment', `${params.file}#${params.index}`);
+        return c.body(new Uint8Array(attachment.content), 200, {
+          'content-type': attachment.contentType,
+          'content-disposition': `inline; filename="${(attachment.filename ?? 'attachment').replace(/"/g, '')}"`,
+        });
+      },
+    }),
   ];
+
+  async function readOwnOutbox(workspaceId: string, file: string): Promise<Buffer> {
+    const id = deliveryIdOf(file);
+    const delivery = id
+      ? await ctx.db.selectFrom('deliveries').select('workspace_id').where('id', '=', id).executeTakeFirst()
+      : undefined;
+    if (!deps.outbox || !delivery || delivery.workspace_id !== workspaceId) {
+      throw new NotFoundError('outbox message', file);
+    }
+    return deps.outbox.readOutbox(file).catch(() => {
+      throw new NotFoundError('outbox message', file);
+    });
+  }
 }
 
 /** Outbox files are `<stamp>-<delivery id>.eml`. */

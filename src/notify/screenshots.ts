@@ -174,7 +174,8 @@ export class Screenshots {
         const shot =
           format === 'pdf'
             ? await page.pdf({ format: 'A4', printBackground: true, margin: { top: '12mm', bottom: '12mm' } })
-            : await page.screenshot({ fullPage: true, type: 'png', timeout });
+            : // The app itself (the page's main element, all of it), without the run log beside it.
+              await page.locator('main').screenshot({ type: 'png', timeout });
         healthy = true;
         return shot;
       } finally {

@@ -4,7 +4,8 @@
  * once the snapshot and all its charts are drawn, so screenshots know when to shoot.
  */
 import { useCallback, useEffect, useState } from 'react';
-import { api, followRun, type Manifest, type Run, type Snapshot } from './api.ts';
+import { api, type Delivery, followRun, type Manifest, type Run, type Snapshot } from './api.ts';
+import { Outbox } from './Outbox.tsx';
 import { SnapshotView } from './SnapshotView.tsx';
 
 function usePath(): [string, (to: string) => void] {
@@ -52,6 +53,17 @@ function Projects({ navigate }: { navigate: (to: string) => void }) {
   return (
     <main className="page" data-ready="true">
       <h1>Projects</h1>
+      <p className="meta">
+        <a
+          href="/outbox"
+          onClick={(e) => {
+            e.preventDefault();
+            navigate('/outbox');
+          }}
+        >
+          Email outbox
+        </a>
+      </p>
       <ul className="projects">
         {projects.map((p) => (
           <li key={p.slug}>
@@ -212,7 +224,51 @@ function RunLog({
           </li>
         ))}
       </ul>
+      {current ? <Deliveries runId={current} /> : null}
     </aside>
+  );
+}
+
+/** A run's notifications, per destination, with their status and a resend action. */
+function Deliveries({ runId }: { runId: string }) {
+  const [list, setList] = useState<Delivery[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = useCallback(() => {
+    api.deliveries(runId).then(setList, (e: Error) => setError(e.message));
+  }, [runId]);
+  useEffect(load, [load]);
+  if (error) return <div className="meta error-text">{error}</div>;
+  if (!list || list.length === 0) return null;
+  return (
+    <section className="deliveries">
+      <h2>Notifications</h2>
+      <ul>
+        {list.map((d) => (
+          <li key={d.id} data-delivery={d.id}>
+            <span
+              className={`status status-${d.status === 'sent' ? 'succeeded' : d.status === 'failed' ? 'failed' : 'queued'}`}
+            >
+              {d.status}
+            </span>{' '}
+            {d.destination}
+            <div className="meta">
+              {d.rule} · attempt {d.attempts}/{d.maxAttempts}
+              {d.error ? ` · ${d.error}` : ''}
+              {d.note ? ` · ${d.note}` : ''}
+            </div>
+            {d.status === 'sent' || d.status === 'failed' ? (
+              <button
+                type="button"
+                className="link"
+                onClick={() => void api.resend(d.id).then(load, (e: Error) => setError(e.message))}
+              >
+                Resend
+              </button>
+            ) : null}
+          </li>
+        ))}
+      </ul>
+    </section>
   );
 }
 
@@ -384,6 +440,8 @@ function AppPage({
 
 export function App() {
   const [path, navigate] = usePath();
+  const outbox = /^\/outbox(?:\/([^/]+))?\/?$/.exec(path);
+  if (outbox) return <Outbox file={outbox[1] ? decodeURIComponent(outbox[1]) : null} navigate={navigate} />;
   const match = /^\/apps\/([^/]+)(?:\/runs\/([^/]+))?\/?$/.exec(path);
   if (match)
     return <AppPage slug={decodeURIComponent(match[1]!)} runId={match[2] ?? null} navigate={navigate} />;

@@ -85,7 +85,43 @@ export const api = {
       body: JSON.stringify({ inputs, private: true }),
     }).then((r) => r.body),
   cancel: (id: string) => call<Run>(`/api/runs/${id}/cancel`, { method: 'POST' }).then((r) => r.body),
+  deliveries: (runId: string) => call<Delivery[]>(`/api/runs/${runId}/deliveries`).then((r) => r.body),
+  resend: (id: string) =>
+    call<Delivery>(`/api/deliveries/${id}/resend`, { method: 'POST' }).then((r) => r.body),
+  outbox: () => call<OutboxEntry[]>('/api/outbox').then((r) => r.body),
+  outboxMessage: (file: string) =>
+    call<OutboxMessage>(`/api/outbox/${encodeURIComponent(file)}/message`).then((r) => r.body),
 };
+
+/** One notification of a run to one destination (docs/notifications.md). */
+export interface Delivery {
+  id: string;
+  rule: string;
+  channel: string;
+  destination: string;
+  status: 'pending' | 'sending' | 'sent' | 'failed';
+  attempts: number;
+  maxAttempts: number;
+  error: string | null;
+  note: string | null;
+  sentAt: string | null;
+}
+
+export interface OutboxEntry {
+  file: string;
+  deliveryId: string;
+  size: number;
+  createdAt: string;
+}
+
+export interface OutboxMessage {
+  subject: string;
+  from: string;
+  to: string;
+  date: string | null;
+  text: string;
+  attachments: { filename: string; contentType: string; size: number; inline: boolean; url: string }[];
+}
 
 /** Follows a run over Server-Sent Events until it ends. */
 export function followRun(id: string, onRun: (run: Run) => void): Promise<Run> {
