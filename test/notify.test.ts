@@ -312,6 +312,27 @@ for (const store of await testStores()) {
       assert.deepEqual(await deliveries(await fire(ok.schedule)), [], 'a success notifies nobody by default');
     });
 
+    it('a run failed by housekeeping (worker lost) notifies too', async () => {
+      const { schedule } = await scheduled(SALES);
+      const s = await schedules.getSchedule(t.server.ctx, admin, schedule.id);
+      t.clock.set(s.nextFireAt!.getTime());
+      const [queued] = (await scheduler.tick(s.nextFireAt!)).created;
+      const { claimRuns, housekeeping } = await import('../src/services/run-service.ts');
+      const [claimed] = await claimRuns(t.server.ctx, { worker: 'gone', leaseMs: 1000, limit: 1 });
+      assert.equal(claimed?.id, queued!.id);
+      await t.server.ctx.db.updateTable('runs').set({ attempts: 3 }).where('id', '=', claimed!.id).execute();
+      t.clock.advance(1001);
+      const report = await housekeeping(t.server.ctx);
+      assert.deepEqual(report.lost, [claimed!.id]);
+      const [d] = await deliveries(claimed!.id);
+      assert.deepEqual(
+        [d?.ruleName, d?.destination],
+        ['project owners on failure (default)', 'email:admin@localhost'],
+      );
+      await t.server.notifier!.drain();
+      assert.equal((await deliveries(claimed!.id))[0]!.status, 'sent');
+    });
+
     it('refuses private addresses unless allowed', async () => {
       await notifications.configureIntegrations(t.server.ctx, admin, { allowPrivateWebhooks: false });
       try {

@@ -409,7 +409,20 @@ export interface HousekeepingReport {
  * their TTL, and retention per project. Pruning never removes the run behind the default state.
  */
 export async function housekeeping(ctx: ServiceContext, now: Date = ctx.now()): Promise<HousekeepingReport> {
-  const reaped = await ctx.db.transaction().execute((trx) => rs.reapExpiredLeases(trx, now));
+  let deliveries = 0;
+  const reaped = await ctx.db.transaction().execute(async (trx) => {
+    const result = await rs.reapExpiredLeases(trx, now);
+    // A run failed for a lost worker is a failure like any other: its schedule may retry it, and its
+    // notification rules hear about it (in this same transaction, as when a worker finishes a run).
+    for (const id of result.lost) {
+      const run = await rs.findRun(trx, id);
+      if (!run) continue;
+      const retryAt = run.scheduleId ? await planRetry(trx, run, now) : null;
+      deliveries += await planDeliveries(trx, run, 'failed', null, now, { willRetry: retryAt !== null });
+    }
+    return result;
+  });
+  if (deliveries > 0) await ctx.wakeups.notify('delivery_queued', 'housekeeping');
   const expiredPrivate = await rs.deleteExpiredPrivateRuns(ctx.db, now);
   let pruned = 0;
   for (const rule of await ps.listRetentionRules(ctx.db)) {
