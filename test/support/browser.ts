@@ -4,19 +4,11 @@
  */
 import { existsSync } from 'node:fs';
 import { type Browser, chromium } from 'playwright-core';
+import { CHROMIUM_ARGS } from '../../src/notify/screenshots.ts';
 import { REQUIRE_SERVICES } from './services.ts';
 
 export const CHROMIUM_PATH = process.env['ALMANAC_CHROMIUM'] ?? '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+export { CHROMIUM_ARGS };
 
 export function chromiumUnavailable(): string | false {
   if (existsSync(CHROMIUM_PATH)) return false;

@@ -5,6 +5,7 @@
  */
 import { useCallback, useEffect, useState } from 'react';
 import { api, type Delivery, followRun, type Manifest, type Run, type Snapshot } from './api.ts';
+import { HomeLink } from './HomeLink.tsx';
 import { Outbox } from './Outbox.tsx';
 import { SnapshotView } from './SnapshotView.tsx';
 
@@ -368,16 +369,7 @@ function AppPage({
     <div className="layout">
       <main className="page" data-ready={ready && !running ? 'true' : 'false'} data-view={view}>
         <header>
-          <a
-            href="/"
-            className="home"
-            onClick={(e) => {
-              e.preventDefault();
-              navigate('/');
-            }}
-          >
-            Almanac
-          </a>
+          <HomeLink navigate={navigate} />
           <span className="meta">
             {' '}
             › {manifest?.title ?? slug}

@@ -4,6 +4,7 @@
  */
 import { useEffect, useState } from 'react';
 import { api, type OutboxEntry, type OutboxMessage } from './api.ts';
+import { HomeLink } from './HomeLink.tsx';
 
 export function Outbox({ file, navigate }: { file: string | null; navigate: (to: string) => void }) {
   const [entries, setEntries] = useState<OutboxEntry[] | null>(null);
@@ -24,17 +25,7 @@ export function Outbox({ file, navigate }: { file: string | null; navigate: (to:
       data-view={file ? `/outbox/${file}` : '/outbox'}
     >
       <header>
-        <a
-          href="/"
-          className="home"
-          onClick={(e) => {
-            e.preventDefault();
-            navigate('/');
-          }}
-        >
-          Almanac
-        </a>{' '}
-        › Outbox
+        <HomeLink navigate={navigate} /> › Outbox
       </header>
       <p className="hint">
         Email goes here while no SMTP server is configured (<code>PUT /api/integrations</code> or{' '}
