@@ -427,6 +427,15 @@ describe('HTTP: bad input and the OpenAPI document', () => {
       field: 'count',
       message: /1-500/,
     },
+    {
+      method: 'PUT',
+      path: '/api/projects/shop/visibility',
+      body: { visibility: 'secret' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'visibility',
+      message: /must be workspace or restricted/,
+    },
     // Notifications.
     {
       method: 'POST',

@@ -556,6 +556,70 @@ for (const store of await testStores()) {
       assert.match(denied.body.error.message, /only a workspace admin may change notification integrations/);
     });
 
+    it('a restricted project is invisible to a viewer until a rule names them, which grants view access', async () => {
+      const { slug, schedule } = await scheduled(SALES);
+      const viewerId = `restricted-viewer-${counter}`;
+      await t.server.ctx.db
+        .insertInto('users')
+        .values({
+          id: viewerId,
+          workspace_id: admin.workspaceId,
+          email: `${viewerId}@example.com`,
+          name: 'V',
+          role: 'viewer',
+        })
+        .execute();
+      const { createApiToken } = await import('../src/services/workspace-service.ts');
+      const token = await createApiToken(
+        t.server.ctx,
+        { userId: viewerId, workspaceId: admin.workspaceId, role: 'viewer', name: 'V' },
+        'viewer',
+      );
+      const runId = await fire(schedule);
+      const denied = await t.json(
+        'PUT',
+        `/api/projects/${slug}/visibility`,
+        { visibility: 'restricted' },
+        token,
+      );
+      assert.equal(denied.status, 403, 'a viewer cannot restrict a project they did not create');
+      const set = await t.json('PUT', `/api/projects/${slug}/visibility`, { visibility: 'restricted' });
+      assert.deepEqual([set.status, set.body.visibility], [200, 'restricted']);
+      for (const path of [
+        `/api/projects/${slug}`,
+        `/api/projects/${slug}/app`,
+        `/api/runs/${runId}`,
+        `/api/runs/${runId}/snapshot`,
+        `/api/schedules/${schedule.id}`,
+      ]) {
+        assert.equal((await t.api('GET', path, undefined, token)).status, 404, `${path} is hidden`);
+      }
+      const listed = await t.json('GET', '/api/projects', undefined, token);
+      assert.ok(!listed.body.some((p: { slug: string }) => p.slug === slug), 'not listed');
+      const log = await t.json('GET', '/api/runs?limit=200', undefined, token);
+      assert.ok(!log.body.runs.some((r: { id: string }) => r.id === runId), 'its runs are not in the log');
+      assert.equal((await t.api('GET', `/api/projects/${slug}`)).status, 200, 'an admin still sees it');
+
+      // Naming the viewer as a recipient grants them view access, recorded with the reason.
+      await notifications.createRule(t.server.ctx, admin, {
+        project: slug,
+        scheduleId: schedule.id,
+        rule: { trigger: { kind: 'success' }, destinations: [{ kind: 'user', userId: viewerId }] },
+      });
+      const grant = await t.server.ctx.db
+        .selectFrom('project_grants')
+        .selectAll()
+        .where('principal', '=', `user:${viewerId}`)
+        .executeTakeFirst();
+      assert.equal(grant?.reason, 'notification recipient');
+      assert.equal(
+        (await t.api('GET', `/api/projects/${slug}/app`, undefined, token)).status,
+        200,
+        'now they see the app',
+      );
+      assert.equal((await t.api('GET', `/api/runs/${runId}/snapshot`, undefined, token)).status, 200);
+    });
+
     it('rejects a rule with no recipients, an unknown user, or a CSV of a cell that is not a table', async () => {
       const { slug } = await scheduled(notebook('Prose', `Some text\n\n${fence('js total', 'return 1')}`));
       await assert.rejects(

@@ -78,6 +78,7 @@ for (const target of await storeTargets()) {
         const now = new Date('2026-03-01T09:00:00.123Z');
         await ps.insertProject(db, {
           id: 'p1',
+          visibility: 'workspace',
           workspaceId: 'w1',
           slug: 'sales',
           title: 'Sales',

@@ -35,6 +35,11 @@ export const Project = z
     createdAt: z.string(),
     latestVersion: z.number().int().nullable().describe('Number of the newest published version'),
     appUrl: z.string(),
+    visibility: z
+      .enum(['workspace', 'restricted'])
+      .describe(
+        'workspace: every member sees it; restricted: admins, its creator and those granted view access',
+      ),
   })
   .meta({ id: 'Project' });
 

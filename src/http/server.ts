@@ -54,6 +54,7 @@ function projectJson(project: Project, latest: Version | null) {
     createdAt: project.createdAt.toISOString(),
     latestVersion: latest?.number ?? null,
     appUrl: `/apps/${project.slug}`,
+    visibility: project.visibility,
   };
 }
 
@@ -313,6 +314,20 @@ export function createHttpApp(options: HttpOptions): HttpApp {
     }),
     route({
       method: 'put',
+      path: '/api/projects/:project/visibility',
+      summary:
+        'Who sees the project and its app: workspace (every member) or restricted (admins, its creator, grantees)',
+      tag: 'projects',
+      params: S.ProjectParams,
+      body: z.object({ visibility: z.string() }).strict(),
+      responses: { 200: { description: 'The project', schema: S.Project } },
+      handler: async ({ c, principal, params, body }) => {
+        const project = await projects.setVisibility(ctx, principal, params.project, body.visibility);
+        return c.json(projectJson(project, await latestOf(project)));
+      },
+    }),
+    route({
+      method: 'put',
       path: '/api/projects/:project/draft',
       summary: "Replace the project's draft",
       tag: 'projects',
@@ -399,7 +414,10 @@ export function createHttpApp(options: HttpOptions): HttpApp {
             const stored = await loadSnapshot(state.runId, () => runs.defaultStateSnapshot(ctx, state.runId));
             if (!stored)
               throw new AlmanacError('not_found', 'the default state was pruned; publish again', 404);
-            hot.setState(key, { runId: state.runId, projectId: state.project.id });
+            // Only apps every member sees are cached for the workspace; a restricted one is checked each time.
+            if (state.project.visibility === 'workspace') {
+              hot.setState(key, { runId: state.runId, projectId: state.project.id });
+            }
             return sendSnapshot(c, stored, 'private, no-cache', { 'X-Almanac-Run': state.runId });
           }
           case 'run':

@@ -26,3 +26,19 @@ export function assertCanSeeRun(principal: Principal, run: Run): void {
 export function assertAdmin(principal: Principal, what: string): void {
   if (principal.role !== 'admin') throw new ForbiddenError(`only a workspace admin may change ${what}`);
 }
+
+/**
+ * Whether a principal sees a project: every member sees a `workspace` project; a `restricted` one is
+ * seen by admins, its creator, and holders of a grant (`user:<id>` or `group:<id>`).
+ */
+export function canSeeProject(
+  principal: Principal,
+  project: { workspaceId: string; visibility: 'workspace' | 'restricted'; createdBy: string | null },
+  grantKeys: readonly string[],
+  grants: readonly string[],
+): boolean {
+  if (principal.workspaceId !== project.workspaceId) return false;
+  if (project.visibility === 'workspace' || principal.role === 'admin') return true;
+  if (project.createdBy === principal.userId) return true;
+  return grantKeys.some((key) => grants.includes(key));
+}

@@ -27,7 +27,7 @@ import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import * as ss from '../store/schedule-store.ts';
 import { assertAdmin, assertCanSeeRun, assertWorkspaceMember } from './authorize.ts';
-import { getProject } from './project-service.ts';
+import { assertSeesProject, getProject } from './project-service.ts';
 import { decryptSecret, encryptSecret } from './secrets.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 import { notebookOfVersion } from './version-notebooks.ts';
@@ -195,6 +195,7 @@ export async function getRule(
   const rule = await ns.findRule(ctx.db, id);
   if (!rule) throw new NotFoundError('notification rule', id);
   assertWorkspaceMember(principal, rule.workspaceId, 'notification rule', id);
+  await assertSeesProject(ctx, principal, rule.projectId, 'notification rule', id);
   return rule;
 }
 
@@ -437,6 +438,7 @@ export async function listRunDeliveries(
   const run = await rs.findRun(ctx.db, runId);
   if (!run) throw new NotFoundError('run', runId);
   assertCanSeeRun(principal, run);
+  await assertSeesProject(ctx, principal, run.projectId, 'run', runId);
   return ns.listDeliveries(ctx.db, runId);
 }
 
@@ -449,6 +451,9 @@ export async function resendDelivery(
   const delivery = await ns.findDelivery(ctx.db, id);
   if (!delivery) throw new NotFoundError('delivery', id);
   assertWorkspaceMember(principal, delivery.workspaceId, 'delivery', id);
+  const run = await rs.findRun(ctx.db, delivery.runId);
+  if (!run) throw new NotFoundError('delivery', id);
+  await assertSeesProject(ctx, principal, run.projectId, 'delivery', id);
   if (!(await ns.requeueDelivery(ctx.db, id, ctx.now()))) {
     throw new ValidationError(
       'delivery',

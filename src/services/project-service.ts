@@ -5,14 +5,14 @@
  * has a version creates nothing.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import type { Notebook } from '../domain/notebook/notebook.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import type { Run } from '../domain/run.ts';
 import type { AppSettings, Project, Version } from '../store/project-store.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
-import { assertWorkspaceMember } from './authorize.ts';
+import { assertWorkspaceMember, canSeeProject } from './authorize.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 
 /** Limits on what a version may carry. */
@@ -100,6 +100,7 @@ export async function createProject(
   const now = ctx.now();
   const project: Project = {
     id: randomUUID(),
+    visibility: 'workspace',
     workspaceId: principal.workspaceId,
     slug,
     title: notebook.title,
@@ -123,11 +124,83 @@ export async function getProject(
   const project = await ps.findProject(ctx.db, principal.workspaceId, idOrSlug);
   if (!project) throw new NotFoundError('project', idOrSlug);
   assertWorkspaceMember(principal, project.workspaceId, 'project', idOrSlug);
+  // A restricted project the caller may not see does not exist for them (404, not 403).
+  if (!(await canSee(ctx, principal, project))) throw new NotFoundError('project', idOrSlug);
   return project;
 }
 
+async function canSee(ctx: ServiceContext, principal: Principal, project: Project): Promise<boolean> {
+  if (project.visibility === 'workspace' || principal.role === 'admin') return true;
+  const grants = await ctx.db
+    .selectFrom('project_grants')
+    .select('principal')
+    .where('project_id', '=', project.id)
+    .execute();
+  return canSeeProject(
+    principal,
+    project,
+    await ps.grantKeysOf(ctx.db, principal.userId),
+    grants.map((g) => g.principal),
+  );
+}
+
+/** Throws NotFoundError(what, id) unless the caller sees the project `projectId` (for runs, schedules, rules). */
+export async function assertSeesProject(
+  ctx: ServiceContext,
+  principal: Principal,
+  projectId: string,
+  what: string,
+  id: string,
+): Promise<void> {
+  const project = await ps.findProject(ctx.db, principal.workspaceId, projectId);
+  if (!project || !(await canSee(ctx, principal, project))) throw new NotFoundError(what, id);
+}
+
+/** Ids of the workspace's restricted projects the caller may not see (to leave out of listings). */
+export async function hiddenProjectIds(ctx: ServiceContext, principal: Principal): Promise<string[]> {
+  if (principal.role === 'admin') return [];
+  const restricted = await ps.restrictedProjects(ctx.db, principal.workspaceId);
+  if (restricted.length === 0) return [];
+  const keys = await ps.grantKeysOf(ctx.db, principal.userId);
+  return restricted
+    .filter(
+      (p) =>
+        !canSeeProject(
+          principal,
+          { ...p, workspaceId: principal.workspaceId, visibility: 'restricted' },
+          keys,
+          p.grants,
+        ),
+    )
+    .map((p) => p.id);
+}
+
+/** Who may see a project: `workspace` (every member) or `restricted`. Admins and the creator may change it. */
+export async function setVisibility(
+  ctx: ServiceContext,
+  principal: Principal,
+  idOrSlug: string,
+  visibility: unknown,
+): Promise<Project> {
+  if (visibility !== 'workspace' && visibility !== 'restricted') {
+    throw new ValidationError(
+      'visibility',
+      `must be workspace or restricted (got ${JSON.stringify(visibility)})`,
+    );
+  }
+  const project = await getProject(ctx, principal, idOrSlug);
+  if (principal.role !== 'admin' && project.createdBy !== principal.userId) {
+    throw new ForbiddenError("only an admin or the project's creator may change who sees it");
+  }
+  await ps.setVisibility(ctx.db, project.id, visibility);
+  // Servers drop what they cached for the app, so the change holds at once.
+  await ctx.wakeups.notify('app_state', project.id);
+  return { ...project, visibility };
+}
+
 export async function listProjects(ctx: ServiceContext, principal: Principal): Promise<Project[]> {
-  return ps.listProjects(ctx.db, principal.workspaceId);
+  const hidden = new Set(await hiddenProjectIds(ctx, principal));
+  return (await ps.listProjects(ctx.db, principal.workspaceId)).filter((p) => !hidden.has(p.id));
 }
 
 export async function updateDraft(

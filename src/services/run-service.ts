@@ -24,7 +24,7 @@ import type { CellResult, RunSnapshot } from '../domain/snapshot.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import { assertCanSeeRun } from './authorize.ts';
-import { getProject } from './project-service.ts';
+import { assertSeesProject, getProject, hiddenProjectIds } from './project-service.ts';
 import { notebookOfVersion } from './version-notebooks.ts';
 
 export { notebookOfVersion };
@@ -102,6 +102,7 @@ export async function getRun(ctx: ServiceContext, principal: Principal, runId: s
   const run = await rs.findRun(ctx.db, runId);
   if (!run) throw new NotFoundError('run', runId);
   assertCanSeeRun(principal, run);
+  await assertSeesProject(ctx, principal, run.projectId, 'run', runId);
   const [cells, project, version] = await Promise.all([
     rs.listCells(ctx.db, run.id),
     ctx.db.selectFrom('projects').select('slug').where('id', '=', run.projectId).executeTakeFirstOrThrow(),
@@ -164,6 +165,7 @@ export async function listRuns(
     ...(options.trigger ? { trigger: options.trigger as RunTrigger } : {}),
     ...(before ? { before } : {}),
     viewerId: principal.userId,
+    hiddenProjectIds: projectId ? [] : await hiddenProjectIds(ctx, principal),
     limit: limit + 1,
   });
   const page = runs.slice(0, limit);

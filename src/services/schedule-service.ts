@@ -31,7 +31,7 @@ import type { Schedule } from '../store/schedule-store.ts';
 import * as ss from '../store/schedule-store.ts';
 import { iso, toDate } from '../store/schema.ts';
 import { assertWorkspaceMember } from './authorize.ts';
-import { getProject } from './project-service.ts';
+import { assertSeesProject, getProject, hiddenProjectIds } from './project-service.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 import { notebookOfVersion } from './version-notebooks.ts';
 
@@ -114,12 +114,16 @@ export async function getSchedule(ctx: ServiceContext, principal: Principal, id:
   const schedule = await ss.findSchedule(ctx.db, id);
   if (!schedule) throw new NotFoundError('schedule', id);
   assertWorkspaceMember(principal, schedule.workspaceId, 'schedule', id);
+  await assertSeesProject(ctx, principal, schedule.projectId, 'schedule', id);
   return schedule;
 }
 
 export async function listSchedules(ctx: ServiceContext, principal: Principal, projectIdOrSlug?: string) {
   const projectId = projectIdOrSlug ? (await getProject(ctx, principal, projectIdOrSlug)).id : undefined;
-  return ss.listSchedules(ctx.db, principal.workspaceId, projectId);
+  const hidden = new Set(projectId ? [] : await hiddenProjectIds(ctx, principal));
+  return (await ss.listSchedules(ctx.db, principal.workspaceId, projectId)).filter(
+    (s) => !hidden.has(s.projectId),
+  );
 }
 
 export async function updateSchedule(

@@ -16,6 +16,8 @@ export interface Project {
   draftUpdatedAt: Date;
   createdBy: string | null;
   createdAt: Date;
+  /** `workspace`: every member sees it; `restricted`: admins, its creator and those granted view access. */
+  visibility: 'workspace' | 'restricted';
 }
 
 export interface Version {
@@ -49,6 +51,7 @@ function toProject(row: Selectable<ProjectsTable>): Project {
     draftUpdatedAt: toDate(row.draft_updated_at),
     createdBy: row.created_by,
     createdAt: toDate(row.created_at),
+    visibility: row.visibility === 'restricted' ? 'restricted' : 'workspace',
   };
 }
 
@@ -290,4 +293,43 @@ export async function adoptDefaultRun(
     )
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
+}
+
+export async function setVisibility(
+  db: Db,
+  projectId: string,
+  visibility: Project['visibility'],
+): Promise<void> {
+  await db.updateTable('projects').set({ visibility }).where('id', '=', projectId).execute();
+}
+
+/** The grant keys (`user:<id>`, `group:<id>`) that hold for a user: theirs and their groups'. */
+export async function grantKeysOf(db: Db, userId: string): Promise<string[]> {
+  const groups = await db
+    .selectFrom('group_members')
+    .select('group_id')
+    .where('user_id', '=', userId)
+    .execute();
+  return [`user:${userId}`, ...groups.map((g) => `group:${g.group_id}`)];
+}
+
+/** Restricted projects of a workspace, with the grant keys that may see each. */
+export async function restrictedProjects(
+  db: Db,
+  workspaceId: string,
+): Promise<{ id: string; createdBy: string | null; grants: string[] }[]> {
+  const rows = await db
+    .selectFrom('projects')
+    .leftJoin('project_grants', 'project_grants.project_id', 'projects.id')
+    .select(['projects.id', 'projects.created_by', 'project_grants.principal'])
+    .where('projects.workspace_id', '=', workspaceId)
+    .where('projects.visibility', '=', 'restricted')
+    .execute();
+  const byId = new Map<string, { id: string; createdBy: string | null; grants: string[] }>();
+  for (const row of rows) {
+    const entry = byId.get(row.id) ?? { id: row.id, createdBy: row.created_by, grants: [] };
+    if (row.principal) entry.grants.push(row.principal);
+    byId.set(row.id, entry);
+  }
+  return [...byId.values()];
 }

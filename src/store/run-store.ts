@@ -349,6 +349,8 @@ export interface RunFilter {
   trigger?: RunTrigger;
   /** Private runs are listed only for their creator. */
   viewerId: string | null;
+  /** Runs of these projects are left out (restricted projects the viewer may not see). */
+  hiddenProjectIds?: readonly string[];
   limit: number;
   /** Keyset cursor: the (created_at, id) of the last run of the previous page. */
   before?: { createdAt: Date; id: string };
@@ -358,6 +360,7 @@ export interface RunFilter {
 export async function listRuns(db: Db, filter: RunFilter): Promise<Run[]> {
   let query = db.selectFrom('runs').selectAll().where('workspace_id', '=', filter.workspaceId);
   if (filter.projectId) query = query.where('project_id', '=', filter.projectId);
+  if (filter.hiddenProjectIds?.length) query = query.where('project_id', 'not in', filter.hiddenProjectIds);
   if (filter.scheduleId) query = query.where('schedule_id', '=', filter.scheduleId);
   if (filter.status) query = query.where('status', '=', filter.status);
   if (filter.trigger) query = query.where('trigger', '=', filter.trigger);
