@@ -248,6 +248,17 @@ describe('notification messages', () => {
     );
     assert.equal(message.subject, 'Sales failed (42, EMEA)');
     assert.match(message.text, /Failing cell: top\nError: Binder Error: column x not found/);
+    assert.match(
+      message.text,
+      /^The run of Sales \(scheduled for 2026-01-01T00:00:00.000Z\) failed\.\n/,
+      'no reason that repeats the status',
+    );
+    const streak = buildMessage(
+      facts,
+      { subject: null, body: null, screenshot: null, csvCells: [] },
+      '3 failure(s) in a row (the rule notifies at 3)',
+    );
+    assert.match(streak.text, /failed: 3 failure\(s\) in a row \(the rule notifies at 3\)\./);
     assert.match(message.text, /http:\/\/localhost:3100\/apps\/sales\/runs\/r1/);
     assert.deepEqual(
       message.attachments.map((a) => a.filename),

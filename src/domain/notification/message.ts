@@ -139,7 +139,11 @@ export function buildMessage(facts: MessageFacts, content: NotificationContent, 
       : { cell: facts.errorCell, message: facts.errorMessage ?? `the run ${word}` };
   const lines: string[] = [];
   if (content.body) lines.push(renderTemplate(content.body, lookup));
-  else lines.push(`The run of ${facts.appTitle || facts.appSlug}${when} ${word}: ${because}.`);
+  else {
+    // The trigger's reason, when it says more than the status does ("3 failures in a row", "total = 120").
+    const extra = because && !because.startsWith('the run ') ? `: ${because}` : '';
+    lines.push(`The run of ${facts.appTitle || facts.appSlug}${when} ${word}${extra}.`);
+  }
   if (failure) lines.push('', `Failing cell: ${failure.cell ?? '(none)'}`, `Error: ${failure.message}`);
   lines.push('', `Open the app as it was at this run: ${facts.runUrl}`);
   const attachments: Attachment[] = [];
