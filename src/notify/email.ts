@@ -36,6 +36,8 @@ export interface OutboxEntry {
 export class EmailChannel {
   readonly #outboxDir: string;
   readonly #transports = new Map<string, nodemailer.Transporter<SMTPPool.SentMessageInfo>>();
+  /** Renders messages to bytes for the outbox folder. */
+  readonly #render = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'windows' });
 
   constructor(options: { outboxDir: string }) {
     this.#outboxDir = options.outboxDir;
@@ -80,12 +82,7 @@ export class EmailChannel {
       })),
     };
     if (!smtp) {
-      const transport = nodemailer.createTransport({
-        streamTransport: true,
-        buffer: true,
-        newline: 'windows',
-      });
-      const info = await transport.sendMail(message);
+      const info = await this.#render.sendMail(message);
       await mkdir(this.#outboxDir, { recursive: true });
       const file = join(this.#outboxDir, `${name}.eml`);
       await writeFile(file, info.message as Buffer, { mode: 0o600 });

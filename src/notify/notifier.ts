@@ -8,7 +8,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { type Attachment, buildMessage, type Message } from '../domain/notification/message.ts';
+import {
+  type Attachment,
+  buildMessage,
+  type Message,
+  type MessageFacts,
+} from '../domain/notification/message.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
 import type { WorkerLog } from '../executor/worker.ts';
 import { type Integrations, loadIntegrations } from '../services/notification-service.ts';
@@ -54,6 +59,26 @@ export interface NotifierOptions {
 
 const quiet: WorkerLog = { info() {}, warn() {}, error() {} };
 
+/**
+ * Results kept for a minute, so the deliveries of one run (often sent together) read the run and take a
+ * screenshot once. Failures are not kept: the next attempt tries again.
+ */
+class Recent {
+  readonly #entries = new Map<string, { until: number; value: Promise<unknown> }>();
+  get<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const now = Date.now();
+    const hit = this.#entries.get(key);
+    if (hit && hit.until > now) return hit.value as Promise<T>;
+    if (this.#entries.size > 200) {
+      for (const [k, e] of this.#entries) if (e.until <= now) this.#entries.delete(k);
+    }
+    const value = load();
+    this.#entries.set(key, { until: now + 60_000, value });
+    value.catch(() => this.#entries.delete(key));
+    return value;
+  }
+}
+
 function escapeHtml(text: string): string {
   return text.replace(
     /[&<>"']/g,
@@ -66,6 +91,7 @@ export class Notifier {
   readonly #o: NotifierOptions;
   readonly #log: WorkerLog;
   readonly #active = new Set<Promise<void>>();
+  readonly #recent = new Recent();
   #timer: NodeJS.Timeout | null = null;
   #off: (() => void) | null = null;
   #running = false;
@@ -167,12 +193,11 @@ export class Notifier {
           note = 'screenshot unavailable: no user to take it as';
         } else {
           try {
-            const ticket = issueViewTicket(ctx, delivery.content.viewAs, 120_000);
-            const content = await this.#o.screenshots.take(
-              snapshotPath,
-              format,
-              ticket,
-              delivery.content.viewAs,
+            const viewAs = delivery.content.viewAs;
+            const screenshots = this.#o.screenshots;
+            // Recipients who see the app alike (channels and webhooks of one rule author) share one shot.
+            const content = await this.#recent.get(`shot\0${snapshotPath}\0${format}\0${viewAs}`, () =>
+              screenshots.take(snapshotPath, format, issueViewTicket(ctx, viewAs, 120_000), viewAs),
             );
             picture = {
               filename: `app.${format}`,
@@ -212,27 +237,27 @@ export class Notifier {
     }
   }
 
-  async #message(delivery: Delivery): Promise<{ message: Message; snapshotPath: string }> {
-    const ctx = this.#o.ctx;
-    const run = await rs.findRun(ctx.db, delivery.runId);
-    if (!run) throw new DeliveryError(`run ${delivery.runId} no longer exists`, false);
-    const project = await ctx.db
-      .selectFrom('projects')
-      .select(['slug', 'title'])
-      .where('id', '=', run.projectId)
-      .executeTakeFirstOrThrow();
-    const schedule = run.scheduleId
-      ? await ctx.db
-          .selectFrom('schedules')
-          .select('name')
-          .where('id', '=', run.scheduleId)
-          .executeTakeFirst()
-      : undefined;
-    const stored = await rs.findSnapshot(ctx.db, run.id);
-    const snapshot = stored ? (JSON.parse(stored.body) as RunSnapshot) : null;
-    const snapshotPath = `/apps/${project.slug}/runs/${run.id}`;
-    const message = buildMessage(
-      {
+  /** What every delivery of a run says about it; read once for all of the run's deliveries. */
+  #runFacts(runId: string): Promise<{ facts: MessageFacts; snapshotPath: string }> {
+    return this.#recent.get(`run\0${runId}`, async () => {
+      const ctx = this.#o.ctx;
+      const run = await rs.findRun(ctx.db, runId);
+      if (!run) throw new DeliveryError(`run ${runId} no longer exists`, false);
+      const project = await ctx.db
+        .selectFrom('projects')
+        .select(['slug', 'title'])
+        .where('id', '=', run.projectId)
+        .executeTakeFirstOrThrow();
+      const schedule = run.scheduleId
+        ? await ctx.db
+            .selectFrom('schedules')
+            .select('name')
+            .where('id', '=', run.scheduleId)
+            .executeTakeFirst()
+        : undefined;
+      const stored = await rs.findSnapshot(ctx.db, run.id);
+      const snapshotPath = `/apps/${project.slug}/runs/${run.id}`;
+      const facts: MessageFacts = {
         appTitle: project.title,
         appSlug: project.slug,
         runUrl: `${this.#o.publicUrl.replace(/\/+$/, '')}${snapshotPath}`,
@@ -244,8 +269,16 @@ export class Notifier {
         finishedAt: run.finishedAt,
         errorCell: run.errorCell,
         errorMessage: run.errorMessage,
-        snapshot,
-      },
+        snapshot: stored ? (JSON.parse(stored.body) as RunSnapshot) : null,
+      };
+      return { facts, snapshotPath };
+    });
+  }
+
+  async #message(delivery: Delivery): Promise<{ message: Message; snapshotPath: string }> {
+    const { facts, snapshotPath } = await this.#runFacts(delivery.runId);
+    const message = buildMessage(
+      facts,
       {
         subject: delivery.content.subject,
         body: delivery.content.body,

@@ -233,13 +233,7 @@ export async function listRules(
 /** How a run's rules are found: the schedule's and the project's, or the run's inline ones. */
 async function rulesForRun(trx: Db, run: Run, status: RunStatus): Promise<NotificationRule[]> {
   if (run.scheduleId) {
-    const rows = await trx
-      .selectFrom('notification_rules')
-      .select('id')
-      .where('project_id', '=', run.projectId)
-      .where((eb) => eb.or([eb('schedule_id', '=', run.scheduleId), eb('schedule_id', 'is', null)]))
-      .execute();
-    const rules = (await Promise.all(rows.map((r) => ns.findRule(trx, r.id)))).filter((r) => r !== null);
+    const rules = await ns.rulesOfScheduleRun(trx, run.projectId, run.scheduleId);
     if (rules.length > 0) return rules;
     if (!isFailure(status)) return [];
     // A schedule with no rule notifies the project's owner (or, without one, the admins) on failure.
@@ -389,9 +383,15 @@ export async function planDeliveries(
     ),
   );
   const history = lookBack > 0 ? await previousStatuses(trx, run, lookBack + 1) : [];
-  const owner =
-    (await trx.selectFrom('projects').select('created_by').where('id', '=', run.projectId).executeTakeFirst())
-      ?.created_by ?? null;
+  // Read only when a channel's screenshot has no rule author to be taken as.
+  let owner: Promise<string | null> | null = null;
+  const projectOwner = () =>
+    (owner ??= trx
+      .selectFrom('projects')
+      .select('created_by')
+      .where('id', '=', run.projectId)
+      .executeTakeFirst()
+      .then((p) => p?.created_by ?? null));
   const deliveries: NewDelivery[] = [];
   for (const rule of rules) {
     const decision = decide(rule.spec.trigger, status, snapshot, history, rule.lastMeasured ?? undefined);
@@ -419,7 +419,7 @@ export async function planDeliveries(
             target: target.target,
             ...(target.dm ? { dm: true } : {}),
             // A person sees the picture as they would see the app; channels and webhooks as the rule's author.
-            viewAs: target.userId ?? rule.createdBy ?? owner,
+            viewAs: target.userId ?? rule.createdBy ?? (await projectOwner()),
           },
           maxAttempts: DELIVERY_ATTEMPTS,
           createdAt: now,

@@ -152,6 +152,8 @@ export async function assertSeesProject(
   what: string,
   id: string,
 ): Promise<void> {
+  // Admins see every project of their workspace (the caller checked the workspace): no read needed.
+  if (principal.role === 'admin') return;
   const project = await ps.findProject(ctx.db, principal.workspaceId, projectId);
   if (!project || !(await canSee(ctx, principal, project))) throw new NotFoundError(what, id);
 }

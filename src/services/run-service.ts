@@ -255,18 +255,9 @@ export interface LeaseOptions {
   leaseMs: number;
 }
 
+/** Claims the oldest queued run, if any. */
 export async function claimRun(ctx: ServiceContext, options: LeaseOptions): Promise<Run | null> {
-  const now = ctx.now();
-  // One statement, so no explicit transaction: the UPDATE with its SKIP LOCKED subquery is atomic.
-  const run = await rs.claimNextRun(ctx.db, {
-    worker: options.worker,
-    now,
-    leaseUntil: new Date(now.getTime() + options.leaseMs),
-    skipLocked: ctx.capabilities.skipLocked,
-  });
-  // Watchers learn of the claim; the claimer does not wait for them.
-  if (run) void ctx.wakeups.notify('run_progress', run.id);
-  return run;
+  return (await claimRuns(ctx, { ...options, limit: 1 }))[0] ?? null;
 }
 
 /** Claims up to `limit` queued runs in one statement. */
@@ -282,6 +273,7 @@ export async function claimRuns(
     skipLocked: ctx.capabilities.skipLocked,
     limit: options.limit,
   });
+  // Watchers learn of the claims; the claimer does not wait for them.
   for (const run of claimed) void ctx.wakeups.notify('run_progress', run.id);
   return claimed;
 }

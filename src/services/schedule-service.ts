@@ -502,7 +502,7 @@ async function fireSchedule(
     jitterMs: jitter,
     timeoutMs: schedule.policies.timeoutMs,
   };
-  const skip = async (at: Date, reason: RunReason, message: string) => {
+  const skip = (at: Date, reason: RunReason, message: string) => {
     pass.pending.push({
       ...base,
       id: randomUUID(),
@@ -514,7 +514,7 @@ async function fireSchedule(
     });
   };
   for (const at of missed) {
-    await skip(
+    skip(
       at,
       'missed',
       `missed: no scheduler ran within the catch-up window (${Math.round(window / 1000)} s) of this fire time`,
@@ -524,17 +524,12 @@ async function fireSchedule(
   if (schedule.policies.catchupMode === 'coalesce' && inWindow.length > 1) {
     toRun = inWindow.slice(-1);
     for (const at of inWindow.slice(0, -1)) {
-      await skip(
-        at,
-        'coalesced',
-        `coalesced into the run for ${toRun[0]!.toISOString()} (catch-up mode coalesce)`,
-      );
+      skip(at, 'coalesced', `coalesced into the run for ${toRun[0]!.toISOString()} (catch-up mode coalesce)`);
     }
   }
   if (toRun.length > 0) {
     if (!version) {
-      for (const at of toRun)
-        await skip(at, 'no_version', 'the project had no published version at fire time');
+      for (const at of toRun) skip(at, 'no_version', 'the project had no published version at fire time');
     } else {
       const notebook = await notebookOfVersion(version.id, version.source);
       let inputs: Record<string, InputValue> | null = null;
@@ -548,22 +543,14 @@ async function fireSchedule(
       let previous: string | null = null;
       for (const [i, at] of toRun.entries()) {
         if (invalid !== null || inputs === null) {
-          pass.pending.push({
-            ...base,
-            id: randomUUID(),
-            inputs: schedule.inputs,
-            scheduledFor: at,
-            status: 'skipped',
-            reason: 'invalid_input',
-            errorMessage: `the schedule's inputs do not fit the published version: ${invalid}`,
-          });
+          skip(at, 'invalid_input', `the schedule's inputs do not fit the published version: ${invalid}`);
           continue;
         }
         let afterRunId: string | null = previous;
         if (i === 0 && active.length > 0) {
           const decision = overlapDecision(schedule.policies.overlap, active);
           if (decision.kind === 'skip') {
-            await skip(
+            skip(
               at,
               'overlap',
               `the previous run (${active[active.length - 1]!.id}) was still ${active[active.length - 1]!.status} (overlap policy ${schedule.policies.overlap})`,

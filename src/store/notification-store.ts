@@ -96,6 +96,23 @@ export async function listRules(
   return (await query.execute()).map(toRule);
 }
 
+/** The rules a scheduled run of `scheduleId` answers to: the schedule's own and the project's. */
+export async function rulesOfScheduleRun(
+  db: Db,
+  projectId: string,
+  scheduleId: string,
+): Promise<NotificationRule[]> {
+  const rows = await db
+    .selectFrom('notification_rules')
+    .selectAll()
+    .where('project_id', '=', projectId)
+    .where((eb) => eb.or([eb('schedule_id', '=', scheduleId), eb('schedule_id', 'is', null)]))
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+  return rows.map(toRule);
+}
+
 export async function setLastMeasured(
   db: Db,
   ruleId: string,

@@ -2,7 +2,7 @@
  * Queries on schedules. The scheduler takes due schedules with `FOR UPDATE SKIP LOCKED` on PostgreSQL,
  * so several schedulers share the work; advancing `next_fire_at` is guarded by its old value.
  */
-import { type Kysely, type Selectable, sql } from 'kysely';
+import { type Kysely, type Selectable, type SelectQueryBuilder, sql } from 'kysely';
 import type { InputValue } from '../domain/run-context.ts';
 import type { Cadence, SchedulePolicies } from '../domain/schedule/schedule.ts';
 import type { SchedulesTable, Schema } from './schema.ts';
@@ -106,38 +106,37 @@ export async function deleteSchedule(db: Db, id: string): Promise<void> {
 }
 
 /** Enabled schedules due by `now`, oldest first, locked against other schedulers on PostgreSQL. */
-export async function takeDueSchedules(
-  db: Db,
-  now: Date,
-  limit: number,
-  skipLocked: boolean,
-): Promise<Schedule[]> {
-  let query = db
-    .selectFrom('schedules')
-    .selectAll()
-    .where('enabled', '=', 1)
-    .where('next_due_at', '<=', iso(now))
-    .orderBy('next_due_at')
-    .limit(limit);
-  if (skipLocked) query = query.forUpdate().skipLocked();
-  return (await query.execute()).map(toSchedule);
+export function takeDueSchedules(db: Db, now: Date, limit: number, skipLocked: boolean): Promise<Schedule[]> {
+  return take(
+    db
+      .selectFrom('schedules')
+      .selectAll()
+      .where('enabled', '=', 1)
+      .where('next_due_at', '<=', iso(now))
+      .orderBy('next_due_at'),
+    limit,
+    skipLocked,
+  );
 }
 
 /** Paused schedules whose pause-until has passed. */
-export async function takeResumable(
-  db: Db,
-  now: Date,
+export function takeResumable(db: Db, now: Date, limit: number, skipLocked: boolean): Promise<Schedule[]> {
+  return take(
+    db.selectFrom('schedules').selectAll().where('enabled', '=', 0).where('paused_until', '<=', iso(now)),
+    limit,
+    skipLocked,
+  );
+}
+
+/** Up to `limit` rows of a schedules query, skipping rows another scheduler holds (PostgreSQL). */
+async function take(
+  query: SelectQueryBuilder<Schema, 'schedules', Selectable<SchedulesTable>>,
   limit: number,
   skipLocked: boolean,
 ): Promise<Schedule[]> {
-  let query = db
-    .selectFrom('schedules')
-    .selectAll()
-    .where('enabled', '=', 0)
-    .where('paused_until', '<=', iso(now))
-    .limit(limit);
-  if (skipLocked) query = query.forUpdate().skipLocked();
-  return (await query.execute()).map(toSchedule);
+  let limited = query.limit(limit);
+  if (skipLocked) limited = limited.forUpdate().skipLocked();
+  return (await limited.execute()).map(toSchedule);
 }
 
 /** The earliest instant any schedule or pending retry needs the scheduler. */
