@@ -45,6 +45,15 @@ describe('app page in headless Chromium', { skip }, () => {
     assert.match((await page.textContent('.snapshot'))!, /Orders for all regions since 2025-01-01/);
     assert.ok((await page.locator('.chart svg').count()) >= 1, 'the Vega-Lite chart drew');
     assert.ok((await page.locator('[data-cell="top_products"] tbody tr').count()) === 5);
+    // Big tables show a page of 50 rows at a time.
+    const orders = page.locator('[data-cell="orders"]');
+    assert.equal(await orders.locator('tbody tr').count(), 50);
+    assert.match((await orders.locator('.pager').textContent())!, /rows 1–50 of [\d,]+ row\(s\)/);
+    const first = await orders.locator('tbody tr').first().textContent();
+    await orders.locator('button:has-text("Next")').click();
+    assert.match((await orders.locator('.pager').textContent())!, /rows 51–100 of/);
+    assert.notEqual(await orders.locator('tbody tr').first().textContent(), first);
+    assert.equal(await orders.locator('button:has-text("Previous")').isDisabled(), false);
     assert.equal(await page.locator('.runlog li').count(), 1);
     assert.match((await page.textContent('.runlog'))!, /succeeded publish/);
     assert.deepEqual(errors, []);

@@ -2,7 +2,7 @@
  * Renders a run snapshot as the app: prose, tables, values and Vega-Lite charts, in notebook order.
  * This is also the page screenshots capture, so it reports when every chart has drawn (`onReady`).
  */
-import { useEffect, useLayoutEffect, useRef } from 'react';
+import { useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { CellOutput, CellResult, Snapshot } from './api.ts';
 
 const NUMERIC =
@@ -24,40 +24,68 @@ export function displayValue(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/**
+ * Rows per table page. A table shows one page at a time: a run's table can hold thousands of rows, and
+ * drawing them all costs the page (and every screenshot of it) hundreds of milliseconds of layout for
+ * rows nobody scrolls to.
+ */
+export const TABLE_PAGE = 50;
+
 function Table({ output }: { output: Extract<CellOutput, { kind: 'table' }> }) {
   const numeric = output.columns.map((c) => NUMERIC.test(c.type));
+  const [page, setPage] = useState(0);
+  // A new output (another run) starts at its first page.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: reset per output
+  useEffect(() => setPage(0), [output]);
   if (output.columns.length === 0 && output.rowsChanged !== undefined) {
     return <p className="meta">{output.rowsChanged} row(s) changed</p>;
   }
+  const pages = Math.max(1, Math.ceil(output.rows.length / TABLE_PAGE));
+  const current = Math.min(page, pages - 1);
+  const from = current * TABLE_PAGE;
+  const shown = output.rows.slice(from, from + TABLE_PAGE);
   return (
-    <div className="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            {output.columns.map((c, i) => (
-              <th key={c.name} className={numeric[i] ? 'num' : ''} title={c.type}>
-                {c.name}
-              </th>
-            ))}
-          </tr>
-        </thead>
-        <tbody>
-          {output.rows.map((row, r) => (
-            // biome-ignore lint/suspicious/noArrayIndexKey: rows have no identity
-            <tr key={r}>
-              {row.map((v, i) => (
-                // biome-ignore lint/suspicious/noArrayIndexKey: columns are positional
-                <td key={i} className={numeric[i] ? 'num' : ''}>
-                  {displayValue(v)}
-                </td>
+    <div className="table-cell">
+      <div className="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              {output.columns.map((c, i) => (
+                <th key={c.name} className={numeric[i] ? 'num' : ''} title={c.type}>
+                  {c.name}
+                </th>
               ))}
             </tr>
-          ))}
-        </tbody>
-      </table>
-      <p className="meta">
+          </thead>
+          <tbody>
+            {shown.map((row, r) => (
+              // biome-ignore lint/suspicious/noArrayIndexKey: rows have no identity
+              <tr key={r}>
+                {row.map((v, i) => (
+                  // biome-ignore lint/suspicious/noArrayIndexKey: columns are positional
+                  <td key={i} className={numeric[i] ? 'num' : ''}>
+                    {displayValue(v)}
+                  </td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <p className="meta pager">
+        {pages > 1 ? (
+          <>
+            <button type="button" disabled={current === 0} onClick={() => setPage(current - 1)}>
+              ‹ Previous
+            </button>{' '}
+            <button type="button" disabled={current >= pages - 1} onClick={() => setPage(current + 1)}>
+              Next ›
+            </button>{' '}
+            rows {(from + 1).toLocaleString('en-US')}–{(from + shown.length).toLocaleString('en-US')} of{' '}
+          </>
+        ) : null}
         {output.totalRows.toLocaleString('en-US')} row(s)
-        {output.truncated ? `, first ${output.rows.length} shown` : ''}
+        {output.truncated ? ` (the run kept the first ${output.rows.length.toLocaleString('en-US')})` : ''}
       </p>
     </div>
   );
@@ -89,6 +117,8 @@ function Chart({ output, onDone }: { output: Extract<CellOutput, { kind: 'chart'
         );
         const spec = {
           width: 'container',
+          // The legend and axes fit inside the card, not beyond it.
+          autosize: { type: 'fit-x', contains: 'padding' },
           ...output.spec,
           datasets: { ...datasets, ...(output.spec['datasets'] as object) },
         };
@@ -106,7 +136,13 @@ function Chart({ output, onDone }: { output: Extract<CellOutput, { kind: 'chart'
       finalize?.();
     };
   }, [output, onDone]);
-  return <div className="chart" ref={ref} />;
+  // Vega sizes a 'container' width chart by the element's client width, padding included, so the
+  // padded card holds an unpadded element for it.
+  return (
+    <div className="chart">
+      <div ref={ref} />
+    </div>
+  );
 }
 
 /**
