@@ -184,24 +184,58 @@ for (const target of await storeTargets()) {
         await rs.updateCell(db, 'r1', 0, { status: 'running', startedAt: now });
         assert.equal((await rs.listCells(db, 'r1'))[0]!.status, 'running');
         assert.equal(
-          await rs.finishHeldRun(db, 'r1', 'someone-else', {
-            status: 'succeeded',
-            reason: null,
-            errorCell: null,
-            errorMessage: null,
-            finishedAt: now,
-          }),
+          await rs.finishHeldRun(
+            db,
+            'r1',
+            { worker: 'someone-else', token: 1 },
+            {
+              status: 'succeeded',
+              reason: null,
+              errorCell: null,
+              errorMessage: null,
+              finishedAt: now,
+            },
+          ),
           false,
           'only the holder can finish a run',
         );
+        // A stale claim of the same worker (an older fencing token) can neither record progress nor
+        // finish the run.
+        await rs.updateCell(db, 'r1', 0, { status: 'failed' }, { worker: 'w', token: 0 });
+        assert.equal((await rs.listCells(db, 'r1'))[0]!.status, 'running');
+        assert.deepEqual(await rs.renewLeases(db, 'w', [{ id: 'r1', token: 0 }], now), {
+          held: [],
+          cancelRequested: [],
+        });
         assert.equal(
-          await rs.finishHeldRun(db, 'r1', 'w', {
-            status: 'succeeded',
-            reason: null,
-            errorCell: null,
-            errorMessage: null,
-            finishedAt: now,
-          }),
+          await rs.finishHeldRun(
+            db,
+            'r1',
+            { worker: 'w', token: 0 },
+            {
+              status: 'failed',
+              reason: null,
+              errorCell: null,
+              errorMessage: null,
+              finishedAt: now,
+            },
+          ),
+          false,
+          'a stale claim cannot finish a run',
+        );
+        assert.equal(
+          await rs.finishHeldRun(
+            db,
+            'r1',
+            { worker: 'w', token: 1 },
+            {
+              status: 'succeeded',
+              reason: null,
+              errorCell: null,
+              errorMessage: null,
+              finishedAt: now,
+            },
+          ),
           true,
         );
         await rs.insertSnapshot(db, 'r1', { body: '{"a":1}', gzip: bytes, etag: '"e"' }, now);

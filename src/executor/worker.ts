@@ -191,7 +191,11 @@ export class Worker {
     const ids = this.activeRunIds;
     if (ids.length === 0) return;
     try {
-      const { held, cancelRequested } = await runs.heartbeat(this.#ctx, this.#lease, ids);
+      const { held, cancelRequested } = await runs.heartbeat(
+        this.#ctx,
+        this.#lease,
+        [...this.#active.values()].map((a) => ({ id: a.run.id, token: a.run.attempts })),
+      );
       for (const id of cancelRequested) this.#active.get(id)?.abort.abort();
       for (const id of ids) {
         const active = this.#active.get(id);
@@ -221,6 +225,7 @@ export class Worker {
   async #execute(active: ActiveRun): Promise<void> {
     const { run } = active;
     const ctx = this.#ctx;
+    const hold = runs.holdOf(this.id, run);
     this.#log.info({ runId: run.id, trigger: run.trigger, attempt: run.attempts }, 'run claimed');
     let progress = Promise.resolve();
     const record = (write: () => Promise<void>) => {
@@ -258,10 +263,10 @@ export class Worker {
               record(() => runs.recordRunStarted(ctx, run.id, event.cells));
               break;
             case 'cell_started':
-              record(() => runs.recordCellStarted(ctx, run.id, event.index));
+              record(() => runs.recordCellStarted(ctx, run.id, event.index, hold));
               break;
             case 'cell_finished':
-              record(() => runs.recordCellFinished(ctx, run.id, event.index, event.result));
+              record(() => runs.recordCellFinished(ctx, run.id, event.index, event.result, hold));
               break;
             case 'log':
             case 'run_finished':
@@ -293,7 +298,7 @@ export class Worker {
     await progress;
     if (active.stoppedBecause === 'lease_lost') return;
     if (active.stoppedBecause === 'shutdown') {
-      await runs.releaseRun(ctx, this.id, run.id);
+      await runs.releaseRun(ctx, this.id, run);
       return;
     }
     const won = await runs.completeRun(ctx, this.id, run, snapshot, { reason, sqlResults });

@@ -278,8 +278,18 @@ export async function claimRuns(
   return claimed;
 }
 
-export async function heartbeat(ctx: ServiceContext, options: LeaseOptions, runIds: readonly string[]) {
-  return rs.renewLeases(ctx.db, options.worker, runIds, new Date(ctx.now().getTime() + options.leaseMs));
+/** Renews the leases of runs the worker holds, each under its claim's fencing token (`attempts`). */
+export async function heartbeat(
+  ctx: ServiceContext,
+  options: LeaseOptions,
+  held: readonly { id: string; token: number }[],
+) {
+  return rs.renewLeases(ctx.db, options.worker, held, new Date(ctx.now().getTime() + options.leaseMs));
+}
+
+/** The hold a worker has on a run it claimed: its id and the claim's fencing token. */
+export function holdOf(worker: string, run: Pick<Run, 'attempts'>): rs.Hold {
+  return { worker, token: run.attempts };
 }
 
 export async function recordRunStarted(
@@ -291,8 +301,13 @@ export async function recordRunStarted(
   await ctx.wakeups.notify('run_progress', runId);
 }
 
-export async function recordCellStarted(ctx: ServiceContext, runId: string, index: number): Promise<void> {
-  await rs.updateCell(ctx.db, runId, index, { status: 'running', startedAt: ctx.now() });
+export async function recordCellStarted(
+  ctx: ServiceContext,
+  runId: string,
+  index: number,
+  hold?: rs.Hold,
+): Promise<void> {
+  await rs.updateCell(ctx.db, runId, index, { status: 'running', startedAt: ctx.now() }, hold);
   await ctx.wakeups.notify('run_progress', runId);
 }
 
@@ -301,12 +316,15 @@ export async function recordCellFinished(
   runId: string,
   index: number,
   result: CellResult,
+  hold?: rs.Hold,
 ) {
-  await rs.updateCell(ctx.db, runId, index, {
-    status: result.status,
-    durationMs: result.durationMs,
-    resultJson: JSON.stringify(result),
-  });
+  await rs.updateCell(
+    ctx.db,
+    runId,
+    index,
+    { status: result.status, durationMs: result.durationMs, resultJson: JSON.stringify(result) },
+    hold,
+  );
   await ctx.wakeups.notify('run_progress', runId);
 }
 
@@ -341,7 +359,7 @@ export async function completeRun(
   let defaultChanged = false;
   let deliveries = 0;
   const won = await ctx.db.transaction().execute(async (trx) => {
-    const ok = await rs.finishHeldRun(trx, run.id, worker, {
+    const ok = await rs.finishHeldRun(trx, run.id, holdOf(worker, run), {
       status: snapshot.status,
       reason: options.reason ?? snapshot.reason,
       errorCell: snapshot.status === 'succeeded' ? null : (failedCell?.name ?? null),
@@ -434,8 +452,9 @@ export async function housekeeping(ctx: ServiceContext, now: Date = ctx.now()): 
   return { ...reaped, expiredPrivate, pruned };
 }
 
-export async function releaseRun(ctx: ServiceContext, worker: string, runId: string): Promise<void> {
-  if (await rs.releaseHeldRun(ctx.db, runId, worker)) await ctx.wakeups.notify('run_queued', runId);
+export async function releaseRun(ctx: ServiceContext, worker: string, run: Run): Promise<void> {
+  if (await rs.releaseHeldRun(ctx.db, run.id, holdOf(worker, run)))
+    await ctx.wakeups.notify('run_queued', run.id);
 }
 
 const loadedVersions = new Map<string, ps.Version>();

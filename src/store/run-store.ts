@@ -223,27 +223,46 @@ export async function claimRuns(db: Db, options: ClaimOptions): Promise<Run[]> {
 }
 
 /**
+ * A worker's hold on a run: its id and the fencing token of its claim (the run's `attempts` after the
+ * claim; every claim increments it and nothing decrements it). Every write a holder makes is guarded
+ * by both, so a worker that lost its lease, even one that later claims the same run again under the
+ * same id, cannot write over the newer claim's state.
+ */
+export interface Hold {
+  worker: string;
+  token: number;
+}
+
+/**
  * Renews the lease of the runs a worker holds. Returns the ids it still holds and, among them, those
  * whose cancellation was requested; a run missing from `held` was taken away (reaped or finished).
  */
 export async function renewLeases(
   db: Db,
   worker: string,
-  runIds: readonly string[],
+  runs: readonly { id: string; token: number }[],
   leaseUntil: Date,
 ): Promise<{ held: string[]; cancelRequested: string[] }> {
-  if (runIds.length === 0) return { held: [], cancelRequested: [] };
+  if (runs.length === 0) return { held: [], cancelRequested: [] };
   const rows = await db
     .updateTable('runs')
     .set({ lease_expires_at: iso(leaseUntil) })
-    .where('id', 'in', runIds)
+    .where(
+      'id',
+      'in',
+      runs.map((r) => r.id),
+    )
     .where('worker', '=', worker)
     .where('status', '=', 'running')
-    .returning(['id', 'cancel_requested'])
+    .returning(['id', 'cancel_requested', 'attempts'])
     .execute();
+  // A row renewed under another token (this worker claimed the run again) is not held by this claim;
+  // its lease is the newer claim's, and renewing it is harmless.
+  const token = new Map(runs.map((r) => [r.id, r.token]));
+  const mine = rows.filter((r) => Number(r.attempts) === token.get(r.id));
   return {
-    held: rows.map((r) => r.id),
-    cancelRequested: rows.filter((r) => Number(r.cancel_requested) === 1).map((r) => r.id),
+    held: mine.map((r) => r.id),
+    cancelRequested: mine.filter((r) => Number(r.cancel_requested) === 1).map((r) => r.id),
   };
 }
 
@@ -255,8 +274,8 @@ export interface RunEnding {
   finishedAt: Date;
 }
 
-/** Ends a running run that `worker` holds. False when it no longer holds it (the transition lost). */
-export async function finishHeldRun(db: Db, id: string, worker: string, ending: RunEnding): Promise<boolean> {
+/** Ends a running run under `hold`. False when the hold is gone (the transition lost). */
+export async function finishHeldRun(db: Db, id: string, hold: Hold, ending: RunEnding): Promise<boolean> {
   const result = await db
     .updateTable('runs')
     .set({
@@ -269,7 +288,8 @@ export async function finishHeldRun(db: Db, id: string, worker: string, ending: 
     })
     .where('id', '=', id)
     .where('status', '=', 'running')
-    .where('worker', '=', worker)
+    .where('worker', '=', hold.worker)
+    .where('attempts', '=', hold.token)
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
@@ -412,8 +432,9 @@ export async function updateCell(
   runId: string,
   index: number,
   patch: { status: string; startedAt?: Date; durationMs?: number; resultJson?: string },
+  hold?: Hold,
 ): Promise<void> {
-  await db
+  let update = db
     .updateTable('run_cells')
     .set({
       status: patch.status,
@@ -422,8 +443,22 @@ export async function updateCell(
       ...(patch.resultJson !== undefined ? { result: patch.resultJson } : {}),
     })
     .where('run_id', '=', runId)
-    .where('idx', '=', index)
-    .execute();
+    .where('idx', '=', index);
+  if (hold) {
+    // Only the current holder's progress is recorded.
+    update = update.where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('runs')
+          .select('runs.id')
+          .where('runs.id', '=', runId)
+          .where('runs.status', '=', 'running')
+          .where('runs.worker', '=', hold.worker)
+          .where('runs.attempts', '=', hold.token),
+      ),
+    );
+  }
+  await update.execute();
 }
 
 /** Brings cells still queued or running to their final state (a run that was stopped or crashed). */
@@ -618,8 +653,11 @@ export async function databaseNow(db: Db, dialect: 'sqlite' | 'postgres'): Promi
   return toDate(rows[0]!.now);
 }
 
-/** Hands a held run back to the queue (graceful shutdown); the attempt does not count. */
-export async function releaseHeldRun(db: Db, id: string, worker: string): Promise<boolean> {
+/**
+ * Hands a held run back to the queue (graceful shutdown). The attempt does not count: the run gets one
+ * more allowed attempt, while `attempts` (the fencing token) keeps growing.
+ */
+export async function releaseHeldRun(db: Db, id: string, hold: Hold): Promise<boolean> {
   const result = await db
     .updateTable('runs')
     .set((eb) => ({
@@ -627,11 +665,12 @@ export async function releaseHeldRun(db: Db, id: string, worker: string): Promis
       worker: null,
       lease_expires_at: null,
       started_at: null,
-      attempts: eb('attempts', '-', 1),
+      max_attempts: eb('max_attempts', '+', 1),
     }))
     .where('id', '=', id)
     .where('status', '=', 'running')
-    .where('worker', '=', worker)
+    .where('worker', '=', hold.worker)
+    .where('attempts', '=', hold.token)
     .where('cancel_requested', '=', 0)
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
