@@ -41,21 +41,23 @@ interface Received {
   body: string;
 }
 
-/** A webhook receiver that answers with the statuses given, then 200. */
+/** A webhook receiver that answers with the statuses given (with headers, if any), then 200. */
 async function receiver(): Promise<{
   url: string;
   received: Received[];
-  answers: number[];
+  answers: (number | [number, Record<string, string>])[];
   close(): Promise<void>;
 }> {
   const received: Received[] = [];
-  const answers: number[] = [];
+  const answers: (number | [number, Record<string, string>])[] = [];
   const server: Server = createHttpServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       received.push({ headers: req.headers, body });
-      res.writeHead(answers.shift() ?? 200).end();
+      const answer = answers.shift() ?? 200;
+      if (typeof answer === 'number') res.writeHead(answer).end();
+      else res.writeHead(answer[0], answer[1]).end();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -284,6 +286,24 @@ for (const store of await testStores()) {
       }
       [d] = await deliveries(runId);
       assert.deepEqual([d!.status, d!.attempts], ['failed', notifications.DELIVERY_ATTEMPTS]);
+
+      // A 429 with Retry-After is retried when the receiver asked, not on our backoff.
+      hook.answers.push([429, { 'retry-after': '120' }]);
+      runId = await fire(schedule);
+      await t.server.notifier!.drain();
+      [d] = await deliveries(runId);
+      assert.deepEqual([d!.status, d!.attempts], ['pending', 1]);
+      assert.match(d!.error ?? '', /answered HTTP 429 \(retry after 120 s\)/);
+      assert.equal(d!.nextAttemptAt.getTime(), t.server.ctx.now().getTime() + 120_000);
+      t.clock.advance(60_000);
+      await t.server.notifier!.drain();
+      assert.equal((await deliveries(runId))[0]!.attempts, 1, 'not before the receiver said');
+      t.clock.advance(60_000);
+      await t.server.notifier!.drain();
+      assert.deepEqual(
+        (await deliveries(runId)).map((x) => [x.status, x.attempts]),
+        [['sent', 2]],
+      );
 
       hook.answers.push(404);
       runId = await fire(schedule);

@@ -220,7 +220,9 @@ export class Notifier {
       const last = delivery.attempts >= delivery.maxAttempts;
       if (retryable && !last) {
         const base = this.#o.retryBaseMs ?? 30_000;
-        const delay = Math.min(base * 2 ** (delivery.attempts - 1), 3_600_000);
+        // The receiver's Retry-After wins over our backoff (bounded to an hour either way).
+        const asked = error instanceof DeliveryError ? error.retryAfterMs : null;
+        const delay = Math.min(asked ?? base * 2 ** (delivery.attempts - 1), 3_600_000);
         await ns.finishDelivery(ctx.db, delivery.id, this.id, {
           status: 'pending',
           error: message,

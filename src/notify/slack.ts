@@ -29,6 +29,12 @@ const FINAL_ERRORS: Record<string, string> = {
 };
 
 function slackError(error: unknown, channel: string): DeliveryError {
+  if ((error as { code?: string }).code === 'slack_webapi_rate_limited_error') {
+    const seconds = Number((error as { retryAfter?: number }).retryAfter ?? 0);
+    return new DeliveryError(`Slack rate-limited the bot (retry after ${seconds} s)`, true, {
+      retryAfterMs: seconds * 1000,
+    });
+  }
   const code = (error as { data?: { error?: string } }).data?.error;
   if (code === 'not_in_channel' || code === 'channel_not_found') {
     return new DeliveryError(`invite the Almanac bot to #${channel}`, false);

@@ -13,7 +13,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import { BlockList, isIP } from 'node:net';
-import { DeliveryError } from './delivery-error.ts';
+import { DeliveryError, parseRetryAfter } from './delivery-error.ts';
 
 const privateRanges = new BlockList();
 for (const [net, prefix] of [
@@ -118,7 +118,14 @@ export async function postWebhook(request: WebhookRequest): Promise<{ status: nu
           if (status >= 200 && status < 300) return resolve({ status });
           // 408, 429 and 5xx may pass later; other 4xx will not.
           const retryable = status === 408 || status === 429 || status >= 500;
-          reject(new DeliveryError(`webhook ${url.origin} answered HTTP ${status}`, retryable));
+          const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+          reject(
+            new DeliveryError(
+              `webhook ${url.origin} answered HTTP ${status}${retryAfterMs !== null ? ` (retry after ${Math.ceil(retryAfterMs / 1000)} s)` : ''}`,
+              retryable,
+              { retryAfterMs },
+            ),
+          );
         });
       },
     );
