@@ -50,6 +50,10 @@ export interface AlmanacConfig {
   chromium: string | null;
   /** Slack's Web API base URL. @default https://slack.com/api/ (`ALMANAC_SLACK_API_URL`) */
   slackApiUrl: string | null;
+  /** Bearer token Prometheus sends to `/metrics`; admins' API tokens work too. (`ALMANAC_METRICS_TOKEN`) */
+  metricsToken: string | null;
+  /** On SIGTERM, how long runs in progress may finish before they are handed back. @default 30000 (`ALMANAC_SHUTDOWN_GRACE_MS`) */
+  shutdownGraceMs: number;
 }
 
 export interface ConfigOverrides {
@@ -111,7 +115,20 @@ export function resolveConfig(
     slackApiUrl: env['ALMANAC_SLACK_API_URL']
       ? httpUrl(env['ALMANAC_SLACK_API_URL'], 'ALMANAC_SLACK_API_URL')
       : null,
+    metricsToken: metricsToken(env['ALMANAC_METRICS_TOKEN']),
+    shutdownGraceMs: numberFrom(env, 'ALMANAC_SHUTDOWN_GRACE_MS', 30_000),
   });
+}
+
+function metricsToken(raw: string | undefined): string | null {
+  if (!raw) return null;
+  if (raw.length < 16) {
+    throw new ValidationError(
+      'ALMANAC_METRICS_TOKEN',
+      'must be at least 16 characters; use a long random string',
+    );
+  }
+  return raw;
 }
 
 function publicUrl(raw: string | undefined): string | null {

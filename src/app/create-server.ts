@@ -15,6 +15,7 @@ import pino from 'pino';
 import { ValidationError } from '../domain/errors.ts';
 import { Housekeeper } from '../executor/housekeeper.ts';
 import { Worker } from '../executor/worker.ts';
+import { createOpsApp } from '../http/ops.ts';
 import { TOKEN_COOKIE } from '../http/routes.ts';
 import { createHttpApp, type HttpApp } from '../http/server.ts';
 import { EmailChannel } from '../notify/email.ts';
@@ -22,8 +23,10 @@ import { Notifier, type NotifierOptions } from '../notify/notifier.ts';
 import { findChromium, Screenshots } from '../notify/screenshots.ts';
 import { SlackClient } from '../notify/slack.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
+import { createMetrics } from '../services/metrics.ts';
 import * as projects from '../services/project-service.ts';
 import type { Principal, ServiceContext } from '../services/service-context.ts';
+import * as workspaces from '../services/workspace-service.ts';
 import { bootstrap, DEFAULT_WORKSPACE } from '../services/workspace-service.ts';
 import type { AlmanacConfig } from './config.ts';
 import { type Almanac, createAlmanac } from './create-almanac.ts';
@@ -83,7 +86,25 @@ export async function createServer(
   mkdirSync(config.dataDir, { recursive: true });
   // JSON logs go to stderr, so stdout carries only what a person reads (URLs, the first token).
   const log = pino(
-    { level: config.logLevel, redact: ['*.url', '*.secret', '*.token', 'req.headers.authorization'] },
+    {
+      level: config.logLevel,
+      // Secrets never reach the log, whatever object carries them.
+      redact: {
+        paths: [
+          '*.url',
+          '*.secret',
+          '*.token',
+          '*.password',
+          '*.databaseUrl',
+          '*.secretKey',
+          '*.adminToken',
+          '*.metricsToken',
+          'req.headers.authorization',
+          'req.headers.cookie',
+        ],
+        censor: '[redacted]',
+      },
+    },
     pino.destination(2),
   );
   const services = await openServices(config.databaseUrl, {
@@ -95,6 +116,7 @@ export async function createServer(
   const versionsDir = join(config.dataDir, 'versions');
   mkdirSync(versionsDir, { recursive: true });
   const almanac = await createAlmanac(config, { projectDirs: [versionsDir] });
+  const metrics = createMetrics(ctx, { roles: [...roles] });
   const worker = roles.has('worker')
     ? new Worker({
         ctx,
@@ -105,6 +127,7 @@ export async function createServer(
         ...(options.worker?.heartbeatMs ? { heartbeatMs: options.worker.heartbeatMs } : {}),
         ...(options.worker?.id ? { id: options.worker.id } : {}),
         log,
+        metrics,
       })
     : null;
   const housekeeper = new Housekeeper(ctx, { intervalMs: options.housekeepingMs ?? 5000, log });
@@ -139,6 +162,7 @@ export async function createServer(
         screenshots,
         ...(options.notifier ?? {}),
         log,
+        metrics,
       })
     : null;
   const webDir = options.webDir === undefined ? join(PACKAGE_ROOT, 'web', 'dist') : options.webDir;
@@ -146,6 +170,7 @@ export async function createServer(
     ctx,
     webDir,
     notify: { slack, outbox: email },
+    ops: { metrics, metricsToken: config.metricsToken, roles: [...roles] },
     onError: (error, c) =>
       log.error({ err: error, method: c.req.method, path: c.req.path }, 'request failed'),
   });
@@ -183,6 +208,9 @@ export async function createServer(
       return { ...(await projects.publish(ctx, principal, slug, { files })), project: slug };
     },
     async stop() {
+      // Draining: every loop stops claiming at once; runs in progress get the grace period to finish
+      // (then they are stopped and handed back to the queue), while the store is still open.
+      const draining = worker?.stop(config.shutdownGraceMs);
       await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
       server?.closeAllConnections?.();
       await scheduler?.stop();
@@ -190,7 +218,7 @@ export async function createServer(
       await screenshots?.close();
       email.close();
       await housekeeper.stop();
-      await worker?.stop();
+      await draining;
       await almanac.close();
       await services.close();
     },
@@ -202,10 +230,23 @@ export async function createServer(
     await scheduler?.start();
     notifier?.start();
   }
-  if (roles.has('web') && options.listen !== false) {
+  // Every process listens: with the web role for everything, else for /healthz, /readyz and /metrics.
+  if (options.listen !== false) {
+    const fetch = roles.has('web')
+      ? http.app.fetch
+      : createOpsApp(
+          {
+            ctx,
+            metrics,
+            metricsToken: config.metricsToken,
+            roles: [...roles],
+            authenticate: (token) => workspaces.authenticate(ctx, token),
+          },
+          (error) => log.error({ err: error }, 'request failed'),
+        ).fetch;
     try {
       server = await new Promise<Server>((ready, fail) => {
-        const s = serve({ fetch: http.app.fetch, port: config.port, hostname: config.host }, () =>
+        const s = serve({ fetch, port: config.port, hostname: config.host }, () =>
           ready(s as Server),
         ) as Server;
         s.once('error', fail);

@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { ValidationError } from '../domain/errors.ts';
 import type { Run } from '../domain/run.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
+import type { Metrics } from '../services/metrics.ts';
 import * as runs from '../services/run-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import { resolveConnectionUrls } from '../services/workspace-service.ts';
@@ -43,8 +44,10 @@ export interface WorkerOptions {
   /** Re-check the queue this often even without a wake-up. @default 30000 */
   fallbackMs?: number;
   log?: WorkerLog;
-  /** Called as soon as a run is claimed (metrics, benchmarks). */
+  /** Called as soon as a run is claimed (benchmarks). */
   onClaimed?: (run: Run) => void;
+  /** Claim latency, schedule lateness, claim statement time and finished runs go here. */
+  metrics?: Metrics | null;
 }
 
 interface ActiveRun {
@@ -68,6 +71,7 @@ export class Worker {
   readonly #heartbeatMs: number;
   readonly #fallbackMs: number;
   readonly #log: WorkerLog;
+  readonly #metrics: Metrics | null;
   readonly #active = new Map<string, ActiveRun>();
   readonly #engines = new Map<string, PostgresEngine>();
   readonly #urls = new Map<string, { urls: Map<string, string>; until: number }>();
@@ -92,6 +96,7 @@ export class Worker {
     this.#heartbeatMs = options.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 3));
     this.#fallbackMs = options.fallbackMs ?? 30_000;
     this.#log = options.log ?? quiet;
+    this.#metrics = options.metrics ?? null;
     this.#onClaimed = options.onClaimed;
     // Cancellation must reach a running run even when the loops are driven by hand (tests, drain()).
     const offCancel = this.#ctx.wakeups.subscribe('run_cancel', (runId) => {
@@ -153,13 +158,16 @@ export class Worker {
       do {
         this.#again = false;
         while (this.#active.size < this.#concurrency) {
+          const started = performance.now();
           const batch = await runs.claimRuns(this.#ctx, {
             ...this.#lease,
             limit: this.#concurrency - this.#active.size,
           });
+          this.#metrics?.claimQuery.observe((performance.now() - started) / 1000);
           if (batch.length === 0) break;
           for (const run of batch) {
             claimed++;
+            this.#observeClaim(run);
             this.#onClaimed?.(run);
             this.#startRun(run);
           }
@@ -169,6 +177,15 @@ export class Worker {
       this.#log.error({ err: error, worker: this.id }, 'claiming runs failed');
     }
     return claimed;
+  }
+
+  #observeClaim(run: Run): void {
+    const metrics = this.#metrics;
+    if (!metrics || !run.startedAt) return;
+    const claimedAt = run.startedAt.getTime();
+    const claimable = Math.max(run.createdAt.getTime(), run.scheduledFor?.getTime() ?? 0);
+    metrics.claimLatency.observe(Math.max(0, claimedAt - claimable) / 1000);
+    if (run.scheduledFor) metrics.scheduleLateness.observe((claimedAt - run.scheduledFor.getTime()) / 1000);
   }
 
   /** Ticks until the queue is empty and nothing runs. For tests and `almanac run-once` style use. */
@@ -302,6 +319,7 @@ export class Worker {
       return;
     }
     const won = await runs.completeRun(ctx, this.id, run, snapshot, { reason, sqlResults });
+    if (won) this.#metrics?.runsFinished.inc({ status: snapshot.status });
     this.#log.info({ runId: run.id, status: snapshot.status, stored: won }, 'run finished');
   }
 

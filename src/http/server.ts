@@ -22,6 +22,7 @@ import type { Project, Version } from '../store/project-store.ts';
 import type { StoredSnapshot } from '../store/run-store.ts';
 import type { Schedule } from '../store/schedule-store.ts';
 import { type NotificationHttpDeps, notificationRoutes } from './notification-routes.ts';
+import { mountOps, type OpsDeps } from './ops.ts';
 import { type AnyRoute, mount, openApiDocument, route, TOKEN_COOKIE } from './routes.ts';
 import * as S from './schemas.ts';
 
@@ -38,6 +39,8 @@ export interface HttpOptions {
   onError?: (error: unknown, c: Context) => void;
   /** Slack and the email outbox, for the notification routes. */
   notify?: Omit<NotificationHttpDeps, 'ctx'>;
+  /** /metrics, /healthz and /readyz (http/ops.ts); without them those paths are not served. */
+  ops?: Omit<OpsDeps, 'ctx' | 'authenticate'>;
 }
 
 export interface HttpApp {
@@ -821,6 +824,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       outbox: options.notify?.outbox ?? null,
     }),
   );
+  if (options.ops) mountOps(app, { ...options.ops, ctx, authenticate });
   const document = openApiDocument(table, { title: 'Almanac API', version });
   app.get('/api/openapi.json', (c) => c.json(document));
   mount(app, table, authenticate);

@@ -6,6 +6,7 @@
  * mid-send leaves a lease that expires; the delivery is then claimed again, and the (run, destination)
  * key means it never multiplies.
  */
+
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
@@ -16,6 +17,7 @@ import {
 } from '../domain/notification/message.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
 import type { WorkerLog } from '../executor/worker.ts';
+import type { Metrics } from '../services/metrics.ts';
 import { type Integrations, loadIntegrations } from '../services/notification-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import { issueViewTicket } from '../services/workspace-service.ts';
@@ -55,6 +57,8 @@ export interface NotifierOptions {
   retryBaseMs?: number;
   log?: WorkerLog;
   id?: string;
+  /** Delivery attempts and screenshot times go here. */
+  metrics?: Metrics | null;
 }
 
 const quiet: WorkerLog = { info() {}, warn() {}, error() {} };
@@ -196,8 +200,19 @@ export class Notifier {
             const viewAs = delivery.content.viewAs;
             const screenshots = this.#o.screenshots;
             // Recipients who see the app alike (channels and webhooks of one rule author) share one shot.
-            const content = await this.#recent.get(`shot\0${snapshotPath}\0${format}\0${viewAs}`, () =>
-              screenshots.take(snapshotPath, format, issueViewTicket(ctx, viewAs, 120_000), viewAs),
+            const content = await this.#recent.get(
+              `shot\0${snapshotPath}\0${format}\0${viewAs}`,
+              async () => {
+                const started = performance.now();
+                const shot = await screenshots.take(
+                  snapshotPath,
+                  format,
+                  issueViewTicket(ctx, viewAs, 120_000),
+                  viewAs,
+                );
+                this.#o.metrics?.screenshotSeconds.observe({ format }, (performance.now() - started) / 1000);
+                return shot;
+              },
             );
             picture = {
               filename: `app.${format}`,
@@ -213,6 +228,7 @@ export class Notifier {
       const sendNote = await this.#send(delivery, integrations, message, files, picture, note);
       if (sendNote) note = note ? `${note}; ${sendNote}` : sendNote;
       await ns.finishDelivery(ctx.db, delivery.id, this.id, { status: 'sent', at: ctx.now(), note });
+      this.#o.metrics?.deliveryAttempts.inc({ channel: delivery.channel, outcome: 'sent' });
       this.#log.info({ delivery: delivery.id, destination: delivery.destination }, 'notification sent');
     } catch (error) {
       const retryable = error instanceof DeliveryError ? error.retryable : true;
@@ -229,8 +245,10 @@ export class Notifier {
           retryAt: new Date(ctx.now().getTime() + delay),
           note,
         });
+        this.#o.metrics?.deliveryAttempts.inc({ channel: delivery.channel, outcome: 'retry' });
       } else {
         await ns.finishDelivery(ctx.db, delivery.id, this.id, { status: 'failed', error: message, note });
+        this.#o.metrics?.deliveryAttempts.inc({ channel: delivery.channel, outcome: 'failed' });
       }
       this.#log.warn(
         { delivery: delivery.id, destination: delivery.destination, attempt: delivery.attempts, retryable },

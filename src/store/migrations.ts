@@ -410,6 +410,16 @@ export async function migrate(db: Kysely<any>, dialect: Dialect): Promise<string
   return applied;
 }
 
+/** Migrations this build knows that the store has not applied (readiness: empty when current). */
+export async function pendingMigrations(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
+  const applied = new Set(
+    (await sql<{ name: string }>`select name from almanac_migrations`.execute(db)).rows.map((r) => r.name),
+  );
+  return Object.keys(migrations(dialect))
+    .filter((name) => !applied.has(name))
+    .sort();
+}
+
 /** Stores migrated by an earlier build recorded their history in Kysely's `kysely_migration` table. */
 async function adoptKyselyHistory(db: Kysely<any>, dialect: Dialect): Promise<void> {
   const exists =

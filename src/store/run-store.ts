@@ -675,3 +675,13 @@ export async function releaseHeldRun(db: Db, id: string, hold: Hold): Promise<bo
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
+
+/** How many runs are in each status (metrics). Private runs count too. */
+export async function countRunsByStatus(db: Db): Promise<Map<string, number>> {
+  const rows = await db
+    .selectFrom('runs')
+    .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+    .groupBy('status')
+    .execute();
+  return new Map(rows.map((r) => [r.status, Number(r.n)]));
+}
