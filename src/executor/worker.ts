@@ -16,6 +16,7 @@ import type { Metrics } from '../services/metrics.ts';
 import * as runs from '../services/run-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import { resolveConnectionUrls } from '../services/workspace-service.ts';
+import { RESYNC } from '../store/wakeups.ts';
 import type { Executor, RunEvent } from './executor.ts';
 import { PostgresEngine } from './sql/postgres-engine.ts';
 import type { SqlEngine } from './sql/sql-engine.ts';
@@ -100,10 +101,10 @@ export class Worker {
     this.#onClaimed = options.onClaimed;
     // Cancellation must reach a running run even when the loops are driven by hand (tests, drain()).
     const offCancel = this.#ctx.wakeups.subscribe('run_cancel', (runId) => {
-      if (this.#active.has(runId)) void this.heartbeat();
+      if (runId === RESYNC || this.#active.has(runId)) void this.heartbeat();
     });
     const offConnections = this.#ctx.wakeups.subscribe('connections_changed', (workspaceId) =>
-      this.#urls.delete(workspaceId),
+      workspaceId === RESYNC ? this.#urls.clear() : this.#urls.delete(workspaceId),
     );
     this.#offCancel = () => {
       offCancel();

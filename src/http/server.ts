@@ -21,6 +21,7 @@ import * as workspaces from '../services/workspace-service.ts';
 import type { Project, Version } from '../store/project-store.ts';
 import type { StoredSnapshot } from '../store/run-store.ts';
 import type { Schedule } from '../store/schedule-store.ts';
+import { RESYNC } from '../store/wakeups.ts';
 import { type NotificationHttpDeps, notificationRoutes } from './notification-routes.ts';
 import { mountOps, type OpsDeps } from './ops.ts';
 import { type AnyRoute, mount, openApiDocument, route, TOKEN_COOKIE } from './routes.ts';
@@ -232,6 +233,10 @@ class HotPathCache {
     this.#states.set(key, { ...value, until: Date.now() + this.stateTtlMs });
   }
   invalidate(projectId: string): void {
+    if (projectId === RESYNC) {
+      this.#states.clear();
+      return;
+    }
     for (const [key, value] of this.#states) if (value.projectId === projectId) this.#states.delete(key);
   }
 }

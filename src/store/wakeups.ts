@@ -53,9 +53,27 @@ export class LocalWakeups implements Wakeups {
 }
 
 /**
+ * Topics whose listeners re-read their work when told `RESYNC`: after the LISTEN connection comes back,
+ * because notifications sent while it was down are lost (PostgreSQL does not queue them).
+ */
+export const RESYNC = '*';
+const RESYNC_TOPICS: readonly WakeupTopic[] = [
+  'run_queued',
+  'schedule_changed',
+  'delivery_queued',
+  'app_state',
+  'connections_changed',
+  'run_cancel',
+];
+
+/**
  * One dedicated connection LISTENs on a channel named after the schema, so stores in different schemas
  * of one database (tests, several installs) do not wake each other. Notifications from this process
  * are delivered locally at once and their echo from the server is dropped.
+ *
+ * The connection is watched: an error, its end, or a ping that fails (every 15 s, which also finds a
+ * half-open TCP connection) drops it, and it is re-opened with backoff (0.25 s doubling to 5 s) for as
+ * long as the process runs. Once it is back, every loop is told to re-read (`RESYNC`).
  */
 export class PostgresWakeups implements Wakeups {
   readonly #local = new LocalWakeups();
@@ -65,6 +83,10 @@ export class PostgresWakeups implements Wakeups {
   #channel = 'almanac';
   #closed = false;
   #notifier: pg.Pool;
+  #ping: NodeJS.Timeout | null = null;
+  #reconnecting = false;
+  /** How many times the LISTEN connection was re-opened (tests, metrics). */
+  reconnects = 0;
 
   private constructor(url: string) {
     this.#url = url;
@@ -75,11 +97,25 @@ export class PostgresWakeups implements Wakeups {
   static async open(url: string): Promise<PostgresWakeups> {
     const wakeups = new PostgresWakeups(url);
     await wakeups.#listen();
+    wakeups.#ping = setInterval(() => void wakeups.#checkAlive(), 15_000);
+    wakeups.#ping.unref();
     return wakeups;
   }
 
+  /** The backend pid of the LISTEN connection (tests cut it with pg_terminate_backend). */
+  get listenPid(): number | null {
+    return (this.#client as unknown as { processID?: number } | null)?.processID ?? null;
+  }
+
   async #listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#url, application_name: 'almanac-listen' });
+    const client = new pg.Client({
+      connectionString: this.#url,
+      application_name: 'almanac-listen',
+      keepAlive: true,
+      connectionTimeoutMillis: 10_000,
+    });
+    client.on('error', () => this.#lost(client));
+    client.on('end', () => this.#lost(client));
     await client.connect();
     const { rows } = await client.query<{ schema: string }>('select current_schema() as schema');
     this.#channel = `almanac_${rows[0]!.schema}`.slice(0, 63);
@@ -89,13 +125,45 @@ export class PostgresWakeups implements Wakeups {
       if (origin === this.#origin) return;
       void this.#local.notify(topic as WakeupTopic, rest.join('|'));
     });
-    client.on('error', () => {
-      // Reconnect after a lost connection; work is still found by the loops' fallback timers.
-      this.#client = null;
-      if (!this.#closed) setTimeout(() => void this.#listen().catch(() => {}), 1000).unref();
-    });
     await client.query(`LISTEN "${this.#channel}"`);
     this.#client = client;
+  }
+
+  async #checkAlive(): Promise<void> {
+    const client = this.#client;
+    if (!client || this.#closed) return;
+    const timeout = new Promise<never>((_, fail) =>
+      setTimeout(() => fail(new Error('ping timed out')), 5000).unref(),
+    );
+    try {
+      await Promise.race([client.query('select 1'), timeout]);
+    } catch {
+      this.#lost(client);
+    }
+  }
+
+  /** The LISTEN connection is gone: re-open it with backoff, then tell every loop to re-read. */
+  #lost(client: pg.Client): void {
+    if (this.#client !== client && this.#client !== null) return;
+    this.#client = null;
+    client.end().catch(() => {});
+    if (this.#closed || this.#reconnecting) return;
+    this.#reconnecting = true;
+    void (async () => {
+      for (let delay = 250; !this.#closed; delay = Math.min(delay * 2, 5000)) {
+        await new Promise((r) => setTimeout(r, delay).unref());
+        if (this.#closed) break;
+        try {
+          await this.#listen();
+          this.reconnects++;
+          for (const topic of RESYNC_TOPICS) await this.#local.notify(topic, RESYNC);
+          break;
+        } catch {
+          // PostgreSQL is still down or restarting; try again.
+        }
+      }
+      this.#reconnecting = false;
+    })();
   }
 
   async notify(topic: WakeupTopic, payload: string): Promise<void> {
@@ -106,7 +174,7 @@ export class PostgresWakeups implements Wakeups {
         `${this.#origin}|${topic}|${payload}`,
       ]);
     } catch {
-      // Other nodes find the work on their fallback timer.
+      // Other nodes find the work on their fallback timer, or when their LISTEN connection resyncs.
     }
   }
 
@@ -116,8 +184,11 @@ export class PostgresWakeups implements Wakeups {
 
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#ping) clearInterval(this.#ping);
     await this.#local.close();
-    await this.#client?.end().catch(() => {});
+    const client = this.#client;
+    this.#client = null;
+    await client?.end().catch(() => {});
     await this.#notifier.end().catch(() => {});
   }
 }

@@ -1,0 +1,62 @@
+/**
+ * LISTEN/NOTIFY wake-ups survive a cut connection: the LISTEN connection is re-opened, and because
+ * notifications sent while it was down are lost, every loop is told to re-read (RESYNC).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { PostgresWakeups, RESYNC } from '../src/store/wakeups.ts';
+import { freshPostgresSchema, POSTGRES_URL, postgresUnavailable } from './support/services.ts';
+
+const unavailable = await postgresUnavailable();
+
+function next(wakeups: PostgresWakeups, topic: 'run_queued' | 'schedule_changed'): Promise<string> {
+  return new Promise((resolve) => {
+    const off = wakeups.subscribe(topic, (payload) => {
+      off();
+      resolve(payload);
+    });
+  });
+}
+
+describe('wake-ups on postgres', { skip: unavailable ?? false }, () => {
+  let schema: Awaited<ReturnType<typeof freshPostgresSchema>>;
+  let a: PostgresWakeups;
+  let b: PostgresWakeups;
+  before(async () => {
+    schema = await freshPostgresSchema();
+    a = await PostgresWakeups.open(schema.url);
+    b = await PostgresWakeups.open(schema.url);
+  });
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    await schema?.drop();
+  });
+
+  it('reach another process, and after the LISTEN connection is cut, re-listen and resync', async () => {
+    let heard = next(a, 'run_queued');
+    await b.notify('run_queued', 'r1');
+    assert.equal(await heard, 'r1');
+
+    const pid = a.listenPid;
+    assert.ok(pid);
+    const resync = Promise.all([next(a, 'run_queued'), next(a, 'schedule_changed')]);
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      await admin.query('select pg_terminate_backend($1)', [pid]);
+    } finally {
+      await admin.end();
+    }
+    // Sent while A is disconnected: lost, which is why A's loops are told to re-read.
+    await b.notify('run_queued', 'lost');
+    assert.deepEqual(await resync, [RESYNC, RESYNC]);
+    assert.equal(a.reconnects, 1);
+    assert.notEqual(a.listenPid, pid);
+
+    heard = next(a, 'run_queued');
+    await b.notify('run_queued', 'r2');
+    assert.equal(await heard, 'r2');
+  });
+});
