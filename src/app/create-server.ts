@@ -130,9 +130,9 @@ export async function createServer(
         metrics,
       })
     : null;
-  const housekeeper = new Housekeeper(ctx, { intervalMs: options.housekeepingMs ?? 5000, log });
+  const housekeeper = new Housekeeper(ctx, { intervalMs: options.housekeepingMs ?? 5000, log, metrics });
   const scheduler = roles.has('scheduler')
-    ? new Scheduler(ctx, { databaseClock: options.now === undefined, log })
+    ? new Scheduler(ctx, { databaseClock: options.now === undefined, log, metrics })
     : null;
   const email = new EmailChannel({ outboxDir: config.outboxDir });
   const slack = new SlackClient({ apiUrl: config.slackApiUrl });

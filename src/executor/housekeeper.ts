@@ -3,8 +3,11 @@
  * `worker_lost`), deletes private runs past their TTL, and applies retention. Any node may run it; all
  * of its changes are guarded UPDATEs and DELETEs, so two housekeepers at once do no harm.
  */
+
+import { type Metrics, storeRetries } from '../services/metrics.ts';
 import { type HousekeepingReport, housekeeping } from '../services/run-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
+import { type RetryOptions, retryTransient } from '../store/transient.ts';
 import type { WorkerLog } from './worker.ts';
 
 export class Housekeeper {
@@ -13,12 +16,17 @@ export class Housekeeper {
   readonly #log: WorkerLog | null;
   #timer: NodeJS.Timeout | null = null;
   #busy: Promise<HousekeepingReport> | null = null;
+  readonly #retry: RetryOptions;
 
   /** `intervalMs` defaults to 5 s: a lost worker's run is requeued within a lease plus this. */
-  constructor(ctx: ServiceContext, options: { intervalMs?: number; log?: WorkerLog } = {}) {
+  constructor(
+    ctx: ServiceContext,
+    options: { intervalMs?: number; log?: WorkerLog; metrics?: Metrics | null } = {},
+  ) {
     this.#ctx = ctx;
     this.#intervalMs = options.intervalMs ?? 5000;
     this.#log = options.log ?? null;
+    this.#retry = storeRetries(options.metrics, options.log ?? { warn() {} });
   }
 
   start(): void {
@@ -30,7 +38,8 @@ export class Housekeeper {
   /** One pass at `now` (the clock's now by default). */
   async tick(now?: Date): Promise<HousekeepingReport> {
     if (this.#busy) await this.#busy.catch(() => {});
-    this.#busy = housekeeping(this.#ctx, now ?? this.#ctx.now());
+    const at = now ?? this.#ctx.now();
+    this.#busy = retryTransient('housekeeping', () => housekeeping(this.#ctx, at), this.#retry);
     try {
       const report = await this.#busy;
       if (

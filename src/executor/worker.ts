@@ -12,10 +12,11 @@ import { hostname } from 'node:os';
 import { ValidationError } from '../domain/errors.ts';
 import type { Run } from '../domain/run.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
-import type { Metrics } from '../services/metrics.ts';
+import { type Metrics, storeRetries } from '../services/metrics.ts';
 import * as runs from '../services/run-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import { resolveConnectionUrls } from '../services/workspace-service.ts';
+import { type RetryOptions, retryTransient } from '../store/transient.ts';
 import { RESYNC } from '../store/wakeups.ts';
 import type { Executor, RunEvent } from './executor.ts';
 import { PostgresEngine } from './sql/postgres-engine.ts';
@@ -73,6 +74,7 @@ export class Worker {
   readonly #fallbackMs: number;
   readonly #log: WorkerLog;
   readonly #metrics: Metrics | null;
+  readonly #retry: RetryOptions;
   readonly #active = new Map<string, ActiveRun>();
   readonly #engines = new Map<string, PostgresEngine>();
   readonly #urls = new Map<string, { urls: Map<string, string>; until: number }>();
@@ -98,6 +100,7 @@ export class Worker {
     this.#fallbackMs = options.fallbackMs ?? 30_000;
     this.#log = options.log ?? quiet;
     this.#metrics = options.metrics ?? null;
+    this.#retry = storeRetries(this.#metrics, this.#log);
     this.#onClaimed = options.onClaimed;
     // Cancellation must reach a running run even when the loops are driven by hand (tests, drain()).
     const offCancel = this.#ctx.wakeups.subscribe('run_cancel', (runId) => {
@@ -160,10 +163,11 @@ export class Worker {
         this.#again = false;
         while (this.#active.size < this.#concurrency) {
           const started = performance.now();
-          const batch = await runs.claimRuns(this.#ctx, {
-            ...this.#lease,
-            limit: this.#concurrency - this.#active.size,
-          });
+          const batch = await retryTransient(
+            'claim runs',
+            () => runs.claimRuns(this.#ctx, { ...this.#lease, limit: this.#concurrency - this.#active.size }),
+            this.#retry,
+          );
           this.#metrics?.claimQuery.observe((performance.now() - started) / 1000);
           if (batch.length === 0) break;
           for (const run of batch) {
@@ -209,10 +213,11 @@ export class Worker {
     const ids = this.activeRunIds;
     if (ids.length === 0) return;
     try {
-      const { held, cancelRequested } = await runs.heartbeat(
-        this.#ctx,
-        this.#lease,
-        [...this.#active.values()].map((a) => ({ id: a.run.id, token: a.run.attempts })),
+      const holds = [...this.#active.values()].map((a) => ({ id: a.run.id, token: a.run.attempts }));
+      const { held, cancelRequested } = await retryTransient(
+        'heartbeat',
+        () => runs.heartbeat(this.#ctx, this.#lease, holds),
+        this.#retry,
       );
       for (const id of cancelRequested) this.#active.get(id)?.abort.abort();
       for (const id of ids) {
@@ -316,10 +321,14 @@ export class Worker {
     await progress;
     if (active.stoppedBecause === 'lease_lost') return;
     if (active.stoppedBecause === 'shutdown') {
-      await runs.releaseRun(ctx, this.id, run);
+      await retryTransient('release run', () => runs.releaseRun(ctx, this.id, run), this.#retry);
       return;
     }
-    const won = await runs.completeRun(ctx, this.id, run, snapshot, { reason, sqlResults });
+    const won = await retryTransient(
+      'complete run',
+      () => runs.completeRun(ctx, this.id, run, snapshot, { reason, sqlResults }),
+      this.#retry,
+    );
     if (won) this.#metrics?.runsFinished.inc({ status: snapshot.status });
     this.#log.info({ runId: run.id, status: snapshot.status, stored: won }, 'run finished');
   }

@@ -21,6 +21,7 @@ import * as workspaces from '../services/workspace-service.ts';
 import type { Project, Version } from '../store/project-store.ts';
 import type { StoredSnapshot } from '../store/run-store.ts';
 import type { Schedule } from '../store/schedule-store.ts';
+import { transientReason } from '../store/transient.ts';
 import { RESYNC } from '../store/wakeups.ts';
 import { type NotificationHttpDeps, notificationRoutes } from './notification-routes.ts';
 import { mountOps, type OpsDeps } from './ops.ts';
@@ -814,6 +815,21 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       if (error instanceof ValidationError) body['field'] = error.field;
       if ('problems' in error) body['problems'] = (error as { problems: unknown }).problems;
       return c.json({ error: body }, error.status as 400);
+    }
+    const transient = transientReason(error);
+    if (transient) {
+      // The store dropped a connection or conflicted: nothing was committed by this request, and the
+      // same request can pass in a moment.
+      c.header('Retry-After', '1');
+      return c.json(
+        {
+          error: {
+            code: 'unavailable',
+            message: `the store is briefly unavailable (${transient}); try again`,
+          },
+        },
+        503,
+      );
     }
     options.onError?.(error, c);
     return c.json(

@@ -17,13 +17,14 @@ import {
 } from '../domain/notification/message.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
 import type { WorkerLog } from '../executor/worker.ts';
-import type { Metrics } from '../services/metrics.ts';
+import { type Metrics, storeRetries } from '../services/metrics.ts';
 import { type Integrations, loadIntegrations } from '../services/notification-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import { issueViewTicket } from '../services/workspace-service.ts';
 import type { Delivery } from '../store/notification-store.ts';
 import * as ns from '../store/notification-store.ts';
 import * as rs from '../store/run-store.ts';
+import { type RetryOptions, retryTransient } from '../store/transient.ts';
 import { DeliveryError } from './delivery-error.ts';
 import type { EmailChannel } from './email.ts';
 import { postWebhook } from './webhook.ts';
@@ -94,6 +95,7 @@ export class Notifier {
   readonly id: string;
   readonly #o: NotifierOptions;
   readonly #log: WorkerLog;
+  readonly #retry: RetryOptions;
   readonly #active = new Set<Promise<void>>();
   readonly #recent = new Recent();
   #timer: NodeJS.Timeout | null = null;
@@ -105,6 +107,7 @@ export class Notifier {
     this.#o = options;
     this.id = options.id ?? `${hostname()}:${process.pid}:notify:${randomUUID().slice(0, 8)}`;
     this.#log = options.log ?? quiet;
+    this.#retry = storeRetries(options.metrics, this.#log);
   }
 
   get #concurrency(): number {
@@ -140,13 +143,18 @@ export class Notifier {
       const now = this.#o.ctx.now();
       let claimed: Delivery[] = [];
       try {
-        claimed = await ns.claimDeliveries(this.#o.ctx.db, {
-          worker: this.id,
-          now,
-          leaseUntil: new Date(now.getTime() + (this.#o.leaseMs ?? 120_000)),
-          limit: free,
-          skipLocked: this.#o.ctx.capabilities.skipLocked,
-        });
+        claimed = await retryTransient(
+          'claim deliveries',
+          () =>
+            ns.claimDeliveries(this.#o.ctx.db, {
+              worker: this.id,
+              now,
+              leaseUntil: new Date(now.getTime() + (this.#o.leaseMs ?? 120_000)),
+              limit: free,
+              skipLocked: this.#o.ctx.capabilities.skipLocked,
+            }),
+          this.#retry,
+        );
       } catch (error) {
         this.#log.error({ err: error }, 'claiming deliveries failed');
       }
@@ -227,7 +235,7 @@ export class Notifier {
       if (picture) files.unshift(picture);
       const sendNote = await this.#send(delivery, integrations, message, files, picture, note);
       if (sendNote) note = note ? `${note}; ${sendNote}` : sendNote;
-      await ns.finishDelivery(ctx.db, delivery.id, this.id, { status: 'sent', at: ctx.now(), note });
+      await this.#finish(delivery.id, this.id, { status: 'sent', at: ctx.now(), note });
       this.#o.metrics?.deliveryAttempts.inc({ channel: delivery.channel, outcome: 'sent' });
       this.#log.info({ delivery: delivery.id, destination: delivery.destination }, 'notification sent');
     } catch (error) {
@@ -239,7 +247,7 @@ export class Notifier {
         // The receiver's Retry-After wins over our backoff (bounded to an hour either way).
         const asked = error instanceof DeliveryError ? error.retryAfterMs : null;
         const delay = Math.min(asked ?? base * 2 ** (delivery.attempts - 1), 3_600_000);
-        await ns.finishDelivery(ctx.db, delivery.id, this.id, {
+        await this.#finish(delivery.id, this.id, {
           status: 'pending',
           error: message,
           retryAt: new Date(ctx.now().getTime() + delay),
@@ -247,7 +255,7 @@ export class Notifier {
         });
         this.#o.metrics?.deliveryAttempts.inc({ channel: delivery.channel, outcome: 'retry' });
       } else {
-        await ns.finishDelivery(ctx.db, delivery.id, this.id, { status: 'failed', error: message, note });
+        await this.#finish(delivery.id, this.id, { status: 'failed', error: message, note });
         this.#o.metrics?.deliveryAttempts.inc({ channel: delivery.channel, outcome: 'failed' });
       }
       this.#log.warn(
@@ -255,6 +263,16 @@ export class Notifier {
         'notification not sent',
       );
     }
+  }
+
+  /** Records a delivery's outcome; retried on transient store errors, since a delivery left 'sending'
+   * would go out again once its lease expired. */
+  #finish(id: string, worker: string, outcome: Parameters<typeof ns.finishDelivery>[3]): Promise<unknown> {
+    return retryTransient(
+      'finish delivery',
+      () => ns.finishDelivery(this.#o.ctx.db, id, worker, outcome),
+      this.#retry,
+    );
   }
 
   /** What every delivery of a run says about it; read once for all of the run's deliveries. */

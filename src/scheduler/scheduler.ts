@@ -6,9 +6,11 @@
  */
 
 import type { WorkerLog } from '../executor/worker.ts';
+import { type Metrics, storeRetries } from '../services/metrics.ts';
 import { type FireReport, fireDue, nextWake } from '../services/schedule-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import { databaseNow } from '../store/run-store.ts';
+import { type RetryOptions, retryTransient } from '../store/transient.ts';
 
 /** No single wait lasts longer than this (STYLE.md, after croner). */
 export const MAX_SLEEP_MS = 30_000;
@@ -17,6 +19,7 @@ export interface SchedulerOptions {
   /** Use the database clock (skew-corrected). Off in tests, which pass their own clock. @default true */
   databaseClock?: boolean;
   log?: WorkerLog;
+  metrics?: Metrics | null;
 }
 
 export class Scheduler {
@@ -28,10 +31,12 @@ export class Scheduler {
   #skewMs = 0;
   #skewMeasuredAt = 0;
   #off: (() => void) | null = null;
+  readonly #retry: RetryOptions;
 
   constructor(ctx: ServiceContext, options: SchedulerOptions = {}) {
     this.#ctx = ctx;
     this.#options = options;
+    this.#retry = storeRetries(options.metrics, options.log ?? { warn() {} });
   }
 
   /** The scheduler's notion of now: the database clock, or the context's clock. */
@@ -85,7 +90,7 @@ export class Scheduler {
   /** One pass at `now`. */
   async tick(now: Date = this.now()): Promise<FireReport> {
     while (this.#busy) await this.#busy.catch(() => {});
-    this.#busy = fireDue(this.#ctx, now);
+    this.#busy = retryTransient('fire schedules', () => fireDue(this.#ctx, now), this.#retry);
     try {
       return await this.#busy;
     } finally {

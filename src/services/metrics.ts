@@ -12,6 +12,7 @@ import client from 'prom-client';
 import { pendingMigrations } from '../store/migrations.ts';
 import { countDeliveriesByStatus } from '../store/notification-store.ts';
 import { countRunsByStatus } from '../store/run-store.ts';
+import type { RetryOptions } from '../store/transient.ts';
 import type { ServiceContext } from './service-context.ts';
 
 export interface Metrics {
@@ -138,4 +139,17 @@ export async function readiness(ctx: ServiceContext): Promise<Readiness> {
   }
   const pending = await pendingMigrations(ctx.db, ctx.dialect).catch(() => ['(unknown)']);
   return { ready: pending.length === 0, database: 'ok', pendingMigrations: pending };
+}
+
+/** Retry options for a loop's store operations: each retry is counted and logged. */
+export function storeRetries(
+  metrics: Metrics | null | undefined,
+  log: { warn(object: object, message?: string): void },
+): RetryOptions {
+  return {
+    onRetry(info) {
+      metrics?.storeRetries.inc({ operation: info.operation });
+      log.warn(info, 'transient store error; retrying');
+    },
+  };
 }

@@ -36,6 +36,10 @@ export function openDatabase<Schema>(location: string): StoreDatabase<Schema> {
   if (/^postgres(ql)?:\/\//.test(location)) {
     const pool = new pg.Pool({ connectionString: location, max: 10, application_name: 'almanac-store' });
     pool.on('error', () => {});
+    // A client whose connection dies while checked out (a backend terminated mid-transaction) emits
+    // 'error' with no pool listener attached, which would crash the process; the failed query already
+    // rejects, and the pool drops the broken client on release.
+    pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
     return { db, dialect: 'postgres', capabilities: CAPABILITIES.postgres, close: () => db.destroy() };
   }

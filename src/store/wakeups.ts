@@ -92,6 +92,7 @@ export class PostgresWakeups implements Wakeups {
     this.#url = url;
     this.#notifier = new pg.Pool({ connectionString: url, max: 4, application_name: 'almanac-notify' });
     this.#notifier.on('error', () => {});
+    this.#notifier.on('connect', (client) => client.on('error', () => {}));
   }
 
   static async open(url: string): Promise<PostgresWakeups> {

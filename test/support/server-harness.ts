@@ -86,6 +86,8 @@ export async function startTestServer(
     /** Use this data dir and database instead of fresh ones (several servers on one store). */
     shared?: SharedLocation;
     clockStart?: number;
+    /** Rewrites the store URL (for example to tag its connections with an application_name). */
+    locationTransform?: (url: string) => string;
   } = {},
 ): Promise<TestServer> {
   const dataDir = options.shared?.dataDir ?? mkdtempSync(join(tmpdir(), 'almanac-server-'));
@@ -96,7 +98,7 @@ export async function startTestServer(
   const config = resolveConfig(
     { dataDir, port: 0 },
     {
-      DATABASE_URL: location.url,
+      DATABASE_URL: options.locationTransform ? options.locationTransform(location.url) : location.url,
       ALMANAC_SECRET_KEY: 'test-secret-key',
       ALMANAC_LOG_LEVEL: 'silent',
       ALMANAC_PREWARM: 'false',

@@ -73,6 +73,8 @@ export class PostgresEngine implements SqlEngine {
     });
     // An idle client that errors (server restart) must not crash the process; the pool drops it.
     this.#pool.on('error', () => {});
+    // Nor may a client whose connection dies while checked out; its query rejects instead.
+    this.#pool.on('connect', (client) => client.on('error', () => {}));
   }
 
   async openSession(): Promise<SqlSession> {
