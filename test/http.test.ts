@@ -295,6 +295,16 @@ describe('HTTP: bad input and the OpenAPI document', () => {
       message: /postgres:\/\//,
     },
     { method: 'GET', path: '/api/connections', status: 401, code: 'unauthorized', message: /token/ },
+    { method: 'GET', path: '/api/workspace/settings', status: 401, code: 'unauthorized', message: /token/ },
+    {
+      method: 'PUT',
+      path: '/api/workspace/settings',
+      body: { cellNetwork: 'no' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'cellNetwork',
+      message: /boolean/,
+    },
     { method: 'GET', path: '/api/nothing-here', status: 404, code: 'not_found', message: /openapi/ },
     {
       method: 'POST',

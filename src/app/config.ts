@@ -26,6 +26,8 @@ export interface AlmanacConfig {
   limits: ExecutorLimits;
   /** Start each run's process ahead of time. @default true */
   prewarm: boolean;
+  /** OS isolation of runs: `auto` (bubblewrap when it works), `bwrap` (required), `permission` (Node's permission model only). @default auto (`ALMANAC_SANDBOX`) */
+  sandbox: 'auto' | 'bwrap' | 'permission';
   /** The store: a `postgres://` URL (scale-out) or a SQLite file. @default `<dataDir>/almanac.sqlite` (from `DATABASE_URL`) */
   databaseUrl: string;
   /** Key for secrets at rest, from `ALMANAC_SECRET_KEY`; null means a key file under the data dir (SQLite only). */
@@ -90,6 +92,25 @@ export function resolveConfig(
     memoryLimitMb:
       overrides.memoryLimitMb ?? numberFrom(env, 'ALMANAC_RUN_MEMORY_MB', DEFAULT_LIMITS.memoryLimitMb),
     rowLimit: overrides.rowLimit ?? numberFrom(env, 'ALMANAC_ROW_LIMIT', DEFAULT_LIMITS.rowLimit),
+    cpuSeconds: positive(
+      numberFrom(env, 'ALMANAC_RUN_CPU_SECONDS', DEFAULT_LIMITS.cpuSeconds),
+      'ALMANAC_RUN_CPU_SECONDS',
+    ),
+    maxOutputBytes:
+      positive(
+        numberFrom(env, 'ALMANAC_RUN_MAX_OUTPUT_MB', DEFAULT_LIMITS.maxOutputBytes / 1048576),
+        'ALMANAC_RUN_MAX_OUTPUT_MB',
+      ) * 1048576,
+    maxLogBytes:
+      positive(
+        numberFrom(env, 'ALMANAC_RUN_MAX_LOG_KB', DEFAULT_LIMITS.maxLogBytes / 1024),
+        'ALMANAC_RUN_MAX_LOG_KB',
+      ) * 1024,
+    maxFileBytes:
+      positive(
+        numberFrom(env, 'ALMANAC_RUN_MAX_FILE_MB', DEFAULT_LIMITS.maxFileBytes / 1048576),
+        'ALMANAC_RUN_MAX_FILE_MB',
+      ) * 1048576,
   };
   return Object.freeze({
     dataDir,
@@ -98,6 +119,7 @@ export function resolveConfig(
     connections: Object.freeze([...connections.values()]),
     limits: Object.freeze(limits),
     prewarm: env['ALMANAC_PREWARM'] !== 'false',
+    sandbox: sandboxMode(env['ALMANAC_SANDBOX']),
     databaseUrl: databaseUrl(env['DATABASE_URL'], dataDir),
     secretKey: env['ALMANAC_SECRET_KEY'] || null,
     host: overrides.host ?? env['ALMANAC_HOST'] ?? '127.0.0.1',
@@ -118,6 +140,12 @@ export function resolveConfig(
     metricsToken: metricsToken(env['ALMANAC_METRICS_TOKEN']),
     shutdownGraceMs: numberFrom(env, 'ALMANAC_SHUTDOWN_GRACE_MS', 30_000),
   });
+}
+
+function sandboxMode(raw: string | undefined): 'auto' | 'bwrap' | 'permission' {
+  const value = raw || 'auto';
+  if (value === 'auto' || value === 'bwrap' || value === 'permission') return value;
+  throw new ValidationError('ALMANAC_SANDBOX', `must be auto, bwrap or permission, got '${raw}'`);
 }
 
 function metricsToken(raw: string | undefined): string | null {

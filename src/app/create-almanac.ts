@@ -3,9 +3,10 @@
  * config. Nothing else wires parts together.
  */
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
 import { Executor } from '../executor/executor.ts';
+import { detectIsolation } from '../executor/sandbox.ts';
 import { DuckDbEngine } from '../executor/sql/duckdb-engine.ts';
 import { PostgresEngine } from '../executor/sql/postgres-engine.ts';
 import type { SqlEngine } from '../executor/sql/sql-engine.ts';
@@ -48,6 +49,14 @@ export async function createAlmanac(
     runRoot: config.runDir,
     limits: config.limits,
     prewarm: config.prewarm,
+    // User code never sees the data dir (the store, keys, tokens, other runs) or the SQLite store.
+    isolation: detectIsolation({
+      mode: config.sandbox,
+      hide: [
+        config.dataDir,
+        ...(/^postgres(ql)?:\/\//.test(config.databaseUrl) ? [] : [dirname(resolve(config.databaseUrl))]),
+      ],
+    }),
   });
   return {
     config,

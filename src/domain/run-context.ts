@@ -21,6 +21,7 @@ export type RunFailureReason =
   | 'cell_error'
   | 'timeout'
   | 'memory_limit'
+  | 'cpu_limit'
   | 'output_limit'
   | 'cancelled'
   | 'crashed'

@@ -13,7 +13,15 @@ import type { Notebook } from '../domain/notebook/notebook.ts';
 import type { AlmanacRunInfo, RunContext, RunFailureReason, RunOutcome } from '../domain/run-context.ts';
 import { type CellResult, type LogLine, notRunCell, type RunSnapshot } from '../domain/snapshot.ts';
 import type { ChildMessage, HostMessage, SqlRequestMessage } from './protocol.ts';
-import { PACKAGE_ROOT, type Sandbox, SandboxPool, type SandboxSpec } from './sandbox.ts';
+import {
+  detectIsolation,
+  exitSignalOf,
+  PACKAGE_ROOT,
+  type Sandbox,
+  type SandboxIsolation,
+  SandboxPool,
+  type SandboxSpec,
+} from './sandbox.ts';
 import type { SqlEngine, SqlQueryResult, SqlSession } from './sql/sql-engine.ts';
 import { SqlExecutionError } from './sql/sql-engine.ts';
 
@@ -24,12 +32,24 @@ export interface ExecutorLimits {
   memoryLimitMb: number;
   /** Rows kept per table in the snapshot. @default 1000 */
   rowLimit: number;
+  /** CPU time the run's process may use (RLIMIT_CPU, through prlimit), in seconds. @default 300 */
+  cpuSeconds: number;
+  /** Size of one cell's output in the snapshot (its JSON), in bytes. @default 16 MiB */
+  maxOutputBytes: number;
+  /** Log output kept per run (console and stdout/stderr), in bytes; the rest is cut. @default 1 MiB */
+  maxLogBytes: number;
+  /** Largest file the run may write (RLIMIT_FSIZE, through prlimit), in bytes. @default 256 MiB */
+  maxFileBytes: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ExecutorLimits> = Object.freeze({
   timeoutMs: 300_000,
   memoryLimitMb: 512,
   rowLimit: 1000,
+  cpuSeconds: 300,
+  maxOutputBytes: 16 * 1024 * 1024,
+  maxLogBytes: 1024 * 1024,
+  maxFileBytes: 256 * 1024 * 1024,
 });
 
 export interface ExecutorOptions {
@@ -40,6 +60,8 @@ export interface ExecutorOptions {
   limits?: Partial<ExecutorLimits>;
   /** Start the next run's process ahead of time. @default true */
   prewarm?: boolean;
+  /** OS-level isolation around the child (bubblewrap, prlimit). @default detected */
+  isolation?: SandboxIsolation;
 }
 
 export interface RunRequest {
@@ -59,6 +81,8 @@ export interface RunRequest {
   connections?: ReadonlyMap<string, SqlEngine>;
   /** `cache=schedule` SQL cells: reuse stored results (app runs) or refresh them (scheduled runs). */
   sqlCache?: SqlResultCache;
+  /** May cells reach the network? False needs bubblewrap (a network namespace). @default true */
+  network?: boolean;
 }
 
 /**
@@ -113,12 +137,20 @@ export class Executor {
   readonly #limits: ExecutorLimits;
   readonly #pool = new SandboxPool();
   readonly #prewarm: boolean;
+  readonly #isolation: SandboxIsolation;
 
   constructor(options: ExecutorOptions) {
     this.#connections = options.connections;
     this.#runRoot = resolve(options.runRoot);
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
+    validateLimits(this.#limits);
     this.#prewarm = options.prewarm ?? true;
+    this.#isolation = options.isolation ?? detectIsolation({ hide: [] });
+  }
+
+  /** How runs are isolated here (bubblewrap or not, prlimit or not). */
+  get isolation(): SandboxIsolation {
+    return this.#isolation;
   }
 
   /** Starts a child for this project ahead of its first run. */
@@ -143,6 +175,13 @@ export class Executor {
       if (cell.kind === 'sql' && !connections.has(cell.connection)) {
         throw new UnknownConnectionError(cell.connection, [...connections.keys()]);
       }
+    }
+    const network = request.network ?? true;
+    if (!network && !this.#isolation.bwrap) {
+      throw new ValidationError(
+        'network',
+        'this workspace cuts network access for cells, which needs bubblewrap on the worker; install it (apt-get install bubblewrap) or allow network access',
+      );
     }
     const cachedCells = new Set(
       notebook.cells.flatMap((c) => (c.kind === 'sql' && c.cache === 'schedule' ? [c.name] : [])),
@@ -178,7 +217,7 @@ export class Executor {
     const cells: CellResult[] = notebook.cells.map((cell) => notRunCell(cell.name, cell.kind));
     emit({ type: 'run_started', runId, cells: notebook.cells.map((c) => ({ name: c.name, kind: c.kind })) });
 
-    const spec = this.#specFor(request.projectDir, limits);
+    const spec = this.#specFor(request.projectDir, limits, network);
     const { sandbox, warm } = this.#pool.acquire(spec);
     // Start the next run's child now, while this run works, so back-to-back runs find one ready too.
     if (this.#prewarm) this.#pool.prewarm(spec);
@@ -271,8 +310,21 @@ export class Executor {
         sandbox.child.once('exit', (code, signal) => {
           // Give IPC messages already in flight (the last cell_finished, done) a moment to arrive.
           setImmediate(() => {
+            const where = running !== null ? ` in cell '${cells[running]!.name}'` : '';
             if (/heap out of memory|Reached heap limit|Allocation failed/i.test(sandbox.stderrTail)) {
               end(memoryOutcome(limits.memoryLimitMb, running, cells));
+            } else if (exitSignalOf(code, signal) === 'SIGXCPU') {
+              end({
+                status: 'failed',
+                reason: 'cpu_limit',
+                message: `the run used its ${limits.cpuSeconds} s of CPU time${where}; make the code cheaper or raise ALMANAC_RUN_CPU_SECONDS`,
+              });
+            } else if (exitSignalOf(code, signal) === 'SIGXFSZ') {
+              end({
+                status: 'failed',
+                reason: 'crashed',
+                message: `the run wrote a file larger than ${Math.round(limits.maxFileBytes / 1048576)} MiB${where}; write less or raise ALMANAC_RUN_MAX_FILE_MB`,
+              });
             } else {
               end({
                 status: 'failed',
@@ -289,6 +341,8 @@ export class Executor {
           projectDir: resolve(request.projectDir),
           packageRoot: PACKAGE_ROOT,
           rowLimit: limits.rowLimit,
+          maxOutputBytes: limits.maxOutputBytes,
+          maxLogBytes: limits.maxLogBytes,
         };
         sandbox.child.send(message);
       });
@@ -312,7 +366,13 @@ export class Executor {
     if (final.status !== 'succeeded' && running !== null) {
       const cell = cells[running]!;
       const kind =
-        final.reason === 'timeout' ? 'Timeout' : final.reason === 'memory_limit' ? 'MemoryLimit' : 'Crash';
+        final.reason === 'timeout'
+          ? 'Timeout'
+          : final.reason === 'memory_limit'
+            ? 'MemoryLimit'
+            : final.reason === 'cpu_limit'
+              ? 'CpuLimit'
+              : 'Crash';
       cells[running] = {
         ...cell,
         status: 'failed',
@@ -419,8 +479,16 @@ export class Executor {
     }
   }
 
-  #specFor(projectDir: string, limits: ExecutorLimits): SandboxSpec {
-    return { runRoot: this.#runRoot, projectDir: resolve(projectDir), memoryLimitMb: limits.memoryLimitMb };
+  #specFor(projectDir: string, limits: ExecutorLimits, network = true): SandboxSpec {
+    return {
+      runRoot: this.#runRoot,
+      projectDir: resolve(projectDir),
+      memoryLimitMb: limits.memoryLimitMb,
+      cpuSeconds: limits.cpuSeconds,
+      maxFileBytes: limits.maxFileBytes,
+      isolation: this.#isolation,
+      network,
+    };
   }
 
   async close(): Promise<void> {
@@ -454,6 +522,11 @@ function validateLimits(limits: ExecutorLimits): void {
   }
   if (!Number.isInteger(limits.rowLimit) || limits.rowLimit < 0) {
     throw new ValidationError('rowLimit', 'must be an integer >= 0');
+  }
+  for (const key of ['cpuSeconds', 'maxOutputBytes', 'maxLogBytes', 'maxFileBytes'] as const) {
+    if (!Number.isInteger(limits[key]) || limits[key] < 1) {
+      throw new ValidationError(key, 'must be a whole number >= 1');
+    }
   }
 }
 

@@ -17,6 +17,10 @@ export interface RunMessage {
   /** Almanac's own package root: bare package names fall back to its node_modules. */
   packageRoot: string;
   rowLimit: number;
+  /** A cell whose output (as JSON) is larger fails. */
+  maxOutputBytes: number;
+  /** Log text kept per run; the rest is cut with one notice. */
+  maxLogBytes: number;
 }
 
 export interface SqlStatementRequest {

@@ -3,11 +3,12 @@
  * place is a new run directory, with a minimal environment and a V8 heap cap. A `SandboxPool` keeps the
  * next child started ahead of time, so a run does not wait for a cold start.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ValidationError } from '../domain/errors.ts';
 import { stripTypeScriptTypesQuietly } from '../domain/notebook/compile-code-cell.ts';
 
 /** Almanac's package root (holds package.json and node_modules). */
@@ -64,6 +65,119 @@ export interface SandboxSpec {
   projectDir: string;
   /** V8 heap cap for the child, in MiB. */
   memoryLimitMb: number;
+  /** RLIMIT_CPU of the child, when prlimit is available. */
+  cpuSeconds?: number;
+  /** RLIMIT_FSIZE of the child, when prlimit is available. */
+  maxFileBytes?: number;
+  isolation?: SandboxIsolation;
+  /** Network access for the child; false needs bubblewrap. @default true */
+  network?: boolean;
+}
+
+/**
+ * OS-level isolation around the child, on top of Node's permission model:
+ * - `bwrap`: bubblewrap runs the child in new PID, IPC and UTS namespaces (and a network namespace
+ *   when network is cut), with a read-only view of the root, only the run directory writable, and the
+ *   `hide` paths (the data dir: the store, keys, other runs) replaced by empty directories;
+ * - `prlimit`: kernel limits on CPU time and file size (RLIMIT_CPU, RLIMIT_FSIZE) and no core dumps.
+ */
+export interface SandboxIsolation {
+  bwrap: string | null;
+  prlimit: string | null;
+  /** Paths the child must not see at all (with bubblewrap). */
+  hide: readonly string[];
+}
+
+/** Detects bubblewrap and prlimit: present, and able to start a process here (namespaces allowed). */
+export function detectIsolation(options: {
+  hide: readonly string[];
+  /** `bwrap` requires it, `permission` does without, `auto` uses it when it works. @default auto */
+  mode?: 'auto' | 'bwrap' | 'permission';
+  bwrapPath?: string;
+}): SandboxIsolation {
+  const mode = options.mode ?? 'auto';
+  const prlimit = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p)) ?? null;
+  let bwrap: string | null = null;
+  if (mode !== 'permission') {
+    const path = options.bwrapPath ?? '/usr/bin/bwrap';
+    const check = existsSync(path)
+      ? spawnSync(path, [...BWRAP_BASE, '--unshare-net', '--', '/bin/true'], { timeout: 5000 })
+      : null;
+    if (check?.status === 0) bwrap = path;
+    else if (mode === 'bwrap') {
+      throw new ValidationError(
+        'ALMANAC_SANDBOX',
+        existsSync(path)
+          ? `is 'bwrap' but bubblewrap cannot start a process here (${check?.stderr?.toString().trim() || check?.error?.message || `exit ${check?.status}`}); allow user namespaces, or set ALMANAC_SANDBOX=auto`
+          : `is 'bwrap' but ${path} does not exist; install bubblewrap (apt-get install bubblewrap) or set ALMANAC_SANDBOX=auto`,
+      );
+    }
+  }
+  return { bwrap, prlimit, hide: options.hide.map((p) => resolve(p)).filter((p) => p !== '/') };
+}
+
+const BWRAP_BASE = [
+  '--ro-bind',
+  '/',
+  '/',
+  '--dev',
+  '/dev',
+  '--proc',
+  '/proc',
+  '--unshare-pid',
+  '--unshare-ipc',
+  '--unshare-uts',
+  '--die-with-parent',
+  '--new-session',
+];
+
+/**
+ * The signal that ended the child, seen through the wrappers: bubblewrap reports its child's death by
+ * signal N as exit code 128 + N.
+ */
+export function exitSignalOf(code: number | null, signal: NodeJS.Signals | null): string | null {
+  if (signal) return signal;
+  const byCode: Record<number, string> = {
+    137: 'SIGKILL',
+    152: 'SIGXCPU',
+    153: 'SIGXFSZ',
+    139: 'SIGSEGV',
+    134: 'SIGABRT',
+  };
+  return code !== null ? (byCode[code] ?? null) : null;
+}
+
+/** The command that starts the child: node, inside bubblewrap and under prlimit where available. */
+function wrapperFor(
+  spec: SandboxSpec,
+  runDir: string,
+  readable: readonly string[],
+): { execPath: string; prefix: string[] } {
+  const isolation = spec.isolation;
+  const prefix: string[] = [];
+  let execPath = process.execPath;
+  if (isolation?.bwrap) {
+    const args = [...BWRAP_BASE];
+    if (spec.network === false) args.push('--unshare-net');
+    for (const hidden of isolation.hide) {
+      if (existsSync(hidden)) args.push('--tmpfs', hidden);
+    }
+    // What the child needs, back on top of the hidden paths: read-only, except the run directory.
+    for (const path of readable) {
+      if (path !== runDir && existsSync(path)) args.push('--ro-bind', path, path);
+    }
+    args.push('--bind', runDir, runDir, '--', process.execPath);
+    prefix.push(...args);
+    execPath = isolation.bwrap;
+  }
+  if (isolation?.prlimit) {
+    const cpu = spec.cpuSeconds ?? 300;
+    const limits = [`--cpu=${cpu}:${cpu + 5}`, '--core=0'];
+    if (spec.maxFileBytes) limits.push(`--fsize=${spec.maxFileBytes}`);
+    prefix.unshift(...limits, '--', execPath);
+    execPath = isolation.prlimit;
+  }
+  return { execPath, prefix };
 }
 
 export interface Sandbox {
@@ -75,6 +189,7 @@ export interface Sandbox {
   readonly spawnedAt: number;
   /** Output the child wrote to its real stdout/stderr (its console is captured separately). */
   stderrTail: string;
+
   /** Kills the child (if alive) and removes the run directory. Safe to call twice. */
   dispose(): Promise<void>;
 }
@@ -101,10 +216,12 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
     '--stack-trace-limit=30',
   ];
   const spawnedAt = performance.now();
+  const wrapper = wrapperFor(spec, runDir, readable);
   const child = fork(entry, [], {
     cwd: runDir,
-    execArgv,
-    execPath: process.execPath,
+    // fork() runs `execPath ...execArgv entry`: with a wrapper, the wrapper's arguments end with node.
+    execArgv: [...wrapper.prefix, ...execArgv],
+    execPath: wrapper.execPath,
     // A minimal environment: no server secrets, database URLs or keys reach user code.
     env: {
       PATH: '/usr/local/bin:/usr/bin:/bin',
@@ -216,5 +333,12 @@ export class SandboxPool {
 }
 
 function keyOf(spec: SandboxSpec): string {
-  return `${resolve(spec.runRoot)}\u0000${resolve(spec.projectDir)}\u0000${spec.memoryLimitMb}`;
+  return [
+    resolve(spec.runRoot),
+    resolve(spec.projectDir),
+    spec.memoryLimitMb,
+    spec.cpuSeconds,
+    spec.maxFileBytes,
+    spec.network !== false,
+  ].join('\u0000');
 }

@@ -15,7 +15,7 @@ import type { RunSnapshot } from '../domain/snapshot.ts';
 import { type Metrics, storeRetries } from '../services/metrics.ts';
 import * as runs from '../services/run-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
-import { resolveConnectionUrls } from '../services/workspace-service.ts';
+import { runEnvironment } from '../services/workspace-service.ts';
 import { type RetryOptions, retryTransient } from '../store/transient.ts';
 import { RESYNC } from '../store/wakeups.ts';
 import type { Executor, RunEvent } from './executor.ts';
@@ -77,7 +77,10 @@ export class Worker {
   readonly #retry: RetryOptions;
   readonly #active = new Map<string, ActiveRun>();
   readonly #engines = new Map<string, PostgresEngine>();
-  readonly #urls = new Map<string, { urls: Map<string, string>; until: number }>();
+  readonly #environments = new Map<
+    string,
+    { env: { urls: Map<string, string>; cellNetwork: boolean }; until: number }
+  >();
   #unsubscribe: (() => void)[] = [];
   readonly #offCancel: () => void;
   #timers: NodeJS.Timeout[] = [];
@@ -107,7 +110,7 @@ export class Worker {
       if (runId === RESYNC || this.#active.has(runId)) void this.heartbeat();
     });
     const offConnections = this.#ctx.wakeups.subscribe('connections_changed', (workspaceId) =>
-      workspaceId === RESYNC ? this.#urls.clear() : this.#urls.delete(workspaceId),
+      workspaceId === RESYNC ? this.#environments.clear() : this.#environments.delete(workspaceId),
     );
     this.#offCancel = () => {
       offCancel();
@@ -265,8 +268,10 @@ export class Worker {
       const projectDir = await materializeVersion(this.#versionsDir, version.contentHash, () =>
         runs.loadVersionFiles(ctx, version.id),
       );
-      const connections = await this.#connectionsFor(run.workspaceId);
+      const environment = await this.#environment(run.workspaceId);
+      const connections = await this.#connectionsFor(environment.urls, run.workspaceId);
       const result = await this.#executor.run({
+        network: environment.cellNetwork,
         notebook,
         projectDir,
         inputs: run.inputs,
@@ -334,19 +339,18 @@ export class Worker {
   }
 
   /**
-   * A workspace's connection URLs, cached for 5 s and dropped at once on a `connections_changed`
-   * wake-up (which PostgreSQL delivers to every node).
+   * A workspace's connection URLs and run settings, cached for 5 s and dropped at once on a
+   * `connections_changed` wake-up (which PostgreSQL delivers to every node).
    */
-  async #connectionUrls(workspaceId: string): Promise<Map<string, string>> {
-    const cached = this.#urls.get(workspaceId);
-    if (cached && cached.until > Date.now()) return cached.urls;
-    const urls = await resolveConnectionUrls(this.#ctx, workspaceId);
-    this.#urls.set(workspaceId, { urls, until: Date.now() + 5000 });
-    return urls;
+  async #environment(workspaceId: string): Promise<{ urls: Map<string, string>; cellNetwork: boolean }> {
+    const cached = this.#environments.get(workspaceId);
+    if (cached && cached.until > Date.now()) return cached.env;
+    const env = await runEnvironment(this.#ctx, workspaceId);
+    this.#environments.set(workspaceId, { env, until: Date.now() + 5000 });
+    return env;
   }
 
-  async #connectionsFor(workspaceId: string): Promise<Map<string, SqlEngine>> {
-    const urls = await this.#connectionUrls(workspaceId);
+  async #connectionsFor(urls: Map<string, string>, workspaceId: string): Promise<Map<string, SqlEngine>> {
     const engines = new Map<string, SqlEngine>();
     for (const [name, url] of urls) {
       const key = `${workspaceId}\0${name}\0${url}`;

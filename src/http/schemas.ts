@@ -219,6 +219,15 @@ export const CreateConnectionBody = z.object({
   url: z.string().describe('postgres://user:password@host:port/database (encrypted at rest)'),
 });
 
+export const WorkspaceSettings = z.object({
+  cellNetwork: z
+    .boolean()
+    .describe(
+      'May cells reach the network? false runs them in a network namespace (needs bubblewrap on workers)',
+    ),
+});
+export const UpdateWorkspaceSettingsBody = WorkspaceSettings.partial().strict();
+
 export const CreateTokenBody = z.object({ name: z.string().describe('What the token is for') });
 export const TokenCreated = z.object({ token: z.string().describe('Shown once; store it now') });
 

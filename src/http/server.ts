@@ -782,6 +782,24 @@ export function createHttpApp(options: HttpOptions): HttpApp {
     }),
     route({
       method: 'get',
+      path: '/api/workspace/settings',
+      summary: "The workspace's settings (network access for cells)",
+      tag: 'workspace',
+      responses: { 200: { description: 'Settings', schema: S.WorkspaceSettings } },
+      handler: async ({ c, principal }) => c.json(await workspaces.getSettings(ctx, principal)),
+    }),
+    route({
+      method: 'put',
+      path: '/api/workspace/settings',
+      summary: "Change the workspace's settings (admins)",
+      tag: 'workspace',
+      body: S.UpdateWorkspaceSettingsBody,
+      responses: { 200: { description: 'Settings', schema: S.WorkspaceSettings } },
+      handler: async ({ c, principal, body }) =>
+        c.json(await workspaces.updateSettings(ctx, principal, body)),
+    }),
+    route({
+      method: 'get',
       path: '/api/connections',
       summary: 'List connections (never their credentials)',
       tag: 'connections',

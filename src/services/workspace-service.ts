@@ -7,6 +7,7 @@ import { UnauthorizedError, ValidationError } from '../domain/errors.ts';
 import { IDENTIFIER } from '../domain/notebook/frontmatter.ts';
 import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
 import * as ws from '../store/workspace-store.ts';
+import { assertAdmin } from './authorize.ts';
 import { decryptSecret, encryptSecret } from './secrets.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 
@@ -230,6 +231,37 @@ export async function listConnections(ctx: ServiceContext, principal: Principal)
     kind,
     createdAt,
   }));
+}
+
+/** A workspace's settings. Every member may read them. */
+export async function getSettings(ctx: ServiceContext, principal: Principal): Promise<ws.WorkspaceSettings> {
+  return (await ws.findWorkspaceSettings(ctx.db, principal.workspaceId)) ?? { cellNetwork: true };
+}
+
+/** Changes a workspace's settings (admins only); workers hear of it at once. */
+export async function updateSettings(
+  ctx: ServiceContext,
+  principal: Principal,
+  patch: Partial<ws.WorkspaceSettings>,
+): Promise<ws.WorkspaceSettings> {
+  assertAdmin(principal, 'change workspace settings');
+  const next = { ...(await getSettings(ctx, principal)), ...patch };
+  await ws.updateWorkspaceSettings(ctx.db, principal.workspaceId, next);
+  // Workers cache a workspace's run settings with its connections.
+  await ctx.wakeups.notify('connections_changed', principal.workspaceId);
+  return next;
+}
+
+/** What a worker needs to run a workspace's notebooks: connection URLs (decrypted) and settings. */
+export async function runEnvironment(
+  ctx: ServiceContext,
+  workspaceId: string,
+): Promise<{ urls: Map<string, string>; cellNetwork: boolean }> {
+  const [urls, settings] = await Promise.all([
+    resolveConnectionUrls(ctx, workspaceId),
+    ws.findWorkspaceSettings(ctx.db, workspaceId),
+  ]);
+  return { urls, cellNetwork: settings?.cellNetwork ?? true };
 }
 
 /** Decrypted connection URLs of a workspace, for the worker only. */

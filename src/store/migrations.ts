@@ -366,6 +366,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0005_workspace_settings': {
+      async up(db: Kysely<any>) {
+        // May cells reach the network? 0 runs them in a network namespace (bubblewrap).
+        await db.schema
+          .alterTable('workspaces')
+          .addColumn('cell_network', 'integer', (c) => c.notNull().defaultTo(1))
+          .execute();
+      },
+    },
   };
 }
 

@@ -16,6 +16,8 @@ export interface WorkspacesTable {
   id: string;
   name: string;
   created_at: Generated<Instant>;
+  /** 1: cells may reach the network; 0: they run without it. */
+  cell_network: Generated<number>;
 }
 
 export interface UsersTable {

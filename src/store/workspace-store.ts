@@ -27,6 +27,32 @@ export async function findWorkspace(db: Db, id: string): Promise<{ id: string; n
   );
 }
 
+export interface WorkspaceSettings {
+  /** May cells reach the network? */
+  cellNetwork: boolean;
+}
+
+export async function findWorkspaceSettings(db: Db, id: string): Promise<WorkspaceSettings | null> {
+  const row = await db
+    .selectFrom('workspaces')
+    .select('cell_network')
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return row ? { cellNetwork: Number(row.cell_network) === 1 } : null;
+}
+
+export async function updateWorkspaceSettings(
+  db: Db,
+  id: string,
+  settings: WorkspaceSettings,
+): Promise<void> {
+  await db
+    .updateTable('workspaces')
+    .set({ cell_network: settings.cellNetwork ? 1 : 0 })
+    .where('id', '=', id)
+    .execute();
+}
+
 export async function countUsers(db: Db): Promise<number> {
   const row = await db
     .selectFrom('users')

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parseNotebook } from '../../src/domain/notebook/parse-notebook.ts';
 import type { RunSnapshot } from '../../src/domain/snapshot.ts';
 import { Executor, type RunRequest, type RunResult } from '../../src/executor/executor.ts';
+import type { SandboxIsolation } from '../../src/executor/sandbox.ts';
 import { DuckDbEngine } from '../../src/executor/sql/duckdb-engine.ts';
 import { PostgresEngine } from '../../src/executor/sql/postgres-engine.ts';
 import type { SqlEngine } from '../../src/executor/sql/sql-engine.ts';
@@ -19,7 +20,13 @@ export interface Harness {
 }
 
 export async function createHarness(
-  options: { postgres?: Record<string, string>; prewarm?: boolean; files?: Record<string, string> } = {},
+  options: {
+    postgres?: Record<string, string>;
+    prewarm?: boolean;
+    files?: Record<string, string>;
+    /** OS isolation; `root` is the data dir to hide. @default detected, hiding nothing */
+    isolation?: (root: string) => SandboxIsolation;
+  } = {},
 ): Promise<Harness> {
   const root = mkdtempSync(join(tmpdir(), 'almanac-test-'));
   const projectDir = join(root, 'project');
@@ -38,7 +45,12 @@ export async function createHarness(
   for (const [id, url] of Object.entries(options.postgres ?? {})) {
     connections.set(id, new PostgresEngine({ id, connectionString: url }));
   }
-  const executor = new Executor({ connections, runRoot, prewarm: options.prewarm ?? false });
+  const executor = new Executor({
+    connections,
+    runRoot,
+    prewarm: options.prewarm ?? false,
+    ...(options.isolation ? { isolation: options.isolation(root) } : {}),
+  });
   return {
     root,
     projectDir,

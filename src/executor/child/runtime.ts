@@ -50,10 +50,20 @@ class SqlError extends Error {
   }
 }
 
+/** Log text budget for the whole run (RunMessage.maxLogBytes); once spent, one notice, then nothing. */
+let logBudget = Number.POSITIVE_INFINITY;
+let logCut = false;
+
 function log(level: LogLevel, text: string): void {
-  if (!current) return;
+  if (!current || logCut) return;
   const at = Math.round(performance.now() - current.started);
-  const line = { level, text: text.length > 10_000 ? `${text.slice(0, 10_000)}… (cut)` : text, at };
+  let kept = text.length > 10_000 ? `${text.slice(0, 10_000)}… (cut)` : text;
+  if (kept.length > logBudget) {
+    logCut = true;
+    kept = `${kept.slice(0, Math.max(0, logBudget))}… (log output cut: this run reached its log limit; later output is dropped)`;
+  }
+  logBudget -= kept.length;
+  const line = { level, text: kept, at };
   current.logs.push(line);
   void send({ type: 'log', index: current.index, ...line });
 }
@@ -376,6 +386,12 @@ async function runNotebook(run: RunMessage): Promise<void> {
         file = f;
       });
       if (cell.kind !== 'prose') scope[cell.name] = value;
+      const size = outputSize(output);
+      if (size > run.maxOutputBytes) {
+        throw new OutputLimitError(
+          `the output of cell '${cell.name}' is ${megabytes(size)} MiB, above the limit of ${megabytes(run.maxOutputBytes)} MiB; return less (aggregate or filter it), or raise ALMANAC_RUN_MAX_OUTPUT_MB`,
+        );
+      }
       result = {
         name: cell.name,
         kind: cell.kind,
@@ -406,8 +422,30 @@ async function runNotebook(run: RunMessage): Promise<void> {
   process.exit(0);
 }
 
+class OutputLimitError extends Error {
+  override name = 'OutputLimitError';
+}
+
+function megabytes(bytes: number): string {
+  return (bytes / 1048576).toFixed(bytes < 1048576 ? 2 : 1);
+}
+
+/** The size of a cell's output as it is stored (JSON); unknown shapes count as 0. */
+function outputSize(output: unknown): number {
+  try {
+    return Buffer.byteLength(
+      JSON.stringify(output, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) ?? '',
+    );
+  } catch {
+    return 0;
+  }
+}
+
 process.on('message', (message: HostMessage) => {
   if (message.type === 'run') {
+    logBudget = message.maxLogBytes ?? Number.POSITIVE_INFINITY;
+    // bubblewrap sets PWD; the environment is the same with it or without (the run dir is the cwd).
+    delete process.env['PWD'];
     captureConsole();
     runNotebook(message).catch((error) => {
       log('error', format(error));
