@@ -374,6 +374,38 @@ for (const store of await testStores()) {
       }
     });
 
+    it('a notifier that dies after handing a message off: never sent again, ends failed with resend', async () => {
+      const { slug, schedule } = await scheduled(SALES);
+      await notifications.createRule(t.server.ctx, admin, {
+        project: slug,
+        scheduleId: schedule.id,
+        rule: { trigger: { kind: 'success' }, destinations: [{ kind: 'webhook', url: hook.url }] },
+      });
+      const runId = await fire(schedule);
+      const now = t.server.ctx.now();
+      const [claimed] = await ns.claimDeliveries(t.server.ctx.db, {
+        worker: 'dead-notifier',
+        now,
+        leaseUntil: new Date(now.getTime() + 120_000),
+        limit: 10,
+        skipLocked: t.server.ctx.capabilities.skipLocked,
+      });
+      assert.ok(claimed);
+      assert.equal(await ns.markHandedOff(t.server.ctx.db, claimed.id, 'someone-else', now), false);
+      assert.equal(await ns.markHandedOff(t.server.ctx.db, claimed.id, 'dead-notifier', now), true);
+      const before = hook.received.length;
+      t.clock.advance(120_001);
+      await t.server.notifier!.drain();
+      assert.equal(hook.received.length, before, 'it may have arrived: not sent again');
+      let [d] = await deliveries(runId);
+      assert.equal(d!.status, 'failed');
+      assert.match(d!.error ?? '', /may or may not have arrived; resend it if it did not/);
+      await notifications.resendDelivery(t.server.ctx, admin, d!.id);
+      await t.server.notifier!.drain();
+      [d] = await deliveries(runId);
+      assert.deepEqual([d!.status, hook.received.length], ['sent', before + 1]);
+    });
+
     it('a notifier that dies mid-send: the lease expires, the delivery goes out once', async () => {
       const { slug, schedule } = await scheduled(SALES);
       await notifications.createRule(t.server.ctx, admin, {

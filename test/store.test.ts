@@ -19,6 +19,8 @@ for (const target of await storeTargets()) {
           '0002_server',
           '0003_schedules',
           '0004_notifications',
+          '0005_workspace_settings',
+          '0006_delivery_handoff',
         ]);
         assert.deepEqual(await migrate(store.db, store.dialect), []);
         assert.deepEqual(store.capabilities, CAPABILITIES[target.name]);

@@ -48,7 +48,10 @@ export interface ServerOptions {
   worker?: { id?: string; leaseMs?: number; heartbeatMs?: number; concurrency?: number };
   /** Notifier options for tests (retry delays, screenshots, Slack). */
   notifier?: Partial<
-    Pick<NotifierOptions, 'retryBaseMs' | 'screenshots' | 'slack' | 'concurrency' | 'leaseMs'>
+    Pick<
+      NotifierOptions,
+      'retryBaseMs' | 'screenshots' | 'slack' | 'concurrency' | 'leaseMs' | 'webhookTimeoutMs'
+    >
   >;
   /** Housekeeping interval. @default 5000 */
   housekeepingMs?: number;

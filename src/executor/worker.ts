@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { ValidationError } from '../domain/errors.ts';
 import type { Run } from '../domain/run.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
+import { crashPoint } from '../services/crash-points.ts';
 import { type Metrics, storeRetries } from '../services/metrics.ts';
 import * as runs from '../services/run-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
@@ -173,6 +174,7 @@ export class Worker {
           );
           this.#metrics?.claimQuery.observe((performance.now() - started) / 1000);
           if (batch.length === 0) break;
+          crashPoint('after_claim');
           for (const run of batch) {
             claimed++;
             this.#observeClaim(run);
@@ -292,6 +294,7 @@ export class Worker {
               break;
             case 'cell_started':
               record(() => runs.recordCellStarted(ctx, run.id, event.index, hold));
+              crashPoint('mid_cell');
               break;
             case 'cell_finished':
               record(() => runs.recordCellFinished(ctx, run.id, event.index, event.result, hold));

@@ -17,6 +17,7 @@ import {
 } from '../domain/notification/message.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
 import type { WorkerLog } from '../executor/worker.ts';
+import { crashPoint } from '../services/crash-points.ts';
 import { type Metrics, storeRetries } from '../services/metrics.ts';
 import { type Integrations, loadIntegrations } from '../services/notification-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
@@ -60,6 +61,8 @@ export interface NotifierOptions {
   id?: string;
   /** Delivery attempts and screenshot times go here. */
   metrics?: Metrics | null;
+  /** How long a webhook receiver may take to answer. @default 10000 */
+  webhookTimeoutMs?: number;
 }
 
 const quiet: WorkerLog = { info() {}, warn() {}, error() {} };
@@ -233,7 +236,19 @@ export class Notifier {
         }
       }
       if (picture) files.unshift(picture);
+      // From here the message may arrive: a notifier that dies now must not send it again.
+      if (
+        !(await retryTransient(
+          'hand off delivery',
+          () => ns.markHandedOff(ctx.db, delivery.id, this.id, ctx.now()),
+          this.#retry,
+        ))
+      ) {
+        this.#log.warn({ delivery: delivery.id }, 'lost the lease on a delivery before sending it');
+        return;
+      }
       const sendNote = await this.#send(delivery, integrations, message, files, picture, note);
+      crashPoint('after_send');
       if (sendNote) note = note ? `${note}; ${sendNote}` : sendNote;
       await this.#finish(delivery.id, this.id, { status: 'sent', at: ctx.now(), note });
       this.#o.metrics?.deliveryAttempts.inc({ channel: delivery.channel, outcome: 'sent' });
@@ -377,6 +392,7 @@ export class Notifier {
           key: integrations.webhookSecret,
           allowPrivate: integrations.allowPrivateWebhooks,
           now: this.#o.ctx.now(),
+          ...(this.#o.webhookTimeoutMs ? { timeoutMs: this.#o.webhookTimeoutMs } : {}),
           body: {
             type: `run.${message.status}`,
             deliveryId: delivery.id,

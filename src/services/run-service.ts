@@ -3,6 +3,7 @@
  * queue operations workers use (claim, heartbeat, progress, complete) and housekeeping (reaping dead
  * workers' runs, private-run TTL, retention). Every state change is one guarded UPDATE in the store.
  */
+
 import { createHash, randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
@@ -24,6 +25,7 @@ import type { CellResult, RunSnapshot } from '../domain/snapshot.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import { assertCanSeeRun } from './authorize.ts';
+import { crashPoint } from './crash-points.ts';
 import { assertSeesProject, getProject, hiddenProjectIds } from './project-service.ts';
 import { notebookOfVersion } from './version-notebooks.ts';
 
@@ -391,6 +393,7 @@ export async function completeRun(
         });
       }
     }
+    crashPoint('before_commit');
     return true;
   });
   if (won) await ctx.wakeups.notify('run_progress', run.id);

@@ -4,6 +4,7 @@
  * the overlap and catch-up policies applied, and advance `next_fire_at`, all in one transaction. The
  * unique key on (schedule, fire time) makes each fire time happen once, whichever scheduler gets there.
  */
+
 import { randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import { resolveInputs } from '../domain/notebook/inputs.ts';
@@ -31,6 +32,7 @@ import type { Schedule } from '../store/schedule-store.ts';
 import * as ss from '../store/schedule-store.ts';
 import { iso, toDate } from '../store/schema.ts';
 import { assertWorkspaceMember } from './authorize.ts';
+import { crashPoint } from './crash-points.ts';
 import { assertSeesProject, getProject, hiddenProjectIds } from './project-service.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 import { notebookOfVersion } from './version-notebooks.ts';
@@ -449,6 +451,7 @@ export async function fireDue(ctx: ServiceContext, now: Date, batch = 250): Prom
       await ss.advanceSchedules(trx, pass.advances, now, ctx.dialect);
       return due.length;
     });
+    if (taken > 0) crashPoint('after_fire_insert');
     if (taken < batch) break;
   }
   await createDueRetries(ctx, now, report);

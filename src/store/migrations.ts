@@ -375,6 +375,13 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0006_delivery_handoff': {
+      async up(db: Kysely<any>) {
+        // When the notifier began handing the message to its channel (the network send). A claim whose
+        // notifier died after this point may have been delivered, so it is never sent again on its own.
+        await db.schema.alterTable('deliveries').addColumn('handed_off_at', t.timestamp).execute();
+      },
+    },
   };
 }
 

@@ -243,6 +243,21 @@ export interface DeliveryClaim {
 /** Claims due deliveries: pending ones whose time has come, and sending ones whose lease expired. */
 export async function claimDeliveries(db: Db, claim: DeliveryClaim): Promise<Delivery[]> {
   const now = iso(claim.now);
+  // A notifier that died after handing a message to its channel may have delivered it: such a delivery
+  // ends as failed (visible, with resend) rather than risk sending it twice. At most once per
+  // (run, destination); the window between the hand-off mark and the send is documented.
+  await db
+    .updateTable('deliveries')
+    .set({
+      status: 'failed',
+      lease_expires_at: null,
+      error:
+        'the notifier stopped while handing this message to its channel, so it may or may not have arrived; resend it if it did not',
+    })
+    .where('status', '=', 'sending')
+    .where('lease_expires_at', '<', now)
+    .where('handed_off_at', 'is not', null)
+    .execute();
   const rows = await db
     .with('picked', (qb) => {
       let candidate = qb
@@ -251,7 +266,11 @@ export async function claimDeliveries(db: Db, claim: DeliveryClaim): Promise<Del
         .where((eb) =>
           eb.or([
             eb.and([eb('status', '=', 'pending'), eb('next_attempt_at', '<=', now)]),
-            eb.and([eb('status', '=', 'sending'), eb('lease_expires_at', '<', now)]),
+            eb.and([
+              eb('status', '=', 'sending'),
+              eb('lease_expires_at', '<', now),
+              eb('handed_off_at', 'is', null),
+            ]),
           ]),
         )
         .orderBy('next_attempt_at')
@@ -271,7 +290,11 @@ export async function claimDeliveries(db: Db, claim: DeliveryClaim): Promise<Del
     .where((eb) =>
       eb.or([
         eb('deliveries.status', '=', 'pending'),
-        eb.and([eb('deliveries.status', '=', 'sending'), eb('deliveries.lease_expires_at', '<', now)]),
+        eb.and([
+          eb('deliveries.status', '=', 'sending'),
+          eb('deliveries.lease_expires_at', '<', now),
+          eb('deliveries.handed_off_at', 'is', null),
+        ]),
       ]),
     )
     .returningAll()
@@ -294,6 +317,7 @@ export async function finishDelivery(
     .set({
       status: outcome.status,
       lease_expires_at: null,
+      handed_off_at: null,
       note: outcome.note,
       ...(outcome.status === 'sent' ? { sent_at: iso(outcome.at), error: null } : { error: outcome.error }),
       ...(outcome.status === 'pending' ? { next_attempt_at: iso(outcome.retryAt) } : {}),
@@ -305,11 +329,33 @@ export async function finishDelivery(
   return Number(result.numUpdatedRows) === 1;
 }
 
+/**
+ * Marks a claimed delivery as being handed to its channel, just before the send. False when this
+ * notifier no longer holds it (its lease expired and another took it): then it must not send.
+ */
+export async function markHandedOff(db: Db, id: string, worker: string, at: Date): Promise<boolean> {
+  const result = await db
+    .updateTable('deliveries')
+    .set({ handed_off_at: iso(at) })
+    .where('id', '=', id)
+    .where('status', '=', 'sending')
+    .where('worker', '=', worker)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
 /** Sends a finished delivery again ("resend"): back to pending, with a fresh set of attempts. */
 export async function requeueDelivery(db: Db, id: string, now: Date): Promise<boolean> {
   const result = await db
     .updateTable('deliveries')
-    .set({ status: 'pending', attempts: 0, next_attempt_at: iso(now), error: null, worker: null })
+    .set({
+      status: 'pending',
+      attempts: 0,
+      next_attempt_at: iso(now),
+      error: null,
+      worker: null,
+      handed_off_at: null,
+    })
     .where('id', '=', id)
     .where('status', 'in', ['sent', 'failed'])
     .executeTakeFirst();

@@ -190,6 +190,8 @@ export interface DeliveriesTable {
   note: string | null;
   created_at: InstantIn | Instant;
   sent_at: InstantIn | Instant | null;
+  /** When the message was handed to its channel; null until then, and again after each attempt. */
+  handed_off_at: InstantIn | Instant | null;
 }
 
 export interface ProjectGrantsTable {
