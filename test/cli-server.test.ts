@@ -244,6 +244,8 @@ describe('almanac publish, trigger and runs against a server', () => {
   });
 
   it('answers bad input, a missing token and an unreachable server with one line', async () => {
+    const badConfig = join(dir, 'bad.json');
+    writeFileSync(badConfig, JSON.stringify({ ALMANAC_PROT: 3100 }));
     const cases: [string[], Record<string, string>, number, RegExp][] = [
       [
         ['trigger', 'sales', '-i', 'region=Mars'],
@@ -274,6 +276,36 @@ describe('almanac publish, trigger and runs against a server', () => {
         {},
         2,
         /^almanac: --port: cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE/,
+      ],
+      [
+        ['serve', '--role', 'worker,cook'],
+        {},
+        2,
+        /^almanac: --role: unknown role 'cook'; roles are web, worker, scheduler, notifier$/,
+      ],
+      [
+        ['serve', '--role', 'worker'],
+        { DATABASE_URL: '' },
+        2,
+        /^almanac: --role: running only worker needs PostgreSQL \(DATABASE_URL=postgres:\/\/…\)/,
+      ],
+      [
+        ['serve', '--config', badConfig],
+        {},
+        2,
+        /^almanac: ALMANAC_PROT: is not a setting \(in .*bad\.json\); did you mean ALMANAC_PORT\?$/,
+      ],
+      [
+        ['serve', '--config', join(dir, 'none.json')],
+        {},
+        2,
+        /^almanac: --config: cannot read '.*none\.json' \(ENOENT\)$/,
+      ],
+      [
+        ['serve', '--role', 'worker'],
+        { ALMANAC_SANDBOX: 'jail', DATABASE_URL: 'postgres://x@127.0.0.1:1/none' },
+        2,
+        /^almanac: ALMANAC_SANDBOX: must be auto, bwrap or permission, got 'jail'$/,
       ],
     ];
     for (const [args, env, code, line] of cases) {

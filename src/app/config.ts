@@ -2,6 +2,7 @@
  * Configuration is resolved once, from flags, then environment, then defaults, into a frozen object
  * (STYLE.md, habit 8). Every option is documented in docs/configuration.md.
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ValidationError } from '../domain/errors.ts';
 import { IDENTIFIER } from '../domain/notebook/frontmatter.ts';
@@ -56,6 +57,85 @@ export interface AlmanacConfig {
   metricsToken: string | null;
   /** On SIGTERM, how long runs in progress may finish before they are handed back. @default 30000 (`ALMANAC_SHUTDOWN_GRACE_MS`) */
   shutdownGraceMs: number;
+  /** A web process's URL, for notifiers without the web role to render screenshots from. @default the public URL (`ALMANAC_WEB_URL`) */
+  webUrl: string | null;
+  /** Housekeeping (reaping lost runs, retention) interval. @default 5000 (`ALMANAC_HOUSEKEEPING_MS`) */
+  housekeepingMs: number;
+  /** Tests only: a file holding the instant every process of a test takes as now (`ALMANAC_TEST_CLOCK`). */
+  testClock: string | null;
+}
+
+/** Every setting that comes from the environment (or a config file), as documented in docs/configuration.md. */
+export const CONFIG_KEYS = [
+  'DATABASE_URL',
+  'ALMANAC_ADMIN_TOKEN',
+  'ALMANAC_CHROMIUM',
+  'ALMANAC_DATA_DIR',
+  'ALMANAC_DUCKDB_PATH',
+  'ALMANAC_HOST',
+  'ALMANAC_HOUSEKEEPING_MS',
+  'ALMANAC_LEASE_MS',
+  'ALMANAC_LOG_LEVEL',
+  'ALMANAC_METRICS_TOKEN',
+  'ALMANAC_PORT',
+  'ALMANAC_PREWARM',
+  'ALMANAC_PUBLIC_URL',
+  'ALMANAC_ROLES',
+  'ALMANAC_ROW_LIMIT',
+  'ALMANAC_RUN_CPU_SECONDS',
+  'ALMANAC_RUN_DIR',
+  'ALMANAC_RUN_MAX_FILE_MB',
+  'ALMANAC_RUN_MAX_LOG_KB',
+  'ALMANAC_RUN_MAX_OUTPUT_MB',
+  'ALMANAC_RUN_MEMORY_MB',
+  'ALMANAC_RUN_TIMEOUT_MS',
+  'ALMANAC_SANDBOX',
+  'ALMANAC_SECRET_KEY',
+  'ALMANAC_SHUTDOWN_GRACE_MS',
+  'ALMANAC_SLACK_API_URL',
+  'ALMANAC_TEST_CLOCK',
+  'ALMANAC_WEB_URL',
+  'ALMANAC_WORKER_CONCURRENCY',
+] as const;
+
+/**
+ * Reads a config file: a JSON object whose keys are the environment variables above (or
+ * `ALMANAC_CONNECTION_<ID>`), with string, number or boolean values. Unknown keys are errors, so a typo
+ * is caught at start rather than silently ignored.
+ */
+export function readConfigFile(path: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ValidationError('--config', `cannot read '${path}' (${(error as NodeJS.ErrnoException).code})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ValidationError('--config', `'${path}' is not valid JSON: ${(error as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ValidationError('--config', `'${path}' must hold a JSON object of settings`);
+  }
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    const known =
+      (CONFIG_KEYS as readonly string[]).includes(key) || /^ALMANAC_CONNECTION_[A-Z0-9_]+$/.test(key);
+    if (!known) {
+      const near = closest(key.toUpperCase().replace(/-/g, '_'), CONFIG_KEYS);
+      throw new ValidationError(
+        key,
+        `is not a setting (in ${path})${near ? `; did you mean ${near}?` : '; see docs/configuration.md'}`,
+      );
+    }
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw new ValidationError(key, `must be a string, number or boolean (in ${path})`);
+    }
+    out[key] = String(value);
+  }
+  return out;
 }
 
 export interface ConfigOverrides {
@@ -139,7 +219,38 @@ export function resolveConfig(
       : null,
     metricsToken: metricsToken(env['ALMANAC_METRICS_TOKEN']),
     shutdownGraceMs: numberFrom(env, 'ALMANAC_SHUTDOWN_GRACE_MS', 30_000),
+    webUrl: env['ALMANAC_WEB_URL']
+      ? httpUrl(env['ALMANAC_WEB_URL'], 'ALMANAC_WEB_URL').replace(/\/+$/, '')
+      : null,
+    housekeepingMs: positive(numberFrom(env, 'ALMANAC_HOUSEKEEPING_MS', 5000), 'ALMANAC_HOUSEKEEPING_MS'),
+    testClock: env['ALMANAC_TEST_CLOCK'] ? resolve(env['ALMANAC_TEST_CLOCK']) : null,
   });
+}
+
+/** The known key nearest to `key` (edit distance at most 2), for "did you mean". */
+function closest(key: string, keys: readonly string[]): string | null {
+  let best: { key: string; d: number } | null = null;
+  for (const candidate of keys) {
+    const d = distance(key, candidate);
+    if (d <= 2 && (!best || d < best.d)) best = { key: candidate, d };
+  }
+  return best?.key ?? null;
+}
+
+/** Levenshtein distance, with a swap of two neighbours counting as one edit. */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+      }
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 function sandboxMode(raw: string | undefined): 'auto' | 'bwrap' | 'permission' {

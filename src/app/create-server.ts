@@ -32,6 +32,7 @@ import type { AlmanacConfig } from './config.ts';
 import { type Almanac, createAlmanac } from './create-almanac.ts';
 import { openServices } from './open-services.ts';
 import { collectProjectFiles } from './project-files.ts';
+import { FileClock } from './test-clock.ts';
 
 export const ROLES = ['web', 'worker', 'scheduler', 'notifier'] as const;
 export type Role = (typeof ROLES)[number];
@@ -86,6 +87,9 @@ export async function createServer(
   options: ServerOptions = {},
 ): Promise<AlmanacServer> {
   const roles = new Set(options.roles ?? ROLES);
+  // The reliability suite's shared clock (app/test-clock.ts); tests in one process pass `now` instead.
+  const fileClock = !options.now && config.testClock ? new FileClock(config.testClock) : null;
+  if (fileClock) options = { ...options, now: fileClock.now };
   mkdirSync(config.dataDir, { recursive: true });
   // JSON logs go to stderr, so stdout carries only what a person reads (URLs, the first token).
   const log = pino(
@@ -133,13 +137,23 @@ export async function createServer(
         metrics,
       })
     : null;
-  const housekeeper = new Housekeeper(ctx, { intervalMs: options.housekeepingMs ?? 5000, log, metrics });
+  const housekeeper = new Housekeeper(ctx, {
+    intervalMs: options.housekeepingMs ?? config.housekeepingMs,
+    log,
+    metrics,
+  });
   const scheduler = roles.has('scheduler')
     ? new Scheduler(ctx, { databaseClock: options.now === undefined, log, metrics })
     : null;
   const email = new EmailChannel({ outboxDir: config.outboxDir });
   const slack = new SlackClient({ apiUrl: config.slackApiUrl });
   const chromiumPath = roles.has('notifier') ? findChromium(config.chromium) : null;
+  if (roles.has('notifier') && !roles.has('web') && !config.webUrl && !config.publicUrl) {
+    log.warn(
+      {},
+      'a notifier without the web role renders screenshots from a web process: set ALMANAC_WEB_URL (or ALMANAC_PUBLIC_URL) to one',
+    );
+  }
   if (roles.has('notifier') && !chromiumPath) {
     log.warn(
       { chromium: config.chromium ?? '/usr/bin/chromium' },
@@ -149,7 +163,12 @@ export async function createServer(
   const screenshots = chromiumPath
     ? new Screenshots({
         executablePath: chromiumPath,
-        baseUrl: () => self.url ?? `http://${config.host}:${config.port}`,
+        // Pages are rendered by a web process: this one, or (without the web role) ALMANAC_WEB_URL.
+        baseUrl: () =>
+          (roles.has('web') ? self.url : null) ??
+          config.webUrl ??
+          config.publicUrl ??
+          `http://${config.host}:${config.port}`,
         cookieName: TOKEN_COOKIE,
       })
     : null;
@@ -211,6 +230,7 @@ export async function createServer(
       return { ...(await projects.publish(ctx, principal, slug, { files })), project: slug };
     },
     async stop() {
+      fileClock?.close();
       // Draining: every loop stops claiming at once; runs in progress get the grace period to finish
       // (then they are stopped and handed back to the queue), while the store is still open.
       const draining = worker?.stop(config.shutdownGraceMs);
@@ -232,6 +252,13 @@ export async function createServer(
     housekeeper.start();
     await scheduler?.start();
     notifier?.start();
+    // When the shared test clock moves, every loop acts on the new time at once.
+    fileClock?.onChange(() => {
+      void scheduler?.tick().catch(() => {});
+      void housekeeper.tick().catch(() => {});
+      void notifier?.tick();
+      void worker?.tick();
+    });
   }
   // Every process listens: with the web role for everything, else for /healthz, /readyz and /metrics.
   if (options.listen !== false) {

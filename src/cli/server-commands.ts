@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { resolveConfig } from '../app/config.ts';
+import { readConfigFile, resolveConfig } from '../app/config.ts';
 import { createServer, ROLES, type Role } from '../app/create-server.ts';
 import { collectProjectFiles } from '../app/project-files.ts';
 import { ValidationError } from '../domain/errors.ts';
@@ -107,7 +107,11 @@ export function registerServerCommands(program: Command): void {
     .option('--port <port>', 'HTTP port (default ALMANAC_PORT or 3100)')
     .option('--host <host>', 'bind address (default ALMANAC_HOST or 127.0.0.1)')
     .option('--data-dir <dir>', 'where Almanac keeps its data (default .almanac)')
-    .option('--role <roles>', `comma-separated roles to run: ${ROLES.join(', ')} (default all)`)
+    .option(
+      '--role <roles>',
+      `comma-separated roles to run: ${ROLES.join(', ')} (default ALMANAC_ROLES or all; a subset needs PostgreSQL)`,
+    )
+    .option('--config <file>', 'a JSON file of settings (docs/configuration.md); env and flags override it')
     .option(
       '--seed <notebook>',
       'create or update this project and publish it on start (repeat for several)',
@@ -115,26 +119,50 @@ export function registerServerCommands(program: Command): void {
       [],
     )
     .action(
-      async (flags: { port?: string; host?: string; dataDir?: string; role?: string; seed: string[] }) => {
+      async (flags: {
+        port?: string;
+        host?: string;
+        dataDir?: string;
+        role?: string;
+        config?: string;
+        seed: string[];
+      }) => {
+        const configFile = flags.config ?? process.env['ALMANAC_CONFIG'];
+        const env = configFile ? { ...readConfigFile(configFile), ...process.env } : process.env;
         const port = flags.port === undefined ? undefined : Number(flags.port);
         if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
           throw new ValidationError('--port', `must be a port number 0-65535, got '${flags.port}'`);
         }
-        const roles = (flags.role ?? ROLES.join(',')).split(',').map((r) => r.trim());
+        const roleField = flags.role ? '--role' : 'ALMANAC_ROLES';
+        const roles = (flags.role ?? env['ALMANAC_ROLES'] ?? ROLES.join(','))
+          .split(',')
+          .map((r) => r.trim())
+          .filter(Boolean);
+        if (roles.length === 0)
+          throw new ValidationError(roleField, `name at least one of ${ROLES.join(', ')}`);
         for (const role of roles) {
           if (!(ROLES as readonly string[]).includes(role)) {
-            throw new ValidationError('--role', `unknown role '${role}'; roles are ${ROLES.join(', ')}`);
+            throw new ValidationError(roleField, `unknown role '${role}'; roles are ${ROLES.join(', ')}`);
           }
         }
         for (const seed of flags.seed) {
           if (!existsSync(seed) || !statSync(seed).isFile())
             throw new ValidationError('--seed', `cannot read notebook '${seed}'`);
         }
-        const config = resolveConfig({
-          ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
-          ...(port !== undefined ? { port } : {}),
-          ...(flags.host ? { host: flags.host } : {}),
-        });
+        const config = resolveConfig(
+          {
+            ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
+            ...(port !== undefined ? { port } : {}),
+            ...(flags.host ? { host: flags.host } : {}),
+          },
+          env,
+        );
+        if (roles.length < ROLES.length && !/^postgres(ql)?:\/\//.test(config.databaseUrl)) {
+          throw new ValidationError(
+            roleField,
+            `running only ${roles.join(', ')} needs PostgreSQL (DATABASE_URL=postgres://…): on the embedded SQLite store one process runs every role`,
+          );
+        }
         const server = await createServer(config, { roles: roles as Role[] });
         const tokenFile = join(config.dataDir, ADMIN_TOKEN_FILE);
         if (server.adminToken) writeFileSync(tokenFile, `${server.adminToken}\n`, { mode: 0o600 });
