@@ -308,31 +308,44 @@ export class Executor {
           }
         });
         sandbox.child.once('exit', (code, signal) => {
-          // Give IPC messages already in flight (the last cell_finished, done) a moment to arrive.
-          setImmediate(() => {
-            const where = running !== null ? ` in cell '${cells[running]!.name}'` : '';
-            if (/heap out of memory|Reached heap limit|Allocation failed/i.test(sandbox.stderrTail)) {
-              end(memoryOutcome(limits.memoryLimitMb, running, cells));
-            } else if (exitSignalOf(code, signal) === 'SIGXCPU') {
-              end({
-                status: 'failed',
-                reason: 'cpu_limit',
-                message: `the run used its ${limits.cpuSeconds} s of CPU time${where}; make the code cheaper or raise ALMANAC_RUN_CPU_SECONDS`,
-              });
-            } else if (exitSignalOf(code, signal) === 'SIGXFSZ') {
-              end({
-                status: 'failed',
-                reason: 'crashed',
-                message: `the run wrote a file larger than ${Math.round(limits.maxFileBytes / 1048576)} MiB${where}; write less or raise ALMANAC_RUN_MAX_FILE_MB`,
-              });
-            } else {
-              end({
-                status: 'failed',
-                reason: 'crashed',
-                message: `the run process exited unexpectedly (${signal ?? `exit code ${code}`})${running !== null ? ` in cell '${cells[running]!.name}'` : ''}${sandbox.stderrTail.trim() ? `: ${lastLine(sandbox.stderrTail)}` : ''}`,
-              });
-            }
-          });
+          // Give IPC messages already in flight (the last cell_finished, done) time to arrive. Through
+          // bubblewrap the process that exits is the wrapper, not the one holding the IPC channel, so
+          // its exit can overtake the last messages: wait for the channel to close too (briefly).
+          const settled = sandbox.child.connected
+            ? new Promise<void>((done) => {
+                const timer = setTimeout(done, 1000);
+                sandbox.child.once('disconnect', () => {
+                  clearTimeout(timer);
+                  done();
+                });
+              })
+            : Promise.resolve();
+          void settled.then(() =>
+            setImmediate(() => {
+              const where = running !== null ? ` in cell '${cells[running]!.name}'` : '';
+              if (/heap out of memory|Reached heap limit|Allocation failed/i.test(sandbox.stderrTail)) {
+                end(memoryOutcome(limits.memoryLimitMb, running, cells));
+              } else if (exitSignalOf(code, signal) === 'SIGXCPU') {
+                end({
+                  status: 'failed',
+                  reason: 'cpu_limit',
+                  message: `the run used its ${limits.cpuSeconds} s of CPU time${where}; make the code cheaper or raise ALMANAC_RUN_CPU_SECONDS`,
+                });
+              } else if (exitSignalOf(code, signal) === 'SIGXFSZ') {
+                end({
+                  status: 'failed',
+                  reason: 'crashed',
+                  message: `the run wrote a file larger than ${Math.round(limits.maxFileBytes / 1048576)} MiB${where}; write less or raise ALMANAC_RUN_MAX_FILE_MB`,
+                });
+              } else {
+                end({
+                  status: 'failed',
+                  reason: 'crashed',
+                  message: `the run process exited unexpectedly (${signal ?? `exit code ${code}`})${where}${sandbox.stderrTail.trim() ? `: ${lastLine(sandbox.stderrTail)}` : ''}`,
+                });
+              }
+            }),
+          );
         });
         const message: HostMessage = {
           type: 'run',
