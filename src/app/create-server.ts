@@ -253,7 +253,9 @@ export async function createServer(
     await scheduler?.start();
     notifier?.start();
     // When the shared test clock moves, every loop acts on the new time at once.
+    // (A worker heartbeats first: in real time it would have renewed its leases on the way.)
     fileClock?.onChange(() => {
+      void worker?.heartbeat();
       void scheduler?.tick().catch(() => {});
       void housekeeper.tick().catch(() => {});
       void notifier?.tick();

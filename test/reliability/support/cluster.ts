@@ -235,7 +235,10 @@ export class Cluster {
     const deadline = Date.now() + ms;
     for (;;) {
       if (await check()) return;
-      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+      if (Date.now() > deadline) {
+        this.keepLogs = true;
+        throw new Error(`timed out after ${ms} ms waiting for ${what} (logs: ${this.dir})`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   }
