@@ -61,6 +61,8 @@ export interface AlmanacConfig {
   webUrl: string | null;
   /** Housekeeping (reaping lost runs, retention) interval. @default 5000 (`ALMANAC_HOUSEKEEPING_MS`) */
   housekeepingMs: number;
+  /** How long a webhook receiver may take to answer. @default 10000 (`ALMANAC_WEBHOOK_TIMEOUT_MS`) */
+  webhookTimeoutMs: number;
   /** Tests only: a file holding the instant every process of a test takes as now (`ALMANAC_TEST_CLOCK`). */
   testClock: string | null;
 }
@@ -95,6 +97,7 @@ export const CONFIG_KEYS = [
   'ALMANAC_SLACK_API_URL',
   'ALMANAC_TEST_CLOCK',
   'ALMANAC_WEB_URL',
+  'ALMANAC_WEBHOOK_TIMEOUT_MS',
   'ALMANAC_WORKER_CONCURRENCY',
 ] as const;
 
@@ -223,6 +226,10 @@ export function resolveConfig(
       ? httpUrl(env['ALMANAC_WEB_URL'], 'ALMANAC_WEB_URL').replace(/\/+$/, '')
       : null,
     housekeepingMs: positive(numberFrom(env, 'ALMANAC_HOUSEKEEPING_MS', 5000), 'ALMANAC_HOUSEKEEPING_MS'),
+    webhookTimeoutMs: positive(
+      numberFrom(env, 'ALMANAC_WEBHOOK_TIMEOUT_MS', 10_000),
+      'ALMANAC_WEBHOOK_TIMEOUT_MS',
+    ),
     testClock: env['ALMANAC_TEST_CLOCK'] ? resolve(env['ALMANAC_TEST_CLOCK']) : null,
   });
 }

@@ -182,6 +182,7 @@ export async function createServer(
         },
         slack,
         screenshots,
+        webhookTimeoutMs: config.webhookTimeoutMs,
         ...(options.notifier ?? {}),
         log,
         metrics,

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { ValidationError } from '../domain/errors.ts';
+import { AlmanacError, ValidationError } from '../domain/errors.ts';
 import type { Run } from '../domain/run.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
 import { crashPoint } from '../services/crash-points.ts';
@@ -17,7 +17,7 @@ import { type Metrics, storeRetries } from '../services/metrics.ts';
 import * as runs from '../services/run-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import { runEnvironment } from '../services/workspace-service.ts';
-import { type RetryOptions, retryTransient } from '../store/transient.ts';
+import { type RetryOptions, retryTransient, transientReason } from '../store/transient.ts';
 import { RESYNC } from '../store/wakeups.ts';
 import type { Executor, RunEvent } from './executor.ts';
 import { PostgresEngine } from './sql/postgres-engine.ts';
@@ -263,14 +263,25 @@ export class Worker {
     };
     let snapshot: RunSnapshot;
     let sqlResults: runs.CachedSqlResult[] = [];
-    let reason: 'invalid_input' | null = null;
+    let reason: 'invalid_input' | 'crashed' | null = null;
+    let cellStarted = false;
     try {
-      const version = await runs.loadVersion(ctx, run.versionId!);
-      const notebook = await runs.notebookOfVersion(version.id, version.source);
-      const projectDir = await materializeVersion(this.#versionsDir, version.contentHash, () =>
-        runs.loadVersionFiles(ctx, version.id),
+      // Loading what the run needs reads the store: its transient errors are retried here, and if the
+      // store stays away the run goes back to the queue (below), never failed for it.
+      const { notebook, projectDir, environment } = await retryTransient(
+        'prepare run',
+        async () => {
+          const version = await runs.loadVersion(ctx, run.versionId!);
+          return {
+            notebook: await runs.notebookOfVersion(version.id, version.source),
+            projectDir: await materializeVersion(this.#versionsDir, version.contentHash, () =>
+              runs.loadVersionFiles(ctx, version.id),
+            ),
+            environment: await this.#environment(run.workspaceId),
+          };
+        },
+        this.#retry,
       );
-      const environment = await this.#environment(run.workspaceId);
       const connections = await this.#connectionsFor(environment.urls, run.workspaceId);
       const result = await this.#executor.run({
         network: environment.cellNetwork,
@@ -293,6 +304,7 @@ export class Worker {
               record(() => runs.recordRunStarted(ctx, run.id, event.cells));
               break;
             case 'cell_started':
+              cellStarted = true;
               record(() => runs.recordCellStarted(ctx, run.id, event.index, hold));
               crashPoint('mid_cell');
               break;
@@ -308,15 +320,25 @@ export class Worker {
       snapshot = result.snapshot;
       sqlResults = result.sqlResults;
     } catch (error) {
-      // Bad requests (an input that no longer validates, an unknown connection) end the run as failed.
+      if (transientReason(error) && !cellStarted) {
+        // The store is unreachable before any cell ran: hand the run back (without using an attempt).
+        await progress;
+        this.#log.warn({ err: error, runId: run.id }, 'the store is unreachable; handing the run back');
+        await retryTransient('release run', () => runs.releaseRun(ctx, this.id, run), this.#retry).catch(
+          () => {},
+        );
+        return;
+      }
+      // Bad requests (an input that no longer validates, an unknown connection) end the run as failed;
+      // anything else is a fault of ours, reported as such.
       const message = error instanceof Error ? error.message : String(error);
-      reason = 'invalid_input';
+      reason = error instanceof AlmanacError ? 'invalid_input' : 'crashed';
       snapshot = {
         format: 1,
         runId: run.id,
         title: '',
         status: 'failed',
-        reason: 'invalid_input',
+        reason,
         message,
         context: run.context,
         scheduledFor: run.scheduledFor?.toISOString() ?? null,

@@ -129,9 +129,26 @@ export async function postWebhook(request: WebhookRequest): Promise<{ status: nu
         });
       },
     );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
+    // Once the whole request is written, the receiver may have acted on it: a timeout or reset after
+    // that is not retried (the message may have arrived), so nothing is ever sent twice.
+    let written = false;
+    req.on('finish', () => {
+      written = true;
+    });
+    const seconds = Math.round((request.timeoutMs ?? 10_000) / 100) / 10;
+    req.on('timeout', () =>
+      req.destroy(Object.assign(new Error(`no answer within ${seconds} s`), { code: 'ETIMEDOUT' })),
+    );
     req.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'EPRIVATE') return reject(new DeliveryError(error.message, false));
+      if (written && (error.code === 'ETIMEDOUT' || error.code === 'ECONNRESET')) {
+        return reject(
+          new DeliveryError(
+            `webhook ${url.origin} took the message but gave ${error.code === 'ETIMEDOUT' ? `no answer within ${seconds} s` : 'no answer before closing'}, so it may have arrived; not sent again (resend it if it did not)`,
+            false,
+          ),
+        );
+      }
       reject(new DeliveryError(`webhook ${url.origin}: ${error.message}`, true));
     });
     req.end(body);

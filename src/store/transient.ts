@@ -43,6 +43,9 @@ export const TRANSIENT_ERRORS: readonly {
   { match: 'EPIPE', store: 'any', why: 'the connection closed while writing' },
   { match: 'ETIMEDOUT', store: 'any', why: 'the connection timed out' },
   { match: 'Connection terminated', store: 'postgres', why: 'pg: the connection ended mid-query' },
+  { match: 'is not queryable', store: 'postgres', why: 'pg: a client whose connection failed was used' },
+  { match: 'the database system is shutting down', store: 'postgres', why: 'PostgreSQL is stopping' },
+  { match: 'the database system is starting up', store: 'postgres', why: 'PostgreSQL is starting' },
   {
     match: 'timeout exceeded when trying to connect',
     store: 'postgres',
