@@ -302,6 +302,12 @@ describe('almanac publish, trigger and runs against a server', () => {
         /^almanac: --config: cannot read '.*none\.json' \(ENOENT\)$/,
       ],
       [
+        ['serve', '--role', 'worker', '--data-dir', join(dir, 'refused')],
+        { DATABASE_URL: 'postgres://x@127.0.0.1:1/none', ALMANAC_SECRET_KEY: 'k' },
+        2,
+        /^almanac: DATABASE_URL: cannot connect to PostgreSQL at 127\.0\.0\.1:1\/none \(ECONNREFUSED\); start it or fix the URL$/,
+      ],
+      [
         ['serve', '--role', 'worker'],
         { ALMANAC_SANDBOX: 'jail', DATABASE_URL: 'postgres://x@127.0.0.1:1/none' },
         2,

@@ -2,6 +2,7 @@
  * Opens the store at `url`, migrates it, and builds the service context around it: the wake-up channel
  * the store's capabilities allow (LISTEN/NOTIFY or in-process), the clock and the secrets key.
  */
+import { ValidationError } from '../domain/errors.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import { type Dialect, openDatabase } from '../store/database.ts';
 import { migrate } from '../store/migrations.ts';
@@ -40,6 +41,38 @@ export async function openServices(
     };
   } catch (error) {
     await store.close();
-    throw error;
+    throw storeError(error, url);
   }
+}
+
+/** Opening the store failed: say what is wrong with DATABASE_URL in one line, or pass the error on. */
+function storeError(error: unknown, url: string): unknown {
+  const e = error as { code?: string; message?: string };
+  const where = /^postgres(ql)?:\/\//.test(url)
+    ? (() => {
+        const u = new URL(url);
+        return `PostgreSQL at ${u.hostname}:${u.port || 5432}${u.pathname}`;
+      })()
+    : `the SQLite file ${url}`;
+  if (
+    e.code === 'ECONNREFUSED' ||
+    e.code === 'ENOTFOUND' ||
+    e.code === 'ETIMEDOUT' ||
+    e.code === 'EHOSTUNREACH'
+  ) {
+    return new ValidationError(
+      'DATABASE_URL',
+      `cannot connect to ${where} (${e.code}); start it or fix the URL`,
+    );
+  }
+  if (e.code === '3F000' || /no schema has been selected/.test(e.message ?? '')) {
+    return new ValidationError(
+      'DATABASE_URL',
+      `the schema in its search_path does not exist in ${where}; create it (CREATE SCHEMA …) or fix the URL`,
+    );
+  }
+  if (e.code === '3D000' || e.code === '28P01' || e.code === '28000') {
+    return new ValidationError('DATABASE_URL', `${where} refused: ${e.message}`);
+  }
+  return error;
 }
