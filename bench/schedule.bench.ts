@@ -15,6 +15,7 @@
  *
  * Run: npm run bench:schedule [-- --minutes 3] [--only burst|spread|scale]
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -231,8 +232,18 @@ async function burstPgBoss(url: string): Promise<Stats> {
   return stats(lateness.slice(0, MINUTES * 1000));
 }
 
-async function spread(url: string, separate: boolean): Promise<Stats> {
+async function spread(url: string, separate: boolean, extraSchedulers = 0): Promise<Stats> {
   const s = await setup(url, separate);
+  // More scheduler processes on the same store, racing this one for every fire time.
+  const others: ChildProcess[] = [];
+  for (let i = 0; i < extraSchedulers; i++) {
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'support', 'scheduler-process.ts')], {
+      env: { ...process.env, DATABASE_URL: url },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise<void>((r) => child.stdout!.once('data', () => r()));
+    others.push(child);
+  }
   try {
     const first = nextMinute(10_000);
     await addSchedules(
@@ -241,8 +252,21 @@ async function spread(url: string, separate: boolean): Promise<Stats> {
       (i) => `${i % 60} * * * * *`,
       (i) => new Date(first.getTime() + (i % 60) * 1000),
     );
-    return stats(await measure(s, first.getTime() + MINUTES * 60_000, WORKER_SLOTS));
+    const lateness = await measure(s, first.getTime() + MINUTES * 60_000, WORKER_SLOTS);
+    if (extraSchedulers > 0) {
+      const dup = await s.scheduler.db
+        .selectFrom('runs')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('schedule_id', 'is not', null)
+        .groupBy(['schedule_id', 'scheduled_for'])
+        .having((eb) => eb.fn.countAll(), '>', 1)
+        .execute();
+      if (dup.length > 0) throw new Error(`${dup.length} fire times ran twice with several schedulers`);
+    }
+    return stats(lateness);
   } finally {
+    for (const child of others) child.kill('SIGTERM');
+    await Promise.all(others.map((c) => new Promise((r) => c.once('exit', r))));
     await s.close();
   }
 }
@@ -324,6 +348,14 @@ try {
         rows.push(line('almanac on PostgreSQL', await spread(pgC.url, true)));
       } finally {
         await pgC.drop();
+      }
+    }
+    const pgE = await freshSchema();
+    if (pgE) {
+      try {
+        rows.push(line('almanac on PostgreSQL, 3 scheduler processes', await spread(pgE.url, true, 2)));
+      } finally {
+        await pgE.drop();
       }
     }
     rows.push(line('almanac on SQLite', await spread(join(dir, 'spread.sqlite'), false)));
