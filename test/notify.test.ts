@@ -374,7 +374,8 @@ for (const store of await testStores()) {
       }
     });
 
-    it('a notifier that dies after handing a message off: never sent again, ends failed with resend', async () => {
+    /** A run whose webhook delivery a notifier claimed, then died holding (its lease runs 120 s). */
+    async function claimedByDeadNotifier() {
       const { slug, schedule } = await scheduled(SALES);
       await notifications.createRule(t.server.ctx, admin, {
         project: slug,
@@ -383,14 +384,19 @@ for (const store of await testStores()) {
       });
       const runId = await fire(schedule);
       const now = t.server.ctx.now();
-      const [claimed] = await ns.claimDeliveries(t.server.ctx.db, {
+      const claimed = await ns.claimDeliveries(t.server.ctx.db, {
         worker: 'dead-notifier',
         now,
         leaseUntil: new Date(now.getTime() + 120_000),
         limit: 10,
         skipLocked: t.server.ctx.capabilities.skipLocked,
       });
-      assert.ok(claimed);
+      assert.equal(claimed.length, 1);
+      return { runId, claimed: claimed[0]!, now };
+    }
+
+    it('a notifier that dies after handing a message off: never sent again, ends failed with resend', async () => {
+      const { runId, claimed, now } = await claimedByDeadNotifier();
       assert.equal(await ns.markHandedOff(t.server.ctx.db, claimed.id, 'someone-else', now), false);
       assert.equal(await ns.markHandedOff(t.server.ctx.db, claimed.id, 'dead-notifier', now), true);
       const before = hook.received.length;
@@ -406,24 +412,8 @@ for (const store of await testStores()) {
       assert.deepEqual([d!.status, hook.received.length], ['sent', before + 1]);
     });
 
-    it('a notifier that dies mid-send: the lease expires, the delivery goes out once', async () => {
-      const { slug, schedule } = await scheduled(SALES);
-      await notifications.createRule(t.server.ctx, admin, {
-        project: slug,
-        scheduleId: schedule.id,
-        rule: { trigger: { kind: 'success' }, destinations: [{ kind: 'webhook', url: hook.url }] },
-      });
-      const runId = await fire(schedule);
-      // A notifier claims it and dies without finishing.
-      const now = t.server.ctx.now();
-      const claimed = await ns.claimDeliveries(t.server.ctx.db, {
-        worker: 'dead-notifier',
-        now,
-        leaseUntil: new Date(now.getTime() + 120_000),
-        limit: 10,
-        skipLocked: t.server.ctx.capabilities.skipLocked,
-      });
-      assert.equal(claimed.length, 1);
+    it('a notifier that dies before handing a message off: the lease expires, it goes out once', async () => {
+      const { runId, now } = await claimedByDeadNotifier();
       const before = hook.received.length;
       await t.server.notifier!.drain();
       assert.equal(hook.received.length, before, 'nothing is sent while the lease holds');

@@ -185,19 +185,15 @@ for (const target of await storeTargets()) {
         await rs.insertCellRows(db, 'r1', [{ name: 'a', kind: 'sql' }]);
         await rs.updateCell(db, 'r1', 0, { status: 'running', startedAt: now });
         assert.equal((await rs.listCells(db, 'r1'))[0]!.status, 'running');
+        const ending = (status: 'succeeded' | 'failed') => ({
+          status,
+          reason: null,
+          errorCell: null,
+          errorMessage: null,
+          finishedAt: now,
+        });
         assert.equal(
-          await rs.finishHeldRun(
-            db,
-            'r1',
-            { worker: 'someone-else', token: 1 },
-            {
-              status: 'succeeded',
-              reason: null,
-              errorCell: null,
-              errorMessage: null,
-              finishedAt: now,
-            },
-          ),
+          await rs.finishHeldRun(db, 'r1', { worker: 'someone-else', token: 1 }, ending('succeeded')),
           false,
           'only the holder can finish a run',
         );
@@ -210,36 +206,11 @@ for (const target of await storeTargets()) {
           cancelRequested: [],
         });
         assert.equal(
-          await rs.finishHeldRun(
-            db,
-            'r1',
-            { worker: 'w', token: 0 },
-            {
-              status: 'failed',
-              reason: null,
-              errorCell: null,
-              errorMessage: null,
-              finishedAt: now,
-            },
-          ),
+          await rs.finishHeldRun(db, 'r1', { worker: 'w', token: 0 }, ending('failed')),
           false,
           'a stale claim cannot finish a run',
         );
-        assert.equal(
-          await rs.finishHeldRun(
-            db,
-            'r1',
-            { worker: 'w', token: 1 },
-            {
-              status: 'succeeded',
-              reason: null,
-              errorCell: null,
-              errorMessage: null,
-              finishedAt: now,
-            },
-          ),
-          true,
-        );
+        assert.equal(await rs.finishHeldRun(db, 'r1', { worker: 'w', token: 1 }, ending('succeeded')), true);
         await rs.insertSnapshot(db, 'r1', { body: '{"a":1}', gzip: bytes, etag: '"e"' }, now);
         assert.deepEqual(await rs.findSnapshot(db, 'r1'), { body: '{"a":1}', gzip: bytes, etag: '"e"' });
         await ps.updateAppSettings(db, 'p1', { defaultRunId: 'r1', keepRuns: 5 }, now);
