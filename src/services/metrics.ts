@@ -12,7 +12,7 @@ import client from 'prom-client';
 import { pendingMigrations } from '../store/migrations.ts';
 import { countDeliveriesByStatus } from '../store/notification-store.ts';
 import { countRunsByStatus } from '../store/run-store.ts';
-import type { RetryOptions } from '../store/transient.ts';
+import { type RetryOptions, transientReason } from '../store/transient.ts';
 import type { ServiceContext } from './service-context.ts';
 
 export interface Metrics {
@@ -135,7 +135,12 @@ export async function readiness(ctx: ServiceContext): Promise<Readiness> {
   try {
     await sql`select 1`.execute(ctx.db);
   } catch (error) {
-    return { ready: false, database: `unreachable: ${(error as Error).message}`, pendingMigrations: [] };
+    // The reason stays in the log: /readyz answers anyone, and error texts name internal hosts.
+    return {
+      ready: false,
+      database: `unreachable (${transientReason(error) ?? 'see the log'})`,
+      pendingMigrations: [],
+    };
   }
   const pending = await pendingMigrations(ctx.db, ctx.dialect).catch(() => ['(unknown)']);
   return { ready: pending.length === 0, database: 'ok', pendingMigrations: pending };
