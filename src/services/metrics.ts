@@ -135,12 +135,9 @@ export async function readiness(ctx: ServiceContext): Promise<Readiness> {
   try {
     await sql`select 1`.execute(ctx.db);
   } catch (error) {
-    // The reason stays in the log: /readyz answers anyone, and error texts name internal hosts.
-    return {
-      ready: false,
-      database: `unreachable (${transientReason(error) ?? 'see the log'})`,
-      pendingMigrations: [],
-    };
+    // Only the kind of failure: /readyz answers anyone, and error texts name internal hosts.
+    const reason = transientReason(error);
+    return { ready: false, database: `unreachable${reason ? ` (${reason})` : ''}`, pendingMigrations: [] };
   }
   const pending = await pendingMigrations(ctx.db, ctx.dialect).catch(() => ['(unknown)']);
   return { ready: pending.length === 0, database: 'ok', pendingMigrations: pending };
