@@ -136,9 +136,9 @@ describe('reliability: crash points', { skip: unavailable ?? false }, () => {
               kills.set(point, (kills.get(point) ?? 0) + 1);
               await start(n, true);
             }
-            // Steps shorter than the lease: a live worker's leases are renewed at every step.
-            if (cluster.now + 10_000 < fire + STEP) cluster.advance(10_000);
-            await new Promise((r) => setTimeout(r, 100));
+            // Steps shorter than the lease (30 s): a live worker renews its leases at every step.
+            if (cluster.now + 20_000 < fire + STEP) cluster.advance(20_000);
+            await new Promise((r) => setTimeout(r, 60));
             return false;
           },
           90_000,
