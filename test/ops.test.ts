@@ -115,3 +115,30 @@ for (const store of await testStores()) {
     });
   });
 }
+
+describe('structured logs', () => {
+  it('are JSON lines that carry ids, with secrets censored at any of the usual keys', async () => {
+    const { createLogger } = await import('../src/app/logger.ts');
+    const lines: string[] = [];
+    const log = createLogger('info', { write: (line: string) => lines.push(line) });
+    log.info(
+      {
+        runId: 'r1',
+        scheduleId: 's1',
+        token: 'alm_secret_token',
+        connection: { url: 'postgres://u:pw@h/db' },
+      },
+      'run claimed',
+    );
+    log.warn({ smtp: { password: 'hunter2' }, databaseUrl: 'postgres://u:pw@h/db' }, 'x');
+    const [first, second] = lines.map((l) => JSON.parse(l));
+    assert.equal(first.runId, 'r1');
+    assert.equal(first.scheduleId, 's1');
+    assert.equal(first.msg, 'run claimed');
+    assert.equal(first.token, '[redacted]');
+    assert.equal(first.connection.url, '[redacted]');
+    assert.equal(second.smtp.password, '[redacted]');
+    assert.equal(second.databaseUrl, '[redacted]');
+    assert.doesNotMatch(lines.join(''), /hunter2|pw@h|alm_secret_token/);
+  });
+});

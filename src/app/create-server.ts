@@ -11,7 +11,6 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { serve } from '@hono/node-server';
-import pino from 'pino';
 import { ValidationError } from '../domain/errors.ts';
 import { Housekeeper } from '../executor/housekeeper.ts';
 import { Worker } from '../executor/worker.ts';
@@ -30,6 +29,7 @@ import * as workspaces from '../services/workspace-service.ts';
 import { bootstrap, DEFAULT_WORKSPACE } from '../services/workspace-service.ts';
 import type { AlmanacConfig } from './config.ts';
 import { type Almanac, createAlmanac } from './create-almanac.ts';
+import { createLogger } from './logger.ts';
 import { openServices } from './open-services.ts';
 import { collectProjectFiles } from './project-files.ts';
 import { FileClock } from './test-clock.ts';
@@ -92,28 +92,7 @@ export async function createServer(
   if (fileClock) options = { ...options, now: fileClock.now };
   mkdirSync(config.dataDir, { recursive: true });
   // JSON logs go to stderr, so stdout carries only what a person reads (URLs, the first token).
-  const log = pino(
-    {
-      level: config.logLevel,
-      // Secrets never reach the log, whatever object carries them.
-      redact: {
-        paths: [
-          '*.url',
-          '*.secret',
-          '*.token',
-          '*.password',
-          '*.databaseUrl',
-          '*.secretKey',
-          '*.adminToken',
-          '*.metricsToken',
-          'req.headers.authorization',
-          'req.headers.cookie',
-        ],
-        censor: '[redacted]',
-      },
-    },
-    pino.destination(2),
-  );
+  const log = createLogger(config.logLevel);
   const services = await openServices(config.databaseUrl, {
     ...(options.now ? { now: options.now } : {}),
     secretKey: (dialect) => secretKey(config, dialect),
@@ -297,7 +276,7 @@ export async function createServer(
     }
     const address = server.address() as AddressInfo;
     self.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${address.port}`;
-    log.info({ url: self.url, roles: [...roles], store: ctx.dialect }, 'almanac is serving');
+    log.info({ address: self.url, roles: [...roles], store: ctx.dialect }, 'almanac is serving');
   }
   return self;
 }

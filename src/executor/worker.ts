@@ -25,6 +25,7 @@ import type { SqlEngine } from './sql/sql-engine.ts';
 import { materializeVersion } from './version-workdir.ts';
 
 export interface WorkerLog {
+  debug?(object: object, message?: string): void;
   info(object: object, message?: string): void;
   warn(object: object, message?: string): void;
   error(object: object, message?: string): void;
@@ -254,7 +255,10 @@ export class Worker {
     const { run } = active;
     const ctx = this.#ctx;
     const hold = runs.holdOf(this.id, run);
-    this.#log.info({ runId: run.id, trigger: run.trigger, attempt: run.attempts }, 'run claimed');
+    this.#log.info(
+      { runId: run.id, scheduleId: run.scheduleId, trigger: run.trigger, attempt: run.attempts },
+      'run claimed',
+    );
     let progress = Promise.resolve();
     const record = (write: () => Promise<void>) => {
       progress = progress
@@ -360,7 +364,10 @@ export class Worker {
       this.#retry,
     );
     if (won) this.#metrics?.runsFinished.inc({ status: snapshot.status });
-    this.#log.info({ runId: run.id, status: snapshot.status, stored: won }, 'run finished');
+    this.#log.info(
+      { runId: run.id, scheduleId: run.scheduleId, status: snapshot.status, stored: won },
+      'run finished',
+    );
   }
 
   /**

@@ -73,6 +73,18 @@ export class Scheduler {
     try {
       if (Date.now() - this.#skewMeasuredAt > 60_000) await this.#measureSkew();
       const report = await this.tick(this.now());
+      for (const run of [...report.created, ...report.skipped, ...report.retries]) {
+        this.#options.log?.debug?.(
+          {
+            scheduleId: run.scheduleId,
+            runId: run.id,
+            scheduledFor: run.scheduledFor?.toISOString(),
+            status: run.status,
+            reason: run.reason,
+          },
+          'fire time',
+        );
+      }
       if (report.created.length || report.skipped.length || report.retries.length) {
         this.#options.log?.info(
           { created: report.created.length, skipped: report.skipped.length, retries: report.retries.length },
