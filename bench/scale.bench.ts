@@ -114,6 +114,7 @@ async function endToEnd() {
         ALMANAC_SECRET_KEY: 'bench',
         ALMANAC_LOG_LEVEL: 'silent',
         ALMANAC_WORKER_CONCURRENCY: String(CONCURRENCY),
+        ALMANAC_SANDBOX: process.env['ALMANAC_SANDBOX'] ?? 'auto',
       },
     ),
     { listen: false, notifier: { screenshots: null } },
