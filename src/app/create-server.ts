@@ -25,8 +25,7 @@ import { Scheduler } from '../scheduler/scheduler.ts';
 import { createMetrics } from '../services/metrics.ts';
 import * as projects from '../services/project-service.ts';
 import type { Principal, ServiceContext } from '../services/service-context.ts';
-import * as workspaces from '../services/workspace-service.ts';
-import { bootstrap, DEFAULT_WORKSPACE } from '../services/workspace-service.ts';
+import { authenticate, bootstrap, DEFAULT_WORKSPACE } from '../services/workspace-service.ts';
 import type { AlmanacConfig } from './config.ts';
 import { type Almanac, createAlmanac } from './create-almanac.ts';
 import { createLogger } from './logger.ts';
@@ -252,7 +251,7 @@ export async function createServer(
             metrics,
             metricsToken: config.metricsToken,
             roles: [...roles],
-            authenticate: (token) => workspaces.authenticate(ctx, token),
+            authenticate: (token) => authenticate(ctx, token),
           },
           (error) => log.error({ err: error }, 'request failed'),
         ).fetch;

@@ -323,15 +323,16 @@ export class Executor {
           void settled.then(() =>
             setImmediate(() => {
               const where = running !== null ? ` in cell '${cells[running]!.name}'` : '';
+              const exitSignal = exitSignalOf(code, signal);
               if (/heap out of memory|Reached heap limit|Allocation failed/i.test(sandbox.stderrTail)) {
                 end(memoryOutcome(limits.memoryLimitMb, running, cells));
-              } else if (exitSignalOf(code, signal) === 'SIGXCPU') {
+              } else if (exitSignal === 'SIGXCPU') {
                 end({
                   status: 'failed',
                   reason: 'cpu_limit',
                   message: `the run used its ${limits.cpuSeconds} s of CPU time${where}; make the code cheaper or raise ALMANAC_RUN_CPU_SECONDS`,
                 });
-              } else if (exitSignalOf(code, signal) === 'SIGXFSZ') {
+              } else if (exitSignal === 'SIGXFSZ') {
                 end({
                   status: 'failed',
                   reason: 'crashed',

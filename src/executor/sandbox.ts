@@ -100,9 +100,7 @@ export function detectIsolation(options: {
   let bwrap: string | null = null;
   if (mode !== 'permission') {
     const path = options.bwrapPath ?? '/usr/bin/bwrap';
-    const check = existsSync(path)
-      ? spawnSync(path, [...BWRAP_BASE, '--unshare-net', '--', '/bin/true'], { timeout: 5000 })
-      : null;
+    const check = existsSync(path) ? probeBwrap(path) : null;
     if (check?.status === 0) bwrap = path;
     else if (mode === 'bwrap') {
       throw new ValidationError(
@@ -114,6 +112,17 @@ export function detectIsolation(options: {
     }
   }
   return { bwrap, prlimit, hide: options.hide.map((p) => resolve(p)).filter((p) => p !== '/') };
+}
+
+/** Whether bubblewrap can start a process here; probed once per path per process (it cannot change). */
+const bwrapProbes = new Map<string, ReturnType<typeof spawnSync>>();
+function probeBwrap(path: string): ReturnType<typeof spawnSync> {
+  let probe = bwrapProbes.get(path);
+  if (!probe) {
+    probe = spawnSync(path, [...BWRAP_BASE, '--unshare-net', '--', '/bin/true'], { timeout: 5000 });
+    bwrapProbes.set(path, probe);
+  }
+  return probe;
 }
 
 const BWRAP_BASE = [

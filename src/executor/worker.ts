@@ -216,17 +216,16 @@ export class Worker {
    * worker no longer holds.
    */
   async heartbeat(): Promise<void> {
-    const ids = this.activeRunIds;
-    if (ids.length === 0) return;
+    const holds = [...this.#active.values()].map((a) => ({ id: a.run.id, token: a.run.attempts }));
+    if (holds.length === 0) return;
     try {
-      const holds = [...this.#active.values()].map((a) => ({ id: a.run.id, token: a.run.attempts }));
       const { held, cancelRequested } = await retryTransient(
         'heartbeat',
         () => runs.heartbeat(this.#ctx, this.#lease, holds),
         this.#retry,
       );
       for (const id of cancelRequested) this.#active.get(id)?.abort.abort();
-      for (const id of ids) {
+      for (const { id } of holds) {
         const active = this.#active.get(id);
         if (active && !held.includes(id) && !active.abort.signal.aborted) {
           this.#log.warn({ runId: id, worker: this.id }, 'lost the lease on a run; stopping it');

@@ -250,8 +250,7 @@ export class Notifier {
       const sendNote = await this.#send(delivery, integrations, message, files, picture, note);
       crashPoint('after_send');
       if (sendNote) note = note ? `${note}; ${sendNote}` : sendNote;
-      await this.#finish(delivery.id, this.id, { status: 'sent', at: ctx.now(), note });
-      this.#o.metrics?.deliveryAttempts.inc({ channel: delivery.channel, outcome: 'sent' });
+      await this.#finish(delivery, { status: 'sent', at: ctx.now(), note });
       this.#log.info({ delivery: delivery.id, destination: delivery.destination }, 'notification sent');
     } catch (error) {
       const retryable = error instanceof DeliveryError ? error.retryable : true;
@@ -262,16 +261,14 @@ export class Notifier {
         // The receiver's Retry-After wins over our backoff (bounded to an hour either way).
         const asked = error instanceof DeliveryError ? error.retryAfterMs : null;
         const delay = Math.min(asked ?? base * 2 ** (delivery.attempts - 1), 3_600_000);
-        await this.#finish(delivery.id, this.id, {
+        await this.#finish(delivery, {
           status: 'pending',
           error: message,
           retryAt: new Date(ctx.now().getTime() + delay),
           note,
         });
-        this.#o.metrics?.deliveryAttempts.inc({ channel: delivery.channel, outcome: 'retry' });
       } else {
-        await this.#finish(delivery.id, this.id, { status: 'failed', error: message, note });
-        this.#o.metrics?.deliveryAttempts.inc({ channel: delivery.channel, outcome: 'failed' });
+        await this.#finish(delivery, { status: 'failed', error: message, note });
       }
       this.#log.warn(
         { delivery: delivery.id, destination: delivery.destination, attempt: delivery.attempts, retryable },
@@ -280,14 +277,18 @@ export class Notifier {
     }
   }
 
-  /** Records a delivery's outcome; retried on transient store errors, since a delivery left 'sending'
-   * would go out again once its lease expired. */
-  #finish(id: string, worker: string, outcome: Parameters<typeof ns.finishDelivery>[3]): Promise<unknown> {
-    return retryTransient(
+  /**
+   * Records an attempt's outcome (and counts it in metrics). Retried on transient store errors: a
+   * delivery left 'sending' after its hand-off would end as an uncertain failure.
+   */
+  async #finish(delivery: Delivery, outcome: Parameters<typeof ns.finishDelivery>[3]): Promise<void> {
+    await retryTransient(
       'finish delivery',
-      () => ns.finishDelivery(this.#o.ctx.db, id, worker, outcome),
+      () => ns.finishDelivery(this.#o.ctx.db, delivery.id, this.id, outcome),
       this.#retry,
     );
+    const counted = outcome.status === 'pending' ? 'retry' : outcome.status;
+    this.#o.metrics?.deliveryAttempts.inc({ channel: delivery.channel, outcome: counted });
   }
 
   /** What every delivery of a run says about it; read once for all of the run's deliveries. */

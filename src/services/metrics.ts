@@ -10,8 +10,7 @@
 import { sql } from 'kysely';
 import client from 'prom-client';
 import { pendingMigrations } from '../store/migrations.ts';
-import { countDeliveriesByStatus } from '../store/notification-store.ts';
-import { countRunsByStatus } from '../store/run-store.ts';
+import { countByStatus } from '../store/run-store.ts';
 import { type RetryOptions, transientReason } from '../store/transient.ts';
 import type { ServiceContext } from './service-context.ts';
 
@@ -43,7 +42,13 @@ export function createMetrics(ctx: ServiceContext, options: { roles?: readonly s
   registry.setDefaultLabels({ roles: (options.roles ?? []).join(',') });
   client.collectDefaultMetrics({ register: registry, prefix: 'almanac_' });
 
-  // Store-wide gauges, read at scrape time (cheap grouped counts on indexed status columns).
+  // Store-wide gauges, read at scrape time (cheap grouped counts on indexed status columns). The runs
+  // count serves two gauges: one query per scrape, shared while it is in flight.
+  let runCounts: Promise<Map<string, number>> | null = null;
+  const countRuns = () => {
+    runCounts ??= countByStatus(ctx.db, 'runs').finally(() => setImmediate(() => (runCounts = null)));
+    return runCounts;
+  };
   new client.Gauge({
     name: 'almanac_runs',
     help: 'Runs in the store, by status',
@@ -51,7 +56,7 @@ export function createMetrics(ctx: ServiceContext, options: { roles?: readonly s
     registers: [registry],
     async collect() {
       this.reset();
-      for (const [status, n] of await countRunsByStatus(ctx.db)) this.set({ status }, n);
+      for (const [status, n] of await countRuns()) this.set({ status }, n);
     },
   });
   new client.Gauge({
@@ -59,7 +64,7 @@ export function createMetrics(ctx: ServiceContext, options: { roles?: readonly s
     help: 'Runs queued and not yet claimed',
     registers: [registry],
     async collect() {
-      this.set((await countRunsByStatus(ctx.db)).get('queued') ?? 0);
+      this.set((await countRuns()).get('queued') ?? 0);
     },
   });
   new client.Gauge({
@@ -69,7 +74,7 @@ export function createMetrics(ctx: ServiceContext, options: { roles?: readonly s
     registers: [registry],
     async collect() {
       this.reset();
-      for (const [status, n] of await countDeliveriesByStatus(ctx.db)) this.set({ status }, n);
+      for (const [status, n] of await countByStatus(ctx.db, 'deliveries')) this.set({ status }, n);
     },
   });
 

@@ -387,13 +387,3 @@ export async function nextDeliveryAt(db: Db): Promise<Date | null> {
     .executeTakeFirst();
   return row?.at ? toDate(row.at) : null;
 }
-
-/** How many deliveries are in each status (metrics). */
-export async function countDeliveriesByStatus(db: Db): Promise<Map<string, number>> {
-  const rows = await db
-    .selectFrom('deliveries')
-    .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
-    .groupBy('status')
-    .execute();
-  return new Map(rows.map((r) => [r.status, Number(r.n)]));
-}

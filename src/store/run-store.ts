@@ -676,10 +676,10 @@ export async function releaseHeldRun(db: Db, id: string, hold: Hold): Promise<bo
   return Number(result.numUpdatedRows) === 1;
 }
 
-/** How many runs are in each status (metrics). Private runs count too. */
-export async function countRunsByStatus(db: Db): Promise<Map<string, number>> {
+/** How many rows of `table` are in each status (metrics: runs, private ones too, and deliveries). */
+export async function countByStatus(db: Db, table: 'runs' | 'deliveries'): Promise<Map<string, number>> {
   const rows = await db
-    .selectFrom('runs')
+    .selectFrom(table)
     .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
     .groupBy('status')
     .execute();
