@@ -190,4 +190,6 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 if (import.meta.main) {
   process.exitCode = await main(process.argv.slice(2));
+  // A command that failed is done, even if what it opened (a server's connections) keeps handles alive.
+  if (process.exitCode !== 0) process.exit(process.exitCode);
 }

@@ -6,6 +6,7 @@ import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from
 import { UnauthorizedError, ValidationError } from '../domain/errors.ts';
 import { IDENTIFIER } from '../domain/notebook/frontmatter.ts';
 import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
+import { lockForTransaction } from '../store/database.ts';
 import * as ws from '../store/workspace-store.ts';
 import { assertAdmin } from './authorize.ts';
 import { decryptSecret, encryptSecret } from './secrets.ts';
@@ -72,6 +73,9 @@ export async function bootstrap(
   options: { adminToken?: string | null } = {},
 ): Promise<Bootstrap> {
   return ctx.db.transaction().execute(async (trx) => {
+    // Several processes starting at once on an empty store: one creates the admin, the others wait for
+    // it and then find it (before, the others failed on the default workspace's key and hung).
+    await lockForTransaction(trx, ctx.dialect, 'bootstrap');
     if ((await ws.countUsers(trx)) > 0) {
       if (options.adminToken) {
         // A configured admin token is always accepted, so automation keeps working across restarts.

@@ -3,7 +3,7 @@
  * PostgreSQL (`postgres://…`, for scale-out). Everything that differs between the two is in
  * `Capabilities`, so callers branch on a named capability, never on a dialect name.
  */
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { openNodeSqlite } from './sqlite/node-sqlite-database.ts';
 
@@ -46,4 +46,14 @@ export function openDatabase<Schema>(location: string): StoreDatabase<Schema> {
   const sqlite = openNodeSqlite(location);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
   return { db, dialect: 'sqlite', capabilities: CAPABILITIES.sqlite, close: () => db.destroy() };
+}
+
+/**
+ * Serializes one kind of work across processes until the surrounding transaction ends: on PostgreSQL an
+ * advisory lock named after `name` and the schema (so installs in other schemas do not wait); on
+ * SQLite nothing, since one process owns the file and its writes are serialized anyway.
+ */
+export async function lockForTransaction(trx: Kysely<any>, dialect: Dialect, name: string): Promise<void> {
+  if (dialect !== 'postgres') return;
+  await sql`select pg_advisory_xact_lock(hashtext(${`almanac_${name}:`} || current_schema()))`.execute(trx);
 }

@@ -4,7 +4,7 @@
  */
 import { type Kysely, sql } from 'kysely';
 import type { Migration } from 'kysely/migration';
-import type { Dialect } from './database.ts';
+import { type Dialect, lockForTransaction } from './database.ts';
 
 function types(dialect: Dialect) {
   return {
@@ -404,11 +404,7 @@ export async function migrate(db: Kysely<any>, dialect: Dialect): Promise<string
     a.localeCompare(b),
   )) {
     await db.transaction().execute(async (trx) => {
-      if (dialect === 'postgres') {
-        await sql`select pg_advisory_xact_lock(hashtext('almanac_migrate:' || current_schema()))`.execute(
-          trx,
-        );
-      }
+      await lockForTransaction(trx, dialect, 'migrate');
       const done = await trx
         .selectFrom('almanac_migrations')
         .select('name')

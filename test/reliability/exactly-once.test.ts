@@ -16,6 +16,7 @@ describe('reliability: exactly once with three processes', { skip: unavailable ?
   let cluster: Cluster;
   before(async () => {
     cluster = await Cluster.create({ env: { ALMANAC_WORKER_CONCURRENCY: '4' } });
+    // All three start at once on the empty store: migrations and the first admin are made once.
     await Promise.all(
       ['a', 'b', 'c'].map((name) => cluster.start(name, { roles: 'web,scheduler,worker,notifier' })),
     );

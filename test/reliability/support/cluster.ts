@@ -142,10 +142,10 @@ export class Cluster {
     let served = false;
     member.url = await new Promise<string>((ready, fail) => {
       let out = '';
-      const timer = setTimeout(
-        () => fail(new Error(`${name} did not start within 60 s; see ${name}.log`)),
-        60_000,
-      );
+      const timer = setTimeout(() => {
+        this.keepLogs = true;
+        fail(new Error(`${name} did not start within 60 s; see ${join(this.dir, `${name}.log`)}`));
+      }, 60_000);
       child.stdout!.on('data', (chunk: Buffer) => {
         out += chunk.toString();
         log.write(chunk);
