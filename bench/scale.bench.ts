@@ -1,17 +1,19 @@
 /**
  * Scale-out figures, in one run (docs/performance.md, "Scale-out"):
  *
- * - queue throughput: runs created (through the service, by 16 concurrent producers), claimed and
- *   finished per second with a no-op executor, with 1, 2 and 3 worker processes on PostgreSQL; and the
- *   claim latency (created → claimed) p50/p99 under that load;
+ * - queue throughput: runs created (through the service's bulk enqueue, by 16 concurrent producers),
+ *   claimed and finished per second with a no-op executor, with 1, 2 and 3 worker processes on
+ *   PostgreSQL; the claim latency (created → claimed) p50/p99 under that load; the CPU each part spent
+ *   per run; and, for comparison, one run per enqueue call with 16 slots (the first version's setup);
  * - end-to-end throughput: trivial notebook runs per second through a whole server (queue, worker,
  *   sandboxed child process per run: permission model, bubblewrap and prlimit where present), next to
  *   the rate at which the same concurrency can spawn and reap bare `node -e ""` processes (the floor).
  *
- * Run: npm run bench:scale [-- --runs 3000 --e2e 200 --concurrency 4]
+ * Run: npm run bench:scale [-- --runs 3000 --batch 100 --slots 128 --workers 1,2,3 --e2e 200
+ *   --concurrency 4 --only queue|e2e]
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,11 +32,18 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3000' },
     e2e: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '4' },
+    batch: { type: 'string', default: '100' },
+    slots: { type: 'string', default: '128' },
+    workers: { type: 'string', default: '1,2,3' },
+    only: { type: 'string' },
   },
 });
 const RUNS = Number(values.runs);
 const E2E = Number(values.e2e);
 const CONCURRENCY = Number(values.concurrency);
+const BATCH = Number(values.batch);
+const SLOTS = Number(values.slots);
+const WORKER_COUNTS = values.workers.split(',').map(Number);
 
 async function admin(ctx: Awaited<ReturnType<typeof openServices>>['ctx']): Promise<Principal> {
   await bootstrap(ctx);
@@ -42,7 +51,7 @@ async function admin(ctx: Awaited<ReturnType<typeof openServices>>['ctx']): Prom
   return { userId: row.id, workspaceId: row.workspace_id, role: 'admin', name: 'bench' };
 }
 
-async function queueThroughput(workers: number) {
+async function queueThroughput(workers: number, batch = BATCH, slots = SLOTS) {
   const schema = await freshPostgresSchema();
   const producer = await openServices(schema.url, { secretKey: () => Buffer.alloc(32) });
   const principal = await admin(producer.ctx);
@@ -53,10 +62,17 @@ async function queueThroughput(workers: number) {
   await projects.publish(producer.ctx, principal, project.id);
   const children = [];
   for (let i = 0; i < workers; i++) {
-    const child = spawn(process.execPath, [join(import.meta.dirname, 'support', 'queue-worker.ts')], {
-      env: { ...process.env, DATABASE_URL: schema.url, WORKER_CONCURRENCY: '16' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        ...(process.env['BENCH_WORKER_NODE_OPTIONS']?.split(' ') ?? []),
+        join(import.meta.dirname, 'support', 'queue-worker.ts'),
+      ],
+      {
+        env: { ...process.env, DATABASE_URL: schema.url, WORKER_CONCURRENCY: String(slots) },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     await new Promise<void>((r) => child.stdout!.once('data', () => r()));
     children.push(child);
   }
@@ -69,15 +85,30 @@ async function queueThroughput(workers: number) {
       ).rows[0]!.n,
     );
   while ((await finished()) < 1) await new Promise((r) => setTimeout(r, 20)); // the publish run
+  const cpu0 = machineCpuMs();
+  const self0 = process.cpuUsage();
   const t0 = performance.now();
   let next = 0;
+  // 16 producers: each queues `batch` runs per call through the bulk enqueue (BATCH = 1: one run per call).
   await Promise.all(
     Array.from({ length: 16 }, async () => {
-      while (next++ < RUNS) {
-        await runs.enqueueRun(producer.ctx, principal, project.id, {
-          trigger: 'api',
-          context: 'api-triggered',
-        });
+      while (next < RUNS) {
+        const n = Math.min(batch, RUNS - next);
+        next += n;
+        if (batch === 1) {
+          await runs.enqueueRun(producer.ctx, principal, project.id, {
+            trigger: 'api',
+            context: 'api-triggered',
+          });
+        } else {
+          await runs.enqueueRuns(
+            producer.ctx,
+            principal,
+            project.id,
+            { trigger: 'api', context: 'api-triggered' },
+            Array.from({ length: n }, () => undefined),
+          );
+        }
       }
     }),
   );
@@ -90,7 +121,17 @@ async function queueThroughput(workers: number) {
         percentile_cont(0.99) within group (order by extract(epoch from (started_at - created_at)) * 1000) as p99
       from runs where trigger = 'api'`.execute(producer.ctx.db)
   ).rows[0]!;
+  const machineMs = machineCpuMs() - cpu0;
+  const selfCpu = process.cpuUsage(self0);
+  const producerMs = (selfCpu.user + selfCpu.system) / 1000;
+  const reports = children.map(
+    (c) =>
+      new Promise<number>((r) =>
+        c.stdout!.once('data', (line) => r(JSON.parse(String(line)).cpuMs as number)),
+      ),
+  );
   for (const child of children) child.kill('SIGTERM');
+  const workerMs = (await Promise.all(reports)).reduce((a, b) => a + b, 0);
   await Promise.all(children.map((c) => new Promise((r) => c.once('exit', r))));
   await producer.close();
   await schema.drop();
@@ -100,7 +141,21 @@ async function queueThroughput(workers: number) {
     createRate: RUNS / ((created - t0) / 1000),
     p50: Number(latency.p50),
     p99: Number(latency.p99),
+    // CPU per run (µs): the producers' process, the worker processes, and the rest of the machine
+    // (PostgreSQL, mostly).
+    cpu: {
+      producer: (producerMs * 1000) / RUNS,
+      workers: (workerMs * 1000) / RUNS,
+      rest: ((machineMs - producerMs - workerMs) * 1000) / RUNS,
+    },
   };
+}
+
+/** CPU time the whole machine spent (user, nice, system, irq, softirq), in ms, from /proc/stat. */
+function machineCpuMs(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq] = fields as number[];
+  return ((user! + nice! + system! + irq! + softirq!) * 1000) / 100;
 }
 
 async function endToEnd() {
@@ -170,19 +225,31 @@ async function endToEnd() {
   return { almanac, floor, failed, isolation };
 }
 
+function queueRow(label: string, r: Awaited<ReturnType<typeof queueThroughput>>): string {
+  return `${label.padEnd(30)} ${r.throughput.toFixed(0).padStart(8)} ${r.createRate.toFixed(0).padStart(9)} ${r.p50.toFixed(1).padStart(13)} ${r.p99.toFixed(1).padStart(13)}               ${r.cpu.producer.toFixed(0).padStart(8)} ${r.cpu.workers.toFixed(0).padStart(8)} ${r.cpu.rest.toFixed(0).padStart(13)}`;
+}
+
 const rows: string[] = [];
 rows.push(
-  `Queue throughput on PostgreSQL: ${RUNS} runs created by 16 producers, claimed and finished (no-op executor, 16 slots per worker)`,
+  `Queue throughput on PostgreSQL: ${RUNS} runs created by 16 producers (${BATCH === 1 ? 'one run per call' : `bulk enqueue, ${BATCH} runs per call`}), claimed and finished (no-op executor, ${SLOTS} slots per worker; goal >= 3,000 runs/s)`,
 );
 rows.push(
-  `${'workers'.padEnd(10)} ${'runs/s'.padStart(8)} ${'create/s'.padStart(9)} ${'claim p50 ms'.padStart(13)} ${'claim p99 ms'.padStart(13)}`,
+  `${'workers'.padEnd(30)} ${'runs/s'.padStart(8)} ${'create/s'.padStart(9)} ${'claim p50 ms'.padStart(13)} ${'claim p99 ms'.padStart(13)}   CPU µs/run: ${'producer'.padStart(8)} ${'workers'.padStart(8)} ${'database+rest'.padStart(13)}`,
 );
-for (const workers of [1, 2, 3]) {
+for (const workers of values.only === 'e2e' ? [] : WORKER_COUNTS) {
   const r = await queueThroughput(workers);
-  rows.push(
-    `${String(r.workers).padEnd(10)} ${r.throughput.toFixed(0).padStart(8)} ${r.createRate.toFixed(0).padStart(9)} ${r.p50.toFixed(1).padStart(13)} ${r.p99.toFixed(1).padStart(13)}`,
-  );
+  rows.push(queueRow(String(workers), r));
   process.stdout.write(`${rows.at(-1)}\n`);
+}
+if (values.only !== 'e2e') {
+  // The earlier setup, for comparison: one run per enqueue call, 16 slots, one worker process.
+  const r = await queueThroughput(1, 1, 16);
+  rows.push(queueRow('1, one run per call, 16 slots', r));
+  process.stdout.write(`${rows.at(-1)}\n`);
+}
+if (values.only === 'queue') {
+  process.stdout.write(`\n${rows.join('\n')}\n`);
+  process.exit(0);
 }
 const e2e = await endToEnd();
 rows.push('');

@@ -329,6 +329,83 @@ for (const store of await testStores()) {
       );
     });
 
+    it('queues many runs in one bulk request, all or none, naming the bad entry by its index', async () => {
+      t.clock.advance(1000);
+      const before = await t.server.ctx.db.selectFrom('runs').select('id').execute();
+      const bad = await t.json('POST', '/api/projects/sales/runs/batch', {
+        runs: [{ inputs: { region: 'EMEA' } }, { inputs: { region: 'Mars' } }],
+      });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.error.field, 'runs[1].inputs.region');
+      assert.match(bad.body.error.message, /runs\[1\]\.inputs\.region: must be one of/);
+      const empty = await t.json('POST', '/api/projects/sales/runs/batch', { runs: [] });
+      assert.equal(empty.status, 400);
+      assert.equal((await t.server.ctx.db.selectFrom('runs').select('id').execute()).length, before.length);
+      const ok = await t.json('POST', '/api/projects/sales/runs/batch', {
+        runs: [{ inputs: { region: 'EMEA' } }, {}, { inputs: { region: 'AMER' } }],
+      });
+      assert.equal(ok.status, 201, JSON.stringify(ok.body));
+      const regions = ok.body.runs.map((r: { inputs: { region: string } }) => r.inputs.region);
+      assert.equal(regions[0], 'EMEA');
+      assert.equal(regions[2], 'AMER');
+      assert.ok(regions[1], 'defaults fill an entry without inputs');
+      assert.ok(
+        ok.body.runs.every(
+          (r: { trigger: string; context: string; status: string }) =>
+            r.trigger === 'api' && r.context === 'api-triggered' && r.status === 'queued',
+        ),
+      );
+      await t.server.worker!.drain();
+      for (const run of ok.body.runs) {
+        assert.equal((await t.json('GET', `/api/runs/${run.id}`)).body.status, 'succeeded');
+      }
+    });
+
+    it('completes a batch of runs in one transaction, refusing only the one whose hold is stale', async () => {
+      t.clock.advance(1000);
+      const queued = await t.json('POST', '/api/projects/sales/runs/batch', { runs: [{}, {}, {}] });
+      assert.equal(queued.status, 201);
+      const lease = { worker: 'batch-worker', leaseMs: 30_000 };
+      const claimed = await runService.claimRuns(t.server.ctx, { ...lease, limit: 3 });
+      assert.deepEqual(
+        claimed.map((r) => r.id).sort(),
+        queued.body.runs.map((r: { id: string }) => r.id).sort(),
+      );
+      // The second run's lease expires and another claim takes it: the first worker's token is stale.
+      const stale = claimed[1]!;
+      await t.server.ctx.db
+        .updateTable('runs')
+        .set({ status: 'queued', worker: null })
+        .where('id', '=', stale.id)
+        .execute();
+      const again = await runService.claimRuns(t.server.ctx, {
+        worker: 'batch-worker',
+        leaseMs: 30_000,
+        limit: 1,
+      });
+      assert.equal(again[0]?.id, stale.id);
+      assert.equal(again[0]?.attempts, 2);
+      const won = await runService.completeRuns(
+        t.server.ctx,
+        'batch-worker',
+        claimed.map((run) => ({ run, snapshot: fakeSnapshot(run.id) })),
+      );
+      assert.deepEqual(won, [true, false, true]);
+      for (const [i, run] of claimed.entries()) {
+        const row = await loadRun(run.id);
+        assert.equal(row.status, i === 1 ? 'running' : 'succeeded');
+        const snapshot = await t.api('GET', `/api/runs/${run.id}/snapshot`);
+        assert.equal(snapshot.status, i === 1 ? 409 : 200, 'a run still running has no snapshot yet');
+      }
+      // The newer claim finishes it under its own token.
+      assert.deepEqual(
+        await runService.completeRuns(t.server.ctx, 'batch-worker', [
+          { run: again[0]!, snapshot: fakeSnapshot(stale.id) },
+        ]),
+        [true],
+      );
+    });
+
     it('keeps the last N runs and D days per project, never pruning the run behind the default state', async () => {
       const kept = await publish('retained', notebook('Retained', fence('sql one', 'select 1 as x')));
       await t.server.worker!.drain();

@@ -86,6 +86,8 @@ export interface Run {
   retryNumber: number;
   retryAt: Date | null;
   afterRunId: string | null;
+  /** The run carries notification rules of its own (sent with its trigger). */
+  hasInlineRules: boolean;
 }
 
 /** Failures worth another attempt: never a cancel, nor inputs or a setup that cannot change. */

@@ -62,6 +62,9 @@ interface ActiveRun {
   stoppedBecause: 'lease_lost' | 'shutdown' | null;
 }
 
+/** Completions written in one transaction at most. */
+const MAX_COMPLETION_BATCH = 200;
+
 const quiet: WorkerLog = { info() {}, warn() {}, error() {} };
 
 export class Worker {
@@ -357,16 +360,64 @@ export class Worker {
       await retryTransient('release run', () => runs.releaseRun(ctx, this.id, run), this.#retry);
       return;
     }
-    const won = await retryTransient(
-      'complete run',
-      () => runs.completeRun(ctx, this.id, run, snapshot, { reason, sqlResults }),
-      this.#retry,
-    );
+    const won = await this.#complete({ run, snapshot, reason, sqlResults });
     if (won) this.#metrics?.runsFinished.inc({ status: snapshot.status });
     this.#log.info(
       { runId: run.id, scheduleId: run.scheduleId, status: snapshot.status, stored: won },
       'run finished',
     );
+  }
+
+  /**
+   * Completions are written in batches (group commit): the first one to arrive starts a flush at the
+   * end of this turn of the event loop, and those that arrive while a batch commits go in the next one.
+   * At low load a batch holds one run and costs what a single completion did; under load one commit
+   * ends many runs. A batch that fails for something other than a transient store error is retried one
+   * run at a time, so one bad completion cannot fail the others.
+   */
+  #complete(completion: runs.Completion): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#completions.push({ completion, resolve, reject });
+      this.#flushing ??= this.#flushCompletions();
+    });
+  }
+
+  readonly #completions: {
+    completion: runs.Completion;
+    resolve: (won: boolean) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
+  #flushing: Promise<void> | null = null;
+
+  async #flushCompletions(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    while (this.#completions.length > 0) {
+      const batch = this.#completions.splice(0, MAX_COMPLETION_BATCH);
+      const complete = (items: typeof batch) =>
+        retryTransient(
+          'complete runs',
+          () =>
+            runs.completeRuns(
+              this.#ctx,
+              this.id,
+              items.map((i) => i.completion),
+            ),
+          this.#retry,
+        );
+      try {
+        const won = await complete(batch);
+        for (const [i, item] of batch.entries()) item.resolve(won[i]!);
+      } catch (error) {
+        if (batch.length === 1 || transientReason(error)) {
+          for (const item of batch) item.reject(error);
+          continue;
+        }
+        for (const item of batch) {
+          await complete([item]).then(([won]) => item.resolve(won!), item.reject);
+        }
+      }
+    }
+    this.#flushing = null;
   }
 
   /**

@@ -141,6 +141,23 @@ export const CreateRunBody = z.object({
     ),
 });
 
+export const CreateRunsBody = z.object({
+  runs: z
+    .array(
+      z.object({
+        inputs: z.record(z.string(), inputValue).optional().describe('Input values; defaults fill the rest'),
+      }),
+    )
+    .min(1)
+    .max(1000)
+    .describe('One entry per run to queue (at most 1,000); all or none are queued'),
+  version: z.string().optional().describe('Version id or number; the latest by default'),
+  notifications: z
+    .array(z.record(z.string(), z.unknown()))
+    .optional()
+    .describe('Notification rules for each of these runs, shaped as NotificationRule bodies'),
+});
+
 export const ListRunsQuery = z.object({
   project: z.string().optional(),
   schedule: z.string().optional().describe('Only runs of this schedule'),

@@ -515,6 +515,33 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       },
     }),
     route({
+      method: 'post',
+      path: '/api/projects/:project/runs/batch',
+      summary:
+        'Queue many API-triggered runs at once (up to 1,000, one statement and one wake-up); all or none',
+      tag: 'runs',
+      params: S.ProjectParams,
+      body: S.CreateRunsBody,
+      responses: {
+        201: { description: 'The queued runs, in request order', schema: z.object({ runs: z.array(S.Run) }) },
+      },
+      handler: async ({ c, principal, params, body }) => {
+        const queued = await runs.enqueueRuns(
+          ctx,
+          principal,
+          params.project,
+          {
+            version: body.version,
+            trigger: 'api',
+            context: 'api-triggered',
+            notifications: body.notifications,
+          },
+          body.runs.map((r) => r.inputs),
+        );
+        return c.json({ runs: queued.map(runJson) }, 201);
+      },
+    }),
+    route({
       method: 'get',
       path: '/api/runs',
       summary: 'The run log: list runs, newest first, with filters and keyset pagination',

@@ -273,6 +273,7 @@ async function rulesForRun(trx: Db, run: Run, status: RunStatus): Promise<Notifi
       },
     ];
   }
+  if (!run.hasInlineRules) return [];
   const row = await trx.selectFrom('runs').select('notify').where('id', '=', run.id).executeTakeFirst();
   if (!row?.notify) return [];
   return (JSON.parse(row.notify) as NotificationRuleSpec[]).map((spec, i) => ({

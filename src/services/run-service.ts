@@ -58,6 +58,32 @@ export async function enqueueRun(
   projectIdOrSlug: string,
   options: EnqueueOptions,
 ): Promise<Run> {
+  const { inputs, ...rest } = options;
+  return (await enqueueRuns(ctx, principal, projectIdOrSlug, rest, [inputs]))[0]!;
+}
+
+/** At most this many runs per bulk enqueue. */
+export const MAX_BULK_RUNS = 1000;
+
+/**
+ * Queues one run per entry of `inputs`, all with the same options, in one statement and with one
+ * wake-up (the bulk API: a backfill of a parameter sweep, a fan-out from another system). Every entry
+ * is validated before anything is stored, and a bad one names its index (`runs[3].inputs.region`), so
+ * either all are queued or none.
+ */
+export async function enqueueRuns(
+  ctx: ServiceContext,
+  principal: Principal,
+  projectIdOrSlug: string,
+  options: Omit<EnqueueOptions, 'inputs'>,
+  inputs: readonly (Readonly<Record<string, unknown>> | undefined)[],
+): Promise<Run[]> {
+  if (inputs.length === 0) throw new ValidationError('runs', 'is empty; send at least one run');
+  if (inputs.length > MAX_BULK_RUNS)
+    throw new ValidationError(
+      'runs',
+      `has ${inputs.length} entries; send at most ${MAX_BULK_RUNS} per request and split the rest`,
+    );
   const project = await getProject(ctx, principal, projectIdOrSlug);
   const version = options.version
     ? await ps.findVersion(ctx.db, project.id, options.version)
@@ -68,29 +94,41 @@ export async function enqueueRun(
     throw new ConflictError(`project '${project.slug}' has no published version yet; publish it first`);
   }
   const notebook = await notebookOfVersion(version.id, version.source);
-  const inputs = resolveInputs(notebook.inputs, options.inputs ?? {});
+  const resolved = inputs.map((given, i) => {
+    try {
+      return resolveInputs(notebook.inputs, given ?? {});
+    } catch (error) {
+      if (inputs.length > 1 && error instanceof ValidationError)
+        throw new ValidationError(`runs[${i}].${error.field}`, error.message.slice(error.field.length + 2));
+      throw error;
+    }
+  });
   const notify = options.notifications?.length
     ? await validateInlineRules(ctx, principal, project.id, options.notifications)
     : null;
   const now = ctx.now();
-  const run = await rs.insertRun(ctx.db, {
-    notify: notify ? JSON.stringify(notify) : null,
-    id: randomUUID(),
-    workspaceId: project.workspaceId,
-    projectId: project.id,
-    versionId: version.id,
-    trigger: options.trigger,
-    context: options.context,
-    private: options.private ?? false,
-    inputs,
-    createdBy: principal.userId,
-    createdAt: now,
-    scheduledFor: options.scheduledFor ?? null,
-    maxAttempts: options.maxAttempts ?? 3,
-    expiresAt: options.private ? new Date(now.getTime() + PRIVATE_RUN_TTL_MS) : null,
-  });
-  await ctx.wakeups.notify('run_queued', run.id);
-  return run;
+  const created = await rs.insertRuns(
+    ctx.db,
+    resolved.map((values) => ({
+      notify: notify ? JSON.stringify(notify) : null,
+      id: randomUUID(),
+      workspaceId: project.workspaceId,
+      projectId: project.id,
+      versionId: version.id,
+      trigger: options.trigger,
+      context: options.context,
+      private: options.private ?? false,
+      inputs: values,
+      createdBy: principal.userId,
+      createdAt: now,
+      scheduledFor: options.scheduledFor ?? null,
+      maxAttempts: options.maxAttempts ?? 3,
+      expiresAt: options.private ? new Date(now.getTime() + PRIVATE_RUN_TTL_MS) : null,
+    })),
+  );
+  // One wake-up is enough: a worker claims as much as it has room for.
+  await ctx.wakeups.notify('run_queued', created.at(-1)!.id);
+  return created;
 }
 
 export interface RunDetails {
@@ -343,6 +381,14 @@ export function encodeSnapshot(snapshot: RunSnapshot): rs.StoredSnapshot {
   return { body, gzip, etag };
 }
 
+/** One run's ending, as its worker reports it. */
+export interface Completion {
+  run: Run;
+  snapshot: RunSnapshot;
+  reason?: RunReason | null;
+  sqlResults?: readonly CachedSqlResult[];
+}
+
 /**
  * Ends a run the worker holds, in one transaction: the guarded status change, the snapshot, and, for a
  * successful publish or scheduled run, the app's default state and the `cache=schedule` results.
@@ -355,53 +401,92 @@ export async function completeRun(
   snapshot: RunSnapshot,
   options: { reason?: RunReason | null; sqlResults?: readonly CachedSqlResult[] } = {},
 ): Promise<boolean> {
-  const failedCell = snapshot.cells.find((c) => c.status === 'failed');
+  return (await completeRuns(ctx, worker, [{ run, snapshot, ...options }]))[0]!;
+}
+
+/**
+ * Ends many runs the worker holds in one transaction (a worker's completions gathered while the last
+ * batch committed: one commit, one status `UPDATE` and one snapshot `INSERT` for the lot). Each run
+ * is still guarded by its own fencing token, and gets what `completeRun` describes. Returns, per
+ * completion, whether the worker still held the run.
+ */
+export async function completeRuns(
+  ctx: ServiceContext,
+  worker: string,
+  completions: readonly Completion[],
+): Promise<boolean[]> {
+  if (completions.length === 0) return [];
   const now = ctx.now();
-  const stored = encodeSnapshot(snapshot);
-  let defaultChanged = false;
+  const prepared = completions.map((c) => ({
+    ...c,
+    reason: c.reason ?? c.snapshot.reason,
+    stored: encodeSnapshot(c.snapshot),
+  }));
+  const changedApps = new Set<string>();
   let deliveries = 0;
   const won = await ctx.db.transaction().execute(async (trx) => {
-    const ok = await rs.finishHeldRun(trx, run.id, holdOf(worker, run), {
-      status: snapshot.status,
-      reason: options.reason ?? snapshot.reason,
-      errorCell: snapshot.status === 'succeeded' ? null : (failedCell?.name ?? null),
-      errorMessage: snapshot.message,
-      finishedAt: now,
-    });
-    if (!ok) return false;
-    await rs.insertSnapshot(trx, run.id, stored, now);
-    // A run that succeeded recorded every cell as it finished; others may have cells left running.
-    if (snapshot.status !== 'succeeded') await rs.settleCells(trx, run.id, snapshot.cells);
-    const reason = options.reason ?? snapshot.reason;
-    const retryAt =
-      run.scheduleId && isRetryable(snapshot.status, reason) ? await planRetry(trx, run, now) : null;
-    // The outbox: the run's deliveries commit with its outcome, or not at all.
-    deliveries = await planDeliveries(trx, run, snapshot.status, snapshot, now, {
-      willRetry: retryAt !== null,
-    });
-    if (snapshot.status === 'succeeded' && refreshesDefaultState(run.trigger) && !run.private) {
-      // One statement: the app's row is locked only from here to the commit.
-      defaultChanged = await ps.adoptDefaultRun(trx, run.projectId, run.id, run.createdAt, now);
-      for (const result of options.sqlResults ?? []) {
-        await rs.putSqlCache(trx, {
-          projectId: run.projectId,
-          key: result.key,
-          cell: result.cell,
-          runId: run.id,
-          payload: result.payload,
-          now,
-        });
+    const held = await rs.finishHeldRuns(
+      trx,
+      prepared.map(({ run, snapshot, reason }) => ({
+        id: run.id,
+        hold: holdOf(worker, run),
+        ending: {
+          status: snapshot.status,
+          reason,
+          errorCell:
+            snapshot.status === 'succeeded'
+              ? null
+              : (snapshot.cells.find((c) => c.status === 'failed')?.name ?? null),
+          errorMessage: snapshot.message,
+          finishedAt: now,
+        },
+      })),
+    );
+    const mine = prepared.filter((c) => held.has(c.run.id));
+    await rs.insertSnapshots(
+      trx,
+      mine.map((c) => ({ runId: c.run.id, snapshot: c.stored })),
+      now,
+    );
+    for (const { run, snapshot, reason, sqlResults } of mine) {
+      // A run that succeeded recorded every cell as it finished; others may have cells left running.
+      if (snapshot.status !== 'succeeded') await rs.settleCells(trx, run.id, snapshot.cells);
+      const retryAt =
+        run.scheduleId && isRetryable(snapshot.status, reason) ? await planRetry(trx, run, now) : null;
+      // The outbox: the run's deliveries commit with its outcome, or not at all.
+      deliveries += await planDeliveries(trx, run, snapshot.status, snapshot, now, {
+        willRetry: retryAt !== null,
+      });
+      if (snapshot.status === 'succeeded' && refreshesDefaultState(run.trigger) && !run.private) {
+        // One statement: the app's row is locked only from here to the commit.
+        if (await ps.adoptDefaultRun(trx, run.projectId, run.id, run.createdAt, now))
+          changedApps.add(run.projectId);
+        for (const result of sqlResults ?? []) {
+          await rs.putSqlCache(trx, {
+            projectId: run.projectId,
+            key: result.key,
+            cell: result.cell,
+            runId: run.id,
+            payload: result.payload,
+            now,
+          });
+        }
       }
     }
     crashPoint('before_commit');
-    return true;
+    return held;
   });
-  if (won) await ctx.wakeups.notify('run_progress', run.id);
-  // A run may have waited behind this one (overlap buffer_one, a backfill in order).
-  if (won && run.scheduleId) await ctx.wakeups.notify('run_queued', run.id);
-  if (won && defaultChanged) await ctx.wakeups.notify('app_state', run.projectId);
-  if (won && deliveries > 0) await ctx.wakeups.notify('delivery_queued', run.id);
-  return won;
+  const notified: Promise<void>[] = [];
+  for (const { run } of completions) {
+    if (won.has(run.id)) notified.push(ctx.wakeups.notify('run_progress', run.id));
+  }
+  // A run may have waited behind one of these (overlap buffer_one, a backfill in order).
+  const scheduled = completions.find((c) => won.has(c.run.id) && c.run.scheduleId);
+  if (scheduled) notified.push(ctx.wakeups.notify('run_queued', scheduled.run.id));
+  for (const projectId of changedApps) notified.push(ctx.wakeups.notify('app_state', projectId));
+  if (deliveries > 0) notified.push(ctx.wakeups.notify('delivery_queued', completions[0]!.run.id));
+  await Promise.all(notified);
+  return completions.map((c) => won.has(c.run.id));
 }
 
 export async function lookupSqlCache(

@@ -43,6 +43,7 @@ export function toRun(row: Selectable<RunsTable>): Run {
     retryNumber: Number(row.retry_number ?? 0),
     retryAt: toDate(row.retry_at),
     afterRunId: row.after_run_id,
+    hasInlineRules: row.notify !== null,
   };
 }
 
@@ -77,6 +78,19 @@ export interface NewRun {
 export async function insertRun(db: Db, run: NewRun): Promise<Run> {
   const row = await db.insertInto('runs').values(runRow(run)).returningAll().executeTakeFirstOrThrow();
   return toRun(row);
+}
+
+/** Inserts many runs in few statements (a bulk enqueue). Returns them in input order. */
+export async function insertRuns(db: Db, runs: readonly NewRun[]): Promise<Run[]> {
+  const out: Run[] = [];
+  // 500 rows × ~25 columns stays under SQLite's 32,766 bound parameters.
+  for (let i = 0; i < runs.length; i += 500) {
+    const chunk = runs.slice(i, i + 500);
+    const rows = await db.insertInto('runs').values(chunk.map(runRow)).returningAll().execute();
+    const byId = new Map(rows.map((r) => [r.id, toRun(r)]));
+    for (const run of chunk) out.push(byId.get(run.id)!);
+  }
+  return out;
 }
 
 /**
@@ -276,22 +290,65 @@ export interface RunEnding {
 
 /** Ends a running run under `hold`. False when the hold is gone (the transition lost). */
 export async function finishHeldRun(db: Db, id: string, hold: Hold, ending: RunEnding): Promise<boolean> {
-  const result = await db
-    .updateTable('runs')
-    .set({
-      status: ending.status,
-      reason: ending.reason,
-      error_cell: ending.errorCell,
-      error_message: ending.errorMessage,
-      finished_at: iso(ending.finishedAt),
-      lease_expires_at: null,
-    })
-    .where('id', '=', id)
-    .where('status', '=', 'running')
-    .where('worker', '=', hold.worker)
-    .where('attempts', '=', hold.token)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows) === 1;
+  return (await finishHeldRuns(db, [{ id, hold, ending }])).has(id);
+}
+
+/**
+ * Ends many running runs, each under its own hold, in as few statements as there are distinct endings
+ * (a batch of successes is one `UPDATE`). Returns the ids whose hold was still good; the others lost
+ * their transition and nothing was written for them.
+ */
+export async function finishHeldRuns(
+  db: Db,
+  endings: readonly { id: string; hold: Hold; ending: RunEnding }[],
+): Promise<Set<string>> {
+  const groups = new Map<
+    string,
+    { ending: RunEnding; worker: string; runs: { id: string; token: number }[] }
+  >();
+  for (const { id, hold, ending } of endings) {
+    const key = JSON.stringify([
+      hold.worker,
+      ending.status,
+      ending.reason,
+      ending.errorCell,
+      ending.errorMessage,
+      ending.finishedAt.getTime(),
+    ]);
+    let group = groups.get(key);
+    if (!group) {
+      group = { ending, worker: hold.worker, runs: [] };
+      groups.set(key, group);
+    }
+    group.runs.push({ id, token: hold.token });
+  }
+  const won = new Set<string>();
+  for (const { ending, worker, runs } of groups.values()) {
+    for (let i = 0; i < runs.length; i += 400) {
+      const chunk = runs.slice(i, i + 400);
+      const rows = await db
+        .updateTable('runs')
+        .set({
+          status: ending.status,
+          reason: ending.reason,
+          error_cell: ending.errorCell,
+          error_message: ending.errorMessage,
+          finished_at: iso(ending.finishedAt),
+          lease_expires_at: null,
+        })
+        // Each row under its own fencing token: (id, attempts) in a VALUES list (row values work on both
+        // stores; the cast types the token for PostgreSQL).
+        .where(
+          sql<boolean>`(id, attempts) in (values ${sql.join(chunk.map((r) => sql`(${r.id}, cast(${r.token} as integer))`))})`,
+        )
+        .where('status', '=', 'running')
+        .where('worker', '=', worker)
+        .returning('id')
+        .execute();
+      for (const row of rows) won.add(row.id);
+    }
+  }
+  return won;
 }
 
 /** Cancels a queued run outright. False when it was no longer queued. */
@@ -520,19 +577,36 @@ export async function insertSnapshot(
   snapshot: StoredSnapshot,
   now: Date,
 ): Promise<void> {
-  await db
-    .insertInto('snapshots')
-    .values({
-      run_id: runId,
-      body: snapshot.body,
-      gzip: snapshot.gzip,
-      etag: snapshot.etag,
-      created_at: iso(now),
-    })
-    .onConflict((oc) =>
-      oc.column('run_id').doUpdateSet({ body: snapshot.body, gzip: snapshot.gzip, etag: snapshot.etag }),
-    )
-    .execute();
+  await insertSnapshots(db, [{ runId, snapshot }], now);
+}
+
+/** Stores many runs' snapshots in one statement (replacing any already stored for a run). */
+export async function insertSnapshots(
+  db: Db,
+  snapshots: readonly { runId: string; snapshot: StoredSnapshot }[],
+  now: Date,
+): Promise<void> {
+  for (let i = 0; i < snapshots.length; i += 500) {
+    await db
+      .insertInto('snapshots')
+      .values(
+        snapshots.slice(i, i + 500).map(({ runId, snapshot }) => ({
+          run_id: runId,
+          body: snapshot.body,
+          gzip: snapshot.gzip,
+          etag: snapshot.etag,
+          created_at: iso(now),
+        })),
+      )
+      .onConflict((oc) =>
+        oc.column('run_id').doUpdateSet((eb) => ({
+          body: eb.ref('excluded.body'),
+          gzip: eb.ref('excluded.gzip'),
+          etag: eb.ref('excluded.etag'),
+        })),
+      )
+      .execute();
+  }
 }
 
 export async function findSnapshot(db: Db, runId: string): Promise<StoredSnapshot | null> {
