@@ -13,7 +13,7 @@
  *   --concurrency 4 --only queue|e2e]
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -86,6 +86,7 @@ async function queueThroughput(workers: number, batch = BATCH, slots = SLOTS) {
     );
   while ((await finished()) < 1) await new Promise((r) => setTimeout(r, 20)); // the publish run
   const cpu0 = machineCpuMs();
+  const pg0 = postgresCpuMs();
   const self0 = process.cpuUsage();
   const t0 = performance.now();
   let next = 0;
@@ -122,6 +123,7 @@ async function queueThroughput(workers: number, batch = BATCH, slots = SLOTS) {
       from runs where trigger = 'api'`.execute(producer.ctx.db)
   ).rows[0]!;
   const machineMs = machineCpuMs() - cpu0;
+  const databaseMs = postgresCpuMs() - pg0;
   const selfCpu = process.cpuUsage(self0);
   const producerMs = (selfCpu.user + selfCpu.system) / 1000;
   const reports = children.map(
@@ -141,14 +143,35 @@ async function queueThroughput(workers: number, batch = BATCH, slots = SLOTS) {
     createRate: RUNS / ((created - t0) / 1000),
     p50: Number(latency.p50),
     p99: Number(latency.p99),
-    // CPU per run (µs): the producers' process, the worker processes, and the rest of the machine
-    // (PostgreSQL, mostly).
+    // CPU per run (µs): the producers' process, the worker processes, PostgreSQL, and the rest of the
+    // machine (the kernel's loopback and disk work, everything else running).
     cpu: {
       producer: (producerMs * 1000) / RUNS,
       workers: (workerMs * 1000) / RUNS,
-      rest: ((machineMs - producerMs - workerMs) * 1000) / RUNS,
+      database: (databaseMs * 1000) / RUNS,
+      rest: ((machineMs - producerMs - workerMs - databaseMs) * 1000) / RUNS,
     },
   };
+}
+
+/**
+ * CPU time of every PostgreSQL process on this machine (postmaster, backends, WAL writer), in ms, from
+ * /proc/<pid>/stat. Pooled backends live through a measurement, so a difference is their share.
+ */
+function postgresCpuMs(): number {
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (!stat.includes('(postgres)')) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return (ticks * 1000) / 100;
 }
 
 /** CPU time the whole machine spent (user, nice, system, irq, softirq), in ms, from /proc/stat. */
@@ -191,12 +214,23 @@ async function endToEnd() {
       ).rows[0]!.n,
     );
   while ((await count()) < 1) await new Promise((r) => setTimeout(r, 20));
+  const cpu0 = { machine: machineCpuMs(), self: process.cpuUsage(), database: postgresCpuMs() };
   const t0 = performance.now();
   for (let i = 0; i < E2E; i++) {
     await runs.enqueueRun(server.ctx, principal, project.id, { trigger: 'api', context: 'api-triggered' });
   }
   while ((await count()) < E2E + 1) await new Promise((r) => setTimeout(r, 20));
   const almanac = E2E / ((performance.now() - t0) / 1000);
+  const selfCpu = process.cpuUsage(cpu0.self);
+  const serverMs = (selfCpu.user + selfCpu.system) / 1000;
+  const databaseMs = postgresCpuMs() - cpu0.database;
+  // The run processes run under bubblewrap, whose inner processes are not reaped by this process, so
+  // their CPU is what the machine spent beyond the server and PostgreSQL (with the kernel's share).
+  const cpu = {
+    server: serverMs / E2E,
+    database: databaseMs / E2E,
+    runProcesses: (machineCpuMs() - cpu0.machine - serverMs - databaseMs) / E2E,
+  };
   const failed = Number(
     (
       await sql<{ n: string }>`select count(*)::text as n from runs where status = 'failed'`.execute(
@@ -211,6 +245,7 @@ async function endToEnd() {
 
   // The floor: the same concurrency spawning and reaping bare node processes.
   let next = 0;
+  const floorCpu0 = { machine: machineCpuMs() };
   const f0 = performance.now();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
@@ -222,11 +257,12 @@ async function endToEnd() {
     }),
   );
   const floor = E2E / ((performance.now() - f0) / 1000);
-  return { almanac, floor, failed, isolation };
+  const floorCpu = { machine: (machineCpuMs() - floorCpu0.machine) / E2E };
+  return { almanac, floor, failed, isolation, cpu, floorCpu };
 }
 
 function queueRow(label: string, r: Awaited<ReturnType<typeof queueThroughput>>): string {
-  return `${label.padEnd(30)} ${r.throughput.toFixed(0).padStart(8)} ${r.createRate.toFixed(0).padStart(9)} ${r.p50.toFixed(1).padStart(13)} ${r.p99.toFixed(1).padStart(13)}               ${r.cpu.producer.toFixed(0).padStart(8)} ${r.cpu.workers.toFixed(0).padStart(8)} ${r.cpu.rest.toFixed(0).padStart(13)}`;
+  return `${label.padEnd(30)} ${r.throughput.toFixed(0).padStart(8)} ${r.createRate.toFixed(0).padStart(9)} ${r.p50.toFixed(1).padStart(13)} ${r.p99.toFixed(1).padStart(13)}               ${r.cpu.producer.toFixed(0).padStart(8)} ${r.cpu.workers.toFixed(0).padStart(8)} ${r.cpu.database.toFixed(0).padStart(8)} ${r.cpu.rest.toFixed(0).padStart(6)}`;
 }
 
 const rows: string[] = [];
@@ -234,7 +270,7 @@ rows.push(
   `Queue throughput on PostgreSQL: ${RUNS} runs created by 16 producers (${BATCH === 1 ? 'one run per call' : `bulk enqueue, ${BATCH} runs per call`}), claimed and finished (no-op executor, ${SLOTS} slots per worker; goal >= 3,000 runs/s)`,
 );
 rows.push(
-  `${'workers'.padEnd(30)} ${'runs/s'.padStart(8)} ${'create/s'.padStart(9)} ${'claim p50 ms'.padStart(13)} ${'claim p99 ms'.padStart(13)}   CPU µs/run: ${'producer'.padStart(8)} ${'workers'.padStart(8)} ${'database+rest'.padStart(13)}`,
+  `${'workers'.padEnd(30)} ${'runs/s'.padStart(8)} ${'create/s'.padStart(9)} ${'claim p50 ms'.padStart(13)} ${'claim p99 ms'.padStart(13)}   CPU µs/run: ${'producer'.padStart(8)} ${'workers'.padStart(8)} ${'database'.padStart(8)} ${'rest'.padStart(6)}`,
 );
 for (const workers of values.only === 'e2e' ? [] : WORKER_COUNTS) {
   const r = await queueThroughput(workers);
@@ -260,6 +296,9 @@ rows.push(
   `almanac runs/s            ${e2e.almanac.toFixed(1)}${e2e.failed ? ` (${e2e.failed} failed!)` : ''}`,
 );
 rows.push(`floor: bare node spawns/s ${e2e.floor.toFixed(1)}`);
+rows.push(
+  `CPU ms per run: server ${e2e.cpu.server.toFixed(1)}, PostgreSQL ${e2e.cpu.database.toFixed(1)}, run processes and the rest ${e2e.cpu.runProcesses.toFixed(1)}; per bare spawn: ${e2e.floorCpu.machine.toFixed(1)} (the machine's, all of it)`,
+);
 rows.push(`ratio                     ${(e2e.almanac / e2e.floor).toFixed(2)}x (goal >= 0.8x)`);
 process.stdout.write(`\n${rows.join('\n')}\n`);
 process.exit(0);

@@ -8,7 +8,13 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Cadence } from '../src/domain/schedule/schedule.ts';
-import { Scheduler } from '../src/scheduler/scheduler.ts';
+import {
+  CONTENDED_RECHECK_MS,
+  MAX_SLEEP_MS,
+  nextPass,
+  Scheduler,
+  STANDBY_DELAY_MS,
+} from '../src/scheduler/scheduler.ts';
 import * as projects from '../src/services/project-service.ts';
 import * as schedules from '../src/services/schedule-service.ts';
 import type { Principal } from '../src/services/service-context.ts';
@@ -465,3 +471,40 @@ function schedulesDefaults() {
     overdueAfterMs: 300_000,
   };
 }
+
+describe('when a scheduler looks next', () => {
+  it('sleeps until the next due time, at most MAX_SLEEP_MS', () => {
+    assert.deepEqual(nextPass({ dueInMs: 700, tookNothing: false, standby: false }), {
+      delayMs: 700,
+      standby: false,
+    });
+    assert.deepEqual(nextPass({ dueInMs: null, tookNothing: true, standby: false }), {
+      delayMs: MAX_SLEEP_MS,
+      standby: false,
+    });
+  });
+
+  it('does not spin on due rows another scheduler holds, and becomes a standby', () => {
+    assert.deepEqual(nextPass({ dueInMs: -3, tookNothing: true, standby: false }), {
+      delayMs: CONTENDED_RECHECK_MS,
+      standby: true,
+    });
+  });
+
+  it('as a standby wakes a little after each due time, and leads again once it fires something', () => {
+    assert.deepEqual(nextPass({ dueInMs: 400, tookNothing: true, standby: true }), {
+      delayMs: 400 + STANDBY_DELAY_MS,
+      standby: true,
+    });
+    // The other scheduler stopped: the standby's pass fired the due work itself.
+    assert.deepEqual(nextPass({ dueInMs: 1000, tookNothing: false, standby: true }), {
+      delayMs: 1000,
+      standby: false,
+    });
+    // More is due at once (a batch left over): go straight on.
+    assert.deepEqual(nextPass({ dueInMs: -5, tookNothing: false, standby: true }), {
+      delayMs: -5,
+      standby: false,
+    });
+  });
+});

@@ -6,6 +6,7 @@
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ValidationError } from '../domain/errors.ts';
@@ -275,7 +276,8 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
       disposed ??= (async () => {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         await exited;
-        rmSync(runDir, { recursive: true, force: true });
+        // Off the event loop: removing a run's files can take milliseconds the other runs need.
+        await rm(runDir, { recursive: true, force: true });
       })();
       return disposed;
     },
