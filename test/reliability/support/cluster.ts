@@ -5,7 +5,7 @@
  * store directly to check what the system promises.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -92,7 +92,9 @@ export class Cluster {
   /** Moves the shared clock (every process sees it within 20 ms, and its loops are poked). */
   setClock(at: number): void {
     this.#clock = at;
-    writeFileSync(this.clockFile, String(at));
+    // Whole or not at all: processes read the file on every `now()`.
+    writeFileSync(`${this.clockFile}.next`, String(at));
+    renameSync(`${this.clockFile}.next`, this.clockFile);
   }
 
   advance(ms: number): number {
