@@ -9,7 +9,7 @@
  *   sandboxed child process per run: permission model, bubblewrap and prlimit where present), next to
  *   the rate at which the same concurrency can spawn and reap bare `node -e ""` processes (the floor).
  *
- * Run: npm run bench:scale [-- --runs 3000 --batch 100 --slots 128 --workers 1,2,3 --e2e 200
+ * Run: npm run bench:scale [-- --runs 10000 --batch 100 --slots 128 --workers 1,2,3 --e2e 200
  *   --concurrency 4 --only queue|e2e]
  */
 import { spawn } from 'node:child_process';
@@ -29,7 +29,7 @@ import { freshPostgresSchema } from '../test/support/services.ts';
 
 const { values } = parseArgs({
   options: {
-    runs: { type: 'string', default: '3000' },
+    runs: { type: 'string', default: '10000' },
     e2e: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '4' },
     batch: { type: 'string', default: '100' },
