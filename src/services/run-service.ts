@@ -59,7 +59,7 @@ export async function enqueueRun(
   options: EnqueueOptions,
 ): Promise<Run> {
   const { inputs, ...rest } = options;
-  return (await enqueueRuns(ctx, principal, projectIdOrSlug, rest, [inputs]))[0]!;
+  return (await queueRuns(ctx, principal, projectIdOrSlug, rest, [inputs], false))[0]!;
 }
 
 /** At most this many runs per bulk enqueue. */
@@ -84,6 +84,18 @@ export async function enqueueRuns(
       'runs',
       `has ${inputs.length} entries; send at most ${MAX_BULK_RUNS} per request and split the rest`,
     );
+  return queueRuns(ctx, principal, projectIdOrSlug, options, inputs, true);
+}
+
+/** Validates every entry (naming bad ones by index when `indexed`), then inserts them in one go. */
+async function queueRuns(
+  ctx: ServiceContext,
+  principal: Principal,
+  projectIdOrSlug: string,
+  options: Omit<EnqueueOptions, 'inputs'>,
+  inputs: readonly (Readonly<Record<string, unknown>> | undefined)[],
+  indexed: boolean,
+): Promise<Run[]> {
   const project = await getProject(ctx, principal, projectIdOrSlug);
   const version = options.version
     ? await ps.findVersion(ctx.db, project.id, options.version)
@@ -98,7 +110,7 @@ export async function enqueueRuns(
     try {
       return resolveInputs(notebook.inputs, given ?? {});
     } catch (error) {
-      if (inputs.length > 1 && error instanceof ValidationError)
+      if (indexed && error instanceof ValidationError)
         throw new ValidationError(`runs[${i}].${error.field}`, error.message.slice(error.field.length + 2));
       throw error;
     }
