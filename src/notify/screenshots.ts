@@ -6,7 +6,7 @@
  * A4 PDF. Shots have a timeout each and run at most `concurrency` at a time.
  */
 import { existsSync } from 'node:fs';
-import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
 import { DeliveryError } from './delivery-error.ts';
 
 interface Clip {
@@ -71,7 +71,11 @@ export class Screenshots {
 
   #launch(): Promise<Browser> {
     if (!this.#browser) {
-      const launching = chromium.launch({ executablePath: this.#o.executablePath, args: CHROMIUM_ARGS });
+      // Loaded on first use: playwright-core adds about 70 MB to a process, which every worker and
+      // scheduler would otherwise carry, and a bigger process makes each fork() of a run slower.
+      const launching = import('playwright-core').then(({ chromium }) =>
+        chromium.launch({ executablePath: this.#o.executablePath, args: CHROMIUM_ARGS }),
+      );
       this.#browser = launching;
       launching
         .then((browser) =>
