@@ -68,6 +68,27 @@ describe('almanac publish, trigger and runs against a server', () => {
     assert.equal(queued.trigger, 'api');
   });
 
+  it('queues one run per line of an inputs file in bulk, and names a bad line or entry', async () => {
+    const file = join(dir, 'regions.jsonl');
+    writeFileSync(file, '{"region":"EMEA"}\n\n{"region":"AMER"}\n{}\n');
+    const queued = await almanac(['trigger', 'sales', '--inputs-file', file, '--json']);
+    assert.equal(queued.code, 0, queued.stderr);
+    const runs = JSON.parse(queued.stdout);
+    assert.equal(runs.length, 3);
+    assert.deepEqual(
+      runs.slice(0, 2).map((r: { inputs: { region: string } }) => r.inputs.region),
+      ['EMEA', 'AMER'],
+    );
+    writeFileSync(file, '{"region":"EMEA"}\nnot json\n');
+    const badLine = await almanac(['trigger', 'sales', '--inputs-file', file]);
+    assert.equal(badLine.code, 2);
+    assert.match(badLine.stderr.trim(), /^almanac: --inputs-file: line 2 is not JSON/);
+    writeFileSync(file, '{"region":"EMEA"}\n{"region":"Mars"}\n');
+    const badEntry = await almanac(['trigger', 'sales', '--inputs-file', file]);
+    assert.equal(badEntry.code, 2);
+    assert.match(badEntry.stderr.trim(), /^almanac: runs\[1\]\.inputs\.region: must be one of/);
+  });
+
   it('lists the run log, filtered', async () => {
     const runs = await almanac(['runs', 'sales', '--trigger', 'api']);
     assert.equal(runs.code, 0, runs.stderr);
