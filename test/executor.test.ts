@@ -16,6 +16,8 @@ before(async () => {
       'data/orders.csv': 'id,region,amount\n1,EMEA,10.50\n2,AMER,20.25\n3,EMEA,5.00\n',
       // biome-ignore lint/suspicious/noTemplateCurlyInString: this is TypeScript source for a project file
       'lib/format.ts': 'export function euros(n: number): string { return `€${n.toFixed(2)}`; }\n',
+      'lib/deep.js':
+        "export function deep(n) { if (n === 0) throw new Error('deep failure'); return deep(n - 1); }\n",
     },
   });
 });
@@ -356,6 +358,19 @@ describe('executor: failures', () => {
       snapshot.message,
       "cell 'broken' failed (line 9): TypeError: Cannot read properties of null (reading 'boom')",
     );
+  });
+
+  it('finds the cell line of an error thrown 20 calls deep in a project module (30-frame stacks)', async () => {
+    const text = fence(
+      'js deep_call',
+      "import { deep } from './lib/deep.js';\nconst n = 20;\nreturn deep(n);",
+    );
+    const { snapshot } = await h.run(text);
+    const failed = cell(snapshot, 'deep_call');
+    assert.equal(failed.error?.message, 'deep failure');
+    // The cell's own frame is the 22nd: found only with more than the default 10 frames.
+    assert.equal(failed.error?.line, 4);
+    assert.equal(failed.error?.stack?.split('\n').filter((l) => l.includes('deep.js')).length, 21);
   });
 
   it('reports a SQL error with the database message and the line inside the cell', async () => {

@@ -223,7 +223,6 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
     `--allow-fs-write=${runDir}`,
     `--max-old-space-size=${spec.memoryLimitMb}`,
     '--disable-warning=ExperimentalWarning',
-    '--stack-trace-limit=30',
   ];
   const spawnedAt = performance.now();
   const wrapper = wrapperFor(spec, runDir, readable);

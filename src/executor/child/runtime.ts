@@ -31,6 +31,11 @@ import type {
   SqlStatementRequest,
 } from '../protocol.ts';
 
+// Longer stack traces for cell errors. Set here rather than with `--stack-trace-limit` on the command
+// line: a V8 flag there changes V8's flag hash, so Node rejects its embedded code cache and compiles its
+// own internals from source, which cost 15-20 ms of CPU at every run's start (docs/performance.md).
+Error.stackTraceLimit = 30;
+
 const send = (message: ChildMessage): Promise<void> =>
   new Promise((resolve) => {
     if (!process.connected) return resolve();
