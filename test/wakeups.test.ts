@@ -10,7 +10,10 @@ import { freshPostgresSchema, POSTGRES_URL, postgresUnavailable } from './suppor
 
 const unavailable = await postgresUnavailable();
 
-function next(wakeups: PostgresWakeups, topic: 'run_queued' | 'schedule_changed'): Promise<string> {
+function next(
+  wakeups: PostgresWakeups,
+  topic: 'run_queued' | 'schedule_changed' | 'run_progress',
+): Promise<string> {
   return new Promise((resolve) => {
     const off = wakeups.subscribe(topic, (payload) => {
       off();
@@ -59,4 +62,44 @@ describe('wake-ups on postgres', { skip: unavailable ?? false }, () => {
     await b.notify('run_queued', 'r2');
     assert.equal(await heard, 'r2');
   });
+
+  it('send progress lazily: it reaches another process on its own, and shares one statement', async () => {
+    const heard: string[] = [];
+    const off = a.subscribe('run_progress', (payload) => heard.push(payload));
+    // A long delay, so the three turns below surely fall inside one gathering batch.
+    const lazy = await PostgresWakeups.open(schema.url, { lazyDelayMs: 60_000 });
+    try {
+      await b.notify('run_progress', 'p0');
+      await until(() => heard.length === 1);
+
+      const before = lazy.statements;
+      for (const id of ['p1', 'p2', 'p3']) {
+        await lazy.notify('run_progress', id); // returns at once: nothing is sent yet
+        await new Promise((r) => setImmediate(r));
+      }
+      assert.equal(lazy.statements, before);
+      // An urgent notification takes the progress gathered so far along with it, at once.
+      const queued = next(a, 'run_queued');
+      await lazy.notify('run_queued', 'r3');
+      assert.equal(await queued, 'r3');
+      assert.deepEqual(heard, ['p0', 'p1', 'p2', 'p3']);
+      assert.equal(lazy.statements - before, 1);
+    } finally {
+      off();
+      await lazy.close();
+    }
+  });
+
+  it('send the progress still gathering when closed', async () => {
+    const c = await PostgresWakeups.open(schema.url);
+    const heard = next(a, 'run_progress');
+    await c.notify('run_progress', 'last');
+    await c.close();
+    assert.equal(await heard, 'last');
+  });
 });
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(condition(), 'timed out');
+}

@@ -66,6 +66,18 @@ const RESYNC_TOPICS: readonly WakeupTopic[] = [
   'run_cancel',
 ];
 
+/** Topics that wait up to LAZY_DELAY_MS to share a statement with others (see `notify`). */
+const LAZY_TOPICS: ReadonlySet<WakeupTopic> = new Set(['run_progress']);
+const LAZY_DELAY_MS = 50;
+
+interface Batch {
+  messages: string[];
+  /** Resolves once the batch was sent (or failed to be). */
+  sent: Promise<void>;
+  /** Send on the next turn of the event loop instead of waiting for LAZY_DELAY_MS. */
+  hurry: () => void;
+}
+
 /**
  * One dedicated connection LISTENs on a channel named after the schema, so stores in different schemas
  * of one database (tests, several installs) do not wake each other. Notifications from this process
@@ -87,16 +99,21 @@ export class PostgresWakeups implements Wakeups {
   #reconnecting = false;
   /** How many times the LISTEN connection was re-opened (tests, metrics). */
   reconnects = 0;
+  /** How many NOTIFY statements were sent (tests, metrics): batches, not notifications. */
+  statements = 0;
 
-  private constructor(url: string) {
+  readonly #lazyDelayMs: number;
+
+  private constructor(url: string, lazyDelayMs: number) {
     this.#url = url;
+    this.#lazyDelayMs = lazyDelayMs;
     this.#notifier = new pg.Pool({ connectionString: url, max: 4, application_name: 'almanac-notify' });
     this.#notifier.on('error', () => {});
     this.#notifier.on('connect', (client) => client.on('error', () => {}));
   }
 
-  static async open(url: string): Promise<PostgresWakeups> {
-    const wakeups = new PostgresWakeups(url);
+  static async open(url: string, options: { lazyDelayMs?: number } = {}): Promise<PostgresWakeups> {
+    const wakeups = new PostgresWakeups(url, options.lazyDelayMs ?? LAZY_DELAY_MS);
     await wakeups.#listen();
     wakeups.#ping = setInterval(() => void wakeups.#checkAlive(), 15_000);
     wakeups.#ping.unref();
@@ -172,37 +189,52 @@ export class PostgresWakeups implements Wakeups {
    * the event loop (a batch of claims, of completions) go out in one statement, and while one batch is
    * in flight the next one gathers. Under load this is one round trip for many wake-ups instead of one
    * each. The promise resolves once this payload has been sent.
+   *
+   * `run_progress` only feeds live views, so it is not urgent: it waits up to `LAZY_DELAY_MS` for other
+   * notifications to share its statement, and its promise resolves at once. A run's claim, start, cells
+   * and end would otherwise cost a round trip each (decisions.md, "Progress wake-ups are coalesced").
    */
   async notify(topic: WakeupTopic, payload: string): Promise<void> {
     await this.#local.notify(topic, payload);
-    const message = `${this.#origin}|${topic}|${payload}`;
-    let batch = this.#pending;
-    if (!batch) {
-      let release!: () => void;
-      batch = { messages: [], sent: new Promise<void>((r) => (release = r)) };
-      this.#pending = batch;
-      const current = batch;
-      void (async () => {
-        await this.#sending; // one batch in flight at a time; the next gathers meanwhile
-        await new Promise((r) => setImmediate(r));
-        if (this.#pending === current) this.#pending = null;
-        this.#sending = this.#notifier
-          .query('select pg_notify($1, m) from unnest($2::text[]) as m', [this.#channel, current.messages])
-          .then(
-            () => {},
-            () => {
-              // Other nodes find the work on their fallback timer, or when their LISTEN connection resyncs.
-            },
-          );
-        await this.#sending;
-        release();
-      })();
-    }
-    batch.messages.push(message);
+    const batch = this.#pending ?? this.#gather();
+    batch.messages.push(`${this.#origin}|${topic}|${payload}`);
+    if (LAZY_TOPICS.has(topic)) return;
+    batch.hurry();
     await batch.sent;
   }
 
-  #pending: { messages: string[]; sent: Promise<void> } | null = null;
+  /** Starts a batch: sent on the next turn once a notification hurries it, else after LAZY_DELAY_MS. */
+  #gather(): Batch {
+    let release!: () => void;
+    let hurry!: () => void;
+    const hurried = new Promise<void>((r) => (hurry = r));
+    const batch: Batch = { messages: [], sent: new Promise<void>((r) => (release = r)), hurry };
+    this.#pending = batch;
+    void (async () => {
+      await this.#sending; // one batch in flight at a time; the next gathers meanwhile
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        hurried.then(() => new Promise((r) => setImmediate(r))),
+        new Promise((r) => (timer = setTimeout(r, this.#lazyDelayMs))),
+      ]);
+      clearTimeout(timer);
+      if (this.#pending === batch) this.#pending = null;
+      this.statements++;
+      this.#sending = this.#notifier
+        .query('select pg_notify($1, m) from unnest($2::text[]) as m', [this.#channel, batch.messages])
+        .then(
+          () => {},
+          () => {
+            // Other nodes find the work on their fallback timer, or when their LISTEN connection resyncs.
+          },
+        );
+      await this.#sending;
+      release();
+    })();
+    return batch;
+  }
+
+  #pending: Batch | null = null;
   #sending: Promise<void> = Promise.resolve();
 
   subscribe(topic: WakeupTopic, listener: (payload: string) => void): () => void {
@@ -212,6 +244,10 @@ export class PostgresWakeups implements Wakeups {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#ping) clearInterval(this.#ping);
+    // Progress still gathering goes out now, not after the pool has ended.
+    const pending = this.#pending;
+    pending?.hurry();
+    await pending?.sent;
     await this.#local.close();
     const client = this.#client;
     this.#client = null;
