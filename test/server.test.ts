@@ -120,6 +120,8 @@ for (const store of await testStores()) {
           ['prose_1', 'succeeded'],
         ],
       );
+      // Quick cells store their end only (no `running` write), and that write carries their start.
+      for (const c of run.cells) assert.equal(c.startedAt, run.startedAt, `${c.name} startedAt`);
       const snapshot = (await t.json('GET', `/api/runs/${created.body.id}/snapshot`)).body;
       assert.match(JSON.stringify(snapshot.cells[1].output), /Region AMER in context api-triggered/);
       // The API-triggered run did not replace the default state.
@@ -282,7 +284,9 @@ for (const store of await testStores()) {
       const draining = t.server.worker!.drain();
       await until('the cell to be running', async () => {
         const r = (await t.json('GET', `/api/runs/${run.id}`)).body;
-        return r.cells.some((c: { status: string }) => c.status === 'running');
+        return r.cells.some(
+          (c: { status: string; startedAt: string | null }) => c.status === 'running' && c.startedAt,
+        );
       });
       const asked = await t.json('POST', `/api/runs/${run.id}/cancel`);
       assert.equal(asked.status, 200);

@@ -64,6 +64,8 @@ interface ActiveRun {
 
 /** Completions written in one transaction at most. */
 const MAX_COMPLETION_BATCH = 200;
+/** A cell's `running` state is stored once it has run this long; quicker cells store only their end. */
+export const CELL_RUNNING_WRITE_DELAY_MS = 100;
 
 const quiet: WorkerLog = { info() {}, warn() {}, error() {} };
 
@@ -271,6 +273,7 @@ export class Worker {
     let sqlResults: runs.CachedSqlResult[] = [];
     let reason: 'invalid_input' | 'crashed' | null = null;
     let cellStarted = false;
+    const startsDue = new Map<number, { timer: NodeJS.Timeout; startedAt: Date }>();
     try {
       // Loading what the run needs reads the store: its transient errors are retried here, and if the
       // store stays away the run goes back to the queue (below), never failed for it.
@@ -309,14 +312,31 @@ export class Worker {
             case 'run_started':
               record(() => runs.recordRunStarted(ctx, run.id, event.cells));
               break;
-            case 'cell_started':
+            case 'cell_started': {
               cellStarted = true;
-              record(() => runs.recordCellStarted(ctx, run.id, event.index, hold));
+              const startedAt = ctx.now();
+              const { index } = event;
+              // A cell's `running` state is stored only once it has run for a moment: most cells (prose,
+              // quick code) finish first, and their one write then carries the start time too.
+              const timer = setTimeout(() => {
+                startsDue.delete(index);
+                record(() => runs.recordCellStarted(ctx, run.id, index, hold, startedAt));
+              }, CELL_RUNNING_WRITE_DELAY_MS);
+              startsDue.set(index, { timer, startedAt });
               crashPoint('mid_cell');
               break;
-            case 'cell_finished':
-              record(() => runs.recordCellFinished(ctx, run.id, event.index, event.result, hold));
+            }
+            case 'cell_finished': {
+              const due = startsDue.get(event.index);
+              if (due) {
+                clearTimeout(due.timer);
+                startsDue.delete(event.index);
+              }
+              record(() =>
+                runs.recordCellFinished(ctx, run.id, event.index, event.result, hold, due?.startedAt),
+              );
               break;
+            }
             case 'log':
             case 'run_finished':
               break;
@@ -354,6 +374,8 @@ export class Worker {
         cells: [],
       };
     }
+    // A cell that never finished (the run was stopped) gets its final state with the run's.
+    for (const due of startsDue.values()) clearTimeout(due.timer);
     await progress;
     if (active.stoppedBecause === 'lease_lost') return;
     if (active.stoppedBecause === 'shutdown') {

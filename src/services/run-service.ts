@@ -358,23 +358,31 @@ export async function recordCellStarted(
   runId: string,
   index: number,
   hold?: rs.Hold,
+  startedAt: Date = ctx.now(),
 ): Promise<void> {
-  await rs.updateCell(ctx.db, runId, index, { status: 'running', startedAt: ctx.now() }, hold);
+  await rs.updateCell(ctx.db, runId, index, { status: 'running', startedAt }, hold);
   await ctx.wakeups.notify('run_progress', runId);
 }
 
+/** A cell's final state; `startedAt` too when its `running` state was never written (a quick cell). */
 export async function recordCellFinished(
   ctx: ServiceContext,
   runId: string,
   index: number,
   result: CellResult,
   hold?: rs.Hold,
+  startedAt?: Date,
 ) {
   await rs.updateCell(
     ctx.db,
     runId,
     index,
-    { status: result.status, durationMs: result.durationMs, resultJson: JSON.stringify(result) },
+    {
+      status: result.status,
+      durationMs: result.durationMs,
+      resultJson: JSON.stringify(result),
+      ...(startedAt ? { startedAt } : {}),
+    },
     hold,
   );
   await ctx.wakeups.notify('run_progress', runId);

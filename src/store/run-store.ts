@@ -464,8 +464,9 @@ export async function insertCellRows(
   runId: string,
   cells: readonly { name: string; kind: string }[],
 ): Promise<void> {
-  await db.deleteFrom('run_cells').where('run_id', '=', runId).execute();
   if (cells.length === 0) return;
+  // One statement: rows left by an earlier attempt of the run (same version, so the same cells) are
+  // reset rather than deleted and inserted again.
   await db
     .insertInto('run_cells')
     .values(
@@ -474,6 +475,16 @@ export async function insertCellRows(
         idx,
         name: c.name,
         kind: c.kind,
+        status: 'queued',
+        started_at: null,
+        duration_ms: null,
+        result: null,
+      })),
+    )
+    .onConflict((oc) =>
+      oc.columns(['run_id', 'idx']).doUpdateSet((eb) => ({
+        name: eb.ref('excluded.name'),
+        kind: eb.ref('excluded.kind'),
         status: 'queued',
         started_at: null,
         duration_ms: null,
