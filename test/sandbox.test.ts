@@ -4,13 +4,15 @@
  * size are limited; network access can be cut (bubblewrap only).
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ValidationError } from '../src/domain/errors.ts';
-import { detectIsolation } from '../src/executor/sandbox.ts';
+import { bundleChildRuntime, detectIsolation } from '../src/executor/sandbox.ts';
 import { cell, createHarness, fence, type Harness } from './support/harness.ts';
 import { startTestServer, testStores } from './support/server-harness.ts';
 import { REQUIRE_SERVICES } from './support/services.ts';
@@ -203,6 +205,39 @@ return {
       delete process.env['ALMANAC_SECRET_KEY'];
       await new Promise((r) => web.close(r));
       await t.close();
+    }
+  });
+});
+
+describe('sandbox: the built child runtime', () => {
+  it('is one file that takes built-in modules through process.getBuiltinModule', () => {
+    const code = bundleChildRuntime();
+    assert.doesNotMatch(code, /^\s*import\s.*\sfrom\s/m);
+    assert.match(code, /process\.getBuiltinModule\('node:util'\)/);
+  });
+
+  it('bundles named imports of modules, renamed or not, and runs them in order', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'almanac-bundle-'));
+    try {
+      writeFileSync(
+        join(dir, 'lib.ts'),
+        "import { sep } from 'node:path';\nexport const K: number = 2;\nexport function double(n: number): number { return n * K; }\nexport const where = sep;\n",
+      );
+      writeFileSync(
+        join(dir, 'main.ts'),
+        "import * as os from 'node:os';\nimport { double as twice, where } from './lib.ts';\nimport type { Nothing } from './types.ts';\nconsole.log(twice(21), where, typeof os.cpus);\n",
+      );
+      writeFileSync(join(dir, 'main.mjs'), bundleChildRuntime(join(dir, 'main.ts')));
+      const out = execFileSync(process.execPath, [join(dir, 'main.mjs')], { encoding: 'utf8' });
+      assert.equal(out.trim(), '42 / function');
+
+      writeFileSync(join(dir, 'lib.ts'), 'export default function double(n) { return n * 2; }\n');
+      assert.throws(
+        () => bundleChildRuntime(join(dir, 'main.ts')),
+        /lib\.ts:1: the child runtime's modules may import only by name and export only named/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

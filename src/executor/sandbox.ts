@@ -28,27 +28,15 @@ const builtRuntimes = new Map<string, string>();
 export function buildChildRuntime(cacheRoot: string): string {
   const cached = builtRuntimes.get(cacheRoot);
   if (cached && existsSync(cached)) return cached;
-  const files = new Map<string, string>();
-  const visit = (file: string) => {
-    if (files.has(file)) return;
-    const stripped = stripTypeScriptTypesQuietly(readFileSync(file, 'utf8'));
-    files.set(file, stripped);
-    for (const match of stripped.matchAll(/(?:from|import)\s*'(\.{1,2}\/[^']+)\.ts'/g)) {
-      visit(resolve(dirname(file), `${match[1]}.ts`));
-    }
-  };
-  visit(CHILD_SOURCE);
-  const hash = createHash('sha256');
-  for (const [file, code] of [...files].sort()) hash.update(file).update(code);
-  const dir = join(cacheRoot, `runtime-${hash.digest('hex').slice(0, 16)}`);
+  const code = bundleChildRuntime();
+  const hash = createHash('sha256').update(code).digest('hex').slice(0, 16);
+  const dir = join(cacheRoot, `runtime-${hash}`);
   const entry = join(dir, relative(SRC, CHILD_SOURCE).replace(/\.ts$/, '.mjs'));
   if (!existsSync(entry)) {
     const staging = `${dir}.${randomBytes(4).toString('hex')}.tmp`;
-    for (const [file, code] of files) {
-      const target = join(staging, relative(SRC, file).replace(/\.ts$/, '.mjs'));
-      mkdirSync(dirname(target), { recursive: true });
-      writeFileSync(target, code.replace(/((?:from|import)\s*'\.{1,2}\/[^']+)\.ts'/g, "$1.mjs'"));
-    }
+    const target = join(staging, relative(dir, entry));
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, code);
     try {
       renameSync(staging, dir);
     } catch {
@@ -57,6 +45,64 @@ export function buildChildRuntime(cacheRoot: string): string {
   }
   builtRuntimes.set(cacheRoot, entry);
   return entry;
+}
+
+const RELATIVE_IMPORT = /import\s*\{([^}]*)\}\s*from\s*'(\.{1,2}\/[^']+\.ts)';?/g;
+const BUILTIN_IMPORT = /import\s*(?:\{([^}]*)\}|\*\s*as\s+([\w$]+)|([\w$]+))\s*from\s*'(node:[\w/]+)';?/g;
+const EXPORTED = /^export (?:async )?(?:function\*?|const|let|class) ([A-Za-z_$][\w$]*)/gm;
+
+/**
+ * The child runtime and the modules it imports, stripped of types, as one file, with Node's built-in
+ * modules taken through `process.getBuiltinModule` instead of `import`. Both are for start-up time,
+ * measured (docs/performance.md): each built-in imported as an ES module and each extra file to resolve
+ * and link cost a run's process about 10 ms of CPU together, a quarter of a bare `node` start.
+ *
+ * Each imported module becomes a function scope that returns its exports, placed before the modules
+ * that import it. The child's own modules may export only named functions, classes and variables and
+ * import others only by name (`import { a, b as c } from './x.ts'`); anything else fails the build.
+ */
+export function bundleChildRuntime(entry: string = CHILD_SOURCE): string {
+  const sources = new Map<string, string>();
+  const order: string[] = [];
+  const visit = (file: string) => {
+    if (sources.has(file)) return;
+    const stripped = stripTypeScriptTypesQuietly(readFileSync(file, 'utf8'));
+    sources.set(file, stripped);
+    for (const match of stripped.matchAll(/(?:from|import)\s*'(\.{1,2}\/[^']+\.ts)'/g)) {
+      visit(resolve(dirname(file), match[1]!));
+    }
+    order.push(file); // after its imports
+  };
+  visit(entry);
+  const scopeOf = (file: string) => `__${relative(SRC, file).replace(/\W/g, '_')}`;
+  const parts = order.map((file) => {
+    const code = sources
+      .get(file)!
+      .replace(BUILTIN_IMPORT, (_, names?: string, star?: string, name?: string, id?: string) =>
+        names !== undefined
+          ? `const {${names.replace(/\s+as\s+/g, ': ')}} = process.getBuiltinModule('${id}');`
+          : `const ${star ?? name} = process.getBuiltinModule('${id}');`,
+      )
+      .replace(
+        RELATIVE_IMPORT,
+        (_, names: string, spec: string) =>
+          `const {${names.replace(/\s+as\s+/g, ': ')}} = ${scopeOf(resolve(dirname(file), spec))};`,
+      );
+    // The entry exports nothing; the others export only what a scope can return.
+    const unsupported =
+      /^\s*(?:import\b(?!\s*\()|export\b(?!\s+(?:async\s+)?(?:function|const|let|class)\b))/m.exec(code) ??
+      (file === entry ? /^\s*export\b/m.exec(code) : null);
+    if (unsupported) {
+      const line = code.slice(0, unsupported.index + unsupported[0].search(/\S/)).split('\n').length;
+      throw new Error(
+        `${relative(PACKAGE_ROOT, file)}:${line}: the child runtime's modules may import only by name and export only named functions, classes and variables (the runtime itself nothing)`,
+      );
+    }
+    if (file === entry) return code;
+    const exported = [...code.matchAll(EXPORTED)].map((m) => m[1]);
+    return `const ${scopeOf(file)} = (() => {\n${code.replace(/^export /gm, '')}\nreturn { ${exported.join(', ')} };\n})();\n`;
+  });
+  return parts.join('\n');
 }
 
 export interface SandboxSpec {
