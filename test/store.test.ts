@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { sql } from 'kysely';
 import { decryptSecret, encryptSecret } from '../src/services/secrets.ts';
 import { CAPABILITIES } from '../src/store/database.ts';
 import { migrate } from '../src/store/migrations.ts';
@@ -21,8 +22,31 @@ for (const target of await storeTargets()) {
           '0004_notifications',
           '0005_workspace_settings',
           '0006_delivery_handoff',
+          '0007_partial_run_indexes',
         ]);
         assert.deepEqual(await migrate(store.db, store.dialect), []);
+        // Indexes only lookups of non-null values use leave the nulls (most runs) out.
+        const definitions = (
+          store.dialect === 'postgres'
+            ? await sql<{
+                def: string;
+              }>`select indexdef as def from pg_indexes where schemaname = current_schema() and tablename = 'runs'`.execute(
+                store.db,
+              )
+            : await sql<{
+                def: string;
+              }>`select sql as def from sqlite_master where type = 'index' and tbl_name = 'runs' and sql is not null`.execute(
+                store.db,
+              )
+        ).rows.map((r) => r.def.replace(/[()"]/g, '').toLowerCase());
+        for (const [name, column] of [
+          ['runs_retry_of', 'retry_of'],
+          ['runs_retry_at', 'retry_at'],
+          ['runs_schedule_created', 'schedule_id'],
+        ]) {
+          const def = definitions.find((d) => d.includes(`index ${name} `));
+          assert.match(def ?? '', new RegExp(`where ${column} is not null$`), name);
+        }
         assert.deepEqual(store.capabilities, CAPABILITIES[target.name]);
       } finally {
         await store.dispose();
