@@ -94,6 +94,7 @@ export class Worker {
   #running = false;
   #ticking: Promise<number> | null = null;
   #again = false;
+  #wakeQueued = false;
 
   constructor(options: WorkerOptions) {
     this.id = options.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -142,13 +143,23 @@ export class Worker {
     this.#wake();
   }
 
+  /**
+   * Claims on the next turn of the event loop, not at once: the runs of one completion batch free their
+   * slots one after another in the same turn, and waking at the first would claim one run and then the
+   * rest in a second statement.
+   */
   #wake(): void {
-    if (!this.#running) return;
-    if (this.#ticking) {
-      this.#again = true;
-      return;
-    }
-    void this.tick();
+    if (!this.#running || this.#wakeQueued) return;
+    this.#wakeQueued = true;
+    setImmediate(() => {
+      this.#wakeQueued = false;
+      if (!this.#running) return;
+      if (this.#ticking) {
+        this.#again = true;
+        return;
+      }
+      void this.tick();
+    });
   }
 
   /** Claims runs while capacity remains and starts them. Returns how many it claimed. */
