@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openServices } from '../src/app/open-services.ts';
-import type { RunSnapshot } from '../src/domain/snapshot.ts';
 import type { RunRequest, RunResult } from '../src/executor/executor.ts';
 import { Worker } from '../src/executor/worker.ts';
 import { createMetrics } from '../src/services/metrics.ts';
@@ -16,6 +15,7 @@ import * as projects from '../src/services/project-service.ts';
 import * as runs from '../src/services/run-service.ts';
 import type { Principal } from '../src/services/service-context.ts';
 import { bootstrap } from '../src/services/workspace-service.ts';
+import { noopResult } from './support/noop-result.ts';
 
 /** An executor whose runs end when the test says so. */
 function gatedExecutor() {
@@ -31,27 +31,7 @@ function gatedExecutor() {
     executor: {
       async run(request: RunRequest): Promise<RunResult> {
         if (!gate.open) await new Promise<void>((release) => waiting.push(release));
-        const now = new Date().toISOString();
-        const snapshot: RunSnapshot = {
-          format: 1,
-          runId: request.runId ?? '',
-          title: 'gated',
-          status: 'succeeded',
-          reason: null,
-          message: null,
-          context: request.context ?? 'logic',
-          scheduledFor: null,
-          inputs: {},
-          startedAt: now,
-          finishedAt: now,
-          cells: [],
-        };
-        return {
-          snapshot,
-          timings: { startMs: 0, executeMs: 0, totalMs: 0, warm: true },
-          sqlResults: [],
-          cacheHits: [],
-        };
+        return noopResult(request);
       },
     },
   };
