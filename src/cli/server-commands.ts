@@ -11,7 +11,7 @@ import { createServer, ROLES, type Role } from '../app/create-server.ts';
 import { collectProjectFiles } from '../app/project-files.ts';
 import { ValidationError } from '../domain/errors.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
-import { RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
+import { MAX_BULK_RUNS, RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
 import { ApiClient, ApiError } from './api-client.ts';
 import { registerNotifyCommands } from './notify-commands.ts';
 import { collect, parseInputs, parseInputsLines } from './options.ts';
@@ -329,7 +329,7 @@ export function registerServerCommands(program: Command): void {
       .option('-i, --input <key=value>', 'an input value (repeat for several)', collect, [])
       .option(
         '--inputs-file <file>',
-        'queue one run per line of a JSON Lines file of inputs ({"region":"EMEA"}), 1,000 per request',
+        `queue one run per line of a JSON Lines file of inputs ({"region":"EMEA"}), ${MAX_BULK_RUNS.toLocaleString('en-US')} per request`,
       )
       .option('--version <version>', 'version number or id (default: latest)')
       .option('--wait', 'wait for the run to end, printing progress; exit 1 if it fails', false)
@@ -356,12 +356,12 @@ export function registerServerCommands(program: Command): void {
         const queued: RunJson[] = [];
         // Each request is all or none; a bad entry in a later chunk leaves the earlier chunks queued,
         // and the error says how many were.
-        for (let i = 0; i < sets.length; i += 1000) {
+        for (let i = 0; i < sets.length; i += MAX_BULK_RUNS) {
           try {
             const { data } = await api.post<{ runs: RunJson[] }>(
               `/api/projects/${encodeURIComponent(project)}/runs/batch`,
               {
-                runs: sets.slice(i, i + 1000).map((inputs) => ({ inputs })),
+                runs: sets.slice(i, i + MAX_BULK_RUNS).map((inputs) => ({ inputs })),
                 ...(flags.version ? { version: flags.version } : {}),
               },
             );

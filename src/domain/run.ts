@@ -36,6 +36,9 @@ export function isFinal(status: RunStatus): boolean {
 }
 
 /** What started a run. */
+/** At most this many runs per bulk enqueue (`POST /api/projects/{p}/runs/batch`). */
+export const MAX_BULK_RUNS = 1000;
+
 export const RUN_TRIGGERS = ['manual', 'api', 'publish', 'schedule', 'backfill'] as const;
 export type RunTrigger = (typeof RUN_TRIGGERS)[number];
 

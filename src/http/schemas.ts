@@ -4,7 +4,7 @@
  * and mean what the glossary (docs/glossary.md) says.
  */
 import { z } from 'zod';
-import { RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
+import { MAX_BULK_RUNS, RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
 import { RUN_CONTEXTS } from '../domain/run-context.ts';
 
 const inputValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
@@ -149,8 +149,10 @@ export const CreateRunsBody = z.object({
       }),
     )
     .min(1)
-    .max(1000)
-    .describe('One entry per run to queue (at most 1,000); all or none are queued'),
+    .max(MAX_BULK_RUNS)
+    .describe(
+      `One entry per run to queue (at most ${MAX_BULK_RUNS.toLocaleString('en-US')}); all or none are queued`,
+    ),
   version: z.string().optional().describe('Version id or number; the latest by default'),
   notifications: z
     .array(z.record(z.string(), z.unknown()))

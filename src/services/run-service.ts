@@ -11,6 +11,7 @@ import { resolveInputs } from '../domain/notebook/inputs.ts';
 import {
   isFinal,
   isRetryable,
+  MAX_BULK_RUNS,
   RUN_STATUSES,
   RUN_TRIGGERS,
   type Run,
@@ -61,9 +62,6 @@ export async function enqueueRun(
   const { inputs, ...rest } = options;
   return (await queueRuns(ctx, principal, projectIdOrSlug, rest, [inputs], false))[0]!;
 }
-
-/** At most this many runs per bulk enqueue. */
-export const MAX_BULK_RUNS = 1000;
 
 /**
  * Queues one run per entry of `inputs`, all with the same options, in one statement and with one
