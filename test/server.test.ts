@@ -11,6 +11,7 @@ import { createWorkspaceWithUser } from '../src/services/workspace-service.ts';
 import { fence } from './support/harness.ts';
 import { notebook, startTestServer, type TestServer, testStores } from './support/server-harness.ts';
 import { POSTGRES_URL } from './support/services.ts';
+import { until } from './support/until.ts';
 
 const SALES = notebook(
   'Sales',
@@ -18,21 +19,6 @@ const SALES = notebook(
     'Region {{ region }} in context {{ almanac.runContext }}.\n\n',
   'inputs:\n  region:\n    type: select\n    options: [EMEA, AMER]\n    default: EMEA\n',
 );
-
-/** Waits for a condition that depends on real processes (never on a schedule). */
-async function until<T>(
-  what: string,
-  check: () => Promise<T | null | undefined | false>,
-  ms = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 for (const store of await testStores()) {
   describe(`server on ${store.name}`, { skip: store.skip }, () => {

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PostgresWakeups, RESYNC } from '../src/store/wakeups.ts';
 import { freshPostgresSchema, POSTGRES_URL, postgresUnavailable } from './support/services.ts';
+import { until } from './support/until.ts';
 
 const unavailable = await postgresUnavailable();
 
@@ -70,7 +71,7 @@ describe('wake-ups on postgres', { skip: unavailable ?? false }, () => {
     const lazy = await PostgresWakeups.open(schema.url, { lazyDelayMs: 60_000 });
     try {
       await b.notify('run_progress', 'p0');
-      await until(() => heard.length === 1);
+      await until('p0 to arrive', () => heard.length === 1);
 
       const before = lazy.statements;
       for (const id of ['p1', 'p2', 'p3']) {
@@ -98,8 +99,3 @@ describe('wake-ups on postgres', { skip: unavailable ?? false }, () => {
     assert.equal(await heard, 'last');
   });
 });
-
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(condition(), 'timed out');
-}

@@ -16,6 +16,7 @@ import * as runs from '../src/services/run-service.ts';
 import type { Principal } from '../src/services/service-context.ts';
 import { bootstrap } from '../src/services/workspace-service.ts';
 import { noopResult } from './support/noop-result.ts';
+import { until } from './support/until.ts';
 
 /** An executor whose runs end when the test says so. */
 function gatedExecutor() {
@@ -36,14 +37,6 @@ function gatedExecutor() {
     },
   };
   return gate;
-}
-
-async function until(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await condition()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 describe('worker: claims', () => {

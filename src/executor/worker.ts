@@ -65,7 +65,7 @@ interface ActiveRun {
 /** Completions written in one transaction at most. */
 const MAX_COMPLETION_BATCH = 200;
 /** A cell's `running` state is stored once it has run this long; quicker cells store only their end. */
-export const CELL_RUNNING_WRITE_DELAY_MS = 100;
+const CELL_RUNNING_WRITE_DELAY_MS = 100;
 
 const quiet: WorkerLog = { info() {}, warn() {}, error() {} };
 

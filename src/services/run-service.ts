@@ -355,8 +355,8 @@ export async function recordCellStarted(
   ctx: ServiceContext,
   runId: string,
   index: number,
-  hold?: rs.Hold,
-  startedAt: Date = ctx.now(),
+  hold: rs.Hold | undefined,
+  startedAt: Date,
 ): Promise<void> {
   await rs.updateCell(ctx.db, runId, index, { status: 'running', startedAt }, hold);
   await ctx.wakeups.notify('run_progress', runId);

@@ -192,7 +192,7 @@ export class PostgresWakeups implements Wakeups {
    *
    * `run_progress` only feeds live views, so it is not urgent: it waits up to `LAZY_DELAY_MS` for other
    * notifications to share its statement, and its promise resolves at once. A run's claim, start, cells
-   * and end would otherwise cost a round trip each (decisions.md, "Progress wake-ups are coalesced").
+   * and end would otherwise cost a round trip each (docs/decisions.md, "… its progress is written sparingly").
    */
   async notify(topic: WakeupTopic, payload: string): Promise<void> {
     await this.#local.notify(topic, payload);
