@@ -435,7 +435,7 @@ export class Executor {
       if (!engine) throw new UnknownConnectionError(message.connection, [...context.connections.keys()]);
       let session = sessions.get(message.connection);
       if (!session) {
-        session = engine.openSession({ projectDir: resolve(context.projectDir) });
+        session = engine.openSession({ projectDir: resolve(context.projectDir), runDir: sandbox.runDir });
         sessions.set(message.connection, session);
       }
       const chainAs = engine.dialect === 'duckdb' ? message.chainAs : null;

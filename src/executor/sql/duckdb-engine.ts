@@ -15,6 +15,7 @@ import {
   type SqlQuery,
   type SqlQueryResult,
   type SqlSession,
+  type SqlSessionOptions,
   toSqlExecutionError,
 } from './sql-engine.ts';
 
@@ -59,7 +60,7 @@ export class DuckDbEngine implements SqlEngine {
     return new DuckDbEngine(options.id ?? 'duckdb', instance);
   }
 
-  async openSession({ projectDir }: { projectDir: string }): Promise<SqlSession> {
+  async openSession({ projectDir }: SqlSessionOptions): Promise<SqlSession> {
     return new DuckDbSession(await this.#instance.connect(), projectDir);
   }
 

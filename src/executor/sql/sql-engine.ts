@@ -38,11 +38,19 @@ export interface SqlSession {
   close(): Promise<void>;
 }
 
+export interface SqlSessionOptions {
+  projectDir: string;
+  runDir: string;
+}
+
 export interface SqlEngine {
   readonly id: string;
   readonly dialect: 'duckdb' | 'postgres';
-  /** `projectDir` is where relative file paths in the SQL resolve. */
-  openSession(options: { projectDir: string }): Promise<SqlSession>;
+  /**
+   * `projectDir` is the run's version files (read-only; relative reads resolve here) and `runDir` the
+   * run's own directory (the only place SQL may write files; removed after the run).
+   */
+  openSession(options: SqlSessionOptions): Promise<SqlSession>;
   close(): Promise<void>;
 }
 
