@@ -2,8 +2,10 @@
  * Parses a notebook file (docs/notebook-format.md) into cells. Every problem is reported with its
  * notebook line and cell name, and all problems are collected before failing.
  */
+
 import MarkdownIt from 'markdown-it';
 import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import { chartSpecProblem } from '../chart-spec.ts';
 import { closest, NotebookError, type NotebookProblem } from '../errors.ts';
 import { analyzeExpression, compileCodeCell } from './compile-code-cell.ts';
 import { frontmatterSchema, IDENTIFIER } from './frontmatter.ts';
@@ -502,7 +504,10 @@ async function parseChart(segment: CellSegment, problems: NotebookProblem[]): Pr
       message: 'the chart has no data: add "data": { "name": "<an earlier cell>" }',
     });
   }
-  const error = await validateVegaLite(spec as Record<string, unknown>);
+  const unsafe = chartSpecProblem(spec);
+  if (unsafe)
+    problems.push({ line: segment.line, cell: segment.name, message: `unsafe chart spec: ${unsafe}` });
+  const error = unsafe ? null : await validateVegaLite(spec as Record<string, unknown>);
   if (error)
     problems.push({ line: segment.line, cell: segment.name, message: `invalid Vega-Lite spec: ${error}` });
   return {
