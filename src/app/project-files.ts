@@ -6,7 +6,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { ValidationError } from '../domain/errors.ts';
-import { MAX_PROJECT_BYTES, MAX_PROJECT_FILES } from '../services/project-service.ts';
+import { displayFileName, fileNameProblem, validateProjectFiles } from '../domain/file-names.ts';
+import { MAX_PROJECT_BYTES, MAX_PROJECT_FILES } from '../domain/limits.ts';
 
 const SKIP = new Set(['node_modules', '.git', '.almanac', 'dist']);
 
@@ -23,6 +24,9 @@ export function collectProjectFiles(notebookPath: string): Map<string, Buffer> {
       else if (entry.isFile()) {
         const rel = relative(root, full).split(sep).join('/');
         if (rel === notebook) continue;
+        // Checked here too, so the CLI names the local file before sending anything.
+        const problem = fileNameProblem(rel);
+        if (problem) throw new ValidationError(`files.${displayFileName(rel)}`, problem);
         total += statSync(full).size;
         if (files.size >= MAX_PROJECT_FILES || total > MAX_PROJECT_BYTES) {
           throw new ValidationError(
@@ -35,5 +39,6 @@ export function collectProjectFiles(notebookPath: string): Map<string, Buffer> {
     }
   };
   walk(root);
+  validateProjectFiles(files);
   return files;
 }

@@ -37,13 +37,23 @@ export class AlmanacError extends Error {
 export class ValidationError extends AlmanacError {
   readonly field: string;
 
-  constructor(field: string, message: string) {
-    super('invalid_input', `${field}: ${message}`, 400);
+  constructor(field: string, message: string, status = 400) {
+    super('invalid_input', `${field}: ${message}`, status);
     this.field = field;
   }
 
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), field: this.field };
+  }
+}
+
+/** A value is bigger than a limit of `domain/limits.ts` allows (HTTP 413). The message names the limit. */
+export class TooLargeError extends ValidationError {
+  readonly limit: number;
+
+  constructor(field: string, limit: number, message: string) {
+    super(field, message, 413);
+    this.limit = limit;
   }
 }
 

@@ -4,10 +4,41 @@
  * and mean what the glossary (docs/glossary.md) says.
  */
 import { z } from 'zod';
+import { connectionUrlProblem } from '../domain/connection-url.ts';
+import {
+  INPUT_SUMMARY_CHARS,
+  MAX_INPUT_VALUE_CHARS,
+  MAX_INPUTS,
+  MAX_NAME_LENGTH,
+  MAX_NOTE_LENGTH,
+  MAX_NOTEBOOK_BYTES,
+  MAX_PROJECT_BYTES,
+  MAX_PROJECT_FILES,
+} from '../domain/limits.ts';
 import { MAX_BULK_RUNS, RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
 import { RUN_CONTEXTS } from '../domain/run-context.ts';
 
+// Every request body and query is strict (`z.strictObject`): an unknown field is a 400 naming it, never
+// silently ignored (issue 14: `{"context": "logic"}` on POST /runs was accepted and did nothing).
+// Sizes (input values, notebooks, files) are checked by the domain with a 413 naming the limit; lengths
+// (names, notes) here with a 400 naming the field (limits in src/domain/limits.ts).
+
 const inputValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+/** Input values of a request: sizes are checked by the domain (413 naming the input and the limit). */
+const inputValues = z
+  .record(z.string(), inputValue)
+  .describe(
+    `Input values by name; defaults fill the rest. At most ${MAX_INPUTS} values of ${MAX_INPUT_VALUE_CHARS.toLocaleString('en-US')} characters each (413 beyond)`,
+  );
+
+/** A name (schedule, token, connection): 1 to MAX_NAME_LENGTH characters. */
+const name = (description: string) =>
+  z
+    .string()
+    .min(1, 'must not be empty')
+    .max(MAX_NAME_LENGTH, `must be at most ${MAX_NAME_LENGTH} characters (MAX_NAME_LENGTH)`)
+    .describe(description);
 
 export const ErrorBody = z
   .object({
@@ -45,19 +76,29 @@ export const Project = z
 
 export const ProjectWithDraft = Project.extend({ draftSource: z.string() }).meta({ id: 'ProjectWithDraft' });
 
-export const CreateProjectBody = z.object({
-  source: z.string().min(1).describe('The notebook: Markdown with SQL/JS/TS cells'),
-  slug: z.string().optional().describe('URL name; derived from the title when omitted'),
+const notebookSource = (description: string) =>
+  z
+    .string()
+    .min(1)
+    .describe(`${description} (at most ${MAX_NOTEBOOK_BYTES / 1024 / 1024} MiB; 413 beyond)`);
+
+export const CreateProjectBody = z.strictObject({
+  source: notebookSource('The notebook: Markdown with SQL/JS/TS cells'),
+  slug: z
+    .string()
+    .max(63, 'must be at most 63 characters')
+    .optional()
+    .describe('URL name; derived from the title when omitted'),
 });
 
-export const UpdateDraftBody = z.object({ source: z.string().min(1).describe('The new draft notebook') });
+export const UpdateDraftBody = z.strictObject({ source: notebookSource('The new draft notebook') });
 
-export const PublishBody = z.object({
+export const PublishBody = z.strictObject({
   files: z
     .record(z.string(), z.string())
     .optional()
     .describe(
-      "Project files (data, modules) by relative path, base64-encoded. Omit to keep the latest version's files.",
+      `Project files (data, modules) by relative path, base64-encoded. Omit to keep the latest version's files. At most ${MAX_PROJECT_FILES} files and ${MAX_PROJECT_BYTES / 1024 / 1024} MiB (413 beyond); names are checked (400 naming the file)`,
     ),
 });
 
@@ -90,7 +131,11 @@ export const Run = z
     context: z.enum(RUN_CONTEXTS),
     status: z.enum(RUN_STATUSES),
     private: z.boolean(),
-    inputs: z.record(z.string(), inputValue),
+    inputs: z
+      .record(z.string(), inputValue)
+      .describe(
+        `In lists (GET /api/runs) each text value is cut to ${INPUT_SUMMARY_CHARS} characters followed by '… (N characters)'; GET /api/runs/{run} has them whole`,
+      ),
     createdBy: z.string().nullable(),
     createdAt: z.string(),
     scheduledFor: z.string().nullable(),
@@ -124,8 +169,8 @@ export const PublishResult = z.object({
   run: Run.nullable(),
 });
 
-export const CreateRunBody = z.object({
-  inputs: z.record(z.string(), inputValue).optional().describe('Input values; defaults fill the rest'),
+export const CreateRunBody = z.strictObject({
+  inputs: inputValues.optional(),
   version: z.string().optional().describe('Version id or number; the latest by default'),
   private: z
     .boolean()
@@ -141,13 +186,9 @@ export const CreateRunBody = z.object({
     ),
 });
 
-export const CreateRunsBody = z.object({
+export const CreateRunsBody = z.strictObject({
   runs: z
-    .array(
-      z.object({
-        inputs: z.record(z.string(), inputValue).optional().describe('Input values; defaults fill the rest'),
-      }),
-    )
+    .array(z.strictObject({ inputs: inputValues.optional() }))
     .min(1)
     .max(MAX_BULK_RUNS)
     .describe(
@@ -160,7 +201,7 @@ export const CreateRunsBody = z.object({
     .describe('Notification rules for each of these runs, shaped as NotificationRule bodies'),
 });
 
-export const ListRunsQuery = z.object({
+export const ListRunsQuery = z.strictObject({
   project: z.string().optional(),
   schedule: z.string().optional().describe('Only runs of this schedule'),
   status: z
@@ -186,7 +227,7 @@ export const AppSettings = z
   })
   .meta({ id: 'AppSettings' });
 
-export const UpdateAppSettingsBody = z.object({
+export const UpdateAppSettingsBody = z.strictObject({
   showLastRun: z.boolean().optional(),
   keepRuns: z
     .number()
@@ -233,9 +274,15 @@ export const Connection = z.object({
   createdAt: z.string(),
 });
 
-export const CreateConnectionBody = z.object({
-  name: z.string().describe('The id SQL cells use: ```sql name connection=<name>'),
-  url: z.string().describe('postgres://user:password@host:port/database (encrypted at rest)'),
+export const CreateConnectionBody = z.strictObject({
+  name: name('The id SQL cells use: ```sql name connection=<name>'),
+  url: z
+    .string()
+    .describe('postgres://user:password@host:port/database (encrypted at rest)')
+    .superRefine((url, check) => {
+      const problem = connectionUrlProblem(url);
+      if (problem) check.addIssue({ code: 'custom', message: problem });
+    }),
 });
 
 export const WorkspaceSettings = z.object({
@@ -247,7 +294,7 @@ export const WorkspaceSettings = z.object({
 });
 export const UpdateWorkspaceSettingsBody = WorkspaceSettings.partial().strict();
 
-export const CreateTokenBody = z.object({ name: z.string().describe('What the token is for') });
+export const CreateTokenBody = z.strictObject({ name: name('What the token is for') });
 export const TokenCreated = z.object({ token: z.string().describe('Shown once; store it now') });
 
 export const Me = z.object({
@@ -264,14 +311,17 @@ export const Health = z.object({ ok: z.literal(true), version: z.string() });
 const hhmm = z.string().describe('Local time HH:MM in the schedule timezone');
 export const Cadence = z
   .discriminatedUnion('kind', [
-    z.object({ kind: z.literal('hourly'), minute: z.number().int().describe('Minute of the hour, 0-59') }),
-    z.object({ kind: z.literal('daily'), time: hhmm }),
-    z.object({
+    z.strictObject({
+      kind: z.literal('hourly'),
+      minute: z.number().int().describe('Minute of the hour, 0-59'),
+    }),
+    z.strictObject({ kind: z.literal('daily'), time: hhmm }),
+    z.strictObject({
       kind: z.literal('weekly'),
       days: z.array(z.enum(['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'])).describe('Days of the week'),
       time: hhmm,
     }),
-    z.object({
+    z.strictObject({
       kind: z.literal('monthly'),
       day: z.number().int().describe('Day of the month, 1-31'),
       time: hhmm,
@@ -280,9 +330,12 @@ export const Cadence = z
         .optional()
         .describe('Days 29-31 in shorter months: fire on the last day (default) or skip the month'),
     }),
-    z.object({
+    z.strictObject({
       kind: z.literal('cron'),
-      expression: z.string().describe('5 fields (minute hour day month weekday) or 6 with seconds first'),
+      expression: z
+        .string()
+        .max(200, 'must be at most 200 characters')
+        .describe('5 fields (minute hour day month weekday) or 6 with seconds first'),
     }),
   ])
   .meta({ id: 'Cadence' });
@@ -313,10 +366,10 @@ export const ScheduleParams = z.object({ schedule: z.string().describe('Schedule
 
 export const CreateScheduleBody = z
   .object({
-    name: z.string(),
+    name: name('What the schedule is for, unique in the project'),
     cadence: Cadence,
-    timezone: z.string().describe('IANA zone, for example Europe/Berlin'),
-    inputs: z.record(z.string(), inputValue).optional(),
+    timezone: z.string().max(100).describe('IANA zone, for example Europe/Berlin'),
+    inputs: inputValues.optional(),
     enabled: z.boolean().optional(),
     policies: Policies.optional(),
   })
@@ -327,7 +380,11 @@ export const UpdateScheduleBody = CreateScheduleBody.partial().strict();
 export const PauseBody = z
   .object({
     until: z.string().optional().describe('ISO instant: resume by itself then'),
-    note: z.string().optional().describe('Why it is paused'),
+    note: z
+      .string()
+      .max(MAX_NOTE_LENGTH, `must be at most ${MAX_NOTE_LENGTH} characters (MAX_NOTE_LENGTH)`)
+      .optional()
+      .describe('Why it is paused'),
   })
   .strict();
 
@@ -347,7 +404,10 @@ export const PreviewBody = z
   })
   .strict();
 
-export const PreviewQuery = z.object({ count: z.coerce.number().optional(), from: z.string().optional() });
+export const PreviewQuery = z.strictObject({
+  count: z.coerce.number().optional(),
+  from: z.string().optional(),
+});
 
 export const PreviewEntry = z.object({
   at: z.string().describe('UTC'),

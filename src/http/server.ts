@@ -11,6 +11,7 @@ import { setCookie } from 'hono/cookie';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { AlmanacError, ValidationError } from '../domain/errors.ts';
+import { summarizeInputs } from '../domain/input-summary.ts';
 import { isFinal, latenessMs, type Run } from '../domain/run.ts';
 import { validateTimeZone } from '../domain/schedule/schedule.ts';
 import * as projects from '../services/project-service.ts';
@@ -98,6 +99,11 @@ export function runJson(run: Run) {
     retryOf: run.retryOf,
     retryNumber: run.retryNumber,
   };
+}
+
+/** A run in a list (the run log): input values shortened, so one huge value cannot bloat every page. */
+export function runSummaryJson(run: Run) {
+  return { ...runJson(run), inputs: summarizeInputs(run.inputs) };
 }
 
 function scheduleJson(schedule: Schedule) {
@@ -550,7 +556,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       responses: { 200: { description: 'A page of runs', schema: S.RunPage } },
       handler: async ({ c, principal, query }) => {
         const page = await runs.listRuns(ctx, principal, query);
-        return c.json({ runs: page.runs.map(runJson), nextCursor: page.nextCursor });
+        return c.json({ runs: page.runs.map(runSummaryJson), nextCursor: page.nextCursor });
       },
     }),
     route({
@@ -939,7 +945,13 @@ const TYPES: Record<string, string> = {
 function mountWeb(app: Hono, webDir: string): void {
   const index = readFileSync(join(webDir, 'index.html'));
   app.get('*', (c) => {
-    const path = normalize(decodeURIComponent(c.req.path)).replace(/^(\.\.[/\\])+/, '');
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(c.req.path);
+    } catch {
+      return c.text('not found', 404); // malformed percent-encoding names no file
+    }
+    const path = normalize(decoded).replace(/^(\.\.[/\\])+/, '');
     if (path.startsWith('/assets/')) {
       const file = join(webDir, path);
       if (file.startsWith(webDir) && existsSync(file) && statSync(file).isFile()) {

@@ -6,6 +6,8 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../domain/errors.ts';
+import { validateProjectFiles } from '../domain/file-names.ts';
+import { checkBytes, MAX_NOTEBOOK_BYTES, MAX_PROJECT_BYTES, MAX_PROJECT_FILES } from '../domain/limits.ts';
 import type { Notebook } from '../domain/notebook/notebook.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import type { Run } from '../domain/run.ts';
@@ -15,9 +17,9 @@ import * as rs from '../store/run-store.ts';
 import { assertWorkspaceMember, canSeeProject } from './authorize.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 
-/** Limits on what a version may carry. */
-export const MAX_PROJECT_FILES = 200;
-export const MAX_PROJECT_BYTES = 50 * 1024 * 1024;
+/** Limits on what a version may carry (domain/limits.ts; re-exported for older imports). */
+export { MAX_PROJECT_BYTES, MAX_PROJECT_FILES };
+
 const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export function slugify(text: string): string {
@@ -35,37 +37,13 @@ async function parseForRequest(source: string, file: string): Promise<Notebook> 
   if (typeof source !== 'string' || source.trim() === '') {
     throw new ValidationError('source', 'must be the notebook text (Markdown with cells)');
   }
+  checkBytes('source', source, MAX_NOTEBOOK_BYTES, 'MAX_NOTEBOOK_BYTES', 'the notebook');
   return parseNotebook(source, { file });
 }
 
+/** Checks a version's file names and sizes (domain/file-names.ts): 400 naming the file, 413 for sizes. */
 export function validateFiles(files: ReadonlyMap<string, Buffer>): void {
-  if (files.size > MAX_PROJECT_FILES) {
-    throw new ValidationError(
-      'files',
-      `at most ${MAX_PROJECT_FILES} files may be published, got ${files.size}`,
-    );
-  }
-  let total = 0;
-  for (const [path, content] of files) {
-    if (
-      path === '' ||
-      path.startsWith('/') ||
-      path.split('/').some((p) => p === '..' || p === '' || p === '.') ||
-      path.includes('\\')
-    ) {
-      throw new ValidationError(
-        `files.${path}`,
-        'must be a relative path inside the project folder, with / separators',
-      );
-    }
-    total += content.length;
-  }
-  if (total > MAX_PROJECT_BYTES) {
-    throw new ValidationError(
-      'files',
-      `files add up to ${total} bytes; at most ${MAX_PROJECT_BYTES} may be published`,
-    );
-  }
+  validateProjectFiles(files);
 }
 
 export function contentHash(source: string, files: ReadonlyMap<string, Buffer>): string {
@@ -89,7 +67,7 @@ export async function createProject(
   if (!SLUG.test(slug)) {
     throw new ValidationError(
       'slug',
-      `'${slug}' must be 1-63 lowercase letters, digits or dashes, starting with a letter or digit`,
+      `'${slug.slice(0, 80)}' must be 1-63 lowercase letters, digits or dashes, starting with a letter or digit`,
     );
   }
   if (await ps.findProject(ctx.db, principal.workspaceId, slug)) {

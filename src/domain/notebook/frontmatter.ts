@@ -3,19 +3,30 @@
  * every error names the field and the rule.
  */
 import { z } from 'zod';
+import {
+  MAX_INPUT_VALUE_CHARS,
+  MAX_INPUTS,
+  MAX_NAME_LENGTH,
+  MAX_NOTE_LENGTH,
+  MAX_TITLE_LENGTH,
+} from '../limits.ts';
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
 
+const text = (max: number, limit: string) =>
+  z.string().max(max, `must be at most ${max.toLocaleString('en-US')} characters (${limit})`);
+
 const base = {
-  label: z.string().optional(),
-  description: z.string().optional(),
+  label: text(MAX_NAME_LENGTH, 'MAX_NAME_LENGTH').optional(),
+  description: text(MAX_NOTE_LENGTH, 'MAX_NOTE_LENGTH').optional(),
 };
+const inputText = text(MAX_INPUT_VALUE_CHARS, 'MAX_INPUT_VALUE_CHARS');
 
 const inputSchema = z.discriminatedUnion(
   'type',
   [
-    z.strictObject({ type: z.literal('text'), default: z.string().default(''), ...base }),
+    z.strictObject({ type: z.literal('text'), default: inputText.default(''), ...base }),
     z.strictObject({
       type: z.literal('number'),
       default: z.number({ error: 'must be a number' }).default(0),
@@ -35,9 +46,10 @@ const inputSchema = z.discriminatedUnion(
     z.strictObject({
       type: z.literal('select'),
       options: z
-        .array(z.union([z.string(), z.number()]), { error: 'must be a list of values' })
-        .min(1, 'must list at least one value'),
-      default: z.union([z.string(), z.number()]).optional(),
+        .array(z.union([inputText, z.number()]), { error: 'must be a list of values' })
+        .min(1, 'must list at least one value')
+        .max(1000, 'must list at most 1,000 values'),
+      default: z.union([inputText, z.number()]).optional(),
       ...base,
     }),
   ],
@@ -45,8 +57,12 @@ const inputSchema = z.discriminatedUnion(
 );
 
 export const frontmatterSchema = z.strictObject({
-  title: z.string().min(1, 'must not be empty').optional(),
-  description: z.string().optional(),
+  title: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(MAX_TITLE_LENGTH, `must be at most ${MAX_TITLE_LENGTH} characters (MAX_TITLE_LENGTH)`)
+    .optional(),
+  description: text(MAX_NOTE_LENGTH * 10, 'MAX_NOTE_LENGTH x 10').optional(),
   inputs: z
     .record(
       z
@@ -54,6 +70,9 @@ export const frontmatterSchema = z.strictObject({
         .regex(IDENTIFIER, 'input names must be identifiers (letters, digits, _; not starting with a digit)'),
       inputSchema,
     )
+    .refine((inputs) => Object.keys(inputs).length <= MAX_INPUTS, {
+      error: `at most ${MAX_INPUTS} inputs are allowed (MAX_INPUTS)`,
+    })
     .default({}),
   connections: z
     .array(z.string().regex(IDENTIFIER, 'connection ids must be identifiers'), {

@@ -5,6 +5,7 @@
  */
 
 import { ValidationError } from '../errors.ts';
+import { checkInputSizes } from '../limits.ts';
 import type { InputValue } from '../run-context.ts';
 import { isValidDate } from './frontmatter.ts';
 import type { InputSpec } from './notebook.ts';
@@ -13,6 +14,7 @@ export function resolveInputs(
   specs: readonly InputSpec[],
   supplied: Readonly<Record<string, unknown>> = {},
 ): Record<string, InputValue> {
+  checkInputSizes(supplied);
   const byName = new Map(specs.map((s) => [s.name, s]));
   for (const name of Object.keys(supplied)) {
     if (!byName.has(name)) {
@@ -42,8 +44,7 @@ function coerce(spec: InputSpec, raw: unknown): InputValue {
           : typeof raw === 'string' && raw.trim() !== ''
             ? Number(raw)
             : Number.NaN;
-      if (!Number.isFinite(n))
-        throw new ValidationError(field, `must be a number, not ${JSON.stringify(raw)}`);
+      if (!Number.isFinite(n)) throw new ValidationError(field, `must be a number, not ${shown(raw)}`);
       if (spec.min !== undefined && n < spec.min)
         throw new ValidationError(field, `must be at least ${spec.min}`);
       if (spec.max !== undefined && n > spec.max)
@@ -52,21 +53,27 @@ function coerce(spec: InputSpec, raw: unknown): InputValue {
     }
     case 'date':
       if (typeof raw !== 'string' || !isValidDate(raw)) {
-        throw new ValidationError(field, `must be a date written as YYYY-MM-DD, not ${JSON.stringify(raw)}`);
+        throw new ValidationError(field, `must be a date written as YYYY-MM-DD, not ${shown(raw)}`);
       }
       return raw;
     case 'checkbox':
       if (typeof raw === 'boolean') return raw;
       if (raw === 'true' || raw === '1' || raw === 'yes' || raw === 'on') return true;
       if (raw === 'false' || raw === '0' || raw === 'no' || raw === 'off') return false;
-      throw new ValidationError(field, `must be true or false, not ${JSON.stringify(raw)}`);
+      throw new ValidationError(field, `must be true or false, not ${shown(raw)}`);
     case 'select': {
       const options = spec.options ?? [];
       const match = options.find((o) => o === raw || String(o) === String(raw));
       if (match === undefined) {
-        throw new ValidationError(field, `must be one of ${options.join(', ')}; got ${JSON.stringify(raw)}`);
+        throw new ValidationError(field, `must be one of ${options.join(', ')}; got ${shown(raw)}`);
       }
       return match;
     }
   }
+}
+
+/** A supplied value as error messages quote it: JSON, cut at 100 characters. */
+function shown(raw: unknown): string {
+  const text = JSON.stringify(raw) ?? String(raw);
+  return text.length > 100 ? `${text.slice(0, 100)}…` : text;
 }

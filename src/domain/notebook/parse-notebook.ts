@@ -7,6 +7,7 @@ import MarkdownIt from 'markdown-it';
 import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
 import { chartSpecProblem } from '../chart-spec.ts';
 import { closest, NotebookError, type NotebookProblem } from '../errors.ts';
+import { MAX_NOTEBOOK_BYTES, MAX_NOTEBOOK_CELLS, MAX_TITLE_LENGTH, MAX_YAML_ALIASES } from '../limits.ts';
 import { analyzeExpression, compileCodeCell } from './compile-code-cell.ts';
 import { frontmatterSchema, IDENTIFIER } from './frontmatter.ts';
 import {
@@ -60,6 +61,19 @@ export interface ParseOptions {
 
 /** Parses a notebook or throws `NotebookError` listing every problem found. */
 export async function parseNotebook(text: string, options: ParseOptions = {}): Promise<Notebook> {
+  const bytes = text.length * 3 > MAX_NOTEBOOK_BYTES ? Buffer.byteLength(text, 'utf8') : 0;
+  if (bytes > MAX_NOTEBOOK_BYTES) {
+    // Not parsed at all: a huge text would only make a huge list of problems.
+    throw new NotebookError(
+      [
+        {
+          line: 1,
+          message: `the notebook is ${bytes.toLocaleString('en-US')} bytes; at most ${MAX_NOTEBOOK_BYTES.toLocaleString('en-US')} are accepted (MAX_NOTEBOOK_BYTES): move data into project files`,
+        },
+      ],
+      options.file,
+    );
+  }
   const problems: NotebookProblem[] = [];
   const normalized = text.replace(/\r\n?/g, '\n');
   const { frontmatter, bodyStartLine, body } = splitFrontmatter(normalized, problems);
@@ -73,6 +87,13 @@ export async function parseNotebook(text: string, options: ParseOptions = {}): P
   const laterNames = new Map<string, number>();
 
   const segments = splitCells(body, bodyStartLine, problems);
+  if (segments.length > MAX_NOTEBOOK_CELLS) {
+    problems.push({
+      line: segments[MAX_NOTEBOOK_CELLS]!.line,
+      message: `the notebook has ${segments.length} cells (code, charts and prose); at most ${MAX_NOTEBOOK_CELLS} are accepted (MAX_NOTEBOOK_CELLS): split it into several projects`,
+    });
+    throw new NotebookError(problems, options.file);
+  }
   for (const segment of segments) if (segment.kind !== 'prose') laterNames.set(segment.name, segment.line);
 
   const cells: Cell[] = [];
@@ -81,6 +102,14 @@ export async function parseNotebook(text: string, options: ParseOptions = {}): P
     if (segment.kind !== 'prose') laterNames.delete(segment.name);
     const checkRefs = (refs: Iterable<[string, number]>, cell: string) => {
       for (const [name, line] of refs) {
+        if (name === cell && segment.kind !== 'prose') {
+          problems.push({
+            line,
+            cell,
+            message: `refers to itself ('${name}'): a cell cannot read its own result; use an earlier cell or an input`,
+          });
+          continue;
+        }
         if (known.has(name) || name === 'almanac' || GLOBAL_NAMES.has(name)) continue;
         const later = laterNames.get(name);
         if (later !== undefined) {
@@ -126,6 +155,19 @@ export async function parseNotebook(text: string, options: ParseOptions = {}): P
             return PLACEHOLDER(expressions.length - 1);
           },
         );
+        const unclosed = withPlaceholders.indexOf('{{');
+        if (unclosed >= 0) {
+          // Offsets in withPlaceholders differ from the source's, but lines do not: placeholders
+          // replace whole interpolations, and one with a newline inside is closed, so not here.
+          const before = withPlaceholders.slice(0, unclosed);
+          const lineInCell = before.split('\n').length - 1;
+          problems.push({
+            line: segment.line + lineInCell,
+            cell: name,
+            message:
+              "interpolation '{{' is not closed with '}}': close it, or write the braces as &#123;&#123;",
+          });
+        }
         const cell: ProseCell = {
           kind: 'prose',
           name,
@@ -209,7 +251,7 @@ export async function parseNotebook(text: string, options: ParseOptions = {}): P
         }
         checkRefs(
           [...compiled.references]
-            .filter(([n]) => laterNames.has(n))
+            .filter(([n]) => laterNames.has(n) || n === segment.name)
             .map(([n, l]) => [n, segment.bodyLine + l - 1] as [string, number]),
           segment.name,
         );
@@ -257,8 +299,10 @@ export async function parseNotebook(text: string, options: ParseOptions = {}): P
     throw new NotebookError(problems, options.file);
   }
   const firstHeading = /^#\s+(.+)$/m.exec(body)?.[1]?.trim();
+  const title = meta?.title ?? firstHeading ?? options.defaultTitle ?? 'Untitled notebook';
   return {
-    title: meta?.title ?? firstHeading ?? options.defaultTitle ?? 'Untitled notebook',
+    // A long first heading is still a fine heading; the project's title is its first characters.
+    title: title.length > MAX_TITLE_LENGTH ? `${title.slice(0, MAX_TITLE_LENGTH - 1)}…` : title,
     description: meta?.description ?? '',
     inputs,
     connections,
@@ -311,8 +355,9 @@ function readFrontmatter(
     }
     return null;
   }
-  const raw = document.toJS() ?? {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) {
+  const raw = toJS(document, frontmatter.line, problems, undefined, 'the frontmatter') ?? {};
+  if (raw === ALIAS_BOMB) return null;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     problems.push({
       line: frontmatter.line,
       message: 'the frontmatter must be a YAML mapping (key: value lines)',
@@ -486,7 +531,8 @@ async function parseChart(segment: CellSegment, problems: NotebookProblem[]): Pr
     });
     return null;
   }
-  const spec = document.toJS() as unknown;
+  const spec = toJS(document, segment.line, problems, segment.name, 'the chart spec');
+  if (spec === ALIAS_BOMB) return null;
   if (!spec || typeof spec !== 'object' || Array.isArray(spec)) {
     problems.push({
       line: segment.line,
@@ -595,4 +641,30 @@ const KNOWN_MARKS = [
 
 function isKnownMark(mark: unknown): boolean {
   return typeof mark === 'string' && KNOWN_MARKS.includes(mark);
+}
+
+const ALIAS_BOMB = Symbol('alias bomb');
+
+/**
+ * The document as plain data, resolving at most MAX_YAML_ALIASES aliases: a "billion laughs" of nested
+ * aliases is a notebook problem, not a process that expands it until memory runs out (issue 14).
+ */
+function toJS(
+  document: ReturnType<typeof parseDocument>,
+  line: number,
+  problems: NotebookProblem[],
+  cell: string | undefined,
+  what: string,
+): unknown {
+  try {
+    return document.toJS({ maxAliasCount: MAX_YAML_ALIASES }) as unknown;
+  } catch (error) {
+    if (!(error instanceof ReferenceError)) throw error;
+    problems.push({
+      line,
+      ...(cell ? { cell } : {}),
+      message: `${what} uses YAML aliases (*name) too many times (at most ${MAX_YAML_ALIASES}, MAX_YAML_ALIASES): write the values out`,
+    });
+    return ALIAS_BOMB;
+  }
 }
