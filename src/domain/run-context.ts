@@ -25,7 +25,9 @@ export type RunFailureReason =
   | 'output_limit'
   | 'cancelled'
   | 'crashed'
-  | 'invalid_input';
+  | 'invalid_input'
+  /** The run's process sent a message that is malformed, oversize or out of order (issue 14). */
+  | 'protocol_violation';
 
 /**
  * What user code sees as `almanac` (ARCHITECTURE.md, decision 5). Plain data: it crosses the process

@@ -4,7 +4,6 @@
  * per-cell events, and returns the run snapshot. The run directory is removed when the run ends.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { UnknownConnectionError, ValidationError } from '../domain/errors.ts';
@@ -12,7 +11,9 @@ import { resolveInputs } from '../domain/notebook/inputs.ts';
 import type { Notebook } from '../domain/notebook/notebook.ts';
 import type { AlmanacRunInfo, RunContext, RunFailureReason, RunOutcome } from '../domain/run-context.ts';
 import { type CellResult, type LogLine, notRunCell, type RunSnapshot } from '../domain/snapshot.ts';
-import type { ChildMessage, HostMessage, SqlRequestMessage } from './protocol.ts';
+import { killTree, treeResidentMb } from './process-tree.ts';
+import type { HostMessage, SqlRequestMessage } from './protocol.ts';
+import { notebookConnections, ProtocolViolationError, RunProtocol } from './run-protocol.ts';
 import {
   detectIsolation,
   exitSignalOf,
@@ -28,7 +29,10 @@ import { SqlExecutionError } from './sql/sql-engine.ts';
 export interface ExecutorLimits {
   /** Wall-clock limit for the whole run. @default 300000 (5 minutes) */
   timeoutMs: number;
-  /** Memory cap of the run's process, in MiB (V8 heap; the resident size may exceed it by 64 MiB). @default 512 */
+  /**
+   * Memory cap of the run, in MiB: the V8 heap of its Node process, and the resident size of its whole
+   * process tree (wrappers and anything it starts included), which may exceed it by 64 MiB. @default 512
+   */
   memoryLimitMb: number;
   /** Rows kept per table in the snapshot. @default 1000 */
   rowLimit: number;
@@ -222,7 +226,11 @@ export class Executor {
     // Start the next run's child now, while this run works, so back-to-back runs find one ready too.
     if (this.#prewarm) this.#pool.prewarm(spec);
     const sessions = new Map<string, Promise<SqlSession>>();
-    let running: number | null = null;
+    // Every message from the child is checked against the run's state here (the child is untrusted).
+    const connectionIds = notebookConnections(notebook);
+    const protocol = new RunProtocol(notebook.cells, connectionIds, limits);
+    /** The log lines the host kept, per cell: what the snapshot stores, whatever results claim. */
+    const logs: LogLine[][] = notebook.cells.map(() => []);
     let outcome: { status: RunOutcome; reason: RunFailureReason | null; message: string | null } | null =
       null;
     let executeStart = 0;
@@ -242,23 +250,32 @@ export class Executor {
           finish(value);
         };
         const stop = (value: NonNullable<typeof outcome>) => {
+          if (settled) return;
           for (const session of sessions.values()) void session.then((s) => s.interrupt()).catch(() => {});
+          // The whole tree: the forked process may be a wrapper (prlimit, bubblewrap) around Node.
+          killTree(sandbox.child.pid);
           sandbox.child.kill('SIGKILL');
           end(value);
         };
+        const violated = (error: unknown) =>
+          stop({
+            status: 'failed',
+            reason: 'protocol_violation',
+            message: `the run's process broke the executor protocol and was stopped: ${error instanceof ProtocolViolationError ? error.message : `an unexpected error while handling its message (${(error as Error)?.message ?? error})`}. Cells must not write to the executor's channel (process.send)`,
+          });
         const timer = setTimeout(
           () =>
             stop({
               status: 'timed_out',
               reason: 'timeout',
-              message: `the run timed out after ${formatMs(limits.timeoutMs)}${running !== null ? ` in cell '${cells[running]!.name}'` : ''}`,
+              message: `the run timed out after ${formatMs(limits.timeoutMs)}${protocol.running !== null ? ` in cell '${cells[protocol.running]!.name}'` : ''}`,
             }),
           limits.timeoutMs,
         );
         const watch = setInterval(() => {
-          const rss = residentMb(sandbox.child.pid);
+          const rss = treeResidentMb(sandbox.child.pid);
           if (rss !== null && rss > limits.memoryLimitMb + RSS_HEADROOM_MB) {
-            stop(memoryOutcome(limits.memoryLimitMb, running, cells));
+            stop(memoryOutcome(limits.memoryLimitMb, protocol.running, cells));
           }
         }, WATCH_INTERVAL_MS);
         const onAbort = () =>
@@ -266,45 +283,54 @@ export class Executor {
         if (request.signal?.aborted) onAbort();
         request.signal?.addEventListener('abort', onAbort);
 
-        sandbox.child.on('message', (message: ChildMessage) => {
-          switch (message.type) {
-            case 'cell_started':
-              running = message.index;
-              cells[message.index]!.startedAt = message.startedAt;
-              emit({ type: 'cell_started', index: message.index, name: message.name });
-              break;
-            case 'log':
-              cells[message.index]!.logs.push({ level: message.level, text: message.text, at: message.at });
-              emit({
-                type: 'log',
-                index: message.index,
-                name: cells[message.index]!.name,
-                line: { level: message.level, text: message.text, at: message.at },
-              });
-              break;
-            case 'cell_finished':
-              cells[message.index] = message.result;
-              if (running === message.index) running = null;
-              emit({ type: 'cell_finished', index: message.index, result: message.result });
-              break;
-            case 'sql':
-              void this.#serveSql(message, sandbox, sessions, sqlContext);
-              break;
-            case 'done': {
-              const failed = cells.find((c) => c.status === 'failed');
-              end(
-                failed
-                  ? {
-                      status: 'failed',
-                      reason: 'cell_error',
-                      message: `cell '${failed.name}' failed${failed.error?.line ? ` (line ${failed.error.line})` : ''}: ${failed.error?.name && failed.error.name !== 'Error' ? `${failed.error.name}: ` : ''}${failed.error?.message ?? 'unknown error'}`,
-                    }
-                  : { status: 'succeeded', reason: null, message: null },
-              );
-              break;
+        sandbox.child.on('message', (raw: unknown) => {
+          if (settled) return;
+          // Nothing a message does may throw out of here: it would take the whole server down.
+          try {
+            const message = protocol.accept(raw);
+            switch (message.type) {
+              case 'cell_started':
+                cells[message.index]!.startedAt = message.startedAt;
+                emit({ type: 'cell_started', index: message.index, name: message.name });
+                break;
+              case 'log':
+                if (message.line) {
+                  logs[message.index]!.push(message.line);
+                  emit({
+                    type: 'log',
+                    index: message.index,
+                    name: cells[message.index]!.name,
+                    line: message.line,
+                  });
+                }
+                break;
+              case 'cell_finished': {
+                const result = { ...message.result, logs: logs[message.index]! };
+                cells[message.index] = result;
+                emit({ type: 'cell_finished', index: message.index, result });
+                break;
+              }
+              case 'sql':
+                void this.#serveSql(message.request, sandbox, sessions, sqlContext).finally(() =>
+                  protocol.sqlAnswered(),
+                );
+                break;
+              case 'done': {
+                const failed = cells.find((c) => c.status === 'failed');
+                end(
+                  failed
+                    ? {
+                        status: 'failed',
+                        reason: 'cell_error',
+                        message: `cell '${failed.name}' failed${failed.error?.line ? ` (line ${failed.error.line})` : ''}: ${failed.error?.name && failed.error.name !== 'Error' ? `${failed.error.name}: ` : ''}${failed.error?.message ?? 'unknown error'}`,
+                      }
+                    : { status: 'succeeded', reason: null, message: null },
+                );
+                break;
+              }
             }
-            case 'ready':
-              break;
+          } catch (error) {
+            violated(error);
           }
         });
         sandbox.child.once('exit', (code, signal) => {
@@ -322,10 +348,10 @@ export class Executor {
             : Promise.resolve();
           void settled.then(() =>
             setImmediate(() => {
-              const where = running !== null ? ` in cell '${cells[running]!.name}'` : '';
+              const where = protocol.running !== null ? ` in cell '${cells[protocol.running]!.name}'` : '';
               const exitSignal = exitSignalOf(code, signal);
               if (/heap out of memory|Reached heap limit|Allocation failed/i.test(sandbox.stderrTail)) {
-                end(memoryOutcome(limits.memoryLimitMb, running, cells));
+                end(memoryOutcome(limits.memoryLimitMb, protocol.running, cells));
               } else if (exitSignal === 'SIGXCPU') {
                 end({
                   status: 'failed',
@@ -352,6 +378,7 @@ export class Executor {
           type: 'run',
           cells: notebook.cells,
           almanac,
+          connections: connectionIds,
           projectDir: resolve(request.projectDir),
           packageRoot: PACKAGE_ROOT,
           rowLimit: limits.rowLimit,
@@ -377,6 +404,7 @@ export class Executor {
       reason: 'crashed' as const,
       message: 'the run ended without a result',
     };
+    const running = protocol.running;
     if (final.status !== 'succeeded' && running !== null) {
       const cell = cells[running]!;
       const kind =
@@ -386,9 +414,12 @@ export class Executor {
             ? 'MemoryLimit'
             : final.reason === 'cpu_limit'
               ? 'CpuLimit'
-              : 'Crash';
+              : final.reason === 'protocol_violation'
+                ? 'ProtocolViolation'
+                : 'Crash';
       cells[running] = {
         ...cell,
+        logs: logs[running]!,
         status: 'failed',
         durationMs: cell.startedAt ? Date.now() - Date.parse(cell.startedAt) : 0,
         error: {
@@ -550,18 +581,6 @@ function memoryOutcome(limitMb: number, running: number | null, cells: CellResul
     reason: 'memory_limit' as const,
     message: `the run exceeded its memory limit of ${limitMb} MiB${running !== null ? ` in cell '${cells[running]!.name}'` : ''}`,
   };
-}
-
-/** Resident set size of a process in MiB, from /proc (Linux); null where unavailable. */
-function residentMb(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const match = /VmRSS:\s+(\d+) kB/.exec(status);
-    return match ? Number(match[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
 }
 
 function lastLine(text: string): string {

@@ -2,16 +2,35 @@
  * Messages between the executor (host) and the sandboxed child process that runs a notebook's cells.
  * They travel over Node's IPC channel with `serialization: 'advanced'` (structured clone), so BigInt,
  * Date, Map and typed arrays cross the boundary intact.
+ *
+ * The child runs notebook code, and notebook code can reach the IPC channel (`process.send`), so every
+ * child → host message is untrusted (ARCHITECTURE.md, decision 10; issue 14). Each one is parsed with
+ * the schemas below, whose types are the protocol's types; `run-protocol.ts` then checks it against the
+ * run's state. The host → child messages are plain types: the host builds them.
+ *
+ * The child runtime imports only types from here (they vanish when it is built), so zod never enters
+ * the sandbox.
  */
+import { z } from 'zod';
 import type { Cell } from '../domain/notebook/notebook.ts';
 import type { AlmanacRunInfo } from '../domain/run-context.ts';
-import type { CellResult, Column, LogLevel, TableOutput } from '../domain/snapshot.ts';
+import type { CellResult, Column, TableOutput } from '../domain/snapshot.ts';
+import {
+  MAX_ERROR_TEXT_CHARS,
+  MAX_LOG_LINE_CHARS,
+  MAX_SHORT_TEXT_CHARS,
+  MAX_SQL_PARAMS,
+  MAX_SQL_STATEMENTS,
+  MAX_SQL_TEXT_CHARS,
+} from './protocol-limits.ts';
 
 /** Host → child: run these cells. Sent once per child. */
 export interface RunMessage {
   type: 'run';
   cells: readonly Cell[];
   almanac: AlmanacRunInfo;
+  /** Connections the notebook lists or uses: the only ones `almanac.query` may name. */
+  connections: readonly string[];
   /** Directory relative imports and bare package names resolve from first. */
   projectDir: string;
   /** Almanac's own package root: bare package names fall back to its node_modules. */
@@ -19,27 +38,106 @@ export interface RunMessage {
   rowLimit: number;
   /** A cell whose output (as JSON) is larger fails. */
   maxOutputBytes: number;
-  /** Log text kept per run; the rest is cut with one notice. */
+  /** Log text kept per run (see `LogBudget`); the rest is cut with one notice. */
   maxLogBytes: number;
 }
 
-export interface SqlStatementRequest {
-  text: string;
-  params: unknown[];
+const shortText = z.string().max(MAX_SHORT_TEXT_CHARS);
+const index = z.int().min(0);
+/** An ISO 8601 timestamp as `Date#toISOString` writes it. */
+const isoTime = z
+  .string()
+  .max(40)
+  .regex(/^[+-]?\d{4,6}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+
+export const LOG_LEVELS = ['log', 'info', 'warn', 'error', 'debug', 'stdout', 'stderr'] as const;
+
+const logLineSchema = z.strictObject({
+  level: z.enum(LOG_LEVELS),
+  text: z.string().max(MAX_LOG_LINE_CHARS),
+  at: z.number().min(0),
+});
+
+const columnSchema = z.strictObject({ name: z.string(), type: shortText });
+
+/**
+ * Output shapes as in `domain/snapshot.ts`. Values inside tables, values and charts are checked to be
+ * JSON (and measured) by `jsonByteLength`, not here.
+ */
+const tableOutputSchema = z.strictObject({
+  kind: z.literal('table'),
+  columns: z.array(columnSchema),
+  rows: z.array(z.array(z.unknown())),
+  totalRows: z.int().min(0),
+  truncated: z.boolean(),
+  rowsChanged: z.int().min(0).optional(),
+});
+
+const cellOutputSchema = z.discriminatedUnion('kind', [
+  tableOutputSchema,
+  z.strictObject({ kind: z.literal('value'), value: z.unknown() }),
+  z.strictObject({ kind: z.literal('html'), html: z.string() }),
+  z.strictObject({
+    kind: z.literal('chart'),
+    spec: z.record(z.string(), z.unknown()),
+    datasets: z.record(z.string(), z.array(z.record(z.string(), z.unknown()))),
+  }),
+]);
+
+const cellErrorSchema = z.strictObject({
+  cell: z.string(),
+  line: z.int().min(0).nullable(),
+  name: shortText,
+  message: z.string().max(MAX_ERROR_TEXT_CHARS),
+  stack: z.string().max(MAX_ERROR_TEXT_CHARS).optional(),
+});
+
+export const cellResultSchema = z.strictObject({
+  name: z.string(),
+  kind: z.enum(['sql', 'js', 'ts', 'chart', 'prose']),
+  status: z.enum(['succeeded', 'failed', 'skipped']),
+  startedAt: isoTime.nullable(),
+  durationMs: z.number().min(0),
+  output: cellOutputSchema.nullable(),
+  logs: z.array(logLineSchema),
+  error: cellErrorSchema.nullable(),
+});
+
+const sqlStatementSchema = z.strictObject({
+  text: z.string().max(MAX_SQL_TEXT_CHARS),
+  params: z.array(z.unknown()).max(MAX_SQL_PARAMS),
   /** Notebook line where the statement starts, for error positions. */
-  line: number;
-}
+  line: z.int().min(0),
+});
 
 /** Child → host: run SQL for a cell (or for `almanac.sql` in code). */
-export interface SqlRequestMessage {
-  type: 'sql';
-  id: number;
-  cell: string;
-  connection: string;
-  statements: SqlStatementRequest[];
+export const sqlRequestSchema = z.strictObject({
+  type: z.literal('sql'),
+  id: z.int().min(1),
+  cell: z.string(),
+  connection: shortText,
+  statements: z.array(sqlStatementSchema).min(1).max(MAX_SQL_STATEMENTS),
   /** For SQL cells on DuckDB: keep the result as a temp table with this name for later SQL cells. */
-  chainAs: string | null;
-}
+  chainAs: z.string().nullable(),
+});
+
+/** Every message the child may send. Anything else is a protocol violation. */
+export const childMessageSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('ready') }),
+  z.strictObject({ type: z.literal('cell_started'), index, name: z.string(), startedAt: isoTime }),
+  z.strictObject({ type: z.literal('log'), index, ...logLineSchema.shape }),
+  z.strictObject({ type: z.literal('cell_finished'), index, result: cellResultSchema }),
+  sqlRequestSchema,
+  z.strictObject({ type: z.literal('done') }),
+]);
+
+export type ChildMessage = z.infer<typeof childMessageSchema>;
+export type SqlRequestMessage = z.infer<typeof sqlRequestSchema>;
+export type SqlStatementRequest = SqlRequestMessage['statements'][number];
+
+// The parsed result must be a domain `CellResult` (the snapshot's type): a compile-time check.
+type Assignable<T extends U, U> = T;
+export type ParsedCellResult = Assignable<z.infer<typeof cellResultSchema>, CellResult>;
 
 export interface SqlResultPayload {
   columns: Column[];
@@ -59,10 +157,59 @@ export type HostMessage =
   | { type: 'sql_result'; id: number; ok: true; result: SqlResultPayload }
   | { type: 'sql_result'; id: number; ok: false; error: SqlErrorPayload };
 
-export type ChildMessage =
-  | { type: 'ready' }
-  | { type: 'cell_started'; index: number; name: string; startedAt: string }
-  | { type: 'log'; index: number; level: LogLevel; text: string; at: number }
-  | { type: 'cell_finished'; index: number; result: CellResult }
-  | SqlRequestMessage
-  | { type: 'done' };
+/** Nesting depth of a JSON value in an output (the value encoding stops at 12; SQL JSON may go deeper). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * The size of `value` as JSON (UTF-8 bytes of `JSON.stringify(value)`), or a description of why it is
+ * not plain JSON data: only null, booleans, finite numbers, strings, arrays and plain objects, at most
+ * `MAX_JSON_DEPTH` deep (undefined properties are left out and undefined items are null, as in JSON). Counting
+ * stops past `limit`, so an oversize value costs little to refuse.
+ */
+export function jsonByteLength(value: unknown, limit: number): number | string {
+  let total = 0;
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  while (stack.length > 0) {
+    if (total > limit) return total;
+    const { value: item, depth } = stack.pop()!;
+    switch (typeof item) {
+      case 'string':
+        total += item.length > limit ? item.length : Buffer.byteLength(JSON.stringify(item));
+        continue;
+      case 'boolean':
+        total += item ? 4 : 5;
+        continue;
+      case 'number':
+        if (!Number.isFinite(item)) return `a number that JSON cannot hold (${item})`;
+        total += String(item).length;
+        continue;
+      case 'object':
+        break;
+      default:
+        return `a ${typeof item}, which is not JSON`;
+    }
+    if (item === null) {
+      total += 4;
+      continue;
+    }
+    if (depth >= MAX_JSON_DEPTH) return `a value nested deeper than ${MAX_JSON_DEPTH} levels`;
+    if (Array.isArray(item)) {
+      if (Object.getPrototypeOf(item) !== Array.prototype) return 'an array of another class';
+      total += 2 + Math.max(0, item.length - 1);
+      // Holes and undefined items are null in JSON, as JSON.stringify writes them.
+      for (let i = 0; i < item.length; i++) stack.push({ value: item[i] ?? null, depth: depth + 1 });
+      continue;
+    }
+    const proto = Object.getPrototypeOf(item);
+    if (proto !== Object.prototype && proto !== null) {
+      return `an object of class ${(item as object).constructor?.name ?? 'unknown'}, which is not JSON`;
+    }
+    const entries = Object.entries(item).filter(([, v]) => v !== undefined);
+    total += 2 + Math.max(0, entries.length - 1);
+    for (const [key, v] of entries) {
+      total += Buffer.byteLength(JSON.stringify(key)) + 1;
+      stack.push({ value: v, depth: depth + 1 });
+    }
+  }
+  return total;
+}

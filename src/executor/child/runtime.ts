@@ -30,6 +30,14 @@ import type {
   SqlResultPayload,
   SqlStatementRequest,
 } from '../protocol.ts';
+import {
+  LogBudget,
+  MAX_ERROR_TEXT_CHARS,
+  MAX_SHORT_TEXT_CHARS,
+  MAX_SQL_PENDING,
+  MAX_SQL_REQUESTS_PER_RUN,
+  sqlRequestProblem,
+} from '../protocol-limits.ts';
 
 // Longer stack traces for cell errors. Set here rather than with `--stack-trace-limit` on the command
 // line: a V8 flag there changes V8's flag hash, so Node rejects its embedded code cache and compiles its
@@ -42,9 +50,17 @@ const send = (message: ChildMessage): Promise<void> =>
     process.send!(message, undefined, undefined, () => resolve());
   });
 
+/**
+ * The cell logs go to: the one running, or the one that ran last until the next starts (its timers may
+ * still log). The host checks the same (run-protocol.ts), so keep the two in step.
+ */
 let current: { index: number; started: number; logs: LogLine[] } | null = null;
+/** Whether `current` is still running: SQL may be asked for only then. */
+let cellRunning = false;
 let sqlSeq = 0;
 const pendingSql = new Map<number, { resolve: (r: SqlResultPayload) => void; reject: (e: Error) => void }>();
+/** SQL requests waiting for a free slot: the host accepts at most MAX_SQL_PENDING at once. */
+const sqlQueue: (() => void)[] = [];
 
 class SqlError extends Error {
   readonly line: number | null;
@@ -55,19 +71,17 @@ class SqlError extends Error {
   }
 }
 
-/** Log text budget for the whole run (RunMessage.maxLogBytes); once spent, one notice, then nothing. */
-let logBudget = Number.POSITIVE_INFINITY;
-let logCut = false;
+/**
+ * Log budget of the whole run (RunMessage.maxLogBytes): the host runs the same one over the same lines,
+ * so what is sent here always fits what the host keeps.
+ */
+let logBudget = new LogBudget(Number.POSITIVE_INFINITY);
 
 function log(level: LogLevel, text: string): void {
-  if (!current || logCut) return;
+  if (!current || logBudget.cut) return;
   const at = Math.round(performance.now() - current.started);
-  let kept = text.length > 10_000 ? `${text.slice(0, 10_000)}… (cut)` : text;
-  if (kept.length > logBudget) {
-    logCut = true;
-    kept = `${kept.slice(0, Math.max(0, logBudget))}… (log output cut: this run reached its log limit; later output is dropped)`;
-  }
-  logBudget -= kept.length;
+  const kept = logBudget.take(text);
+  if (kept === null) return;
   const line = { level, text: kept, at };
   current.logs.push(line);
   void send({ type: 'log', index: current.index, ...line });
@@ -95,11 +109,48 @@ function requestSql(
   statements: SqlStatementRequest[],
   chainAs: string | null,
 ): Promise<SqlResultPayload> {
+  // The host refuses a request past these limits as a protocol violation: fail the cell here instead.
+  if (!cellRunning) {
+    return Promise.reject(
+      new Error(
+        'SQL was requested after its cell finished; await every almanac.query in the cell that makes it',
+      ),
+    );
+  }
+  if (!runConnections.includes(connection)) {
+    return Promise.reject(
+      new Error(
+        `connection '${connection}' is not listed in this notebook; add it under 'connections:' in the frontmatter (listed: ${runConnections.join(', ')})`,
+      ),
+    );
+  }
+  const problem = sqlRequestProblem(statements);
+  if (problem) return Promise.reject(new Error(problem));
+  if (sqlSeq >= MAX_SQL_REQUESTS_PER_RUN) {
+    return Promise.reject(
+      new Error(
+        `this run made ${MAX_SQL_REQUESTS_PER_RUN} SQL requests, the most a run may make; query in bulk`,
+      ),
+    );
+  }
   const id = ++sqlSeq;
   return new Promise((resolve, reject) => {
-    pendingSql.set(id, { resolve, reject });
-    void send({ type: 'sql', id, cell, connection, statements, chainAs });
+    const start = () => {
+      pendingSql.set(id, { resolve, reject });
+      void send({ type: 'sql', id, cell, connection, statements, chainAs });
+    };
+    if (pendingSql.size < MAX_SQL_PENDING) start();
+    else sqlQueue.push(start);
   });
+}
+
+/** Connections `almanac.query` may name (RunMessage.connections). */
+let runConnections: readonly string[] = [];
+
+/** A host answer arrived: start a queued request in its slot, while the cell still runs. */
+function nextSql(): void {
+  const start = sqlQueue.shift();
+  if (start) start();
 }
 
 /** Evaluates an interpolation `{{ expression }}` against the scope. */
@@ -217,17 +268,25 @@ function errorLine(error: unknown, cell: Cell, cellFile: string | null): number 
 
 function toCellError(error: unknown, cell: Cell, cellFile: string | null): CellError {
   const e = error instanceof Error ? error : new Error(format(error));
+  // The host refuses longer texts (protocol-limits.ts); a cell can throw anything.
+  const cap = (text: unknown, max: number) => {
+    const s = typeof text === 'string' ? text : format(text);
+    return s.length > max ? `${s.slice(0, max - 8)}… (cut)` : s;
+  };
   const result: CellError = {
     cell: cell.name,
     line: errorLine(error, cell, cellFile),
-    name: e.name,
-    message: e.message,
+    name: cap(e.name, MAX_SHORT_TEXT_CHARS),
+    message: cap(e.message, MAX_ERROR_TEXT_CHARS),
   };
-  if (!(error instanceof SqlError) && e.stack) {
-    result.stack = e.stack
-      .split('\n')
-      .filter((l) => !l.includes('/executor/child/runtime.') && !l.includes('node:internal'))
-      .join('\n');
+  if (!(error instanceof SqlError) && typeof e.stack === 'string') {
+    result.stack = cap(
+      e.stack
+        .split('\n')
+        .filter((l) => !l.includes('/executor/child/runtime.') && !l.includes('node:internal'))
+        .join('\n'),
+      MAX_ERROR_TEXT_CHARS,
+    );
   }
   return result;
 }
@@ -383,6 +442,7 @@ async function runNotebook(run: RunMessage): Promise<void> {
     }
     const startedAt = new Date().toISOString();
     current = { index, started: performance.now(), logs: [] };
+    cellRunning = true;
     await send({ type: 'cell_started', index, name: cell.name, startedAt });
     let file: string | null = null;
     let result: CellResult;
@@ -420,6 +480,8 @@ async function runNotebook(run: RunMessage): Promise<void> {
         error: toCellError(error, cell, file),
       };
     }
+    cellRunning = false;
+    sqlQueue.length = 0;
     await send({ type: 'cell_finished', index, result });
   }
   current = null;
@@ -448,7 +510,8 @@ function outputSize(output: unknown): number {
 
 process.on('message', (message: HostMessage) => {
   if (message.type === 'run') {
-    logBudget = message.maxLogBytes ?? Number.POSITIVE_INFINITY;
+    logBudget = new LogBudget(message.maxLogBytes ?? Number.POSITIVE_INFINITY);
+    runConnections = message.connections ?? [];
     // bubblewrap sets PWD; the environment is the same with it or without (the run dir is the cwd).
     delete process.env['PWD'];
     captureConsole();
@@ -460,6 +523,7 @@ process.on('message', (message: HostMessage) => {
     const pending = pendingSql.get(message.id);
     if (!pending) return;
     pendingSql.delete(message.id);
+    if (cellRunning) nextSql();
     if (message.ok) pending.resolve(message.result);
     else pending.reject(new SqlError(message.error));
   }
