@@ -4,7 +4,7 @@
  */
 import { ValidationError } from '../domain/errors.ts';
 import type { ServiceContext } from '../services/service-context.ts';
-import { type Dialect, openDatabase } from '../store/database.ts';
+import { type Dialect, openDatabase, restrictSqliteFiles } from '../store/database.ts';
 import { migrate } from '../store/migrations.ts';
 import type { Schema } from '../store/schema.ts';
 import { LocalWakeups, PostgresWakeups, type Wakeups } from '../store/wakeups.ts';
@@ -21,6 +21,8 @@ export async function openServices(
   const store = openDatabase<Schema>(url);
   try {
     await migrate(store.db, store.dialect);
+    // The migration created the WAL and shared-memory files: owner-only like the store itself.
+    if (store.dialect === 'sqlite') restrictSqliteFiles(url);
     const wakeups: Wakeups = store.capabilities.listenNotify
       ? await PostgresWakeups.open(url)
       : new LocalWakeups();

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
  * The `almanac` command line. Bad input exits 2 with one line naming what was wrong; a run that fails
- * exits 1 with one line naming the failing cell.
+ * exits 1 with one line naming the failing cell; anything unexpected exits 70 with one line (never a
+ * stack trace: it would show server paths and internals). Files it creates (the data dir, the store,
+ * DuckDB and their WAL files) are private to the user: the process runs with umask 077.
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
@@ -123,6 +125,9 @@ export function buildProgram(): Command {
   const program = new Command('almanac')
     .description('Almanac: scheduled data apps from notebooks of SQL and TypeScript')
     .version(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version)
+    // Program options (-V, --version) only before the subcommand, so `almanac trigger p --version 1`
+    // is the subcommand's --version, not the CLI's (issue 14: it printed 0.1.0 and triggered nothing).
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: () => {} })
     .showSuggestionAfterError(true);
@@ -158,7 +163,16 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** One line of an error's message: messages never span lines, and stacks are never shown. */
+function oneLine(message: string): string {
+  const line = message.replace(/\s*\n\s*/g, ' ').trim();
+  return line.length > 2000 ? `${line.slice(0, 2000)}…` : line;
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
+  // The data dir 0700 and its files 0600 (store, DuckDB, WAL/SHM, run dirs, outbox): created by this
+  // process or its children, whatever creates them (issue 14: the store was world-readable).
+  process.umask(0o077);
   const program = buildProgram();
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
@@ -172,18 +186,19 @@ export async function main(argv: readonly string[]): Promise<number> {
       ) {
         return 0;
       }
-      process.stderr.write(`almanac: ${error.message.replace(/^error: /, '')}\n`);
+      process.stderr.write(`almanac: ${oneLine(error.message.replace(/^error: /, ''))}\n`);
       return EXIT_USAGE;
     }
     if (error instanceof AlmanacError) {
-      process.stderr.write(`almanac: ${error.message}\n`);
+      process.stderr.write(`almanac: ${oneLine(error.message)}\n`);
       return EXIT_USAGE;
     }
     if (error instanceof ServerUnavailableError) {
-      process.stderr.write(`almanac: ${error.message}\n`);
+      process.stderr.write(`almanac: ${oneLine(error.message)}\n`);
       return EXIT_UNAVAILABLE;
     }
-    process.stderr.write(`almanac: unexpected error: ${(error as Error).stack ?? error}\n`);
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    process.stderr.write(`almanac: unexpected error: ${oneLine(message)}\n`);
     return 70;
   }
 }

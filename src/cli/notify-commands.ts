@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { ValidationError } from '../domain/errors.ts';
+import { checkLength, MAX_NAME_LENGTH } from '../domain/limits.ts';
 import type { ApiClient } from './api-client.ts';
 import { collect } from './options.ts';
 
@@ -99,6 +100,7 @@ export function ruleFromFlags(flags: AddFlags) {
             condition: parseCondition(flags.when ?? '', flags.changed),
           }
         : { kind: flags.on };
+  if (flags.name) checkLength('--name', flags.name, MAX_NAME_LENGTH, 'MAX_NAME_LENGTH');
   return {
     ...(flags.name ? { name: flags.name } : {}),
     ...(flags.schedule ? { scheduleId: flags.schedule } : {}),

@@ -1,5 +1,6 @@
 /** Option parsers shared by the CLI's commands. */
 import { ValidationError } from '../domain/errors.ts';
+import { checkInputSizes } from '../domain/limits.ts';
 
 /** Commander accumulator for repeatable options. */
 export function collect(value: string, previous: string[]): string[] {
@@ -14,6 +15,7 @@ export function parseInputs(pairs: readonly string[]): Record<string, string> {
     if (eq <= 0) throw new ValidationError('--input', `expected key=value, got '${pair}'`);
     inputs[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
+  checkInputSizes(inputs, '--input');
   return inputs;
 }
 

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { ValidationError } from '../domain/errors.ts';
+import { checkLength, MAX_NAME_LENGTH } from '../domain/limits.ts';
 import type { Cadence } from '../domain/schedule/schedule.ts';
 import type { ApiClient } from './api-client.ts';
 import { collect, parseDuration, parseInputs } from './options.ts';
@@ -169,6 +170,7 @@ export function registerScheduleCommands(
       project: string,
       flags: CadenceFlags & PolicyFlags & { name: string; input: string[]; tz: string; paused: boolean },
     ) => {
+      checkLength('--name', flags.name, MAX_NAME_LENGTH, 'MAX_NAME_LENGTH');
       const body = {
         name: flags.name,
         cadence: cadenceFromFlags(flags),

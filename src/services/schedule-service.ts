@@ -7,6 +7,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
+import { checkInputSizes, checkLength, MAX_NAME_LENGTH, MAX_NOTE_LENGTH } from '../domain/limits.ts';
 import { resolveInputs } from '../domain/notebook/inputs.ts';
 import type { Run, RunReason } from '../domain/run.ts';
 import type { InputValue } from '../domain/run-context.ts';
@@ -59,6 +60,8 @@ function firstAfter(schedule: Pick<Schedule, 'id' | 'cadence' | 'timezone' | 'po
 }
 
 async function validInputs(ctx: ServiceContext, projectId: string, inputs: Record<string, unknown>) {
+  // Sizes first, also when there is no version yet to check the values against.
+  checkInputSizes(inputs);
   const version = await ps.latestVersion(ctx.db, projectId);
   if (!version) return inputs as Record<string, InputValue>;
   const notebook = await notebookOfVersion(version.id, version.source);
@@ -75,6 +78,7 @@ export async function createSchedule(
   const project = await getProject(ctx, principal, projectIdOrSlug);
   if (typeof input.name !== 'string' || !input.name.trim())
     throw new ValidationError('name', 'must name the schedule');
+  checkLength('name', input.name.trim(), MAX_NAME_LENGTH, 'MAX_NAME_LENGTH');
   fireSpec(input.cadence, input.timezone);
   const policies = validatePolicies(input.policies ?? {});
   const now = ctx.now();
@@ -135,6 +139,7 @@ export async function updateSchedule(
   patch: Partial<ScheduleInput>,
 ): Promise<Schedule> {
   const current = await getSchedule(ctx, principal, id);
+  if (patch.name !== undefined) checkLength('name', patch.name.trim(), MAX_NAME_LENGTH, 'MAX_NAME_LENGTH');
   const cadence = patch.cadence ?? current.cadence;
   const timezone = patch.timezone ?? current.timezone;
   fireSpec(cadence, timezone);
@@ -174,6 +179,7 @@ export async function pauseSchedule(
   options: { until?: Date | null | undefined; note?: string | null | undefined },
 ): Promise<Schedule> {
   const current = await getSchedule(ctx, principal, id);
+  if (options.note) checkLength('note', options.note, MAX_NOTE_LENGTH, 'MAX_NOTE_LENGTH');
   const now = ctx.now();
   if (options.until && options.until.getTime() <= now.getTime()) {
     throw new ValidationError('until', `must be in the future (now is ${now.toISOString()})`);

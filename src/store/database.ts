@@ -3,6 +3,7 @@
  * PostgreSQL (`postgres://…`, for scale-out). Everything that differs between the two is in
  * `Capabilities`, so callers branch on a named capability, never on a dialect name.
  */
+import { chmodSync, existsSync } from 'node:fs';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { openNodeSqlite } from './sqlite/node-sqlite-database.ts';
@@ -44,8 +45,27 @@ export function openDatabase<Schema>(location: string): StoreDatabase<Schema> {
     return { db, dialect: 'postgres', capabilities: CAPABILITIES.postgres, close: () => db.destroy() };
   }
   const sqlite = openNodeSqlite(location);
+  restrictSqliteFiles(location);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
   return { db, dialect: 'sqlite', capabilities: CAPABILITIES.sqlite, close: () => db.destroy() };
+}
+
+/**
+ * Makes a SQLite store and its WAL, shared-memory and journal files readable by their owner only
+ * (0600): the store holds token hashes, encrypted credentials and every run's inputs and outputs.
+ * The CLI's umask 077 covers files created later; this covers a store opened by other code, and files
+ * an older version created world-readable (issue 14).
+ */
+export function restrictSqliteFiles(location: string): void {
+  if (location === ':memory:' || location.startsWith('file:')) return;
+  for (const suffix of ['', '-wal', '-shm', '-journal']) {
+    const file = location + suffix;
+    try {
+      if (existsSync(file)) chmodSync(file, 0o600);
+    } catch {
+      // Not ours to change (a read-only mount, another owner): the store still works.
+    }
+  }
 }
 
 /**

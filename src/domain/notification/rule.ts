@@ -4,6 +4,7 @@
  * triggers the rule, given the runs of the same schedule before it.
  */
 import { ValidationError } from '../errors.ts';
+import { MAX_INPUT_VALUE_CHARS, MAX_NAME_LENGTH, MAX_URL_LENGTH } from '../limits.ts';
 import type { RunStatus } from '../run.ts';
 import { decodeValue, type RunSnapshot } from '../snapshot.ts';
 
@@ -81,9 +82,20 @@ export function isFailure(status: RunStatus): boolean {
   return FAILURES.includes(status);
 }
 
-function object(value: unknown, field: string): Record<string, unknown> {
+/**
+ * `value` as an object with only the `allowed` keys: an unknown key is refused, naming it, rather than
+ * silently ignored (a misspelt `changedOnly` would otherwise change what the rule does).
+ */
+function object(value: unknown, field: string, allowed: readonly string[]): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ValidationError(field, 'must be an object');
+  }
+  const unknown = Object.keys(value).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) {
+    throw new ValidationError(
+      `${field}.${unknown[0]!.slice(0, 60)}`,
+      `is not a field here; allowed: ${allowed.join(', ')}`,
+    );
   }
   return value as Record<string, unknown>;
 }
@@ -96,7 +108,7 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], field: s
 }
 
 function validateTrigger(input: unknown, field: string): NotifyTrigger {
-  const t = object(input, field);
+  const t = object(input, field, ['kind', 'count', 'condition']);
   const kind = oneOf(t['kind'], TRIGGER_KINDS, `${field}.kind`);
   switch (kind) {
     case 'success':
@@ -112,7 +124,13 @@ function validateTrigger(input: unknown, field: string): NotifyTrigger {
       return { kind, count };
     }
     case 'condition': {
-      const c = object(t['condition'], `${field}.condition`);
+      const c = object(t['condition'], `${field}.condition`, [
+        'cell',
+        'measure',
+        'op',
+        'value',
+        'changedOnly',
+      ]);
       const cell = c['cell'];
       if (typeof cell !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(cell)) {
         throw new ValidationError(`${field}.condition.cell`, 'must name a cell of the notebook');
@@ -126,6 +144,12 @@ function validateTrigger(input: unknown, field: string): NotifyTrigger {
       const value = c['value'];
       if (!['number', 'string', 'boolean'].includes(typeof value)) {
         throw new ValidationError(`${field}.condition.value`, 'must be a number, a string or a boolean');
+      }
+      if (typeof value === 'string' && value.length > MAX_INPUT_VALUE_CHARS) {
+        throw new ValidationError(
+          `${field}.condition.value`,
+          `must be at most ${MAX_INPUT_VALUE_CHARS} characters (MAX_INPUT_VALUE_CHARS)`,
+        );
       }
       if (measure === 'row_count' && typeof value !== 'number') {
         throw new ValidationError(`${field}.condition.value`, 'must be a number to compare a row count with');
@@ -153,7 +177,7 @@ function validateTrigger(input: unknown, field: string): NotifyTrigger {
 const VIAS = ['preference', 'email', 'slack', 'both'] as const;
 
 function validateDestination(input: unknown, field: string): Destination {
-  const d = object(input, field);
+  const d = object(input, field, ['kind', 'userId', 'groupId', 'via', 'channel', 'url']);
   const kind = oneOf(d['kind'], DESTINATION_KINDS, `${field}.kind`);
   const id = (key: string) => {
     const value = d[key];
@@ -175,11 +199,17 @@ function validateDestination(input: unknown, field: string): Destination {
     }
     case 'webhook': {
       const url = id('url');
+      if (url.length > MAX_URL_LENGTH) {
+        throw new ValidationError(
+          `${field}.url`,
+          `must be at most ${MAX_URL_LENGTH} characters (MAX_URL_LENGTH)`,
+        );
+      }
       let parsed: URL;
       try {
         parsed = new URL(url);
       } catch {
-        throw new ValidationError(`${field}.url`, `'${url}' is not a URL`);
+        throw new ValidationError(`${field}.url`, `'${url.slice(0, 100)}' is not a URL`);
       }
       if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
         throw new ValidationError(`${field}.url`, 'must be an http or https URL');
@@ -197,10 +227,10 @@ function validateDestination(input: unknown, field: string): Destination {
 
 /** Validates a rule as sent by the API or CLI. The store and the services check what names refer to. */
 export function validateRule(input: unknown, field = 'rule'): NotificationRuleSpec {
-  const r = object(input, field);
+  const r = object(input, field, ['name', 'scheduleId', 'trigger', 'destinations', 'content', 'enabled']);
   const name = r['name'] ?? 'notification';
-  if (typeof name !== 'string' || name.trim().length === 0 || name.length > 200) {
-    throw new ValidationError(`${field}.name`, 'must be 1-200 characters');
+  if (typeof name !== 'string' || name.trim().length === 0 || name.length > MAX_NAME_LENGTH) {
+    throw new ValidationError(`${field}.name`, `must be 1-${MAX_NAME_LENGTH} characters (MAX_NAME_LENGTH)`);
   }
   const trigger = validateTrigger(r['trigger'] ?? { kind: 'failure' }, `${field}.trigger`);
   const list = r['destinations'];
@@ -212,7 +242,10 @@ export function validateRule(input: unknown, field = 'rule'): NotificationRuleSp
   }
   if (list.length > 100) throw new ValidationError(`${field}.destinations`, 'at most 100 per rule');
   const destinations = list.map((d, i) => validateDestination(d, `${field}.destinations[${i}]`));
-  const c = r['content'] === undefined ? {} : object(r['content'], `${field}.content`);
+  const c =
+    r['content'] === undefined
+      ? {}
+      : object(r['content'], `${field}.content`, ['subject', 'body', 'screenshot', 'csvCells']);
   const text = (key: string, max: number) => {
     const value = c[key];
     if (value === undefined || value === null) return null;
@@ -229,7 +262,7 @@ export function validateRule(input: unknown, field = 'rule'): NotificationRuleSp
     );
   }
   const csv = c['csvCells'] ?? [];
-  if (!Array.isArray(csv) || csv.some((x) => typeof x !== 'string')) {
+  if (!Array.isArray(csv) || csv.length > 100 || csv.some((x) => typeof x !== 'string' || x.length > 200)) {
     throw new ValidationError(`${field}.content.csvCells`, 'must be a list of cell names');
   }
   const enabled = r['enabled'] ?? true;
