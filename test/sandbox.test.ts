@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -41,6 +41,9 @@ for (const mode of ['permission', 'bwrap'] as const) {
     let url: string;
     before(async () => {
       h = await createHarness({ isolation: (root) => detectIsolation({ mode, hide: [root] }) });
+      // A root server without bubblewrap runs cells as an unprivileged user, who must be let through
+      // the folders on the way to the run and project directories (mkdtemp makes them 0700).
+      chmodSync(h.root, 0o711);
       writeFileSync(join(h.root, 'almanac.sqlite'), 'the store');
       writeFileSync(join(h.root, 'secret.key'), 'the key');
       web = createServer((_req, res) => res.end('reachable'));

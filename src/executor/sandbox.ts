@@ -5,7 +5,17 @@
  */
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,18 +131,34 @@ export interface SandboxSpec {
   network?: boolean;
 }
 
+/** A host user and group, by number. */
+export interface SandboxUser {
+  uid: number;
+  gid: number;
+}
+
+/** `nobody`/`nogroup` on Debian and its derivatives: the user a root server's children run as. */
+export const DEFAULT_SANDBOX_USER: Readonly<SandboxUser> = Object.freeze({ uid: 65534, gid: 65534 });
+
 /**
  * OS-level isolation around the child, on top of Node's permission model:
  * - `bwrap`: bubblewrap runs the child in new PID, IPC and UTS namespaces (and a network namespace
- *   when network is cut), with a read-only view of the root, only the run directory writable, and the
- *   `hide` paths (the data dir: the store, keys, other runs) replaced by empty directories;
+ *   when network is cut), in a view of the filesystem built from nothing: node and its shared
+ *   libraries, a few files of /etc, Almanac's packages, the project and the run directory (the only
+ *   writable place), a fresh /tmp, /run, /dev and /proc, and no host socket anywhere;
+ * - `user`: when the server runs as root, the child runs as this unprivileged user, as the host sees
+ *   it (through `setpriv` inside bubblewrap, once the view is built, or by fork's uid/gid without it);
  * - `prlimit`: kernel limits on CPU time and file size (RLIMIT_CPU, RLIMIT_FSIZE) and no core dumps.
  */
 export interface SandboxIsolation {
   bwrap: string | null;
   prlimit: string | null;
-  /** Paths the child must not see at all (with bubblewrap). */
+  /** Paths the child must not see at all, even where they lie inside a path it may read. */
   hide: readonly string[];
+  /** The host user the child runs as; null: the server's own user (a server that is not root). */
+  user: Readonly<SandboxUser> | null;
+  /** setpriv, which drops to `user` inside bubblewrap; null without bubblewrap or without `user`. */
+  setpriv: string | null;
 }
 
 /** Detects bubblewrap and prlimit: present, and able to start a process here (namespaces allowed). */
@@ -141,13 +167,29 @@ export function detectIsolation(options: {
   /** `bwrap` requires it, `permission` does without, `auto` uses it when it works. @default auto */
   mode?: 'auto' | 'bwrap' | 'permission';
   bwrapPath?: string;
+  /**
+   * The unprivileged user children run as when the server runs as root; uid 0 keeps them root.
+   * @default 65534:65534 (`ALMANAC_SANDBOX_UID`, `ALMANAC_SANDBOX_GID`)
+   */
+  user?: SandboxUser;
 }): SandboxIsolation {
   const mode = options.mode ?? 'auto';
   const prlimit = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p)) ?? null;
+  const root = process.getuid?.() === 0;
+  if (options.user && options.user.uid !== process.getuid?.() && !root) {
+    throw new ValidationError(
+      'ALMANAC_SANDBOX_UID',
+      `is ${options.user.uid}, but only a server running as root can start runs as another user; unset it, or start the server as root`,
+    );
+  }
+  const wanted = root ? (options.user ?? DEFAULT_SANDBOX_USER) : null;
+  const user = wanted && wanted.uid !== 0 ? Object.freeze({ uid: wanted.uid, gid: wanted.gid }) : null;
+  const setpriv = user ? (['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p)) ?? null) : null;
+  const hide = options.hide.map((p) => resolve(p)).filter((p) => p !== '/');
   let bwrap: string | null = null;
   if (mode !== 'permission') {
     const path = options.bwrapPath ?? '/usr/bin/bwrap';
-    const check = existsSync(path) ? probeBwrap(path) : null;
+    const check = existsSync(path) ? probeBwrap(path, { bwrap: path, prlimit, hide, user, setpriv }) : null;
     if (check?.status === 0) bwrap = path;
     else if (mode === 'bwrap') {
       throw new ValidationError(
@@ -158,34 +200,185 @@ export function detectIsolation(options: {
       );
     }
   }
-  return { bwrap, prlimit, hide: options.hide.map((p) => resolve(p)).filter((p) => p !== '/') };
+  return { bwrap, prlimit, hide, user: bwrap && !setpriv ? null : user, setpriv: bwrap ? setpriv : null };
+}
+
+/**
+ * One line for the server's log at start: how runs are isolated from it, and whether they are at all.
+ * `isolated` is false when a cell runs as the server's own user in the server's PID namespace, where
+ * it can signal the server's processes.
+ */
+export function describeIsolation(isolation: SandboxIsolation): { isolated: boolean; line: string } {
+  const as = isolation.user ? ` as uid ${isolation.user.uid}, gid ${isolation.user.gid}` : '';
+  const limits = isolation.prlimit
+    ? ', with CPU time and file size limits'
+    : ', without CPU time or file size limits (no prlimit)';
+  if (isolation.bwrap) {
+    return {
+      isolated: true,
+      line: `runs are isolated by bubblewrap${as}: own PID namespace, only the run's files visible, no host sockets${limits}`,
+    };
+  }
+  if (isolation.user) {
+    return {
+      isolated: true,
+      line: `runs use Node's permission model${as}, without bubblewrap: cells cannot signal the server, but can connect to any Unix socket that user may open and cannot have their network cut; install bubblewrap (apt-get install bubblewrap)${limits}`,
+    };
+  }
+  return {
+    isolated: false,
+    line: `cells are not isolated from the server: without bubblewrap, and not running as root, a cell runs as the server's user and can signal its processes and connect to its Unix sockets; install bubblewrap (apt-get install bubblewrap)${limits}`,
+  };
 }
 
 /** Whether bubblewrap can start a process here; probed once per path per process (it cannot change). */
 const bwrapProbes = new Map<string, ReturnType<typeof spawnSync>>();
-function probeBwrap(path: string): ReturnType<typeof spawnSync> {
-  let probe = bwrapProbes.get(path);
+function probeBwrap(path: string, isolation: SandboxIsolation): ReturnType<typeof spawnSync> {
+  const key = `${path}\u0000${isolation.user?.uid}:${isolation.user?.gid}\u0000${isolation.setpriv}`;
+  let probe = bwrapProbes.get(key);
   if (!probe) {
-    probe = spawnSync(path, [...BWRAP_BASE, '--unshare-net', '--', '/bin/true'], { timeout: 5000 });
-    bwrapProbes.set(path, probe);
+    // The same view a run gets (without its directories), down to the user switch and node itself.
+    const args = bwrapArgs(isolation, { network: false, readable: [], runDir: null });
+    probe = spawnSync(path, [...args, '--version'], { timeout: 5000 });
+    bwrapProbes.set(key, probe);
   }
   return probe;
 }
 
-const BWRAP_BASE = [
-  '--ro-bind',
-  '/',
-  '/',
-  '--dev',
-  '/dev',
-  '--proc',
-  '/proc',
-  '--unshare-pid',
-  '--unshare-ipc',
-  '--unshare-uts',
-  '--die-with-parent',
-  '--new-session',
+/** The real path of the node binary (process.execPath may be a node_modules/.bin symlink). */
+const NODE_BINARY = (() => {
+  try {
+    return realpathSync(process.execPath);
+  } catch {
+    return process.execPath;
+  }
+})();
+
+/** What node needs to start, whatever the run: its shared libraries and their cache, and time zones. */
+const SYSTEM_PATHS = [
+  '/usr/lib',
+  '/usr/lib64',
+  '/lib',
+  '/lib64',
+  '/etc/ld.so.cache',
+  '/usr/share/zoneinfo',
+  '/etc/localtime',
 ];
+/** What name resolution and TLS need, only when the run has network access. */
+const NETWORK_PATHS = [
+  '/etc/resolv.conf',
+  '/etc/hosts',
+  '/etc/nsswitch.conf',
+  '/etc/host.conf',
+  '/etc/gai.conf',
+  '/etc/ssl',
+  '/etc/ca-certificates',
+  '/usr/share/ca-certificates',
+];
+
+interface ViewOf {
+  network: boolean;
+  /** Paths the child reads (packages, the project, the built runtime): bound read-only. */
+  readable: readonly string[];
+  /** The run directory: bound writable, and the child's working directory. */
+  runDir: string | null;
+}
+
+type Mount =
+  | { op: '--ro-bind' | '--bind'; path: string }
+  | { op: '--tmpfs' | '--dev' | '--proc'; path: string }
+  | { op: '--symlink'; path: string; target: string };
+
+/** Whether `path` is `dir` or lies inside it. */
+function within(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
+}
+
+/**
+ * bubblewrap's arguments, up to and including the node binary: the view is built from an empty root,
+ * so whatever is not bound here (the data dir, the store, other runs, the server's sockets,
+ * /var/run/postgresql, /home, /root, /etc/shadow) does not exist for the child. Mounts are made
+ * parents first; a `hide` path inside a bound one is covered by an empty tmpfs before what the child
+ * needs inside it is bound back.
+ */
+function bwrapArgs(isolation: SandboxIsolation, view: ViewOf): string[] {
+  const args = ['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--die-with-parent', '--new-session'];
+  if (!view.network) args.push('--unshare-net');
+  const system = [
+    ...SYSTEM_PATHS,
+    ...(view.network ? NETWORK_PATHS : []),
+    NODE_BINARY,
+    ...(isolation.setpriv ? [isolation.setpriv] : []),
+  ];
+  const mounts: Mount[] = [
+    { op: '--dev', path: '/dev' },
+    { op: '--proc', path: '/proc' },
+    { op: '--tmpfs', path: '/tmp' },
+    { op: '--tmpfs', path: '/run' },
+    { op: '--symlink', path: '/var/run', target: '../run' },
+  ];
+  for (const path of system) {
+    let real: string;
+    try {
+      real = realpathSync(path);
+    } catch {
+      continue; // not on this system
+    }
+    // A symlink into another bound system path stays a symlink (/lib -> usr/lib, /etc/localtime).
+    const into = real !== path ? system.find((other) => other !== path && within(real, other)) : undefined;
+    if (into) mounts.push({ op: '--symlink', path, target: relative(dirname(path), real) || '.' });
+    else mounts.push({ op: '--ro-bind', path });
+  }
+  for (const path of view.readable) {
+    if (path !== view.runDir && existsSync(path)) mounts.push({ op: '--ro-bind', path });
+  }
+  if (view.runDir) mounts.push({ op: '--bind', path: view.runDir });
+  const bound = mounts.filter((m) => m.op === '--ro-bind' || m.op === '--bind');
+  for (const hidden of isolation.hide) {
+    if (existsSync(hidden) && bound.some((m) => within(hidden, m.path))) {
+      mounts.push({ op: '--tmpfs', path: hidden });
+    }
+  }
+  // Parents before children; at one path, the hiding tmpfs before what is bound back on top of it.
+  const depth = (p: string) => (p === '/' ? 0 : p.split('/').length - 1);
+  const rank = (m: Mount) => (m.op === '--tmpfs' && isolation.hide.includes(m.path) ? 0 : 1);
+  mounts.sort((a, b) => depth(a.path) - depth(b.path) || rank(a) - rank(b));
+  const made = new Set<string>(['/']);
+  for (const mount of mounts) {
+    // bubblewrap would create missing parents as 0700 (root's), which the child's user cannot cross.
+    const missing: string[] = [];
+    for (let parent = dirname(mount.path); !made.has(parent); parent = dirname(parent))
+      missing.unshift(parent);
+    for (const parent of missing) {
+      args.push('--dir', parent);
+      made.add(parent);
+    }
+    if (mount.op === '--symlink') args.push('--symlink', mount.target, mount.path);
+    else if (mount.op === '--ro-bind' || mount.op === '--bind') args.push(mount.op, mount.path, mount.path);
+    else args.push(mount.op, mount.path);
+    made.add(mount.path);
+  }
+  if (view.runDir) args.push('--chdir', view.runDir);
+  if (isolation.user && isolation.setpriv) {
+    // bubblewrap stays root on the host to bind paths the user cannot reach, then setpriv drops to
+    // the user with no capabilities and no way back (no_new_privs) before node starts.
+    args.push('--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID', '--');
+    args.push(
+      isolation.setpriv,
+      `--reuid=${isolation.user.uid}`,
+      `--regid=${isolation.user.gid}`,
+      '--clear-groups',
+      '--no-new-privs',
+      '--inh-caps=-all',
+      '--bounding-set=-all',
+      '--',
+    );
+  } else {
+    args.push('--');
+  }
+  args.push(NODE_BINARY);
+  return args;
+}
 
 /**
  * The signal that ended the child, seen through the wrappers: bubblewrap reports its child's death by
@@ -211,19 +404,9 @@ function wrapperFor(
 ): { execPath: string; prefix: string[] } {
   const isolation = spec.isolation;
   const prefix: string[] = [];
-  let execPath = process.execPath;
+  let execPath = NODE_BINARY;
   if (isolation?.bwrap) {
-    const args = [...BWRAP_BASE];
-    if (spec.network === false) args.push('--unshare-net');
-    for (const hidden of isolation.hide) {
-      if (existsSync(hidden)) args.push('--tmpfs', hidden);
-    }
-    // What the child needs, back on top of the hidden paths: read-only, except the run directory.
-    for (const path of readable) {
-      if (path !== runDir && existsSync(path)) args.push('--ro-bind', path, path);
-    }
-    args.push('--bind', runDir, runDir, '--', process.execPath);
-    prefix.push(...args);
+    prefix.push(...bwrapArgs(isolation, { network: spec.network !== false, readable, runDir }));
     execPath = isolation.bwrap;
   }
   if (isolation?.prlimit) {
@@ -234,6 +417,33 @@ function wrapperFor(
     execPath = isolation.prlimit;
   }
   return { execPath, prefix };
+}
+
+/**
+ * Without bubblewrap, a child running as another user reaches its files through the host's folders:
+ * each folder on the way must let that user through, and the files must be readable by it. Returns
+ * the first path it cannot reach, with why, or null.
+ */
+function unreachable(paths: readonly string[], user: SandboxUser): string | null {
+  const allows = (path: string, bits: number): boolean => {
+    const stat = statSync(path);
+    const shift = stat.uid === user.uid ? 6 : stat.gid === user.gid ? 3 : 0;
+    return ((stat.mode >> shift) & bits) === bits;
+  };
+  for (const path of paths) {
+    try {
+      for (let dir = dirname(path); ; dir = dirname(dir)) {
+        if (!allows(dir, 1))
+          return `${dir} (mode ${(statSync(dir).mode & 0o777).toString(8)}) is not searchable by it`;
+        if (dir === '/') break;
+      }
+      if (!allows(path, statSync(path).isDirectory() ? 5 : 4))
+        return `${path} (mode ${(statSync(path).mode & 0o777).toString(8)}) is not readable by it`;
+    } catch (error) {
+      return `${path}: ${(error as NodeJS.ErrnoException).code}`;
+    }
+  }
+  return null;
 }
 
 export interface Sandbox {
@@ -270,10 +480,27 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
     `--max-old-space-size=${spec.memoryLimitMb}`,
     '--disable-warning=ExperimentalWarning',
   ];
+  const user = spec.isolation?.user ?? null;
+  const bwrap = Boolean(spec.isolation?.bwrap);
+  if (user) {
+    // The run directory is the child's, and the only place it writes.
+    chownSync(runDir, user.uid, user.gid);
+    chownSync(join(runDir, 'tmp'), user.uid, user.gid);
+    const blocked = bwrap ? null : unreachable([NODE_BINARY, ...readable], user);
+    if (blocked) {
+      rmSync(runDir, { recursive: true, force: true });
+      throw new ValidationError(
+        'ALMANAC_SANDBOX_UID',
+        `runs start as uid ${user.uid}, gid ${user.gid} (the server is root and has no bubblewrap), but ${blocked}; let that user through the folders to the data and project directories (chmod o+x), set ALMANAC_SANDBOX_UID/ALMANAC_SANDBOX_GID to a user who can read them, or install bubblewrap`,
+      );
+    }
+  }
   const spawnedAt = performance.now();
   const wrapper = wrapperFor(spec, runDir, readable);
   const child = fork(entry, [], {
     cwd: runDir,
+    // Without bubblewrap, fork itself drops to the unprivileged user (and its supplementary groups).
+    ...(user && !bwrap ? { uid: user.uid, gid: user.gid } : {}),
     // fork() runs `execPath ...execArgv entry`: with a wrapper, the wrapper's arguments end with node.
     execArgv: [...wrapper.prefix, ...execArgv],
     execPath: wrapper.execPath,
