@@ -117,8 +117,8 @@ export function treeResidentMb(pid: number | undefined): number | null {
 }
 
 /**
- * Sends `signal` to `pid` and every descendant, deepest first is not needed for SIGKILL: each is
- * signalled by its own id, so nothing the cell started outlives the run when a wrapper dies first.
+ * Sends `signal` to `pid` and every descendant, each by its own id, so nothing the cell started
+ * outlives the run when a wrapper dies first.
  */
 export function killTree(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
   if (pid === undefined) return;
