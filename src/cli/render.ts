@@ -17,6 +17,22 @@ export interface RenderOptions {
 
 const STATUS_MARK: Record<string, string> = { succeeded: '✓', failed: '✗', skipped: '–', running: '…' };
 
+/**
+ * C0 controls other than tab and newline, DEL, and C1 controls (U+0080–U+009F, which include the 8-bit
+ * CSI). Any of them from a run's output could move the cursor, rewrite earlier lines, set the window
+ * title, or send OSC 52 to the clipboard of whoever reads `almanac run` in a terminal.
+ */
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/**
+ * Text from a run (cell values, logs, errors, prose, names) made safe to print: terminal control
+ * characters are removed, so escape sequences show as their harmless remainder (`[31m`). The renderer's
+ * own colours are added after this, around text that has been through it.
+ */
+export function terminalText(text: string): string {
+  return text.replace(CONTROL, '');
+}
+
 function paint(on: boolean, code: number, text: string): string {
   return on ? `\u001b[${code}m${text}\u001b[0m` : text;
 }
@@ -90,14 +106,14 @@ export class ProgressPrinter {
     if (!this.#current) return;
     const elapsed = formatDuration(performance.now() - this.#current.started);
     this.#out.write(
-      `\r\u001b[2K  ${paint(this.#color, 36, '…')} ${this.#current.name.padEnd(18)} ${this.#current.kind.padEnd(6)} running ${elapsed}`,
+      `\r\u001b[2K  ${paint(this.#color, 36, '…')} ${terminalText(this.#current.name).padEnd(18)} ${this.#current.kind.padEnd(6)} running ${elapsed}`,
     );
   }
 
   #line(status: string, name: string, kind: string, elapsed: string, detail: string): void {
     const colorCode = status === 'succeeded' ? 32 : status === 'failed' ? 31 : 90;
     const mark = paint(this.#color, colorCode, STATUS_MARK[status] ?? '?');
-    const text = `  ${mark} ${name.padEnd(18)} ${kind.padEnd(6)} ${elapsed.padStart(8)}  ${detail}`;
+    const text = `  ${mark} ${terminalText(name).padEnd(18)} ${kind.padEnd(6)} ${elapsed.padStart(8)}  ${terminalText(detail)}`;
     this.#out.write(`${this.#tty ? '\r\u001b[2K' : ''}${text.trimEnd()}\n`);
   }
 }
@@ -122,8 +138,20 @@ function summary(result: CellResult): string {
   }
 }
 
-/** The full, readable summary of a run's outputs. */
-export function renderSnapshot(snapshot: RunSnapshot, options: RenderOptions): string {
+/** A copy of a JSON value with `terminalText` applied to every string in it, keys included. */
+function cleanStrings<T>(value: T): T {
+  if (typeof value === 'string') return terminalText(value) as T;
+  if (Array.isArray(value)) return value.map(cleanStrings) as T;
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [terminalText(k), cleanStrings(v)])) as T;
+}
+
+/**
+ * The full, readable summary of a run's outputs. Every string of the snapshot is untrusted (a run's
+ * child process produced it) and goes through `terminalText` first.
+ */
+export function renderSnapshot(untrusted: RunSnapshot, options: RenderOptions): string {
+  const snapshot = cleanStrings(untrusted);
   const c = options.color;
   const lines: string[] = [];
   const took = Date.parse(snapshot.finishedAt) - Date.parse(snapshot.startedAt);
@@ -286,5 +314,6 @@ export function htmlToText(html: string): string {
     .replace(/&#39;/g, "'")
     .replace(/&amp;/g, '&')
     .replace(/\n{3,}/g, '\n\n')
+    .replace(CONTROL, '')
     .trim();
 }

@@ -7,7 +7,12 @@
  * `apiUrl` points the client at another Web API endpoint (tests use a local server that speaks it).
  */
 import { WebClient } from '@slack/web-api';
-import type { Attachment, Message } from '../domain/notification/message.ts';
+import {
+  type Attachment,
+  cutSlackText,
+  escapeSlackText,
+  type Message,
+} from '../domain/notification/message.ts';
 import { DeliveryError } from './delivery-error.ts';
 import type { SlackSender } from './notifier.ts';
 
@@ -151,7 +156,8 @@ export class SlackClient implements SlackSender {
     const channel = await this.#resolve(token, request.channel, request.dm);
     const blocks: Record<string, unknown>[] = [
       { type: 'header', text: { type: 'plain_text', text: message.subject.slice(0, 150) } },
-      { type: 'section', text: { type: 'mrkdwn', text: message.text.slice(0, 2900) } },
+      // The text carries cell values and error messages: escaped, so they cannot mention or link.
+      { type: 'section', text: { type: 'mrkdwn', text: cutSlackText(escapeSlackText(message.text), 2900) } },
       {
         type: 'actions',
         elements: [
@@ -164,7 +170,8 @@ export class SlackClient implements SlackSender {
     try {
       const posted = await client.chat.postMessage({
         channel,
-        text: message.subject,
+        // The notification's fallback text is parsed as mrkdwn too.
+        text: escapeSlackText(message.subject),
         blocks: blocks as never,
       });
       ts = posted.ts;

@@ -2,8 +2,15 @@
  * Renders a run snapshot as the app: prose, tables, values and Vega-Lite charts, in notebook order.
  * This is also the page screenshots capture, so it reports when every chart has drawn (`onReady`).
  */
+import DOMPurify from 'dompurify';
 import { useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { expressionInterpreter } from 'vega-interpreter';
+import { type ChartSpecIssue, chartSpecIssue } from '../../src/domain/chart-spec.ts';
 import type { CellOutput, CellResult, Snapshot } from './api.ts';
+import { createProseSanitizer } from './sanitize-html.ts';
+
+/** One sanitizer for the page (its rules are hooks on this DOMPurify instance). */
+const prose = createProseSanitizer(DOMPurify(window));
 
 const NUMERIC =
   /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|DOUBLE|FLOAT|REAL|DECIMAL|NUMERIC|int|float|numeric|number|bigint)/i;
@@ -104,9 +111,56 @@ function chartRows(rows: Record<string, unknown>[]): Record<string, unknown>[] {
   });
 }
 
+/**
+ * What vega uses to fetch: it refuses every load. The spec check below already refuses specs that ask
+ * for a URL; this makes sure nothing is fetched even if such a key slipped past it.
+ */
+const NO_LOADS = Object.freeze({
+  load: (uri: unknown) =>
+    Promise.reject(new Error(`charts may only use data from the notebook (asked for ${String(uri)})`)),
+  sanitize: (uri: unknown) =>
+    Promise.reject(new Error(`charts may not link or load (asked for ${String(uri)})`)),
+  http: () => Promise.reject(new Error('charts may not load over HTTP')),
+  file: () => Promise.reject(new Error('charts may not load files')),
+});
+
+/**
+ * Tooltip text without images: vega-tooltip would turn a datum's `image` field into an `<img>` request.
+ * `toText` is vega-tooltip's own (it escapes `&` and `<`), and every value goes through it.
+ */
+function tooltipHtml(value: unknown, toText: (v: unknown) => string): string {
+  const show = (v: unknown) => toText(v !== null && typeof v === 'object' ? JSON.stringify(v) : v);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return show(value);
+  const { title, image: _image, ...rest } = value as Record<string, unknown>;
+  const rows = Object.entries(rest)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `<tr><td class="key">${toText(k)}</td><td class="value">${show(v)}</td></tr>`)
+    .join('');
+  return `${title !== undefined ? `<h2>${show(title)}</h2>` : ''}${rows ? `<table>${rows}</table>` : ''}`;
+}
+
+/** The sentence shown in place of a refused chart. */
+export function refusedChartText(issue: ChartSpecIssue): string {
+  switch (issue.kind) {
+    case 'fetch':
+      return `This chart asks to load ${issue.path}; charts may only use data from the notebook.`;
+    case 'renderer':
+      return `This chart sets the renderer's options (${issue.path}); charts may only describe marks and data.`;
+    case 'depth':
+      return `This chart is nested too deeply (${issue.path}) to draw.`;
+  }
+}
+
 function Chart({ output, onDone }: { output: Extract<CellOutput, { kind: 'chart' }>; onDone: () => void }) {
   const ref = useRef<HTMLDivElement>(null);
+  // The run's output is whatever the child process sent: the parse-time check runs again here.
+  const issue = chartSpecIssue(output.spec);
+  const refused = issue !== null;
   useEffect(() => {
+    if (refused) {
+      onDone();
+      return;
+    }
     let cancelled = false;
     let finalize: (() => void) | undefined;
     void (async () => {
@@ -115,15 +169,27 @@ function Chart({ output, onDone }: { output: Extract<CellOutput, { kind: 'chart'
         const datasets = Object.fromEntries(
           Object.entries(output.datasets).map(([k, rows]) => [k, chartRows(rows)]),
         );
+        // vega-embed reads `usermeta.embedOptions` as options over the page's own; a spec gets none.
+        const { usermeta: _usermeta, ...own } = output.spec;
         const spec = {
           width: 'container',
           // The legend and axes fit inside the card, not beyond it.
           autosize: { type: 'fit-x', contains: 'padding' },
-          ...output.spec,
-          datasets: { ...datasets, ...(output.spec['datasets'] as object) },
+          ...own,
+          datasets: { ...datasets, ...(own['datasets'] as object) },
         };
         if (!ref.current || cancelled) return;
-        const result = await embed(ref.current, spec as never, { actions: false, renderer: 'svg' });
+        const result = await embed(ref.current, spec as never, {
+          actions: false,
+          renderer: 'svg',
+          // The page's CSP has no 'unsafe-eval': vega interprets expressions instead of compiling them.
+          ast: true,
+          expr: expressionInterpreter,
+          loader: NO_LOADS as never,
+          tooltip: {
+            formatTooltip: (value: unknown, toText: (v: unknown) => string) => tooltipHtml(value, toText),
+          },
+        });
         finalize = () => result.finalize();
       } catch (error) {
         if (ref.current) ref.current.textContent = `chart failed: ${(error as Error).message}`;
@@ -135,7 +201,15 @@ function Chart({ output, onDone }: { output: Extract<CellOutput, { kind: 'chart'
       cancelled = true;
       finalize?.();
     };
-  }, [output, onDone]);
+  }, [output, onDone, refused]);
+  if (issue) {
+    // Not a `.banner.failed` or an alert: the rest of the app is fine, and screenshots still go out.
+    return (
+      <div className="chart chart-refused" data-chart-refused={issue.path}>
+        {refusedChartText(issue)}
+      </div>
+    );
+  }
   // Vega sizes a 'container' width chart by the element's client width, padding included, so the
   // padded card holds an unpadded element for it.
   return (
@@ -146,13 +220,14 @@ function Chart({ output, onDone }: { output: Extract<CellOutput, { kind: 'chart'
 }
 
 /**
- * Prose HTML is rendered by the run engine from the notebook's Markdown, with every interpolated value
- * escaped; the notebook's authors are workspace members.
+ * Cell HTML (prose the child rendered from Markdown, or any HTML a cell produced) is untrusted: a
+ * hostile child process can send anything. It is sanitized down to Markdown's elements
+ * (sanitize-html.ts) and appended as DOM nodes, under a CSP that runs no inline script.
  */
 function Prose({ name, html }: { name: string; html: string }) {
   const ref = useRef<HTMLElement>(null);
   useLayoutEffect(() => {
-    if (ref.current) ref.current.innerHTML = html;
+    ref.current?.replaceChildren(prose.fragment(html));
   }, [html]);
   return <section className="cell prose" data-cell={name} ref={ref} />;
 }
@@ -220,8 +295,10 @@ export function SnapshotView({
   const drawn = useRef(0);
   const readyRef = useRef(onReady);
   readyRef.current = onReady;
+  // A layout effect, so the count is reset before any chart's own (passive) effect reports: a refused
+  // chart reports at once, and a child's effects run before its parent's.
   // biome-ignore lint/correctness/useExhaustiveDependencies: reset per snapshot
-  useEffect(() => {
+  useLayoutEffect(() => {
     drawn.current = 0;
     if (charts === 0) readyRef.current();
   }, [snapshot, charts]);

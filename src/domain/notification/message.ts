@@ -166,3 +166,46 @@ export function buildMessage(facts: MessageFacts, content: NotificationContent, 
     attachments,
   };
 }
+
+/**
+ * Text for HTML: `&`, `<`, `>`, `"` and `'` become entities, so a cell value, an error message or a
+ * template's text is shown as written and never becomes markup in an email body.
+ */
+export function escapeHtml(text: string): string {
+  return text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c,
+  );
+}
+
+/**
+ * The HTML body of a notification email: the message's text (every line escaped; cell values, error
+ * messages and templates are untrusted), the inline screenshot linking to the run, and a note.
+ */
+export function messageHtml(
+  message: Message,
+  options: { inlineImageCid: string | null; note: string | null },
+): string {
+  return [
+    `<p>${escapeHtml(message.text).replace(/\n/g, '<br>')}</p>`,
+    options.inlineImageCid
+      ? `<p><a href="${escapeHtml(message.runUrl)}"><img src="cid:${escapeHtml(options.inlineImageCid)}" alt="The app at this run" style="max-width:100%"></a></p>`
+      : '',
+    options.note ? `<p><em>${escapeHtml(options.note)}</em></p>` : '',
+  ].join('\n');
+}
+
+/**
+ * Text for Slack's mrkdwn: `&`, `<` and `>` are the only characters Slack parses as control sequences
+ * (`<!channel>`, `<@U123>`, `<https://evil|a harmless label>`), and Slack asks for exactly these three
+ * to be escaped. Emphasis (`*bold*`, `_italic_`) still works; links and mentions from a cell do not.
+ */
+export function escapeSlackText(text: string): string {
+  return text.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? c);
+}
+
+/** Cuts escaped Slack text to `max` characters without leaving half an entity (`&am`) at the end. */
+export function cutSlackText(escaped: string, max: number): string {
+  if (escaped.length <= max) return escaped;
+  return escaped.slice(0, max).replace(/&[a-z]{0,3}$/, '');
+}
