@@ -15,10 +15,16 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
 import type { RunSnapshot, TableOutput } from '../src/domain/snapshot.ts';
 import type { RunRequest } from '../src/executor/executor.ts';
 import { killTree, processTree, treeResidentMb } from '../src/executor/process-tree.ts';
-import { LOG_CUT_NOTICE, LOG_LINE_OVERHEAD_BYTES } from '../src/executor/protocol-limits.ts';
+import {
+  LOG_CUT_NOTICE,
+  LOG_LINE_OVERHEAD_BYTES,
+  LogBudget,
+  utf8Bytes,
+} from '../src/executor/protocol-limits.ts';
 import { MAX_DROPPED_LOG_LINES } from '../src/executor/run-protocol.ts';
 import { detectIsolation } from '../src/executor/sandbox.ts';
 import { DuckDbEngine } from '../src/executor/sql/duckdb-engine.ts';
@@ -373,6 +379,37 @@ describe('hostile IPC: limits the host enforces itself', () => {
     );
     const kept = cell(flooding, 'flood').logs;
     assert.ok(kept.reduce((sum, l) => sum + Buffer.byteLength(l.text) + LOG_LINE_OVERHEAD_BYTES, 0) <= 4096);
+  });
+
+  it('the log budget: the host keeps exactly what an honest child sends, and never more than maxLogBytes', () => {
+    // Child and host run the same LogBudget over the same lines; a mismatch would cut honest logs twice.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 5000 }),
+        fc.array(fc.string({ unit: 'binary', maxLength: 12_000 }), { maxLength: 40 }),
+        (max, lines) => {
+          const child = new LogBudget(max);
+          const sent: string[] = [];
+          for (const line of lines) {
+            if (child.cut) break;
+            const kept = child.take(line);
+            if (kept !== null) sent.push(kept);
+          }
+          const host = new LogBudget(max);
+          assert.deepEqual(
+            sent.map((line) => host.take(line)),
+            sent,
+          );
+          const forged = new LogBudget(max);
+          const stored = lines.map((line) => forged.take(line)).filter((line) => line !== null);
+          for (const kept of [sent, stored]) {
+            const cost = kept.reduce((sum, line) => sum + utf8Bytes(line) + LOG_LINE_OVERHEAD_BYTES, 0);
+            assert.ok(cost <= max, `${cost} bytes kept against ${max}`);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 
   it('refuses an unlisted connection from almanac.query with a cell error, and serves a listed one', async () => {

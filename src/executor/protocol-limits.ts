@@ -59,9 +59,10 @@ export function capLogLine(text: string): string {
 
 /**
  * The log budget of one run (`maxLogBytes`): each line costs its UTF-8 text plus
- * `LOG_LINE_OVERHEAD_BYTES`. The line that would pass the budget is cut to fit with `LOG_CUT_NOTICE`,
- * and every later line is dropped. The child and the host run the same budget over the same lines, so
- * what an honest child sends always fits the host's; the host's copy is what is stored.
+ * `LOG_LINE_OVERHEAD_BYTES`. The line that would pass the budget is cut to fit with `LOG_CUT_NOTICE`
+ * (room for which is kept aside from the start), and every later line is dropped. The child and the
+ * host run the same budget over the same lines, so what an honest child sends always fits the host's;
+ * the host's copy is what is stored.
  */
 export class LogBudget {
   #left: number;
@@ -81,11 +82,16 @@ export class LogBudget {
     if (this.#cut) return null;
     const capped = capLogLine(text);
     const cost = utf8Bytes(capped) + LOG_LINE_OVERHEAD_BYTES;
-    if (cost <= this.#left) {
+    if (cost <= this.#left - NOTICE_COST) {
       this.#left -= cost;
       return capped;
     }
     this.#cut = true;
+    if (cost <= this.#left && capped.endsWith(LOG_CUT_NOTICE)) {
+      // A line this budget already cut (the child's, seen by the host): kept as it is.
+      this.#left -= cost;
+      return capped;
+    }
     const room = this.#left - LOG_LINE_OVERHEAD_BYTES;
     if (room <= 0) return null;
     const notice = truncateUtf8(LOG_CUT_NOTICE, room);
@@ -94,6 +100,9 @@ export class LogBudget {
     return kept;
   }
 }
+
+/** What the cut line's notice costs at most: kept aside so that it always fits. */
+const NOTICE_COST = utf8Bytes(LOG_CUT_NOTICE) + LOG_LINE_OVERHEAD_BYTES;
 
 /**
  * A lower bound of the memory a value holds: the UTF-8 size of its strings, the size of byte arrays,
