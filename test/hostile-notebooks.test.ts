@@ -8,18 +8,23 @@
  * without bubblewrap a cell could `process.kill(process.ppid, 'SIGKILL')` the server.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import {
   chmodSync,
   type Dirent,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   realpathSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import type { RunResult } from '../src/executor/executor.ts';
 import { describeIsolation, detectIsolation } from '../src/executor/sandbox.ts';
@@ -97,10 +102,10 @@ for (const mode of ['permission', 'bwrap'] as const) {
       writeFileSync(join(h.runRoot, 'run-other', 'result.json'), 'another run');
       // A socket of the server's, in its data dir, as a service of the server's user would have.
       hostSocketPath = join(h.root, 'server.sock');
-      hostSocket = createServer((s) => s.end('server socket'));
+      hostSocket = createServer((s) => s.on('error', () => {}).end('server socket'));
       await new Promise<void>((r) => hostSocket.listen(hostSocketPath, r));
       chmodSync(hostSocketPath, 0o700);
-      abstractSocket = createServer((s) => s.end('abstract socket'));
+      abstractSocket = createServer((s) => s.on('error', () => {}).end('abstract socket'));
       await new Promise<void>((r) => abstractSocket.listen(abstractName, r));
     });
     after(async () => {
@@ -157,15 +162,17 @@ return out;`,
     });
 
     it('sees no socket file anywhere in its view of the filesystem', {
-      skip:
-        mode === 'permission'
-          ? 'without bubblewrap the view is the host filesystem'
-          : !ROOT
-            ? "walking another process's root needs root"
-            : false,
+      skip: mode === 'permission' ? 'without bubblewrap the view is the host filesystem' : false,
     }, async () => {
+      // Guards finding 3 at its root: with `--ro-bind / /`, /var/run/postgresql/.s.PGSQL.5432 (and
+      // every other socket file of the host) was in the view. The host walks the child's view
+      // through /proc/<pid>/root, as the cell itself may not list directories.
       for (const network of [true, false]) {
-        const sockets = await whileParked(h, { network }, (pid) => socketsUnder(`/proc/${pid}/root`));
+        const { sockets, walked } = await whileParked(h, { network }, (pid) => ({
+          sockets: socketsUnder(`/proc/${pid}/root`),
+          walked: readdirSync(`/proc/${pid}/root/usr/lib`).length,
+        }));
+        assert.ok(walked > 0, 'the walk saw the view');
         assert.deepEqual(sockets, [], `network ${network}`);
       }
     });
@@ -192,9 +199,15 @@ return {
       )}`;
       const result = await h.run(text, { inputs: { server_pid: process.pid } });
       const seen = cellValue(result, 'signals');
-      for (const key of ['server', 'parent', 'init', 'group']) assertRefused(seen[key], key);
-      if (mode === 'bwrap')
-        assert.notEqual(seen['ppid'], process.pid, 'the server is not visible as the parent');
+      assertRefused(seen['server'], 'server');
+      if (mode === 'bwrap') {
+        // Its parent and pid 1 are the sandbox's own init (bubblewrap's), never the server. Root's
+        // unprivileged user may not signal it; a user namespace's init ignores what it cannot handle.
+        assert.equal(seen['ppid'], 1, 'the server is not visible as the parent');
+        if (ROOT) for (const key of ['parent', 'init', 'group']) assertRefused(seen[key], key);
+      } else {
+        for (const key of ['parent', 'init']) assertRefused(seen[key], key);
+      }
       // The server (this process) is alive, and runs again.
       const again = await h.run(fence('js alive', 'return { alive: true }'));
       assert.deepEqual(cellValue(again, 'alive'), { alive: true });
@@ -302,6 +315,66 @@ return {
       assert.deepEqual(ids('Gid'), [user.gid, user.gid, user.gid, user.gid]);
       assert.match(status, /^CapEff:\s+0+$/m);
       assert.match(status, /^Groups:\s*(65534\s*)?$/m);
+    });
+  });
+}
+
+for (const mode of ['permission', 'bwrap'] as const) {
+  describe(`hostile notebooks: the server's word at start (${mode})`, {
+    skip: mode === 'bwrap' && !bwrapWorks ? 'bubblewrap unavailable' : false,
+  }, () => {
+    it('says once, in its log, how cells are isolated from it, and warns where they are not', async () => {
+      // Guards finding 6's last part: a server that can neither drop to another user nor give cells
+      // their own PID namespace said nothing, so its operator could not know cells may signal it.
+      const dataDir = mkdtempSync(join(tmpdir(), 'almanac-isolation-'));
+      chmodSync(dataDir, 0o711);
+      const child = spawn(process.execPath, [join(import.meta.dirname, 'support', 'serve-process.ts')], {
+        env: {
+          PATH: process.env['PATH'] ?? '',
+          ALMANAC_DATA_DIR: dataDir,
+          ALMANAC_SANDBOX: mode,
+          ALMANAC_PREWARM: 'false',
+          ALMANAC_SECRET_KEY: 'test-secret-key',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const stderr: string[] = [];
+      createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
+      const exited = new Promise((r) => child.once('exit', r));
+      try {
+        await new Promise<string>((resolve, reject) => {
+          createInterface({ input: child.stdout! }).once('line', resolve);
+          child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${stderr.join('\n')}`)));
+        });
+      } finally {
+        child.kill('SIGTERM');
+        await exited;
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+      const lines = stderr.flatMap((l) => {
+        try {
+          return [JSON.parse(l) as { level: number; msg: string; isolated?: boolean }];
+        } catch {
+          return [];
+        }
+      });
+      const said = lines.filter((l) => 'isolated' in l);
+      assert.equal(said.length, 1, stderr.join('\n'));
+      const [line] = said as [{ level: number; msg: string; isolated: boolean }];
+      if (mode === 'bwrap') {
+        assert.equal(line.level, 30);
+        assert.match(line.msg, /^runs are isolated by bubblewrap.*own PID namespace/);
+      } else if (ROOT) {
+        assert.equal(line.level, 40);
+        assert.match(
+          line.msg,
+          /^runs use Node's permission model as uid 65534, gid 65534, without bubblewrap/,
+        );
+        assert.doesNotMatch(line.msg, /Runs will fail/);
+      } else {
+        assert.deepEqual([line.level, line.isolated], [40, false]);
+        assert.match(line.msg, /^cells are not isolated from the server/);
+      }
     });
   });
 }

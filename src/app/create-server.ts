@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { serve } from '@hono/node-server';
 import { ValidationError } from '../domain/errors.ts';
 import { Housekeeper } from '../executor/housekeeper.ts';
+import { describeIsolation } from '../executor/sandbox.ts';
 import { Worker } from '../executor/worker.ts';
 import { createOpsApp } from '../http/ops.ts';
 import { TOKEN_COOKIE } from '../http/routes.ts';
@@ -101,6 +102,11 @@ export async function createServer(
   const versionsDir = join(config.dataDir, 'versions');
   mkdirSync(versionsDir, { recursive: true });
   const almanac = await createAlmanac(config, { projectDirs: [versionsDir] });
+  if (roles.has('worker')) {
+    // Once, at start: how cells are isolated from this server, as a warning where they are not.
+    const isolation = describeIsolation(almanac.executor.isolation, [config.runDir, versionsDir]);
+    log[isolation.warn ? 'warn' : 'info']({ isolated: isolation.isolated }, isolation.line);
+  }
   const metrics = createMetrics(ctx, { roles: [...roles] });
   const worker = roles.has('worker')
     ? new Worker({

@@ -206,9 +206,13 @@ export function detectIsolation(options: {
 /**
  * One line for the server's log at start: how runs are isolated from it, and whether they are at all.
  * `isolated` is false when a cell runs as the server's own user in the server's PID namespace, where
- * it can signal the server's processes.
+ * it can signal the server's processes; `warn` says the line should be a warning. `reach` lists the
+ * folders runs use (run root, project folders), checked for the unprivileged user without bubblewrap.
  */
-export function describeIsolation(isolation: SandboxIsolation): { isolated: boolean; line: string } {
+export function describeIsolation(
+  isolation: SandboxIsolation,
+  reach: readonly string[] = [],
+): { isolated: boolean; warn: boolean; line: string } {
   const as = isolation.user ? ` as uid ${isolation.user.uid}, gid ${isolation.user.gid}` : '';
   const limits = isolation.prlimit
     ? ', with CPU time and file size limits'
@@ -216,18 +220,22 @@ export function describeIsolation(isolation: SandboxIsolation): { isolated: bool
   if (isolation.bwrap) {
     return {
       isolated: true,
+      warn: false,
       line: `runs are isolated by bubblewrap${as}: own PID namespace, only the run's files visible, no host sockets${limits}`,
     };
   }
   if (isolation.user) {
+    const blocked = unreachable([NODE_BINARY, join(PACKAGE_ROOT, 'node_modules'), ...reach], isolation.user);
     return {
       isolated: true,
-      line: `runs use Node's permission model${as}, without bubblewrap: cells cannot signal the server, but can connect to any Unix socket that user may open and cannot have their network cut; install bubblewrap (apt-get install bubblewrap)${limits}`,
+      warn: true,
+      line: `runs use Node's permission model${as}, without bubblewrap: cells cannot signal the server, but can connect to any Unix socket that user may open and cannot have their network cut${limits}; install bubblewrap (apt-get install bubblewrap)${blocked ? `. Runs will fail: ${blocked} (chmod o+x the folders on the way)` : ''}`,
     };
   }
   return {
     isolated: false,
-    line: `cells are not isolated from the server: without bubblewrap, and not running as root, a cell runs as the server's user and can signal its processes and connect to its Unix sockets; install bubblewrap (apt-get install bubblewrap)${limits}`,
+    warn: true,
+    line: `cells are not isolated from the server: without bubblewrap, and not running as root, a cell runs as the server's user and can signal its processes and connect to its Unix sockets${limits}; install bubblewrap (apt-get install bubblewrap)`,
   };
 }
 
@@ -434,11 +442,11 @@ function unreachable(paths: readonly string[], user: SandboxUser): string | null
     try {
       for (let dir = dirname(path); ; dir = dirname(dir)) {
         if (!allows(dir, 1))
-          return `${dir} (mode ${(statSync(dir).mode & 0o777).toString(8)}) is not searchable by it`;
+          return `${dir} (mode ${(statSync(dir).mode & 0o777).toString(8)}) is not searchable by uid ${user.uid}`;
         if (dir === '/') break;
       }
       if (!allows(path, statSync(path).isDirectory() ? 5 : 4))
-        return `${path} (mode ${(statSync(path).mode & 0o777).toString(8)}) is not readable by it`;
+        return `${path} (mode ${(statSync(path).mode & 0o777).toString(8)}) is not readable by uid ${user.uid}`;
     } catch (error) {
       return `${path}: ${(error as NodeJS.ErrnoException).code}`;
     }
