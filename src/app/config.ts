@@ -8,6 +8,7 @@ import { ValidationError } from '../domain/errors.ts';
 import { IDENTIFIER } from '../domain/notebook/frontmatter.ts';
 import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
 import { DEFAULT_LIMITS, type ExecutorLimits } from '../executor/executor.ts';
+import { DEFAULT_DUCKDB_LIMITS, type DuckDbLimits } from '../executor/sql/duckdb-engine.ts';
 
 export interface ConnectionConfig {
   id: string;
@@ -22,6 +23,8 @@ export interface AlmanacConfig {
   runDir: string;
   /** The embedded workspace database. @default `<dataDir>/workspace.duckdb` */
   duckdbPath: string;
+  /** Each run's DuckDB instance: memory in MiB (`ALMANAC_DUCKDB_MEMORY_MB`, @default 512), threads (`ALMANAC_DUCKDB_THREADS`, @default 2) and temp files it may spill in MiB (`ALMANAC_DUCKDB_TEMP_MB`, @default 1024). */
+  duckdb: Readonly<DuckDbLimits>;
   /** Extra connections, from `ALMANAC_CONNECTION_<ID>=postgres://…` or `--connection id=url`. */
   connections: readonly ConnectionConfig[];
   limits: ExecutorLimits;
@@ -65,6 +68,12 @@ export interface AlmanacConfig {
   webhookTimeoutMs: number;
   /** Tests only: a file holding the instant every process of a test takes as now (`ALMANAC_TEST_CLOCK`). */
   testClock: string | null;
+  /** The largest request body, except a publish, in bytes. @default 1 MiB (`ALMANAC_MAX_BODY_MB`) */
+  maxBodyBytes: number;
+  /** The largest publish body (notebook and files in base64), in bytes. @default 72 MiB (`ALMANAC_MAX_PUBLISH_MB`) */
+  maxPublishBytes: number;
+  /** Trust `X-Forwarded-Proto`/`X-Forwarded-Host` from a reverse proxy (Secure cookies, same-origin checks). @default false (`ALMANAC_TRUST_PROXY`) */
+  trustProxy: boolean;
 }
 
 /** Every setting that comes from the environment (or a config file), as documented in docs/configuration.md. */
@@ -73,11 +82,16 @@ export const CONFIG_KEYS = [
   'ALMANAC_ADMIN_TOKEN',
   'ALMANAC_CHROMIUM',
   'ALMANAC_DATA_DIR',
+  'ALMANAC_DUCKDB_MEMORY_MB',
   'ALMANAC_DUCKDB_PATH',
+  'ALMANAC_DUCKDB_TEMP_MB',
+  'ALMANAC_DUCKDB_THREADS',
   'ALMANAC_HOST',
   'ALMANAC_HOUSEKEEPING_MS',
   'ALMANAC_LEASE_MS',
   'ALMANAC_LOG_LEVEL',
+  'ALMANAC_MAX_BODY_MB',
+  'ALMANAC_MAX_PUBLISH_MB',
   'ALMANAC_METRICS_TOKEN',
   'ALMANAC_PORT',
   'ALMANAC_PREWARM',
@@ -96,6 +110,7 @@ export const CONFIG_KEYS = [
   'ALMANAC_SHUTDOWN_GRACE_MS',
   'ALMANAC_SLACK_API_URL',
   'ALMANAC_TEST_CLOCK',
+  'ALMANAC_TRUST_PROXY',
   'ALMANAC_WEB_URL',
   'ALMANAC_WEBHOOK_TIMEOUT_MS',
   'ALMANAC_WORKER_CONCURRENCY',
@@ -199,6 +214,20 @@ export function resolveConfig(
     dataDir,
     runDir: resolve(env['ALMANAC_RUN_DIR'] ?? resolve(dataDir, 'runs')),
     duckdbPath: resolve(env['ALMANAC_DUCKDB_PATH'] ?? resolve(dataDir, 'workspace.duckdb')),
+    duckdb: Object.freeze({
+      memoryLimitMb: positive(
+        numberFrom(env, 'ALMANAC_DUCKDB_MEMORY_MB', DEFAULT_DUCKDB_LIMITS.memoryLimitMb),
+        'ALMANAC_DUCKDB_MEMORY_MB',
+      ),
+      threads: positive(
+        numberFrom(env, 'ALMANAC_DUCKDB_THREADS', DEFAULT_DUCKDB_LIMITS.threads),
+        'ALMANAC_DUCKDB_THREADS',
+      ),
+      tempLimitMb: positive(
+        numberFrom(env, 'ALMANAC_DUCKDB_TEMP_MB', DEFAULT_DUCKDB_LIMITS.tempLimitMb),
+        'ALMANAC_DUCKDB_TEMP_MB',
+      ),
+    }),
     connections: Object.freeze([...connections.values()]),
     limits: Object.freeze(limits),
     prewarm: env['ALMANAC_PREWARM'] !== 'false',
@@ -231,6 +260,13 @@ export function resolveConfig(
       'ALMANAC_WEBHOOK_TIMEOUT_MS',
     ),
     testClock: env['ALMANAC_TEST_CLOCK'] ? resolve(env['ALMANAC_TEST_CLOCK']) : null,
+    maxBodyBytes: Math.round(
+      positive(numberFrom(env, 'ALMANAC_MAX_BODY_MB', 1), 'ALMANAC_MAX_BODY_MB') * 1048576,
+    ),
+    maxPublishBytes: Math.round(
+      positive(numberFrom(env, 'ALMANAC_MAX_PUBLISH_MB', 72), 'ALMANAC_MAX_PUBLISH_MB') * 1048576,
+    ),
+    trustProxy: env['ALMANAC_TRUST_PROXY'] === 'true' || env['ALMANAC_TRUST_PROXY'] === '1',
   });
 }
 

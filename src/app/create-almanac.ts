@@ -19,7 +19,7 @@ export interface Almanac {
 }
 
 export interface CreateOptions {
-  /** Folders SQL on the embedded database may read files from (project folders). */
+  /** Folders a run's version files lie in; SQL on the embedded database reads only its own run's. */
   projectDirs: readonly string[];
 }
 
@@ -36,6 +36,7 @@ export async function createAlmanac(
       id: EMBEDDED_CONNECTION,
       path: config.duckdbPath,
       allowedDirectories: options.projectDirs,
+      limits: config.duckdb,
     }),
   );
   for (const connection of config.connections) {
