@@ -2,10 +2,10 @@
 /**
  * The `almanac` command line. Bad input exits 2 with one line naming what was wrong; a run that fails
  * exits 1 with one line naming the failing cell; anything unexpected exits 70 with one line (never a
- * stack trace: it would show server paths and internals). Files it creates (the data dir, the store,
- * DuckDB and their WAL files) are private to the user: the process runs with umask 077.
+ * stack trace: it would show server paths and internals). The data dir and the files in it are
+ * private to the user (see `restrictDataDir`).
  */
-import { readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { resolveConfig } from '../app/config.ts';
@@ -13,6 +13,7 @@ import { createAlmanac } from '../app/create-almanac.ts';
 import { AlmanacError, ValidationError } from '../domain/errors.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import { isRunContext, RUN_CONTEXTS } from '../domain/run-context.ts';
+import { restrictSqliteFiles } from '../store/database.ts';
 import { ServerUnavailableError } from './api-client.ts';
 import { collect, parseDuration, parseInputs } from './options.ts';
 
@@ -118,7 +119,41 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await almanac.close();
+    restrictDataFiles(config); // created during this run (under root's umask)
   }
+}
+
+/** Whether runs start as another (unprivileged) user: the sandbox does so when the server is root. */
+const RUNS_AS_OTHER_USER = process.getuid?.() === 0;
+
+/**
+ * Keeps the data dir private (issue 14: the store and DuckDB files were world-readable). When runs
+ * start as this same user, the process runs with umask 077, so everything it and its children create
+ * is 0600/0700. When the server is root, runs start as an unprivileged user who must read the run and
+ * version folders under the data dir: the umask stays, the data dir is 0711 (passable, not listable),
+ * and the files that hold data (the store, DuckDB and their WAL files) are made 0600 explicitly.
+ */
+function restrictDataDir(dataDir: string | undefined): void {
+  let config: ReturnType<typeof resolveConfig>;
+  try {
+    config = resolveConfig(dataDir ? { dataDir } : {});
+  } catch {
+    return; // the command itself reports what is wrong with its configuration
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  chmodSync(config.dataDir, RUNS_AS_OTHER_USER ? 0o711 : 0o700);
+  restrictDataFiles(config);
+}
+
+function restrictDataFiles(config: ReturnType<typeof resolveConfig>): void {
+  for (const file of [config.duckdbPath, `${config.duckdbPath}.wal`]) {
+    try {
+      if (existsSync(file)) chmodSync(file, 0o600);
+    } catch {
+      // not ours to change
+    }
+  }
+  if (!/^postgres(ql)?:\/\//.test(config.databaseUrl)) restrictSqliteFiles(config.databaseUrl);
 }
 
 export function buildProgram(): Command {
@@ -130,7 +165,12 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: () => {} })
-    .showSuggestionAfterError(true);
+    .showSuggestionAfterError(true)
+    .hook('preAction', (_program, command) => {
+      // Commands that keep data in the data dir: make it private before they create anything in it.
+      if (command.name() === 'run' || command.name() === 'serve')
+        restrictDataDir((command.opts() as { dataDir?: string }).dataDir);
+    });
 
   program
     .command('run')
@@ -170,9 +210,9 @@ function oneLine(message: string): string {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  // The data dir 0700 and its files 0600 (store, DuckDB, WAL/SHM, run dirs, outbox): created by this
-  // process or its children, whatever creates them (issue 14: the store was world-readable).
-  process.umask(0o077);
+  // Files this process and its runs create are 0600 and folders 0700, unless runs start as another
+  // user who must read some of them (see restrictDataDir).
+  if (!RUNS_AS_OTHER_USER) process.umask(0o077);
   const program = buildProgram();
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
