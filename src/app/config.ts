@@ -32,6 +32,8 @@ export interface AlmanacConfig {
   prewarm: boolean;
   /** OS isolation of runs: `auto` (bubblewrap when it works), `bwrap` (required), `permission` (Node's permission model only). @default auto (`ALMANAC_SANDBOX`) */
   sandbox: 'auto' | 'bwrap' | 'permission';
+  /** The user and group runs start as when the server runs as root; null: 65534:65534 (nobody/nogroup). (`ALMANAC_SANDBOX_UID`, `ALMANAC_SANDBOX_GID`) */
+  sandboxUser: { uid: number; gid: number } | null;
   /** The store: a `postgres://` URL (scale-out) or a SQLite file. @default `<dataDir>/almanac.sqlite` (from `DATABASE_URL`) */
   databaseUrl: string;
   /** Key for secrets at rest, from `ALMANAC_SECRET_KEY`; null means a key file under the data dir (SQLite only). */
@@ -106,6 +108,8 @@ export const CONFIG_KEYS = [
   'ALMANAC_RUN_MEMORY_MB',
   'ALMANAC_RUN_TIMEOUT_MS',
   'ALMANAC_SANDBOX',
+  'ALMANAC_SANDBOX_GID',
+  'ALMANAC_SANDBOX_UID',
   'ALMANAC_SECRET_KEY',
   'ALMANAC_SHUTDOWN_GRACE_MS',
   'ALMANAC_SLACK_API_URL',
@@ -232,6 +236,7 @@ export function resolveConfig(
     limits: Object.freeze(limits),
     prewarm: env['ALMANAC_PREWARM'] !== 'false',
     sandbox: sandboxMode(env['ALMANAC_SANDBOX']),
+    sandboxUser: sandboxUser(env),
     databaseUrl: databaseUrl(env['DATABASE_URL'], dataDir),
     secretKey: env['ALMANAC_SECRET_KEY'] || null,
     host: overrides.host ?? env['ALMANAC_HOST'] ?? '127.0.0.1',
@@ -294,6 +299,23 @@ function distance(a: string, b: string): number {
     }
   }
   return d[a.length]![b.length]!;
+}
+
+/** `ALMANAC_SANDBOX_UID` and `ALMANAC_SANDBOX_GID`, both or neither; null keeps the default. */
+function sandboxUser(env: Readonly<Record<string, string | undefined>>): { uid: number; gid: number } | null {
+  const uid = env['ALMANAC_SANDBOX_UID'];
+  const gid = env['ALMANAC_SANDBOX_GID'];
+  if (!uid && !gid) return null;
+  if (!uid || !gid) {
+    throw new ValidationError(
+      uid ? 'ALMANAC_SANDBOX_GID' : 'ALMANAC_SANDBOX_UID',
+      'is missing: set ALMANAC_SANDBOX_UID and ALMANAC_SANDBOX_GID together (numbers, like 65534)',
+    );
+  }
+  return {
+    uid: numberFrom(env, 'ALMANAC_SANDBOX_UID', 0),
+    gid: numberFrom(env, 'ALMANAC_SANDBOX_GID', 0),
+  };
 }
 
 function sandboxMode(raw: string | undefined): 'auto' | 'bwrap' | 'permission' {

@@ -53,6 +53,7 @@ export async function createAlmanac(
     // User code never sees the data dir (the store, keys, tokens, other runs) or the SQLite store.
     isolation: detectIsolation({
       mode: config.sandbox,
+      ...(config.sandboxUser ? { user: config.sandboxUser } : {}),
       hide: [
         config.dataDir,
         ...(/^postgres(ql)?:\/\//.test(config.databaseUrl) ? [] : [dirname(resolve(config.databaseUrl))]),
