@@ -14,6 +14,7 @@ import {
   buildMessage,
   type Message,
   type MessageFacts,
+  messageHtml,
 } from '../domain/notification/message.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
 import type { WorkerLog } from '../executor/worker.ts';
@@ -85,13 +86,6 @@ class Recent {
     value.catch(() => this.#entries.delete(key));
     return value;
   }
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
-  );
 }
 
 export class Notifier {
@@ -355,13 +349,7 @@ export class Notifier {
     switch (delivery.channel) {
       case 'email': {
         const inline = picture?.contentType === 'image/png';
-        const html = [
-          `<p>${escapeHtml(message.text).replace(/\n/g, '<br>')}</p>`,
-          inline
-            ? `<p><a href="${escapeHtml(message.runUrl)}"><img src="cid:app-screenshot" alt="The app at this run" style="max-width:100%"></a></p>`
-            : '',
-          note ? `<p><em>${escapeHtml(note)}</em></p>` : '',
-        ].join('\n');
+        const html = messageHtml(message, { inlineImageCid: inline ? 'app-screenshot' : null, note });
         await this.#o.email.send(
           integrations.smtp,
           {
