@@ -308,6 +308,15 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       pattern: /'done' while cell 0 \('forge'\) is running/,
     },
     {
+      // Node parses the channel before any listener sees a message, and threw out of the server here.
+      name: 'raw bytes on the IPC channel that are not a message',
+      text: fence(
+        'js forge',
+        "import { writeSync } from 'node:fs';\nwriteSync(3, Buffer.from([0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]));\nawait new Promise(() => {})",
+      ),
+      pattern: /bytes on its IPC channel that are not a message/,
+    },
+    {
       name: "a second 'ready'",
       text: fence('js forge', "process.send({ type: 'ready' });\nreturn 1"),
       pattern: /a second 'ready'/,

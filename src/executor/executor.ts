@@ -350,7 +350,16 @@ export class Executor {
             setImmediate(() => {
               const where = protocol.running !== null ? ` in cell '${cells[protocol.running]!.name}'` : '';
               const exitSignal = exitSignalOf(code, signal);
-              if (/heap out of memory|Reached heap limit|Allocation failed/i.test(sandbox.stderrTail)) {
+              if (sandbox.ipcError) {
+                // Bytes on the IPC channel that Node could not even parse: the sandbox killed the child.
+                violated(
+                  new ProtocolViolationError(
+                    `bytes on its IPC channel that are not a message (${sandbox.ipcError.message.slice(0, 200)})`,
+                  ),
+                );
+              } else if (
+                /heap out of memory|Reached heap limit|Allocation failed/i.test(sandbox.stderrTail)
+              ) {
                 end(memoryOutcome(limits.memoryLimitMb, protocol.running, cells));
               } else if (exitSignal === 'SIGXCPU') {
                 end({

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { create as createDomain } from 'node:domain';
 import {
   chownSync,
   existsSync,
@@ -463,6 +464,8 @@ export interface Sandbox {
   readonly spawnedAt: number;
   /** Output the child wrote to its real stdout/stderr (its console is captured separately). */
   stderrTail: string;
+  /** Why Node could not parse what the child wrote to its IPC channel, if it could not; the child is then killed. */
+  ipcError: Error | null;
 
   /** Kills the child (if alive) and removes the run directory. Safe to call twice. */
   dispose(): Promise<void>;
@@ -505,7 +508,11 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
   }
   const spawnedAt = performance.now();
   const wrapper = wrapperFor(spec, runDir, readable);
-  const child = fork(entry, [], {
+  // Cell code can write raw bytes to the IPC channel's descriptor, and Node throws while parsing them,
+  // outside any listener: that would end the server (issue 14). A domain around fork() is the one hook
+  // on that parser; its error kills the child and is kept as `ipcError` for the executor.
+  const guard = createDomain();
+  const child = guard.run(fork, entry, [], {
     cwd: runDir,
     // Without bubblewrap, fork itself drops to the unprivileged user (and its supplementary groups).
     ...(user && !bwrap ? { uid: user.uid, gid: user.gid } : {}),
@@ -535,6 +542,7 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
     spec,
     spawnedAt,
     stderrTail: '',
+    ipcError: null,
     ready: new Promise<void>((resolveReady, reject) => {
       const onMessage = (message: { type?: string }) => {
         if (message?.type === 'ready') {
@@ -563,6 +571,10 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
     },
   };
   sandbox.ready.catch(() => {});
+  guard.on('error', (error: Error) => {
+    sandbox.ipcError ??= error;
+    child.kill('SIGKILL');
+  });
   const keepTail = (chunk: Buffer) => {
     sandbox.stderrTail = (sandbox.stderrTail + chunk.toString('utf8')).slice(-8192);
   };
