@@ -23,7 +23,7 @@ export const MAX_SQL_REQUESTS_PER_RUN = 10_000;
 export const MAX_SQL_PENDING = 32;
 /** Statements in one SQL request. */
 export const MAX_SQL_STATEMENTS = 1000;
-/** Characters of one SQL statement (a notebook is at most 1 MiB). */
+/** Characters of the SQL text of one request, all statements together (a notebook is at most 1 MiB). */
 export const MAX_SQL_TEXT_CHARS = 1024 * 1024;
 /** Bound parameters of one statement. */
 export const MAX_SQL_PARAMS = 10_000;
@@ -142,9 +142,11 @@ export function sqlRequestProblem(
   if (statements.length > MAX_SQL_STATEMENTS) {
     return `a SQL request has ${statements.length} statements; at most ${MAX_SQL_STATEMENTS} are allowed`;
   }
+  let chars = 0;
   for (const statement of statements) {
-    if (statement.text.length > MAX_SQL_TEXT_CHARS) {
-      return `a SQL statement is ${statement.text.length} characters; at most ${MAX_SQL_TEXT_CHARS} are allowed`;
+    chars += statement.text.length;
+    if (chars > MAX_SQL_TEXT_CHARS) {
+      return `the SQL text of a request is over ${MAX_SQL_TEXT_CHARS} characters; send less at once`;
     }
     if (statement.params.length > MAX_SQL_PARAMS) {
       return `a SQL statement has ${statement.params.length} parameters; at most ${MAX_SQL_PARAMS} are allowed`;
