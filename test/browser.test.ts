@@ -38,7 +38,9 @@ describe('app page in headless Chromium', { skip }, () => {
   it('opens the app on its cached default state and signals data-ready', async () => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${t.server.url}/login?token=${t.token}&next=/apps/sales`);
+    // A one-time login code signs the browser in (never the API token in a URL: issue 14).
+    const response = await page.goto(`${t.server.url}${await t.server.loginLink('/apps/sales')}`);
+    assert.match(response?.headers()['content-security-policy'] ?? '', /script-src 'self';/);
     await page.waitForSelector('main[data-ready="true"]', { timeout: 20_000 });
     assert.equal(new URL(page.url()).pathname, '/apps/sales');
     assert.equal(await page.getAttribute('.snapshot', 'data-run'), publishRun);
@@ -78,7 +80,10 @@ describe('app page in headless Chromium', { skip }, () => {
     assert.match((await page.textContent('.snapshot'))!, /Orders for all regions/);
     // A fresh load of the run's URL renders the same state without interaction.
     const fresh = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await fresh.context().addCookies([{ name: 'almanac_token', value: t.token, url: t.server.url! }]);
+    // A session from the API token, exchanged through a header (POST /api/auth/session).
+    const exchanged = await t.api('POST', '/api/auth/session');
+    const [name, value] = exchanged.headers.get('set-cookie')!.split(';')[0]!.split('=') as [string, string];
+    await fresh.context().addCookies([{ name, value, url: t.server.url! }]);
     await fresh.goto(`${t.server.url}/apps/sales/runs/${publishRun}`);
     await fresh.waitForSelector('main[data-ready="true"]', { timeout: 20_000 });
     assert.equal(await fresh.getAttribute('.snapshot', 'data-run'), publishRun);

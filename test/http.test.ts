@@ -69,6 +69,16 @@ describe('HTTP: bad input and the OpenAPI document', () => {
     { method: 'GET', path: '/api/projects', status: 401, code: 'unauthorized', message: /token/ },
     {
       method: 'POST',
+      path: '/api/auth/login-codes',
+      body: { next: 5 },
+      status: 400,
+      code: 'invalid_input',
+      field: 'next',
+      message: /expected string/,
+    },
+    { method: 'POST', path: '/api/auth/session', status: 401, code: 'unauthorized', message: /Bearer/ },
+    {
+      method: 'POST',
       path: '/api/projects',
       body: '{not json',
       status: 400,
@@ -626,7 +636,8 @@ describe('HTTP: bad input and the OpenAPI document', () => {
   it('has a bad-input case for every route', () => {
     const covered = cases().map((c) => `${c.method} ${c.path.split('?')[0]}`);
     for (const route of t.server.http.routes) {
-      if (route.path === '/api/health') continue;
+      // Health and sign-out take no input at all.
+      if (route.path === '/api/health' || route.path === '/api/auth/logout') continue;
       const pattern = new RegExp(`^${route.method.toUpperCase()} ${route.path.replace(/:\w+/g, '[^/]+')}$`);
       assert.ok(
         covered.some((c) => pattern.test(c)),
@@ -659,17 +670,20 @@ describe('HTTP: bad input and the OpenAPI document', () => {
     );
   });
 
-  it('logs in a browser with a token: an HttpOnly cookie that the API then accepts', async () => {
-    const login = await t.server.http.app.request(`/login?token=${t.token}&next=/apps/shop`);
+  it('signs a browser in with a one-time login code: an HttpOnly session cookie that the API then accepts', async () => {
+    // (test/http-security.test.ts covers codes, sessions and redirects in depth.)
+    const login = await t.server.http.app.request(await t.server.loginLink('/apps/shop'));
     assert.equal(login.status, 302);
     assert.equal(login.headers.get('location'), '/apps/shop');
     const cookie = login.headers.get('set-cookie')!;
-    assert.match(cookie, /almanac_token=alm_[^;]+; Max-Age=\d+; Path=\/; HttpOnly; SameSite=Lax/);
+    assert.match(cookie, /almanac_session=alms_[^;]+; Max-Age=\d+; Path=\/; HttpOnly; SameSite=Lax/);
     const me = await t.server.http.app.request('/api/me', { headers: { cookie: cookie.split(';')[0]! } });
     assert.equal(me.status, 200);
-    const bad = await t.server.http.app.request('/login?token=alm_wrong-wrong-wrong-wrong');
+    const bad = await t.server.http.app.request('/login?code=almc_wrong-wrong-wrong-wrong');
     assert.equal(bad.status, 401);
-    const offsite = await t.server.http.app.request(`/login?token=${t.token}&next=//evil.example`);
+    const offsite = await t.server.http.app.request(
+      `${await t.server.loginLink('/')}`.replace(/next=[^&]*/, 'next=//evil.example'),
+    );
     assert.equal(offsite.headers.get('location'), '/');
   });
 });

@@ -16,7 +16,7 @@ import { Housekeeper } from '../executor/housekeeper.ts';
 import { describeIsolation } from '../executor/sandbox.ts';
 import { Worker } from '../executor/worker.ts';
 import { createOpsApp } from '../http/ops.ts';
-import { TOKEN_COOKIE } from '../http/routes.ts';
+import { SESSION_COOKIE } from '../http/routes.ts';
 import { createHttpApp, type HttpApp } from '../http/server.ts';
 import { EmailChannel } from '../notify/email.ts';
 import { Notifier, type NotifierOptions } from '../notify/notifier.ts';
@@ -26,7 +26,12 @@ import { Scheduler } from '../scheduler/scheduler.ts';
 import { createMetrics } from '../services/metrics.ts';
 import * as projects from '../services/project-service.ts';
 import type { Principal, ServiceContext } from '../services/service-context.ts';
-import { authenticate, bootstrap, DEFAULT_WORKSPACE } from '../services/workspace-service.ts';
+import {
+  authenticate,
+  bootstrap,
+  createLoginCode,
+  DEFAULT_WORKSPACE,
+} from '../services/workspace-service.ts';
 import type { AlmanacConfig } from './config.ts';
 import { type Almanac, createAlmanac } from './create-almanac.ts';
 import { createLogger } from './logger.ts';
@@ -75,6 +80,11 @@ export interface AlmanacServer {
   url: string | null;
   /** The admin principal of the default workspace (seeding, tests). */
   admin(): Promise<Principal>;
+  /**
+   * A one-time link (path and query) that signs a browser in as the default workspace's first admin
+   * and opens `next`: its login code works once, within 10 minutes (`npm start` prints it).
+   */
+  loginLink(next?: string): Promise<string>;
   /** Creates or updates a project from a notebook file and publishes it with its folder's files. */
   seed(notebookPath: string): Promise<projects.PublishResult & { project: string }>;
   stop(): Promise<void>;
@@ -153,7 +163,7 @@ export async function createServer(
           config.webUrl ??
           config.publicUrl ??
           `http://${config.host}:${config.port}`,
-        cookieName: TOKEN_COOKIE,
+        cookieName: SESSION_COOKIE,
       })
     : null;
   const notifier = roles.has('notifier')
@@ -178,6 +188,10 @@ export async function createServer(
     webDir,
     notify: { slack, outbox: email },
     ops: { metrics, metricsToken: config.metricsToken, roles: [...roles] },
+    trustProxy: config.trustProxy,
+    publicUrl: config.publicUrl,
+    maxBodyBytes: config.maxBodyBytes,
+    maxPublishBytes: config.maxPublishBytes,
     onError: (error, c) =>
       log.error({ err: error, method: c.req.method, path: c.req.path }, 'request failed'),
   });
@@ -203,6 +217,10 @@ export async function createServer(
         .orderBy('created_at')
         .executeTakeFirstOrThrow();
       return { userId: row.id, workspaceId: row.workspace_id, role: 'admin', name: row.name };
+    },
+    async loginLink(next = '/') {
+      const { code } = await createLoginCode(ctx, (await self.admin()).userId);
+      return `/login?code=${encodeURIComponent(code)}&next=${encodeURIComponent(next)}`;
     },
     async seed(notebookPath) {
       const source = readFileSync(notebookPath, 'utf8');

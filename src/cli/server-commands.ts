@@ -1,5 +1,5 @@
 /**
- * CLI commands that serve, or talk to a server: `serve`, `publish`, `runs` and `trigger`. The client
+ * CLI commands that serve, or talk to a server: `serve`, `login-link`, `publish`, `runs` and `trigger`. The client
  * commands reach the server by URL (`--server`, ALMANAC_URL) and API token (`--token`, ALMANAC_TOKEN,
  * or the admin token `serve` saved under the data dir on first start).
  */
@@ -172,23 +172,18 @@ export function registerServerCommands(program: Command): void {
             `${result.created ? 'published' : 'up to date:'} ${result.project} v${result.version.number}${result.run ? ` (publish run ${result.run.id})` : ''}\n`,
           );
         }
-        const token =
-          server.adminToken ?? (existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : null);
         if (server.url) {
           process.stdout.write(`\nAlmanac is serving at ${server.url}\n`);
           if (server.adminToken) {
             process.stdout.write(
-              `Admin API token (shown once; also saved to ${tokenFile}):\n  ${server.adminToken}\n`,
+              `Admin API token for the CLI and automation (shown once; also saved to ${tokenFile}):\n  ${server.adminToken}\n`,
             );
           }
-          if (token) {
+          if (roles.includes('web')) {
+            // A one-time login code, never the token: a URL ends up in history, logs and Referer headers.
             const next = flags.seed[0] ? `/apps/${basename(flags.seed[0], '.md')}` : '/';
             process.stdout.write(
-              `Open in a browser:\n  ${server.url}/login?token=${token}&next=${encodeURIComponent(next)}\n`,
-            );
-          } else {
-            process.stdout.write(
-              'Sign in with the admin token printed on first start (or set ALMANAC_ADMIN_TOKEN).\n',
+              `Open in a browser (the link signs the admin in once, within 10 minutes; \`almanac login-link\` makes a fresh one):\n  ${server.url}${await server.loginLink(next)}\n`,
             );
           }
           process.stdout.write('Press Ctrl+C to stop.\n');
@@ -205,6 +200,22 @@ export function registerServerCommands(program: Command): void {
         });
       },
     );
+
+  addClientOptions(
+    program
+      .command('login-link')
+      .description(
+        "print a one-time link that signs a browser in as the token's admin (it works once, within 10 minutes)",
+      )
+      .option('--next <path>', 'the page to open after signing in', '/'),
+  ).action(async (flags: ClientFlags & { next: string }) => {
+    const api = client(flags);
+    const { data } = await api.post<{ path: string; expiresAt: string }>('/api/auth/login-codes', {
+      next: flags.next,
+    });
+    process.stdout.write(`${api.baseUrl}${data.path}\n`);
+    process.stderr.write(`(works once, until ${data.expiresAt})\n`);
+  });
 
   addClientOptions(
     program

@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'unauthorized'
   | 'conflict'
   | 'forbidden'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
   | 'internal';
 
 export class AlmanacError extends Error {
@@ -111,6 +113,26 @@ export class ConflictError extends AlmanacError {
 export class ForbiddenError extends AlmanacError {
   constructor(message: string) {
     super('forbidden', message, 403);
+  }
+}
+
+/** A request body is larger than the server accepts (HTTP 413). `limit` is in bytes. */
+export class PayloadTooLargeError extends AlmanacError {
+  readonly limit: number;
+
+  constructor(limit: number, message: string) {
+    super('payload_too_large', message, 413);
+    this.limit = limit;
+  }
+}
+
+/** A request body is not of the media type the route reads (HTTP 415). `header` names what to send. */
+export class UnsupportedMediaTypeError extends AlmanacError {
+  readonly header: string;
+
+  constructor(header: string, message: string) {
+    super('unsupported_media_type', message, 415);
+    this.header = header;
   }
 }
 

@@ -12,12 +12,14 @@ import { AlmanacError, ForbiddenError } from '../domain/errors.ts';
 import { type Metrics, readiness } from '../services/metrics.ts';
 import type { Principal, ServiceContext } from '../services/service-context.ts';
 import { tokenOf } from './routes.ts';
+import { securityHeaders } from './security-headers.ts';
 
 export interface OpsDeps {
   ctx: ServiceContext;
   metrics: Metrics;
   /** A shared secret scrapers send as a bearer token; null means only admins' API tokens. */
   metricsToken: string | null;
+  /** Checks an API token (from `Authorization: Bearer`; /metrics takes no cookie). */
   authenticate: (token: string | null) => Promise<Principal>;
   /** The roles this process runs, for /healthz. */
   roles?: readonly string[];
@@ -50,6 +52,7 @@ export function mountOps(app: Hono, deps: OpsDeps): void {
 /** The whole HTTP app of a process without the web role: the operations endpoints only. */
 export function createOpsApp(deps: OpsDeps, onError?: (error: unknown) => void): Hono {
   const app = new Hono();
+  app.use('*', securityHeaders());
   app.onError((error, c) => {
     if (error instanceof AlmanacError) {
       return c.json({ error: { code: error.code, message: error.message } }, error.status as 400);

@@ -1,13 +1,17 @@
 /**
  * A small route table over Hono: each route declares its params, query and body schemas and its
  * responses once. `mount` validates requests against them (a 400 that names the field), checks the
- * caller's token, and `openApiDocument` turns the same table into the OpenAPI 3.1 document.
+ * caller's credential (an API token, a browser session, or a screenshot's view ticket, each with what
+ * it may do), refuses cross-site changes made with a cookie (CSRF) and bodies that are not JSON, and
+ * `openApiDocument` turns the same table into the OpenAPI 3.1 document.
  */
 import type { Context, Hono } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { z } from 'zod';
-import { ValidationError } from '../domain/errors.ts';
+import { ForbiddenError, UnsupportedMediaTypeError, ValidationError } from '../domain/errors.ts';
 import type { Principal } from '../services/service-context.ts';
+import type { Caller } from '../services/workspace-service.ts';
+import { type OriginOptions, sameOriginRequest } from './security-headers.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -30,8 +34,20 @@ export interface RouteSpec<
   path: string;
   summary: string;
   tag: string;
-  /** Whether an API token is required. @default true */
+  /** Whether a credential is required. @default true */
   auth?: boolean;
+  /**
+   * Refuse browser sessions: only an `Authorization: Bearer` API token may call this route (for
+   * routes that mint credentials, which a script running in a signed-in page must not reach).
+   * @default false
+   */
+  bearerOnly?: boolean;
+  /**
+   * A view ticket (the screenshot browser's) may GET this route for its own project (`'project'`:
+   * `params.project`, or `query.project` on a list) or its own run (`'run'`: `params.run`). Routes
+   * without it answer a ticket 403. @default undefined
+   */
+  ticket?: 'project' | 'run';
   params?: P;
   query?: Q;
   body?: B;
@@ -39,6 +55,8 @@ export interface RouteSpec<
   handler(input: {
     c: Context;
     principal: Principal;
+    /** How the principal signed in (null on routes with `auth: false`). */
+    caller: Caller | null;
     params: Infer<P>;
     query: Infer<Q>;
     body: Infer<B>;
@@ -55,17 +73,48 @@ export function route<
   return spec as AnyRoute;
 }
 
-export const TOKEN_COOKIE = 'almanac_token';
+/** The cookie that holds a browser session (or, in the screenshot browser, a view ticket). */
+export const SESSION_COOKIE = 'almanac_session';
 
-/** The token from `Authorization: Bearer …`, or the cookie the browser login sets. */
+/** The token from `Authorization: Bearer …`, if any. */
 export function tokenOf(c: Context): string | null {
   const header = c.req.header('authorization');
-  if (header) {
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    return match ? match[1]! : header;
-  }
-  return getCookie(c, TOKEN_COOKIE) ?? null;
+  if (!header) return null;
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return match ? match[1]! : header;
 }
+
+/** The caller's credential: the bearer token when there is one (it wins), else the session cookie. */
+export function credentialOf(c: Context): { value: string | null; from: 'bearer' | 'cookie' } {
+  const bearer = tokenOf(c);
+  if (bearer !== null) return { value: bearer, from: 'bearer' };
+  return { value: getCookie(c, SESSION_COOKIE) ?? null, from: 'cookie' };
+}
+
+export interface MountOptions {
+  authenticate: (credential: string | null, from: 'bearer' | 'cookie') => Promise<Caller>;
+  /** How to tell this server's own origin, for the CSRF check. */
+  origin: OriginOptions;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Whether a view ticket's scope covers this route and these parameters. */
+function ticketAllows(
+  spec: AnyRoute,
+  method: string,
+  caller: Caller,
+  params: Record<string, unknown> | undefined,
+  query: Record<string, unknown> | undefined,
+): boolean {
+  const scope = caller.scope!;
+  if (method !== 'GET' || !spec.ticket) return false;
+  if (spec.ticket === 'run') return params?.['run'] === scope.runId;
+  const project = params?.['project'] ?? query?.['project'];
+  return project === scope.projectSlug || project === scope.projectId;
+}
+
+const JSON_TYPE = /^application\/json\s*(;|$)/i;
 
 function fieldOf(issue: z.core.$ZodIssue, prefix: string): string {
   const path = issue.path.map(String).join('.');
@@ -90,20 +139,47 @@ function parseWith<S extends z.ZodType>(
   throw new ValidationError(field, message);
 }
 
-export function mount(
-  app: Hono,
-  routes: readonly AnyRoute[],
-  authenticate: (token: string | null) => Promise<Principal>,
-): void {
+export function mount(app: Hono, routes: readonly AnyRoute[], options: MountOptions): void {
   for (const spec of routes) {
-    app.on(spec.method.toUpperCase(), spec.path, async (c) => {
-      const principal = spec.auth === false ? (null as unknown as Principal) : await authenticate(tokenOf(c));
+    const method = spec.method.toUpperCase();
+    app.on(method, spec.path, async (c) => {
+      let caller: Caller | null = null;
+      if (spec.auth !== false) {
+        const credential = credentialOf(c);
+        if (spec.bearerOnly && credential.from === 'cookie' && credential.value !== null) {
+          throw new ForbiddenError(
+            `${method} ${spec.path} takes an API token (Authorization: Bearer <token>), not a browser session`,
+          );
+        }
+        caller = await options.authenticate(credential.value, credential.from);
+        // CSRF: a browser attaches the cookie to requests any site makes; only this origin's count.
+        if (credential.from === 'cookie' && !SAFE_METHODS.has(method)) {
+          const check = sameOriginRequest(c, options.origin);
+          if (!check.ok) {
+            throw new ForbiddenError(
+              `a change made with a browser session must come from this site's own pages, and ${check.why}; programs send Authorization: Bearer <token> instead`,
+            );
+          }
+        }
+      }
+      const principal = caller?.principal ?? (null as unknown as Principal);
       const params = spec.params ? parseWith(spec.params, c.req.param(), 'params') : undefined;
       const query = spec.query ? parseWith(spec.query, c.req.query(), 'query') : undefined;
+      if (caller?.scope && !ticketAllows(spec, method, caller, params, query)) {
+        throw new ForbiddenError(
+          `a view ticket only reads the app page it was issued for (run ${caller.scope.runId} of '${caller.scope.projectSlug}'); ${method} ${c.req.path} needs an API token or a signed-in session`,
+        );
+      }
       let body: unknown;
       if (spec.body) {
         let raw: unknown;
         const text = await c.req.text();
+        if (text.trim() !== '' && !JSON_TYPE.test(c.req.header('content-type') ?? '')) {
+          throw new UnsupportedMediaTypeError(
+            'Content-Type',
+            `the body must be sent with Content-Type: application/json (got ${c.req.header('content-type')?.slice(0, 80) ?? 'none'})`,
+          );
+        }
         if (text.trim() === '') raw = {};
         else {
           try {
@@ -120,7 +196,7 @@ export function mount(
         }
         body = parseWith(spec.body, raw, 'body');
       }
-      return spec.handler({ c, principal, params, query, body });
+      return spec.handler({ c, principal, caller, params, query, body });
     });
   }
 }
@@ -176,7 +252,7 @@ export function openApiDocument(routes: readonly AnyRoute[], info: { title: stri
     }
     responses['default'] = {
       description:
-        'An error: 400 bad input (names the field), 401 no or bad token, 404 not found, 409 conflict',
+        'An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json',
       content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
     };
     paths[path] ??= {};

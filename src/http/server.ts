@@ -1,23 +1,26 @@
 /**
  * The HTTP server (ARCHITECTURE.md, decision 7): the JSON API under /api (documented at
- * /api/openapi.json), live run progress over Server-Sent Events, a browser login that turns a token
- * into a cookie, and the web app's built files. One error handler turns every error into
- * `{ error: { code, message, field? } }` with its status.
+ * /api/openapi.json), live run progress over Server-Sent Events, browser sign-in (a one-time login
+ * code exchanged for a server-side session), and the web app's built files. Every response carries the
+ * security headers (`security-headers.ts`), every request body has a size limit, and one error handler
+ * turns every error into `{ error: { code, message, field? } }` with its status.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, normalize } from 'node:path';
 import { type Context, Hono } from 'hono';
-import { setCookie } from 'hono/cookie';
+import { bodyLimit } from 'hono/body-limit';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
-import { AlmanacError, ValidationError } from '../domain/errors.ts';
+import { AlmanacError, ForbiddenError, PayloadTooLargeError, ValidationError } from '../domain/errors.ts';
 import { summarizeInputs } from '../domain/input-summary.ts';
 import { isFinal, latenessMs, type Run } from '../domain/run.ts';
 import { validateTimeZone } from '../domain/schedule/schedule.ts';
+import { assertAdmin } from '../services/authorize.ts';
 import * as projects from '../services/project-service.ts';
 import * as runs from '../services/run-service.ts';
 import * as schedules from '../services/schedule-service.ts';
-import type { Principal, ServiceContext } from '../services/service-context.ts';
+import type { ServiceContext } from '../services/service-context.ts';
 import * as workspaces from '../services/workspace-service.ts';
 import type { Project, Version } from '../store/project-store.ts';
 import type { StoredSnapshot } from '../store/run-store.ts';
@@ -26,8 +29,26 @@ import { transientReason } from '../store/transient.ts';
 import { RESYNC } from '../store/wakeups.ts';
 import { type NotificationHttpDeps, notificationRoutes } from './notification-routes.ts';
 import { mountOps, type OpsDeps } from './ops.ts';
-import { type AnyRoute, mount, openApiDocument, route, TOKEN_COOKIE } from './routes.ts';
+import { type AnyRoute, mount, openApiDocument, route, SESSION_COOKIE } from './routes.ts';
 import * as S from './schemas.ts';
+import {
+  isHttps,
+  type OriginOptions,
+  requestOrigin,
+  safeNext,
+  sameOriginRequest,
+  securityHeaders,
+} from './security-headers.ts';
+
+/** @default 1 MiB: every JSON request but a publish. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/**
+ * @default 72 MiB: a publish carries the notebook and its folder's files in base64 (files up to
+ * 50 MiB, MAX_PROJECT_BYTES, are 67 MiB in base64).
+ */
+export const DEFAULT_MAX_PUBLISH_BYTES = 72 * 1024 * 1024;
+
+const PUBLISH_PATH = /^\/api\/projects\/[^/]+\/publish\/?$/;
 
 export interface HttpOptions {
   ctx: ServiceContext;
@@ -44,6 +65,14 @@ export interface HttpOptions {
   notify?: Omit<NotificationHttpDeps, 'ctx'>;
   /** /metrics, /healthz and /readyz (http/ops.ts); without them those paths are not served. */
   ops?: Omit<OpsDeps, 'ctx' | 'authenticate'>;
+  /** Trust `X-Forwarded-Proto`/`X-Forwarded-Host` from a proxy in front (Secure cookies, CSRF origin). @default false */
+  trustProxy?: boolean;
+  /** Where people reach the server; its origin is accepted as this server's own (CSRF). */
+  publicUrl?: string | null;
+  /** The largest request body, in bytes, except a publish. @default DEFAULT_MAX_BODY_BYTES */
+  maxBodyBytes?: number;
+  /** The largest publish body (notebook and files), in bytes. @default DEFAULT_MAX_PUBLISH_BYTES */
+  maxPublishBytes?: number;
 }
 
 export interface HttpApp {
@@ -202,13 +231,14 @@ class SnapshotCache {
 
 /**
  * Short-lived caches for the hot path of opening an app, which every viewer hits:
- * - principals by token hash, for `authTtlMs` (so a revoked token may work that much longer);
+ * - callers by credential hash, for `authTtlMs` (so a revoked token, or a session ended on another
+ *   node, may work that much longer; a credential's own expiry is checked on every hit);
  * - each app's default-state pointer, dropped at once on an `app_state` wake-up (which PostgreSQL
  *   delivers to every node) and after `stateTtlMs` in any case.
  * Both are only caches: every node can rebuild them from the store.
  */
 class HotPathCache {
-  readonly #principals = new Map<string, { principal: Principal; until: number }>();
+  readonly #callers = new Map<string, { caller: workspaces.Caller; until: number }>();
   readonly #states = new Map<string, { runId: string; projectId: string; until: number }>();
   readonly authTtlMs: number;
   readonly stateTtlMs: number;
@@ -216,19 +246,31 @@ class HotPathCache {
     this.authTtlMs = authTtlMs;
     this.stateTtlMs = stateTtlMs;
   }
-  async principal(
-    token: string | null,
-    load: (token: string | null) => Promise<Principal>,
-  ): Promise<Principal> {
-    if (!token || this.authTtlMs <= 0) return load(token);
-    const key = workspaces.hashToken(token);
-    const hit = this.#principals.get(key);
+  async caller(
+    credential: string | null,
+    from: 'bearer' | 'cookie',
+    load: (credential: string | null, from: 'bearer' | 'cookie') => Promise<workspaces.Caller>,
+    clock: () => Date,
+  ): Promise<workspaces.Caller> {
+    if (!credential || this.authTtlMs <= 0) return load(credential, from);
+    const key = `${from}:${workspaces.hashToken(credential)}`;
+    const hit = this.#callers.get(key);
     const now = Date.now();
-    if (hit && hit.until > now) return hit.principal;
-    const principal = await load(token);
-    if (this.#principals.size > 10_000) this.#principals.clear();
-    this.#principals.set(key, { principal, until: now + this.authTtlMs });
-    return principal;
+    if (hit && hit.until > now) {
+      const { expiresAt, recheckAt } = hit.caller;
+      const at = clock();
+      if (!(expiresAt && expiresAt <= at) && !(recheckAt && recheckAt <= at)) return hit.caller;
+    }
+    const caller = await load(credential, from);
+    if (this.#callers.size > 10_000) this.#callers.clear();
+    this.#callers.set(key, { caller, until: now + this.authTtlMs });
+    return caller;
+  }
+  /** Drops a credential at once (sign-out on this node). */
+  forget(credential: string): void {
+    const hash = workspaces.hashToken(credential);
+    this.#callers.delete(`bearer:${hash}`);
+    this.#callers.delete(`cookie:${hash}`);
   }
   state(key: string): { runId: string; projectId: string } | null {
     const hit = this.#states.get(key);
@@ -254,7 +296,28 @@ export function createHttpApp(options: HttpOptions): HttpApp {
   const snapshots = new SnapshotCache();
   const hot = new HotPathCache(options.authCacheMs ?? 5000, options.stateCacheMs ?? 10_000);
   ctx.wakeups.subscribe('app_state', (projectId) => hot.invalidate(projectId));
-  const authenticate = (token: string | null) => hot.principal(token, (t) => workspaces.authenticate(ctx, t));
+  const authenticateCaller = (credential: string | null, from: 'bearer' | 'cookie') =>
+    hot.caller(credential, from, (value, f) => workspaces.authenticateCaller(ctx, value, f), ctx.now);
+  /** An API token only (for /metrics). */
+  const authenticateToken = async (token: string | null) => {
+    const caller = await authenticateCaller(token, 'bearer');
+    if (caller.via !== 'token') throw new ForbiddenError('this endpoint takes an API token');
+    return caller.principal;
+  };
+  const originOptions: OriginOptions = {
+    trustProxy: options.trustProxy ?? false,
+    publicUrl: options.publicUrl ?? null,
+  };
+  /** The session cookie: HttpOnly, SameSite=Lax, Secure when the request came over https. */
+  const setSessionCookie = (c: Context, session: workspaces.StartedSession) => {
+    setCookie(c, SESSION_COOKIE, session.secret, {
+      httpOnly: true,
+      sameSite: 'Lax',
+      path: '/',
+      secure: isHttps(c, originOptions),
+      maxAge: Math.max(0, Math.floor((session.expiresAt.getTime() - ctx.now().getTime()) / 1000)),
+    });
+  };
   const loadSnapshot = async (runId: string, load: () => Promise<StoredSnapshot | null>) => {
     const cached = snapshots.get(runId);
     if (cached) return cached;
@@ -291,6 +354,77 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       responses: { 201: { description: 'The token, shown once', schema: S.TokenCreated } },
       handler: async ({ c, principal, body }) =>
         c.json({ token: await workspaces.createApiToken(ctx, principal, body.name) }, 201),
+    }),
+    route({
+      method: 'post',
+      path: '/api/auth/login-codes',
+      summary:
+        'Mint a one-time login link for the caller (admins, with an API token): it signs a browser in once, within 10 minutes',
+      tag: 'auth',
+      bearerOnly: true,
+      body: z
+        .object({
+          next: z.string().max(2048).optional().describe('Where the browser goes after signing in (a path)'),
+        })
+        .strict(),
+      responses: {
+        201: {
+          description: 'The code and the link that uses it',
+          schema: z.object({ code: z.string(), path: z.string(), url: z.string(), expiresAt: z.string() }),
+        },
+      },
+      handler: async ({ c, principal, body }) => {
+        assertAdmin(principal, 'login links (mint them with an admin API token)');
+        const origin = options.publicUrl
+          ? new URL(options.publicUrl).origin
+          : requestOrigin(c, originOptions);
+        const next = safeNext(body.next, origin);
+        const { code, expiresAt } = await workspaces.createLoginCode(ctx, principal.userId);
+        const path = `/login?code=${encodeURIComponent(code)}&next=${encodeURIComponent(next)}`;
+        return c.json({ code, path, url: `${origin}${path}`, expiresAt: expiresAt.toISOString() }, 201);
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/auth/session',
+      summary:
+        'Start a browser session for the holder of an API token (sent in Authorization, never in a URL); sets the session cookie',
+      tag: 'auth',
+      bearerOnly: true,
+      responses: {
+        201: {
+          description: 'Signed in; the session cookie is set',
+          schema: z.object({ user: S.Me, expiresAt: z.string() }),
+        },
+      },
+      handler: async ({ c, principal, caller }) => {
+        if (caller?.via !== 'token') throw new ForbiddenError('a browser session starts from an API token');
+        const session = await workspaces.sessionForPrincipal(ctx, principal);
+        setSessionCookie(c, session);
+        c.header('Cache-Control', 'no-store');
+        return c.json({ user: session.principal, expiresAt: session.expiresAt.toISOString() }, 201);
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/auth/logout',
+      summary: "End the browser's session and clear its cookie (a no-op without one)",
+      tag: 'auth',
+      auth: false,
+      responses: { 204: { description: 'Signed out' } },
+      handler: async ({ c }) => {
+        const secret = getCookie(c, SESSION_COOKIE);
+        if (secret) {
+          // Forced sign-out is a CSRF too: only this site's pages may end the session.
+          const check = sameOriginRequest(c, originOptions);
+          if (!check.ok)
+            throw new ForbiddenError(`sign-out must come from this site's own pages, and ${check.why}`);
+          hot.forget(secret);
+          if (!secret.startsWith(workspaces.TICKET_PREFIX)) await workspaces.endSession(ctx, secret);
+        }
+        deleteCookie(c, SESSION_COOKIE, { path: '/', secure: isHttps(c, originOptions) });
+        return c.body(null, 204);
+      },
     }),
     route({
       method: 'get',
@@ -451,6 +585,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       path: '/api/projects/:project/app/manifest',
       summary: "What an app page needs besides the snapshot: the published version's title and inputs",
       tag: 'apps',
+      ticket: 'project',
       params: S.ProjectParams,
       responses: { 200: { description: 'The manifest', schema: S.AppManifest } },
       handler: async ({ c, principal, params }) => {
@@ -552,6 +687,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       path: '/api/runs',
       summary: 'The run log: list runs, newest first, with filters and keyset pagination',
       tag: 'runs',
+      ticket: 'project',
       query: S.ListRunsQuery,
       responses: { 200: { description: 'A page of runs', schema: S.RunPage } },
       handler: async ({ c, principal, query }) => {
@@ -564,6 +700,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       path: '/api/runs/:run',
       summary: 'A run with its per-cell progress',
       tag: 'runs',
+      ticket: 'run',
       params: S.RunParams,
       responses: { 200: { description: 'The run', schema: S.RunWithCells } },
       handler: async ({ c, principal, params }) =>
@@ -584,6 +721,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       path: '/api/runs/:run/snapshot',
       summary: "A finished run's snapshot: the app as it was at that run",
       tag: 'runs',
+      ticket: 'run',
       params: S.RunParams,
       responses: { 200: { description: 'The snapshot (gzip, ETag)' }, 304: { description: 'Not modified' } },
       handler: async ({ c, principal, params }) => {
@@ -597,6 +735,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       path: '/api/runs/:run/events',
       summary: 'Live progress as Server-Sent Events: a `run` event per change, then `end`',
       tag: 'runs',
+      ticket: 'run',
       params: S.RunParams,
       responses: {
         200: {
@@ -860,11 +999,32 @@ export function createHttpApp(options: HttpOptions): HttpApp {
   ];
 
   const app = new Hono();
+  // First, so every response gets the headers: errors, 404s, event streams and files too.
+  app.use('*', securityHeaders());
+  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const maxPublish = options.maxPublishBytes ?? DEFAULT_MAX_PUBLISH_BYTES;
+  const tooLarge = (limit: number, what: string, option: string) => () => {
+    throw new PayloadTooLargeError(
+      limit,
+      `the request body is larger than the ${formatBytes(limit)} limit for ${what}; send less (split the request), or raise ${option}`,
+    );
+  };
+  const limitBody = bodyLimit({
+    maxSize: maxBody,
+    onError: tooLarge(maxBody, 'a request', 'ALMANAC_MAX_BODY_MB'),
+  });
+  const limitPublish = bodyLimit({
+    maxSize: maxPublish,
+    onError: tooLarge(maxPublish, 'a publish (notebook and files)', 'ALMANAC_MAX_PUBLISH_MB'),
+  });
+  app.use('*', (c, next) => (PUBLISH_PATH.test(c.req.path) ? limitPublish(c, next) : limitBody(c, next)));
   app.onError((error, c) => {
     if (error instanceof AlmanacError) {
       const body: Record<string, unknown> = { code: error.code, message: error.message };
       if (error instanceof ValidationError) body['field'] = error.field;
       if ('problems' in error) body['problems'] = (error as { problems: unknown }).problems;
+      if (error instanceof PayloadTooLargeError) body['limit'] = error.limit;
+      if ('header' in error) body['header'] = (error as { header: unknown }).header;
       return c.json({ error: body }, error.status as 400);
     }
     const transient = transientReason(error);
@@ -896,10 +1056,10 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       outbox: options.notify?.outbox ?? null,
     }),
   );
-  if (options.ops) mountOps(app, { ...options.ops, ctx, authenticate });
+  if (options.ops) mountOps(app, { ...options.ops, ctx, authenticate: authenticateToken });
   const document = openApiDocument(table, { title: 'Almanac API', version });
   app.get('/api/openapi.json', (c) => c.json(document));
-  mount(app, table, authenticate);
+  mount(app, table, { authenticate: authenticateCaller, origin: originOptions });
   app.all('/api/*', (c) =>
     c.json(
       {
@@ -912,13 +1072,20 @@ export function createHttpApp(options: HttpOptions): HttpApp {
     ),
   );
 
-  // Browser login: /login?token=alm_…&next=/apps/sales sets an HttpOnly cookie and redirects.
+  // Browser sign-in: /login?code=almc_…&next=/apps/sales exchanges a one-time login code for a
+  // session cookie and redirects to `next` when it is a path on this origin (else to /).
   app.get('/login', async (c) => {
-    const token = c.req.query('token');
-    const next = c.req.query('next') ?? '/';
-    await workspaces.authenticate(ctx, token);
-    setCookie(c, TOKEN_COOKIE, token!, { httpOnly: true, sameSite: 'Lax', path: '/', maxAge: 30 * 86400 });
-    return c.redirect(next.startsWith('/') && !next.startsWith('//') ? next : '/');
+    c.header('Cache-Control', 'no-store');
+    const code = c.req.query('code');
+    if (code === undefined && c.req.query('token') !== undefined) {
+      throw new ValidationError(
+        'token',
+        'login links no longer carry API tokens; get a one-time link with `almanac login-link`, or POST /api/auth/session with the token in the Authorization header',
+      );
+    }
+    const session = await workspaces.signInWithCode(ctx, code);
+    setSessionCookie(c, session);
+    return c.redirect(safeNext(c.req.query('next'), requestOrigin(c, originOptions)), 302);
   });
 
   if (options.webDir && existsSync(join(options.webDir, 'index.html'))) mountWeb(app, options.webDir);
@@ -966,4 +1133,8 @@ function mountWeb(app: Hono, webDir: string): void {
     }
     return new Response(index, { headers: { 'Content-Type': TYPES['.html']!, 'Cache-Control': 'no-cache' } });
   });
+}
+
+function formatBytes(bytes: number): string {
+  return bytes % 1048576 === 0 ? `${bytes / 1048576} MiB` : `${Math.round(bytes / 1024)} KiB`;
 }

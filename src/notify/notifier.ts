@@ -212,7 +212,7 @@ export class Notifier {
                 const shot = await screenshots.take(
                   snapshotPath,
                   format,
-                  issueViewTicket(ctx, viewAs, 120_000),
+                  await issueViewTicket(ctx, viewAs, delivery.runId),
                   viewAs,
                 );
                 this.#o.metrics?.screenshotSeconds.observe({ format }, (performance.now() - started) / 1000);

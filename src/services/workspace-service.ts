@@ -1,6 +1,7 @@
 /**
- * Workspaces, users, API tokens and connections. Tokens are random 32-byte strings shown once; only
- * their SHA-256 is stored, so a leaked database does not leak working tokens.
+ * Workspaces, users, API tokens, browser sign-in (login codes and sessions), view tickets and
+ * connections. Tokens, login codes and session secrets are random strings shown once; only their
+ * SHA-256 is stored, so a leaked database does not leak working credentials.
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { UnauthorizedError, ValidationError } from '../domain/errors.ts';
@@ -24,37 +25,223 @@ export function newToken(): string {
 }
 
 /** Prefix of view tickets: short-lived, signed, never stored (see `issueViewTicket`). */
-const TICKET_PREFIX = 'alm_view_';
+export const TICKET_PREFIX = 'alm_view_';
 
 function ticketMac(key: Buffer, payload: string): Buffer {
   return createHmac('sha256', key).update(`view-ticket:${payload}`).digest();
 }
 
 /**
- * A short-lived token that lets a headless browser see the app pages as `userId` sees them (the
+ * What a view ticket may read: one run's page of one project. The HTTP layer lets a ticket call only
+ * the GET routes that page needs, for this project and this run (`http/routes.ts`).
+ */
+export interface ViewScope {
+  projectId: string;
+  projectSlug: string;
+  runId: string;
+}
+
+/** How a caller proved who it is, and what that proof allows. */
+export interface Caller {
+  principal: Principal;
+  /** `token`: an API token; `session`: a browser session; `ticket`: a screenshot's view ticket. */
+  via: 'token' | 'session' | 'ticket';
+  /** A ticket's scope; null for tokens and sessions, which act as their user everywhere. */
+  scope: ViewScope | null;
+  /** When the credential stops working (service clock), if it does by itself. */
+  expiresAt: Date | null;
+  /** When to check it with the store again at the latest (a session renews its idle expiry then). */
+  recheckAt?: Date;
+}
+
+/** @default 2 minutes: a screenshot takes seconds, and the ticket must not outlive it by much. */
+export const VIEW_TICKET_TTL_MS = 120_000;
+
+/**
+ * A short-lived ticket that lets a headless browser read one run's app page as `userId` sees it (the
  * screenshot of a notification is taken as its recipient, so nobody receives a picture of a project
- * they cannot see). Signed with the secrets key, it carries the user and an expiry; on use, the user's
+ * they cannot see). Signed with the secrets key, it carries the user, the run and its project, and an
+ * expiry. It is no API token: the HTTP layer accepts it only on the GET routes of that page, so a
+ * script running in that page cannot use it to mint tokens or read anything else. On use, the user's
  * current role applies, so a ticket never grants more than the user has.
  */
-export function issueViewTicket(ctx: ServiceContext, userId: string, ttlMs = 60_000): string {
-  const payload = Buffer.from(JSON.stringify({ u: userId, e: ctx.now().getTime() + ttlMs })).toString(
-    'base64url',
-  );
+export async function issueViewTicket(
+  ctx: ServiceContext,
+  userId: string,
+  runId: string,
+  ttlMs = VIEW_TICKET_TTL_MS,
+): Promise<string> {
+  const page = await ws.findRunPage(ctx.db, runId);
+  if (!page) throw new ValidationError('run', `run '${runId}' was not found; no view ticket for it`);
+  const payload = Buffer.from(
+    JSON.stringify({
+      u: userId,
+      p: page.projectId,
+      s: page.projectSlug,
+      r: runId,
+      e: ctx.now().getTime() + ttlMs,
+    }),
+  ).toString('base64url');
   return `${TICKET_PREFIX}${payload}.${ticketMac(ctx.secretKey, payload).toString('base64url')}`;
 }
 
-async function authenticateTicket(ctx: ServiceContext, token: string): Promise<Principal> {
-  const [payload, mac] = token.slice(TICKET_PREFIX.length).split('.');
+/** A view ticket's user and scope; throws UnauthorizedError when it is forged, malformed or expired. */
+export async function authenticateViewTicket(ctx: ServiceContext, ticket: string): Promise<Caller> {
+  const [payload, mac] = ticket.slice(TICKET_PREFIX.length).split('.');
   const expected = payload ? ticketMac(ctx.secretKey, payload) : null;
   const given = mac ? Buffer.from(mac, 'base64url') : Buffer.alloc(0);
   if (!expected || given.length !== expected.length || !timingSafeEqual(given, expected)) {
     throw new UnauthorizedError('the view ticket is not valid');
   }
-  const { u, e } = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as { u: string; e: number };
-  if (ctx.now().getTime() > e) throw new UnauthorizedError('the view ticket has expired');
-  const user = await ws.findUser(ctx.db, u);
+  const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as {
+    u: string;
+    p?: string;
+    s?: string;
+    r?: string;
+    e: number;
+  };
+  // A ticket without a scope (from an older build) reads nothing.
+  if (!claims.p || !claims.s || !claims.r) throw new UnauthorizedError('the view ticket is not valid');
+  if (ctx.now().getTime() >= claims.e) throw new UnauthorizedError('the view ticket has expired');
+  const user = await ws.findUser(ctx.db, claims.u);
   if (!user) throw new UnauthorizedError('the view ticket is not valid');
-  return { userId: user.id, workspaceId: user.workspaceId, role: user.role, name: user.name };
+  return {
+    principal: { userId: user.id, workspaceId: user.workspaceId, role: user.role, name: user.name },
+    via: 'ticket',
+    scope: { projectId: claims.p, projectSlug: claims.s, runId: claims.r },
+    expiresAt: new Date(claims.e),
+  };
+}
+
+/** Prefix of login codes (`GET /login?code=…`). */
+export const LOGIN_CODE_PREFIX = 'almc_';
+/** Prefix of session secrets, the value of the session cookie. */
+export const SESSION_PREFIX = 'alms_';
+/** @default 10 minutes */
+export const LOGIN_CODE_TTL_MS = 10 * 60_000;
+/** A session ends after this long unused. @default 7 days */
+export const SESSION_IDLE_MS = 7 * 86_400_000;
+/** A session ends this long after sign-in, however much it is used. @default 30 days */
+export const SESSION_MAX_MS = 30 * 86_400_000;
+/** A session's idle expiry is pushed forward at most this often (one write a minute, not per request). */
+export const SESSION_TOUCH_MS = 60_000;
+
+/**
+ * A one-time login code for `userId`: `GET /login?code=…` exchanges it for a browser session. Only
+ * its hash is stored; it works once, within `ttlMs`.
+ */
+export async function createLoginCode(
+  ctx: ServiceContext,
+  userId: string,
+  ttlMs = LOGIN_CODE_TTL_MS,
+): Promise<{ code: string; expiresAt: Date }> {
+  const code = LOGIN_CODE_PREFIX + randomBytes(24).toString('base64url');
+  const now = ctx.now();
+  const expiresAt = new Date(now.getTime() + ttlMs);
+  await ws.deleteExpiredLoginCodes(ctx.db, new Date(now.getTime() - 86_400_000));
+  await ws.insertLoginCode(ctx.db, { codeHash: hashToken(code), userId, now, expiresAt });
+  return { code, expiresAt };
+}
+
+export interface StartedSession {
+  /** The cookie's value: shown once, stored only as a hash. */
+  secret: string;
+  principal: Principal;
+  /** The absolute expiry (the cookie's Max-Age). */
+  expiresAt: Date;
+}
+
+async function startSession(ctx: ServiceContext, user: ws.User): Promise<StartedSession> {
+  const secret = SESSION_PREFIX + randomBytes(32).toString('base64url');
+  const now = ctx.now();
+  const expiresAt = new Date(now.getTime() + SESSION_MAX_MS);
+  await ws.insertSession(ctx.db, {
+    id: randomUUID(),
+    userId: user.id,
+    secretHash: hashToken(secret),
+    now,
+    idleExpiresAt: new Date(Math.min(now.getTime() + SESSION_IDLE_MS, expiresAt.getTime())),
+    expiresAt,
+  });
+  return {
+    secret,
+    principal: { userId: user.id, workspaceId: user.workspaceId, role: user.role, name: user.name },
+    expiresAt,
+  };
+}
+
+/** Exchanges a login code (once, before it expires) for a session of its user. */
+export async function signInWithCode(ctx: ServiceContext, code: string | undefined): Promise<StartedSession> {
+  if (!code?.startsWith(LOGIN_CODE_PREFIX)) {
+    throw new UnauthorizedError(
+      'the login link has no valid code; ask for a fresh link with `almanac login-link`',
+    );
+  }
+  const userId = await ws.consumeLoginCode(ctx.db, hashToken(code), ctx.now());
+  const user = userId ? await ws.findUser(ctx.db, userId) : null;
+  if (!user) {
+    throw new UnauthorizedError(
+      'the login code is not valid, was already used, or expired; ask for a fresh link with `almanac login-link`',
+    );
+  }
+  return startSession(ctx, user);
+}
+
+/** A browser session for the holder of an API token (`POST /api/auth/session`). */
+export async function sessionForPrincipal(
+  ctx: ServiceContext,
+  principal: Principal,
+): Promise<StartedSession> {
+  const user = await ws.findUser(ctx.db, principal.userId);
+  if (!user) throw new UnauthorizedError('the user of this token no longer exists');
+  return startSession(ctx, user);
+}
+
+/**
+ * The user of a live session. Use pushes its idle expiry forward (at most once a minute), never past
+ * its absolute expiry.
+ */
+export async function authenticateSession(ctx: ServiceContext, secret: string): Promise<Caller> {
+  const now = ctx.now();
+  const session = secret.startsWith(SESSION_PREFIX)
+    ? await ws.findLiveSession(ctx.db, hashToken(secret), now)
+    : null;
+  if (!session) throw new UnauthorizedError('the session has ended or is not valid; sign in again');
+  let idleExpiresAt = session.idleExpiresAt;
+  let lastSeenAt = session.lastSeenAt;
+  if (now.getTime() - lastSeenAt.getTime() >= SESSION_TOUCH_MS) {
+    idleExpiresAt = new Date(Math.min(now.getTime() + SESSION_IDLE_MS, session.expiresAt.getTime()));
+    lastSeenAt = now;
+    await ws.touchSession(ctx.db, session.id, now, idleExpiresAt);
+  }
+  const { user } = session;
+  return {
+    principal: { userId: user.id, workspaceId: user.workspaceId, role: user.role, name: user.name },
+    via: 'session',
+    scope: null,
+    expiresAt: idleExpiresAt,
+    recheckAt: new Date(lastSeenAt.getTime() + SESSION_TOUCH_MS),
+  };
+}
+
+/** Ends a session (sign-out); a no-op for one that already ended. */
+export async function endSession(ctx: ServiceContext, secret: string): Promise<void> {
+  await ws.revokeSession(ctx.db, hashToken(secret), ctx.now());
+}
+
+/**
+ * Who presents `credential`, and how: from an `Authorization: Bearer` header an API token (or a
+ * view ticket), from the session cookie a session (or the view ticket the screenshot browser sets).
+ */
+export async function authenticateCaller(
+  ctx: ServiceContext,
+  credential: string | null | undefined,
+  from: 'bearer' | 'cookie',
+): Promise<Caller> {
+  if (!credential) throw new UnauthorizedError();
+  if (credential.startsWith(TICKET_PREFIX)) return authenticateViewTicket(ctx, credential);
+  if (from === 'cookie') return authenticateSession(ctx, credential);
+  return { principal: await authenticate(ctx, credential), via: 'token', scope: null, expiresAt: null };
 }
 
 export interface Bootstrap {
@@ -127,7 +314,15 @@ export async function authenticate(
   token: string | null | undefined,
 ): Promise<Principal> {
   if (!token) throw new UnauthorizedError();
-  if (token.startsWith(TICKET_PREFIX)) return authenticateTicket(ctx, token);
+  // A view ticket is no API token: it reads one page, through the HTTP layer's scope check only.
+  if (token.startsWith(TICKET_PREFIX)) {
+    throw new UnauthorizedError('a view ticket only reads the app page it was issued for; send an API token');
+  }
+  if (token.startsWith(SESSION_PREFIX) || token.startsWith(LOGIN_CODE_PREFIX)) {
+    throw new UnauthorizedError(
+      'that is a browser session or login code, not an API token; create a token with POST /api/tokens',
+    );
+  }
   if (!token.startsWith(TOKEN_PREFIX)) {
     throw new UnauthorizedError(`that is not an Almanac API token (tokens start with '${TOKEN_PREFIX}')`);
   }

@@ -406,6 +406,32 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0008_login_codes_and_sessions': {
+      // Browser sign-in without a long-lived token in a URL (docs/security.md): a one-time login code
+      // is exchanged for a server-side session. Both store only a SHA-256 of the secret.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('login_codes')
+          .addColumn('code_hash', 'text', (c) => c.primaryKey())
+          .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addColumn('expires_at', t.timestamp, (c) => c.notNull())
+          .addColumn('used_at', t.timestamp)
+          .execute();
+        await db.schema
+          .createTable('sessions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addColumn('last_seen_at', t.timestamp, (c) => c.notNull())
+          .addColumn('idle_expires_at', t.timestamp, (c) => c.notNull())
+          .addColumn('expires_at', t.timestamp, (c) => c.notNull())
+          .addColumn('revoked_at', t.timestamp)
+          .execute();
+        await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
+      },
+    },
   };
 }
 

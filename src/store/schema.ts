@@ -54,6 +54,30 @@ export interface ApiTokensTable {
   revoked_at: InstantIn | Instant | null;
 }
 
+/** A one-time code that signs a browser in (`GET /login?code=…`); used once, within minutes. */
+export interface LoginCodesTable {
+  /** SHA-256 of the code, hex. */
+  code_hash: string;
+  user_id: string;
+  created_at: InstantIn | Instant;
+  expires_at: InstantIn | Instant;
+  used_at: InstantIn | Instant | null;
+}
+
+/** A browser session of a user: the cookie holds a random secret, this row its SHA-256. */
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  secret_hash: string;
+  created_at: InstantIn | Instant;
+  last_seen_at: InstantIn | Instant;
+  /** Pushed forward on use (at most once a minute); never past `expires_at`. */
+  idle_expires_at: InstantIn | Instant;
+  /** The absolute end, whatever the use. */
+  expires_at: InstantIn | Instant;
+  revoked_at: InstantIn | Instant | null;
+}
+
 export interface ProjectsTable {
   id: string;
   workspace_id: string;
@@ -278,6 +302,8 @@ export interface Schema {
   groups: GroupsTable;
   group_members: GroupMembersTable;
   api_tokens: ApiTokensTable;
+  login_codes: LoginCodesTable;
+  sessions: SessionsTable;
   projects: ProjectsTable;
   versions: VersionsTable;
   version_files: VersionFilesTable;

@@ -195,3 +195,139 @@ export async function listConnections(db: Db, workspaceId: string): Promise<Stor
     createdAt: toDate(r.created_at),
   }));
 }
+
+export async function insertLoginCode(
+  db: Db,
+  code: { codeHash: string; userId: string; now: Date; expiresAt: Date },
+): Promise<void> {
+  await db
+    .insertInto('login_codes')
+    .values({
+      code_hash: code.codeHash,
+      user_id: code.userId,
+      created_at: iso(code.now),
+      expires_at: iso(code.expiresAt),
+      used_at: null,
+    })
+    .execute();
+}
+
+/**
+ * Marks a login code used, in one guarded UPDATE, so two requests with one code cannot both win.
+ * Returns its user when the code existed, was unused and had not expired at `now`.
+ */
+export async function consumeLoginCode(db: Db, codeHash: string, now: Date): Promise<string | null> {
+  const row = await db
+    .updateTable('login_codes')
+    .set({ used_at: iso(now) })
+    .where('code_hash', '=', codeHash)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', iso(now))
+    .returning('user_id')
+    .executeTakeFirst();
+  return row?.user_id ?? null;
+}
+
+/** Deletes login codes that expired before `before` (used or not). */
+export async function deleteExpiredLoginCodes(db: Db, before: Date): Promise<void> {
+  await db.deleteFrom('login_codes').where('expires_at', '<', iso(before)).execute();
+}
+
+export interface StoredSession {
+  id: string;
+  user: User;
+  lastSeenAt: Date;
+  idleExpiresAt: Date;
+  expiresAt: Date;
+}
+
+export async function insertSession(
+  db: Db,
+  session: {
+    id: string;
+    userId: string;
+    secretHash: string;
+    now: Date;
+    idleExpiresAt: Date;
+    expiresAt: Date;
+  },
+): Promise<void> {
+  await db
+    .insertInto('sessions')
+    .values({
+      id: session.id,
+      user_id: session.userId,
+      secret_hash: session.secretHash,
+      created_at: iso(session.now),
+      last_seen_at: iso(session.now),
+      idle_expires_at: iso(session.idleExpiresAt),
+      expires_at: iso(session.expiresAt),
+      revoked_at: null,
+    })
+    .execute();
+}
+
+/** A session that is not revoked and has not expired (idle or absolute) at `now`, with its user. */
+export async function findLiveSession(db: Db, secretHash: string, now: Date): Promise<StoredSession | null> {
+  const row = await db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .select([
+      'sessions.id as session_id',
+      'sessions.last_seen_at',
+      'sessions.idle_expires_at',
+      'sessions.expires_at',
+      'users.id',
+      'users.workspace_id',
+      'users.email',
+      'users.name',
+      'users.role',
+    ])
+    .where('sessions.secret_hash', '=', secretHash)
+    .where('sessions.revoked_at', 'is', null)
+    .where('sessions.idle_expires_at', '>', iso(now))
+    .where('sessions.expires_at', '>', iso(now))
+    .executeTakeFirst();
+  return row
+    ? {
+        id: row.session_id,
+        user: { id: row.id, workspaceId: row.workspace_id, email: row.email, name: row.name, role: row.role },
+        lastSeenAt: toDate(row.last_seen_at),
+        idleExpiresAt: toDate(row.idle_expires_at),
+        expiresAt: toDate(row.expires_at),
+      }
+    : null;
+}
+
+export async function touchSession(db: Db, id: string, now: Date, idleExpiresAt: Date): Promise<void> {
+  await db
+    .updateTable('sessions')
+    .set({ last_seen_at: iso(now), idle_expires_at: iso(idleExpiresAt) })
+    .where('id', '=', id)
+    .execute();
+}
+
+/** Revokes a live session; true when one was revoked. */
+export async function revokeSession(db: Db, secretHash: string, now: Date): Promise<boolean> {
+  const result = await db
+    .updateTable('sessions')
+    .set({ revoked_at: iso(now) })
+    .where('secret_hash', '=', secretHash)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+/** The project (id and slug) of a run, for a view ticket's scope. */
+export async function findRunPage(
+  db: Db,
+  runId: string,
+): Promise<{ projectId: string; projectSlug: string } | null> {
+  const row = await db
+    .selectFrom('runs')
+    .innerJoin('projects', 'projects.id', 'runs.project_id')
+    .select(['projects.id', 'projects.slug'])
+    .where('runs.id', '=', runId)
+    .executeTakeFirst();
+  return row ? { projectId: row.id, projectSlug: row.slug } : null;
+}
