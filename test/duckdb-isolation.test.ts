@@ -135,10 +135,11 @@ describe('DuckDB: files', () => {
       `attach '${join(root, 'workspace.duckdb')}' as again`,
       `prepare p as copy (select 1) to '${join(projectA, 'y.csv')}'`,
       `call enable_logging(storage='file', storage_path='${join(projectA, 'logs')}')`,
+      `call enable_profiling(format := 'json', save_location := '${join(projectA, 'profile.json')}')`,
     ]) {
       assert.match(
         await refused(sql),
-        /Permission Error|outside this run's directory|plain quoted string|logging/,
+        /Permission Error|outside this run's directory|plain quoted string|set by the host/,
       );
     }
     assert.deepEqual(readdirSync(projectA), ['orders.csv']);

@@ -220,12 +220,14 @@ class DuckDbSession implements SqlSession {
   }
 
   async #query(query: SqlQuery): Promise<SqlQueryResult> {
-    const connection = await this.#connection();
     const folders = { projectDir: this.#settings.projectDir, runDir: this.#settings.runDir };
+    // Refused statements are refused before the run waits for the database file.
+    const texts = query.statements.map((s) => confineFilePaths(s.text, folders, s.line > 0 ? s.line : null));
+    const connection = await this.#connection();
     let reader = null;
     let rowsChanged: number | undefined;
     for (const [index, statement] of query.statements.entries()) {
-      const text = confineFilePaths(statement.text, folders, statement.line > 0 ? statement.line : null);
+      const text = texts[index]!;
       const params = statement.params.map(toDuckDbParam);
       const last = index === query.statements.length - 1;
       let prepared: Awaited<ReturnType<DuckDBConnection['prepare']>> | null = null;

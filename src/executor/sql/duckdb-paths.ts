@@ -4,7 +4,10 @@
  * directory (`runDir`), but it cannot tell reads from writes. This module adds that: every place a
  * statement names a file it writes (`COPY … TO`, `EXPORT DATABASE`, `ATTACH`) must be a plain string
  * literal inside the run directory (relative paths resolve there), so nothing a run writes outlives
- * it or lands in the shared version folder. Relative paths that are read resolve against the version's
+ * it or lands in the shared version folder, and the functions that make DuckDB write logs or
+ * profiles to a chosen file are refused. This is a list of known write paths: the OS does not make
+ * the version folder read-only for the server, so a write path DuckDB adds later could still reach
+ * this run's own version folder (never another project's: `allowed_directories` holds). Relative paths that are read resolve against the version's
  * files (or, when only there, the run directory: a file an earlier cell of this run wrote).
  */
 import { existsSync, lstatSync, mkdirSync } from 'node:fs';
@@ -14,6 +17,12 @@ import { SqlExecutionError } from './sql-engine.ts';
 
 const FILE_LITERAL = /^[^:'"]*\.(csv|tsv|txt|parquet|json|jsonl|ndjson|xlsx)(\.gz|\.zst)?$/i;
 const URL_LIKE = /^[a-z][a-z0-9+.-]*:/i;
+/**
+ * Table functions that turn on output DuckDB writes to a file of the caller's choosing (and that
+ * `lock_configuration` does not cover): `CALL enable_profiling(save_location := …)` and
+ * `CALL enable_logging(storage := 'file', …)` wrote into the version folder.
+ */
+const HOST_ONLY = new Set(['ENABLE_LOGGING', 'ENABLE_PROFILING', 'ENABLE_PROFILE']);
 
 export interface RunFolders {
   projectDir: string;
@@ -97,8 +106,8 @@ export function confineFilePaths(sql: string, folders: RunFolders, line: number 
       if (path?.kind === 'literal' && path.token.kind === 'string' && path.token.value === ':memory:')
         continue;
       target(j, 'ATTACH');
-    } else if (item.upper === 'ENABLE_LOGGING') {
-      refuse('logging is set by the host; remove the enable_logging call');
+    } else if (HOST_ONLY.has(item.upper)) {
+      refuse(`logging and profiling are set by the host; remove the ${item.upper.toLowerCase()} call`);
     }
   }
 
