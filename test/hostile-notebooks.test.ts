@@ -26,7 +26,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import type { RunResult } from '../src/executor/executor.ts';
+import { parseNotebook } from '../src/domain/notebook/parse-notebook.ts';
+import { Executor, type RunResult } from '../src/executor/executor.ts';
 import { describeIsolation, detectIsolation } from '../src/executor/sandbox.ts';
 import { cell, createHarness, fence, type Harness } from './support/harness.ts';
 import { REQUIRE_SERVICES } from './support/services.ts';
@@ -319,6 +320,57 @@ return {
   });
 }
 
+describe('hostile notebooks: a data dir inside the project folder', {
+  skip: !bwrapWorks ? 'bubblewrap unavailable' : false,
+}, () => {
+  it('stays hidden under bubblewrap, while the project and the run directory inside it stay usable', async () => {
+    // Guards `hide` in the view built from nothing: a hidden path inside a bound one (here the data
+    // dir inside the project, with the run root inside the data dir) is covered by an empty tmpfs
+    // before the run directory is bound back on top of it.
+    const top = mkdtempSync(join(tmpdir(), 'almanac-nested-'));
+    chmodSync(top, 0o755);
+    const projectDir = join(top, 'project');
+    const dataDir = join(projectDir, '.almanac');
+    mkdirSync(join(dataDir, 'runs'), { recursive: true });
+    writeFileSync(join(projectDir, 'data.csv'), 'a\n1\n');
+    writeFileSync(join(dataDir, 'almanac.sqlite'), 'the store');
+    const executor = new Executor({
+      connections: new Map(),
+      runRoot: join(dataDir, 'runs'),
+      prewarm: false,
+      isolation: detectIsolation({ mode: 'bwrap', hide: [dataDir] }),
+    });
+    try {
+      const text = fence(
+        'js nested',
+        `${ATTEMPT}
+const { readFileSync, writeFileSync } = process.getBuiltinModule('node:fs');
+return {
+  project: await attempt(() => readFileSync(${JSON.stringify(join(projectDir, 'data.csv'))}, 'utf8').length),
+  store: await attempt(() => readFileSync(${JSON.stringify(join(dataDir, 'almanac.sqlite'))}, 'utf8')),
+  own: await attempt(() => { writeFileSync('x.txt', 'x'); return readFileSync('x.txt', 'utf8'); }),
+};`,
+      );
+      const result = await executor.run({ projectDir, notebook: await parseNotebook(text) });
+      const seen = cellValue(result, 'nested');
+      assert.equal(seen['project'], 'ok: 4');
+      assert.equal(seen['own'], 'ok: x');
+      assertRefused(seen['store'], 'the store inside the project folder');
+      // And with no permission model in the way: the host looks at the child's view itself.
+      const runner = {
+        runRoot: join(dataDir, 'runs'),
+        run: async (t: string, r: { network?: boolean }) =>
+          executor.run({ projectDir, ...r, notebook: await parseNotebook(t) }),
+      };
+      const listing = await whileParked(runner, {}, (pid) => readdirSync(`/proc/${pid}/root${dataDir}`));
+      assert.deepEqual(listing, ['runs']);
+    } finally {
+      await executor.close();
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+});
+
 for (const mode of ['permission', 'bwrap'] as const) {
   describe(`hostile notebooks: the server's word at start (${mode})`, {
     skip: mode === 'bwrap' && !bwrapWorks ? 'bubblewrap unavailable' : false,
@@ -384,7 +436,7 @@ for (const mode of ['permission', 'bwrap'] as const) {
  * line), calls `check` with its host pid, then lets the cell finish.
  */
 async function whileParked<T>(
-  h: Harness,
+  h: Pick<Harness, 'run' | 'runRoot'>,
   request: { network?: boolean },
   check: (pid: number) => T,
 ): Promise<T> {
