@@ -19,6 +19,7 @@ import fc from 'fast-check';
 import type { RunSnapshot, TableOutput } from '../src/domain/snapshot.ts';
 import type { RunRequest } from '../src/executor/executor.ts';
 import { killTree, processTree, treeResidentMb } from '../src/executor/process-tree.ts';
+import { jsonByteLength } from '../src/executor/protocol.ts';
 import {
   LOG_CUT_NOTICE,
   LOG_LINE_OVERHEAD_BYTES,
@@ -419,6 +420,26 @@ describe('hostile IPC: limits the host enforces itself', () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it('measures outputs exactly as JSON.stringify writes them, and refuses values JSON cannot hold', () => {
+    // The host's output limit must agree with the child's (which measures JSON.stringify) to the byte.
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        assert.equal(jsonByteLength(value, 1e9), Buffer.byteLength(JSON.stringify(value)));
+      }),
+      { numRuns: 500 },
+    );
+    const sparse: unknown[] = [1];
+    sparse[2] = undefined; // a hole at 1, undefined at 2: both null in JSON
+    sparse.push({ a: undefined, b: 'é"' });
+    assert.equal(jsonByteLength(sparse, 1e9), Buffer.byteLength(JSON.stringify(sparse)));
+    assert.match(String(jsonByteLength({ a: 1n }, 1e9)), /a bigint, which is not JSON/);
+    assert.match(String(jsonByteLength([new Date(0)], 1e9)), /class Date/);
+    assert.match(String(jsonByteLength({ a: Number.NaN }, 1e9)), /a number that JSON cannot hold/);
+    let deep: unknown = 1;
+    for (let i = 0; i < 100; i++) deep = [deep];
+    assert.match(String(jsonByteLength(deep, 1e9)), /nested deeper than 64 levels/);
   });
 
   it('refuses an unlisted connection from almanac.query with a cell error, and serves a listed one', async () => {

@@ -67,7 +67,8 @@ const columnSchema = z.strictObject({ name: z.string(), type: shortText });
 const tableOutputSchema = z.strictObject({
   kind: z.literal('table'),
   columns: z.array(columnSchema),
-  rows: z.array(z.array(z.unknown())),
+  // Rows and dataset rows are checked without copying: their values are measured by `jsonByteLength`.
+  rows: z.array(z.custom<unknown[]>((row) => Array.isArray(row), 'each row must be an array')),
   totalRows: z.int().min(0),
   truncated: z.boolean(),
   rowsChanged: z.int().min(0).optional(),
@@ -80,7 +81,15 @@ const cellOutputSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('chart'),
     spec: z.record(z.string(), z.unknown()),
-    datasets: z.record(z.string(), z.array(z.record(z.string(), z.unknown()))),
+    datasets: z.record(
+      z.string(),
+      z.array(
+        z.custom<Record<string, unknown>>(
+          (row) => typeof row === 'object' && row !== null && !Array.isArray(row),
+          'each dataset row must be an object',
+        ),
+      ),
+    ),
   }),
 ]);
 
@@ -160,56 +169,84 @@ export type HostMessage =
 /** Nesting depth of a JSON value in an output (the value encoding stops at 12; SQL JSON may go deeper). */
 export const MAX_JSON_DEPTH = 64;
 
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** UTF-8 bytes of a string as JSON text, quotes included. */
+function jsonStringBytes(text: string): number {
+  return NEEDS_ESCAPE.test(text) ? Buffer.byteLength(JSON.stringify(text)) : Buffer.byteLength(text) + 2;
+}
+
+/** Ends a measurement early: with why the value is not JSON, or (null) because it passed the limit. */
+class StopMeasuring {
+  readonly problem: string | null;
+  constructor(problem: string | null) {
+    this.problem = problem;
+  }
+}
+
 /**
  * The size of `value` as JSON (UTF-8 bytes of `JSON.stringify(value)`), or a description of why it is
  * not plain JSON data: only null, booleans, finite numbers, strings, arrays and plain objects, at most
- * `MAX_JSON_DEPTH` deep (undefined properties are left out and undefined items are null, as in JSON). Counting
- * stops past `limit`, so an oversize value costs little to refuse.
+ * `MAX_JSON_DEPTH` deep (undefined properties are left out and undefined items are null, as in JSON).
+ * Counting stops past `limit` (the size returned is then only known to be larger), so an oversize value
+ * costs little to refuse.
  */
 export function jsonByteLength(value: unknown, limit: number): number | string {
   let total = 0;
-  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
-  while (stack.length > 0) {
-    if (total > limit) return total;
-    const { value: item, depth } = stack.pop()!;
+  const visit = (item: unknown, depth: number): void => {
     switch (typeof item) {
       case 'string':
-        total += item.length > limit ? item.length : Buffer.byteLength(JSON.stringify(item));
-        continue;
+        total += item.length > limit ? item.length : jsonStringBytes(item);
+        break;
       case 'boolean':
         total += item ? 4 : 5;
-        continue;
-      case 'number':
-        if (!Number.isFinite(item)) return `a number that JSON cannot hold (${item})`;
-        total += String(item).length;
-        continue;
-      case 'object':
         break;
+      case 'number':
+        if (!Number.isFinite(item)) throw new StopMeasuring(`a number that JSON cannot hold (${item})`);
+        total += String(item).length;
+        break;
+      case 'object': {
+        if (item === null) {
+          total += 4;
+          break;
+        }
+        if (depth >= MAX_JSON_DEPTH)
+          throw new StopMeasuring(`a value nested deeper than ${MAX_JSON_DEPTH} levels`);
+        if (Array.isArray(item)) {
+          if (Object.getPrototypeOf(item) !== Array.prototype)
+            throw new StopMeasuring('an array of another class');
+          total += 2 + Math.max(0, item.length - 1);
+          // Holes and undefined items are null in JSON, as JSON.stringify writes them.
+          for (let i = 0; i < item.length; i++) visit(item[i] ?? null, depth + 1);
+          break;
+        }
+        const proto = Object.getPrototypeOf(item);
+        if (proto !== Object.prototype && proto !== null) {
+          throw new StopMeasuring(
+            `an object of class ${(item as object).constructor?.name ?? 'unknown'}, which is not JSON`,
+          );
+        }
+        let fields = 0;
+        for (const key of Object.keys(item)) {
+          const field = (item as Record<string, unknown>)[key];
+          if (field === undefined) continue;
+          fields++;
+          total += jsonStringBytes(key) + 1;
+          visit(field, depth + 1);
+        }
+        total += 2 + Math.max(0, fields - 1);
+        break;
+      }
       default:
-        return `a ${typeof item}, which is not JSON`;
+        throw new StopMeasuring(`a ${typeof item}, which is not JSON`);
     }
-    if (item === null) {
-      total += 4;
-      continue;
-    }
-    if (depth >= MAX_JSON_DEPTH) return `a value nested deeper than ${MAX_JSON_DEPTH} levels`;
-    if (Array.isArray(item)) {
-      if (Object.getPrototypeOf(item) !== Array.prototype) return 'an array of another class';
-      total += 2 + Math.max(0, item.length - 1);
-      // Holes and undefined items are null in JSON, as JSON.stringify writes them.
-      for (let i = 0; i < item.length; i++) stack.push({ value: item[i] ?? null, depth: depth + 1 });
-      continue;
-    }
-    const proto = Object.getPrototypeOf(item);
-    if (proto !== Object.prototype && proto !== null) {
-      return `an object of class ${(item as object).constructor?.name ?? 'unknown'}, which is not JSON`;
-    }
-    const entries = Object.entries(item).filter(([, v]) => v !== undefined);
-    total += 2 + Math.max(0, entries.length - 1);
-    for (const [key, v] of entries) {
-      total += Buffer.byteLength(JSON.stringify(key)) + 1;
-      stack.push({ value: v, depth: depth + 1 });
-    }
+    if (total > limit) throw new StopMeasuring(null);
+  };
+  try {
+    visit(value, 0);
+  } catch (error) {
+    if (error instanceof StopMeasuring) return error.problem ?? total;
+    throw error;
   }
   return total;
 }
