@@ -16,7 +16,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { parseNotebook } from '../src/domain/notebook/parse-notebook.ts';
 import type { RunSnapshot, TableOutput } from '../src/domain/snapshot.ts';
+import { notRunCell } from '../src/domain/snapshot.ts';
 import type { RunRequest } from '../src/executor/executor.ts';
 import { killTree, processTree, treeResidentMb } from '../src/executor/process-tree.ts';
 import { jsonByteLength } from '../src/executor/protocol.ts';
@@ -24,9 +26,16 @@ import {
   LOG_CUT_NOTICE,
   LOG_LINE_OVERHEAD_BYTES,
   LogBudget,
+  MAX_SQL_PENDING,
+  MAX_SQL_REQUESTS_PER_RUN,
   utf8Bytes,
 } from '../src/executor/protocol-limits.ts';
-import { MAX_DROPPED_LOG_LINES } from '../src/executor/run-protocol.ts';
+import {
+  MAX_DROPPED_LOG_LINES,
+  notebookConnections,
+  ProtocolViolationError,
+  RunProtocol,
+} from '../src/executor/run-protocol.ts';
 import { detectIsolation } from '../src/executor/sandbox.ts';
 import { DuckDbEngine } from '../src/executor/sql/duckdb-engine.ts';
 import type { SqlEngine } from '../src/executor/sql/sql-engine.ts';
@@ -505,6 +514,92 @@ function gone(pid: number): boolean {
     return true;
   }
 }
+
+describe('hostile IPC: the run protocol, message by message', () => {
+  const limits = { rowLimit: 10, maxOutputBytes: 1 << 20, maxLogBytes: 1 << 20 };
+  const at = () => new Date().toISOString();
+  const started = async (text: string) => {
+    const notebook = await parseNotebook(text);
+    const protocol = new RunProtocol(notebook.cells, notebookConnections(notebook), limits);
+    protocol.accept({ type: 'cell_started', index: 0, name: notebook.cells[0]!.name, startedAt: at() });
+    return { protocol, notebook };
+  };
+  const sqlMessage = (id: number) => ({
+    type: 'sql',
+    id,
+    cell: 'a',
+    connection: 'duckdb',
+    statements: [{ text: 'select 1', params: [], line: 0 }],
+    chainAs: null,
+  });
+
+  it(`refuses more than ${MAX_SQL_PENDING} SQL requests waiting at once, and more than ${MAX_SQL_REQUESTS_PER_RUN} in a run`, async () => {
+    const { protocol } = await started(fence('js a', 'return 1'));
+    for (let id = 1; id <= MAX_SQL_PENDING; id++) protocol.accept(sqlMessage(id));
+    assert.throws(() => protocol.accept(sqlMessage(MAX_SQL_PENDING + 1)), /SQL requests waiting at once/);
+    for (let i = 0; i < MAX_SQL_PENDING; i++) protocol.sqlAnswered();
+    for (let id = MAX_SQL_PENDING + 1; id <= MAX_SQL_REQUESTS_PER_RUN; id++) {
+      protocol.accept(sqlMessage(id));
+      protocol.sqlAnswered();
+    }
+    assert.throws(
+      () => protocol.accept(sqlMessage(MAX_SQL_REQUESTS_PER_RUN + 1)),
+      (error: unknown) =>
+        error instanceof ProtocolViolationError && /SQL requests in one run/.test(error.message),
+    );
+  });
+
+  it('accepts skipped cells only after a failure, in order, and done only once every cell ended', async () => {
+    const { protocol, notebook } = await started(
+      fence('js a', 'return 1') + fence('js b', 'return 2') + fence('js c', 'return 3'),
+    );
+    const failed = {
+      ...notRunCell('a', 'js'),
+      status: 'failed',
+      startedAt: at(),
+      error: { cell: 'a', line: 1, name: 'Error', message: 'boom' },
+    };
+    assert.throws(() => protocol.accept({ type: 'done' }), /'done' while cell 0/);
+    protocol.accept({ type: 'cell_finished', index: 0, result: failed });
+    assert.throws(
+      () => protocol.accept({ type: 'cell_started', index: 1, name: 'b', startedAt: at() }),
+      /after a cell failed/,
+    );
+    assert.throws(
+      () => protocol.accept({ type: 'cell_finished', index: 2, result: notRunCell('c', 'js') }),
+      /which did not start/,
+    );
+    protocol.accept({ type: 'cell_finished', index: 1, result: notRunCell('b', 'js') });
+    assert.throws(() => protocol.accept({ type: 'done' }), /'done' after 2 of 3 cells ended/);
+    protocol.accept({ type: 'cell_finished', index: 2, result: notRunCell('c', 'js') });
+    assert.deepEqual(protocol.accept({ type: 'done' }), { type: 'done' });
+    assert.throws(() => protocol.accept({ type: 'done' }), /'done' after 'done'/);
+    assert.equal(notebook.cells.length, 3);
+  });
+
+  it('never throws anything but a ProtocolViolationError, whatever arrives', async () => {
+    const { protocol } = await started(fence('js a', 'return 1'));
+    const hostile: unknown[] = [
+      undefined,
+      null,
+      0,
+      'done',
+      Symbol.for('x'),
+      [],
+      new Map(),
+      Object.create(null),
+      { type: { toString: () => 'done' } },
+      { type: 'log', index: -1, level: 'log', text: '', at: 0 },
+      { type: 'log', index: 0.5, level: 'log', text: '', at: 0 },
+      { type: 'log', index: 0, level: 'log', text: '', at: Number.NaN },
+      { type: 'cell_finished', index: 0, result: null },
+      { type: 'sql', id: 1, cell: 'a', connection: 'duckdb', statements: [], chainAs: null },
+    ];
+    for (const message of hostile) {
+      assert.throws(() => protocol.accept(message), ProtocolViolationError);
+    }
+  });
+});
 
 const bwrapWorks = (() => {
   try {

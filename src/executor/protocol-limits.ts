@@ -19,8 +19,12 @@ export const LOG_CUT_NOTICE = '… (log output cut: this run reached its log lim
 
 /** SQL requests one run may make (SQL cells and `almanac.query` together). */
 export const MAX_SQL_REQUESTS_PER_RUN = 10_000;
-/** SQL requests the child may have waiting for an answer at once; it queues the rest itself. */
-export const MAX_SQL_PENDING = 32;
+/**
+ * SQL requests the child may have waiting for an answer at once; it queues the rest itself. Each
+ * connection has one session, which runs one query at a time, so more would only hold host memory
+ * (up to `MAX_SQL_PARAM_BYTES` each).
+ */
+export const MAX_SQL_PENDING = 8;
 /** Statements in one SQL request. */
 export const MAX_SQL_STATEMENTS = 1000;
 /** Characters of the SQL text of one request, all statements together (a notebook is at most 1 MiB). */
