@@ -26,6 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
+import { ValidationError } from '../src/domain/errors.ts';
 import { parseNotebook } from '../src/domain/notebook/parse-notebook.ts';
 import { Executor, type RunResult } from '../src/executor/executor.ts';
 import { describeIsolation, detectIsolation } from '../src/executor/sandbox.ts';
@@ -367,6 +368,36 @@ return {
     } finally {
       await executor.close();
       rmSync(top, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('hostile notebooks: files the unprivileged user cannot read', () => {
+  it('fail the run at start with what to change, in either mode', {
+    skip: !ROOT ? 'only a root server runs cells as another user' : false,
+  }, async () => {
+    for (const mode of bwrapWorks ? (['permission', 'bwrap'] as const) : (['permission'] as const)) {
+      const h = await createHarness({ isolation: (root) => detectIsolation({ mode, hide: [root] }) });
+      try {
+        chmodSync(h.root, 0o711);
+        chmodSync(h.projectDir, 0o700);
+        await assert.rejects(h.run(fence('js x', 'return 1')), (error: unknown) => {
+          assert.ok(error instanceof ValidationError, String(error));
+          assert.equal(error.field, 'ALMANAC_SANDBOX_UID');
+          assert.match(
+            error.message,
+            new RegExp(`${h.projectDir} \\(mode 700\\) is not readable by uid 65534`),
+          );
+          return true;
+        });
+        assert.deepEqual(
+          readdirSync(h.runRoot).filter((name) => name.startsWith('run-')),
+          [],
+          mode,
+        );
+      } finally {
+        await h.close();
+      }
     }
   });
 });

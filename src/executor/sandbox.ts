@@ -433,7 +433,7 @@ function wrapperFor(
  * each folder on the way must let that user through, and the files must be readable by it. Returns
  * the first path it cannot reach, with why, or null.
  */
-function unreachable(paths: readonly string[], user: SandboxUser): string | null {
+function unreachable(paths: readonly string[], user: SandboxUser, ancestors = true): string | null {
   const allows = (path: string, bits: number): boolean => {
     const stat = statSync(path);
     const shift = stat.uid === user.uid ? 6 : stat.gid === user.gid ? 3 : 0;
@@ -441,7 +441,7 @@ function unreachable(paths: readonly string[], user: SandboxUser): string | null
   };
   for (const path of paths) {
     try {
-      for (let dir = dirname(path); ; dir = dirname(dir)) {
+      for (let dir = dirname(path); ancestors; dir = dirname(dir)) {
         if (!allows(dir, 1))
           return `${dir} (mode ${(statSync(dir).mode & 0o777).toString(8)}) is not searchable by uid ${user.uid}`;
         if (dir === '/') break;
@@ -497,12 +497,22 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
     // The run directory is the child's, and the only place it writes.
     chownSync(runDir, user.uid, user.gid);
     chownSync(join(runDir, 'tmp'), user.uid, user.gid);
-    const blocked = bwrap ? null : unreachable([NODE_BINARY, ...readable], user);
+    // Without bubblewrap the child walks the host's folders to its files; with it, bubblewrap binds
+    // them at folders it makes (0755), and only what is bound must be readable by the user.
+    const blocked = bwrap
+      ? unreachable(
+          readable.filter((path) => path !== runDir),
+          user,
+          false,
+        )
+      : unreachable([NODE_BINARY, ...readable], user);
     if (blocked) {
       rmSync(runDir, { recursive: true, force: true });
       throw new ValidationError(
         'ALMANAC_SANDBOX_UID',
-        `runs start as uid ${user.uid}, gid ${user.gid} (the server is root and has no bubblewrap), but ${blocked}; let that user through the folders to the data and project directories (chmod o+x), set ALMANAC_SANDBOX_UID/ALMANAC_SANDBOX_GID to a user who can read them, or install bubblewrap`,
+        bwrap
+          ? `runs start as uid ${user.uid}, gid ${user.gid} (the server is root), but ${blocked}; make the project's files readable by others (chmod -R o+rX), or set ALMANAC_SANDBOX_UID/ALMANAC_SANDBOX_GID to a user who can read them`
+          : `runs start as uid ${user.uid}, gid ${user.gid} (the server is root and has no bubblewrap), but ${blocked}; let that user through the folders to the data and project directories (chmod o+x), set ALMANAC_SANDBOX_UID/ALMANAC_SANDBOX_GID to a user who can read them, or install bubblewrap`,
       );
     }
   }
