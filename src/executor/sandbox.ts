@@ -582,6 +582,13 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
   };
   sandbox.ready.catch(() => {});
   guard.on('error', (error: Error) => {
+    if (!/parseChannelMessages|channel\.onread/.test(error?.stack ?? '')) {
+      // Not the channel's parser: uncaught, as it would be without the domain.
+      process.nextTick(() => {
+        throw error;
+      });
+      return;
+    }
     sandbox.ipcError ??= error;
     child.kill('SIGKILL');
   });
