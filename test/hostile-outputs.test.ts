@@ -524,7 +524,7 @@ async function watch(context: BrowserContext, page: Page) {
 
 const skipBrowser = chromiumUnavailable();
 
-describe('hostile outputs in headless Chromium (the production CSP, and without it)', { skip: skipBrowser }, () => {
+describe('hostile outputs in headless Chromium, with and without the CSP', { skip: skipBrowser }, () => {
   let fixture: Fixture;
   let browser: Browser;
   before(async () => {
