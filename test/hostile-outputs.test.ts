@@ -571,6 +571,9 @@ describe('hostile outputs in headless Chromium, with and without the CSP', { ski
       await page.waitForSelector('[data-cell="good_chart"] svg .mark-rect path', { timeout: 20_000 });
       // Give the payloads every chance: hover, focus and click what is left, then let a frame pass.
       await page.hover('[data-cell="good_chart"] svg .mark-rect path');
+      // The tooltip is drawn by the page's own formatter (text only, no `image` field as an <img>).
+      await page.waitForSelector('#vg-tooltip-element.visible td.key', { timeout: 5_000 });
+      assert.match((await page.textContent('#vg-tooltip-element'))!, /^region(AMER|APAC|EMEA)double\d+$/);
       await page.click('text=click me').catch(() => {});
       await page.evaluate('new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)))');
 
