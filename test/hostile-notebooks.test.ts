@@ -122,11 +122,14 @@ for (const mode of ['permission', 'bwrap'] as const) {
           ? "Node 24's permission model has no network permission: a cell connects to any Unix socket its user may open (PostgreSQL's is 0777); only bubblewrap's view removes them"
           : false,
     }, async () => {
+      // Guards finding 3: with `--ro-bind / /`, PostgreSQL's socket answered with the network cut.
+      // Besides it and the server's own, every socket file the host has where services keep them.
+      const targets = [...new Set([...PG_SOCKETS, hostSocketPath, ...hostSockets()])];
       const probe = fence(
         'js sockets',
         `${ATTEMPT}
 const out = {};
-for (const path of ${JSON.stringify([...PG_SOCKETS, hostSocketPath])}) out[path] = await connect(path);
+for (const path of ${JSON.stringify(targets)}) out[path] = await connect(path);
 return out;`,
       );
       for (const network of mode === 'bwrap' ? [true, false] : [true]) {
@@ -514,6 +517,15 @@ function innerNode(runRoot: string): { pid: number; runDir: string } | null {
     if (runDir && existsSync(runDir)) return { pid: Number(entry), runDir };
   }
   return null;
+}
+
+let foundOnHost: string[] | null = null;
+/** Socket files of the host where services keep them, found once per file. */
+function hostSockets(): string[] {
+  foundOnHost ??= ['/run', '/var/run', '/tmp', '/dev', '/home', '/root'].flatMap((dir) =>
+    socketsUnder(dir).map((path) => dir + path),
+  );
+  return foundOnHost;
 }
 
 /** Every socket file under `root`, walking it like `find -type s` (not into /proc or /sys). */
