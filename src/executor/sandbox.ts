@@ -1,7 +1,9 @@
 /**
  * Starting the sandboxed child: a fresh Node process under the permission model, whose only writable
- * place is a new run directory, with a minimal environment and a V8 heap cap. A `SandboxPool` keeps the
- * next child started ahead of time, so a run does not wait for a cold start.
+ * place is a new run directory, with a minimal environment and a V8 heap cap; inside bubblewrap where it
+ * works (its own PID namespace, a filesystem view of only what it needs, no host sockets), and as an
+ * unprivileged user when the server is root. A `SandboxPool` keeps the next child started ahead of
+ * time, so a run does not wait for a cold start.
  */
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
