@@ -5,7 +5,7 @@
  * version's files, write only its run directory, and cannot change the limits the host set.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -30,6 +30,8 @@ let workspaceKey: string;
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'almanac-duckdb-'));
+  // Runs may start as an unprivileged user (a root server): let it reach the project folders.
+  chmodSync(root, 0o755);
   versions = join(root, 'versions');
   projectA = join(versions, 'project-a', 'v1');
   projectB = join(versions, 'project-b', 'v1');
