@@ -488,6 +488,13 @@ export class Executor {
         const stored = await context.cache!.lookup(key).catch(() => null);
         if (stored) {
           result = deserialize(stored) as SqlQueryResult;
+          // Stored under another row limit, maybe: the table keeps this run's (the host checks it).
+          if (result.table.rows.length > context.rowLimit) {
+            result = {
+              ...result,
+              table: { ...result.table, rows: result.table.rows.slice(0, context.rowLimit), truncated: true },
+            };
+          }
           // Later SQL cells may select from this one: recreate its temp table from the stored rows.
           if (
             chainAs &&
