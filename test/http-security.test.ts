@@ -12,16 +12,19 @@
  * All in-process through `app.request`, on a real SQLite store, with the service clock driven by hand.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Hono } from 'hono';
 import { createOpsApp } from '../src/http/ops.ts';
 import { SESSION_COOKIE } from '../src/http/routes.ts';
 import {
   API_CONTENT_SECURITY_POLICY,
   CONTENT_SECURITY_POLICY,
   safeNext,
+  securityHeaders,
 } from '../src/http/security-headers.ts';
 import { createMetrics } from '../src/services/metrics.ts';
 import {
@@ -122,6 +125,14 @@ describe('HTTP security (issue 14)', () => {
       });
       assertSecurityHeaders(await ops.request('/healthz'), 'worker ops');
       assertSecurityHeaders(await ops.request('/anything'), 'worker ops 404');
+    });
+
+    it('HTML under /api/ (an outbox attachment a notebook wrote) gets the policy that runs nothing', async () => {
+      const app = new Hono();
+      app.use('*', securityHeaders());
+      app.get('*', (c) => c.html('<script>alert(1)</script>'));
+      assertSecurityHeaders(await app.request('/api/outbox/x/attachments/0'), 'HTML under /api/');
+      assertSecurityHeaders(await app.request('/apps/x'), 'a page', true);
     });
   });
 
@@ -374,6 +385,38 @@ describe('HTTP security (issue 14)', () => {
         body: '{}',
       });
       assert.equal(mint.status, 403);
+    });
+
+    it('almanac login-link prints a fresh one-time link from the API token', async () => {
+      const served = await startTestServer(sqlite, { listen: true });
+      try {
+        const output = await new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+          execFile(
+            process.execPath,
+            [join(import.meta.dirname, '..', 'src', 'cli', 'main.ts'), 'login-link', '--next', '/apps/shop'],
+            {
+              env: {
+                ...process.env,
+                NO_COLOR: '1',
+                ALMANAC_URL: served.server.url!,
+                ALMANAC_TOKEN: served.token,
+              },
+              timeout: 60_000,
+            },
+            (error, stdout, stderr) => done({ code: error ? 1 : 0, stdout, stderr }),
+          );
+        });
+        assert.equal(output.code, 0, output.stderr);
+        const link = new URL(output.stdout.trim());
+        assert.equal(link.origin, served.server.url);
+        assert.match(link.searchParams.get('code') ?? '', /^almc_/);
+        assert.ok(!output.stdout.includes(served.token), 'the API token is not in the link');
+        const signedIn = await served.server.http.app.request(`${link.pathname}${link.search}`);
+        assert.equal(signedIn.status, 302);
+        assert.equal(signedIn.headers.get('location'), '/apps/shop');
+      } finally {
+        await served.close();
+      }
     });
 
     it('login codes are minted by admins only, for a same-origin next', async () => {

@@ -27,10 +27,14 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze(
   'Referrer-Policy': 'same-origin',
 });
 
-function apply(headers: Headers): void {
+/**
+ * Pages get the web app's policy; everything else, and anything under /api/ whatever its type (an
+ * outbox attachment may be HTML that a notebook wrote), gets the policy that runs and loads nothing.
+ */
+function apply(headers: Headers, path: string): void {
   for (const [name, value] of Object.entries(SECURITY_HEADERS)) headers.set(name, value);
-  const html = /^text\/html\b/i.test(headers.get('content-type') ?? '');
-  headers.set('Content-Security-Policy', html ? CONTENT_SECURITY_POLICY : API_CONTENT_SECURITY_POLICY);
+  const page = /^text\/html\b/i.test(headers.get('content-type') ?? '') && !path.startsWith('/api/');
+  headers.set('Content-Security-Policy', page ? CONTENT_SECURITY_POLICY : API_CONTENT_SECURITY_POLICY);
 }
 
 /**
@@ -42,11 +46,11 @@ export function securityHeaders(): MiddlewareHandler {
   return async (c, next) => {
     await next();
     try {
-      apply(c.res.headers);
+      apply(c.res.headers, c.req.path);
     } catch {
       // A response built with immutable headers (a fetched one): copy it with headers we can set.
       const copy = new Response(c.res.body, c.res);
-      apply(copy.headers);
+      apply(copy.headers, c.req.path);
       c.res = copy;
     }
   };

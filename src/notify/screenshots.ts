@@ -1,7 +1,9 @@
 /**
  * Screenshots of a run's app page, the same page a person sees, from a warm headless Chromium
  * (playwright-core driving the system's `chromium`). The browser is launched once and kept; each shot
- * gets its own browser context (cookies, storage) with a view ticket for the recipient, waits for the
+ * gets its own browser context (cookies, storage) with a view ticket for the recipient, which reads only
+ * that run's page (GET of its API routes; anything else is 403, so a script in the page cannot use it
+ * as an API token), waits for the
  * page's `data-ready="true"`, refuses a blank or half-rendered page, and renders a full-page PNG or an
  * A4 PDF. Shots have a timeout each and run at most `concurrency` at a time.
  */
@@ -41,7 +43,7 @@ export interface ScreenshotOptions {
   executablePath: string;
   /** The server's own base URL (pages are rendered from it, not from the public URL). */
   baseUrl: () => string;
-  /** Cookie name the web app reads the token from. */
+  /** The session cookie, which carries the view ticket (`SESSION_COOKIE`). */
   cookieName: string;
   /** @default 2 */
   concurrency?: number;
@@ -128,7 +130,8 @@ export class Screenshots {
 
   /**
    * Renders `path` (like `/apps/sales/runs/<id>`) as the holder of `ticket` (a view ticket for
-   * `viewer`) sees it. Throws a DeliveryError when the page does not become ready, or is blank.
+   * `viewer`, issued for that run) sees it. Throws a DeliveryError when the page does not become
+   * ready, or is blank.
    */
   async take(path: string, format: 'png' | 'pdf', ticket: string, viewer = ticket): Promise<Buffer> {
     const release = await this.#slot();
