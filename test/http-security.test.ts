@@ -553,3 +553,37 @@ describe('HTTP security (issue 14)', () => {
     });
   });
 });
+
+// The login code's guarded UPDATE … RETURNING and the sessions' instant comparisons on both stores.
+for (const store of await testStores()) {
+  describe(`login codes and sessions on ${store.name}`, { skip: store.skip }, () => {
+    it('sign in once, use, expire idle, sign out', async () => {
+      const t = await startTestServer(store);
+      try {
+        const request = (path: string, init?: RequestInit) => t.server.http.app.request(path, init);
+        const link = await t.server.loginLink('/');
+        const signedIn = await request(link);
+        assert.equal(signedIn.status, 302);
+        assert.equal((await request(link)).status, 401, 'single use');
+        const cookie = cookiePair(signedIn.headers.get('set-cookie'));
+        assert.equal((await request('/api/me', { headers: { cookie } })).status, 200);
+        t.clock.advance(2 * 60_000);
+        assert.equal((await request('/api/me', { headers: { cookie } })).status, 200, 'renewed');
+        const out = await request('/api/auth/logout', {
+          method: 'POST',
+          headers: { cookie, origin: ORIGIN },
+        });
+        assert.equal(out.status, 204);
+        assert.equal((await request('/api/me', { headers: { cookie } })).status, 401);
+        const idle = cookiePair((await request(await t.server.loginLink('/'))).headers.get('set-cookie'));
+        t.clock.advance(SESSION_IDLE_MS + 1);
+        assert.equal((await request('/api/me', { headers: { cookie: idle } })).status, 401);
+        const late = await t.server.loginLink('/');
+        t.clock.advance(LOGIN_CODE_TTL_MS + 1);
+        assert.equal((await request(late)).status, 401, 'expired code');
+      } finally {
+        await t.close();
+      }
+    });
+  });
+}
