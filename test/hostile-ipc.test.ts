@@ -7,7 +7,8 @@
  * Before the fix, the host trusted every message: a `log` with an out-of-range index threw a TypeError
  * in the executor's message listener and took the whole server down (finding 1); a cell could store a
  * forged result for an earlier cell, HTML included (finding 2), an output or log far over its limit
- * (finding 7), or query a workspace connection its notebook does not list (finding 14). The memory cap
+ * (finding 7), or query a workspace connection its notebook does not list (finding 14); raw bytes a
+ * cell wrote to the IPC descriptor made Node's parser throw out of the server. The memory cap
  * measured the bubblewrap wrapper, not Node inside it, so a cell held 1.2 GiB against 512 MiB (finding 5).
  */
 import assert from 'node:assert/strict';
