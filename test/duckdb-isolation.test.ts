@@ -345,4 +345,20 @@ describe('DuckDB: the workspace database', () => {
     const after = await run(projectB, fence('sql free', 'select 3 as three'));
     assert.equal(after.status, 'succeeded', 'the file is free again after both runs');
   });
+
+  it('a SQL request that arrives after its run ended does not hold the workspace file', async () => {
+    // Guards the per-file mutex against a leak: a child killed right after sending a request (its
+    // messages can overtake its exit) made a session after the run's sessions were closed; nobody
+    // would close it, so it would have held the workspace file and stalled every later DuckDB run.
+    const gone = join(runRoot, 'run-already-removed');
+    const late = await engine.openSession({ projectDir: projectA, runDir: gone });
+    await assert.rejects(
+      late.query({ statements: [{ text: 'select 1', params: [], line: 1 }], chainAs: null, rowLimit: 10 }),
+      /the run has ended/,
+    );
+    assert.equal(existsSync(`${gone}.duckdb-tmp`), false);
+    const next = await run(projectB, fence('sql free', 'select 4 as four'));
+    assert.equal(next.status, 'succeeded', next.message ?? '');
+    await late.close();
+  });
 });

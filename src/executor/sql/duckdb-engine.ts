@@ -11,7 +11,7 @@
  * One instance at a time may have the file open in this process (file-mutex.ts); a run waiting for it
  * still stops on its timeout or cancel.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
 import type { Column } from '../../domain/snapshot.ts';
@@ -170,6 +170,11 @@ class DuckDbSession implements SqlSession {
     // Spill files go next to the run directory: not in it (user code sees that), not in a shared /tmp.
     const tempDir = `${runDir}.duckdb-tmp`;
     try {
+      // A request the child sent just before it was killed can arrive after the run's sessions were
+      // closed; its run directory is gone by then, and a session nobody closes must not hold the file.
+      if (!existsSync(runDir)) {
+        throw new SqlExecutionError('Interrupted', 'the run has ended', null);
+      }
       if (key && openInThisProcess(key)) {
         throw new SqlExecutionError(
           'Internal Error',
