@@ -4,8 +4,10 @@
  * finishes, `planDeliveries` decides, in the transaction that finishes the run, which rules fire and
  * writes one delivery per destination; the notifier sends them later, with retries.
  */
+
 import { randomBytes, randomUUID } from 'node:crypto';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
+import { checkLength, MAX_NOTE_LENGTH } from '../domain/limits.ts';
 import {
   type SmtpSettings,
   validateEmailAddress,
@@ -543,6 +545,21 @@ export interface IntegrationsPatch {
   allowPrivateWebhooks?: unknown;
 }
 
+/** Lengths first, so no check below (or its error message) handles a huge value. */
+function checkIntegrationLengths(patch: IntegrationsPatch): void {
+  const limit = (field: string, value: unknown, max: number, why: string) => {
+    if (typeof value === 'string') checkLength(field, value, max, why);
+  };
+  limit('emailFrom', patch.emailFrom, 320, 'the longest email address');
+  limit('slackToken', patch.slackToken, 256, 'far longer than Slack tokens');
+  if (patch.smtp && typeof patch.smtp === 'object') {
+    const smtp = patch.smtp as Record<string, unknown>;
+    limit('smtp.host', smtp['host'], 253, 'the longest DNS name');
+    limit('smtp.user', smtp['user'], MAX_NOTE_LENGTH, 'MAX_NOTE_LENGTH');
+    limit('smtp.password', smtp['password'], MAX_NOTE_LENGTH, 'MAX_NOTE_LENGTH');
+  }
+}
+
 export async function configureIntegrations(
   ctx: ServiceContext,
   principal: Principal,
@@ -550,6 +567,7 @@ export async function configureIntegrations(
   check: { slackToken?: (token: string) => Promise<void> } = {},
 ): Promise<IntegrationsView> {
   assertAdmin(principal, 'notification integrations');
+  checkIntegrationLengths(patch);
   await integrationsRow(ctx, principal.workspaceId);
   const set: Record<string, unknown> = { updated_at: ctx.now().toISOString() };
   if (patch.smtp !== undefined) {
