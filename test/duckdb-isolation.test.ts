@@ -138,15 +138,35 @@ describe('DuckDB: files', () => {
       `prepare p as copy (select 1) to '${join(projectA, 'y.csv')}'`,
       `call enable_logging(storage='file', storage_path='${join(projectA, 'logs')}')`,
       `call enable_profiling(format := 'json', save_location := '${join(projectA, 'profile.json')}')`,
+      "import database 'exported'",
+      "pragma import_database('exported')",
     ]) {
       assert.match(
         await refused(sql),
-        /Permission Error|outside this run's directory|plain quoted string|set by the host/,
+        /outside this run's directory|plain quoted string|set by the host|unchecked/,
       );
     }
     assert.deepEqual(readdirSync(projectA), ['orders.csv']);
     assert.deepEqual(readdirSync(projectB), ['secret.csv']);
     assert.deepEqual(runDirs(), [], 'run directories and DuckDB temp folders are removed');
+  });
+
+  it('IMPORT DATABASE cannot run SQL the run wrote', async () => {
+    // Guards the write checks against a bypass: IMPORT DATABASE executes the folder's schema.sql
+    // unchecked, so a cell could write a COPY into the version folder there and import it.
+    const snapshot = await run(
+      projectA,
+      fence(
+        'js plant',
+        `import { mkdirSync, writeFileSync } from 'node:fs';
+mkdirSync('exported');
+writeFileSync('exported/schema.sql', ${JSON.stringify(`COPY (SELECT 1 AS a) TO '${join(projectA, 'planted.csv')}';`)});
+writeFileSync('exported/load.sql', '');`,
+      ) + fence('sql load', "import database 'exported'"),
+    );
+    assert.equal(snapshot.status, 'failed');
+    assert.match(cell(snapshot, 'load').error!.message, /unchecked/);
+    assert.deepEqual(readdirSync(projectA), ['orders.csv']);
   });
 
   it('Files written by SQL cells persist between runs', async () => {

@@ -106,6 +106,16 @@ export function confineFilePaths(sql: string, folders: RunFolders, line: number 
       if (path?.kind === 'literal' && path.token.kind === 'string' && path.token.value === ':memory:')
         continue;
       target(j, 'ATTACH');
+    } else if (
+      item.upper === 'IMPORT_DATABASE' ||
+      (item.upper === 'IMPORT' &&
+        items[i + 1]?.kind === 'word' &&
+        (items[i + 1] as { upper: string }).upper === 'DATABASE')
+    ) {
+      // It runs the statements in the folder's schema.sql and load.sql, which no check here sees.
+      refuse(
+        'IMPORT DATABASE runs the SQL files in its folder unchecked; read the exported data with read_csv or read_parquet instead',
+      );
     } else if (HOST_ONLY.has(item.upper)) {
       refuse(`logging and profiling are set by the host; remove the ${item.upper.toLowerCase()} call`);
     }
