@@ -167,10 +167,12 @@ function writeTarget(value: string, { runDir }: RunFolders, refuse: (message: st
 }
 
 function readSource(value: string, { projectDir, runDir }: RunFolders): string {
-  const inProject = join(projectDir, value);
-  if (existsSync(inProject)) return inProject;
-  const inRun = join(runDir, value);
-  return existsSync(inRun) ? inRun : inProject;
+  // For a glob ('out/*/*.parquet'), where its fixed part ('out') is.
+  const parts = value.split('/');
+  const glob = parts.findIndex((part) => /[*?[{]/.test(part));
+  const fixed = glob < 0 ? value : parts.slice(0, glob).join('/');
+  if (fixed === '' || existsSync(join(projectDir, fixed))) return join(projectDir, value);
+  return existsSync(join(runDir, fixed)) ? join(runDir, value) : join(projectDir, value);
 }
 
 function quote(path: string): string {
