@@ -277,13 +277,20 @@ export function openApiDocument(routes: readonly AnyRoute[], info: { title: stri
     openapi: '3.1.0',
     info: {
       ...info,
-      description: 'Almanac: scheduled data apps. Authenticate with Authorization: Bearer <API token>.',
+      description:
+        "Almanac: scheduled data apps. Programs authenticate with Authorization: Bearer <API token>; browsers with the session cookie from a one-time login link, and their changes must come from this site's own pages (Origin). JSON bodies must be sent as Content-Type: application/json.",
     },
     servers: [{ url: '/' }],
-    security: [{ bearer: [] }],
+    security: [{ bearer: [] }, { session: [] }],
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'An Almanac API token (alm_…)' },
+        session: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: SESSION_COOKIE,
+          description: 'A browser session (GET /login?code=…, or POST /api/auth/session with a token)',
+        },
       },
       schemas: {
         Error: {
