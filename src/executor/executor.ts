@@ -11,6 +11,7 @@ import { resolveInputs } from '../domain/notebook/inputs.ts';
 import type { Notebook } from '../domain/notebook/notebook.ts';
 import type { AlmanacRunInfo, RunContext, RunFailureReason, RunOutcome } from '../domain/run-context.ts';
 import { type CellResult, type LogLine, notRunCell, type RunSnapshot } from '../domain/snapshot.ts';
+import { maxFrameBytesFor } from './channel.ts';
 import { killTree, treeResidentMb } from './process-tree.ts';
 import type { HostMessage, SqlRequestMessage } from './protocol.ts';
 import { notebookConnections, ProtocolViolationError, RunProtocol } from './run-protocol.ts';
@@ -261,7 +262,7 @@ export class Executor {
           stop({
             status: 'failed',
             reason: 'protocol_violation',
-            message: `the run's process broke the executor protocol and was stopped: ${error instanceof ProtocolViolationError ? error.message : `an unexpected error while handling its message (${(error as Error)?.message ?? error})`}. Cells must not write to the executor's channel (process.send)`,
+            message: `the run's process broke the executor protocol and was stopped: ${error instanceof ProtocolViolationError ? error.message : `an unexpected error while handling its message (${(error as Error)?.message ?? error})`}. Cells must not write to the executor's channel (fd 3)`,
           });
         const timer = setTimeout(
           () =>
@@ -283,7 +284,14 @@ export class Executor {
         if (request.signal?.aborted) onAbort();
         request.signal?.addEventListener('abort', onAbort);
 
-        sandbox.child.on('message', (raw: unknown) => {
+        // Bytes on the channel that are not a frame within the run's cap: the sandbox stopped reading
+        // them (nothing more is buffered) and killed the child; end the run and kill its whole tree.
+        sandbox.channel.once('violation', (error: Error) =>
+          violated(
+            new ProtocolViolationError(`bytes on its channel that are not a message: ${error.message}`),
+          ),
+        );
+        sandbox.channel.on('message', (raw: unknown) => {
           if (settled) return;
           // Nothing a message does may throw out of here: it would take the whole server down.
           try {
@@ -334,27 +342,33 @@ export class Executor {
           }
         });
         sandbox.child.once('exit', (code, signal) => {
-          // Give IPC messages already in flight (the last cell_finished, done) time to arrive. Through
-          // bubblewrap the process that exits is the wrapper, not the one holding the IPC channel, so
-          // its exit can overtake the last messages: wait for the channel to close too (briefly).
-          const settled = sandbox.child.connected
-            ? new Promise<void>((done) => {
+          // Give messages already in flight (the last cell_finished, done) time to arrive: the channel
+          // closes once every process holding the child's end (node, and the bubblewrap processes
+          // around it) has exited and its last bytes were read. Wait for that, briefly.
+          const settled = sandbox.channel.isClosed
+            ? Promise.resolve()
+            : new Promise<void>((done) => {
                 const timer = setTimeout(done, 1000);
-                sandbox.child.once('disconnect', () => {
+                void sandbox.channel.closed.then(() => {
                   clearTimeout(timer);
                   done();
                 });
-              })
-            : Promise.resolve();
+              });
           void settled.then(() =>
             setImmediate(() => {
               const where = protocol.running !== null ? ` in cell '${cells[protocol.running]!.name}'` : '';
               const exitSignal = exitSignalOf(code, signal);
-              if (sandbox.ipcError) {
-                // Bytes on the IPC channel that Node could not even parse: the sandbox killed the child.
+              if (sandbox.channel.error) {
                 violated(
                   new ProtocolViolationError(
-                    `bytes on its IPC channel that are not a message (${sandbox.ipcError.message.slice(0, 200)})`,
+                    `bytes on its channel that are not a message: ${sandbox.channel.error.message}`,
+                  ),
+                );
+              } else if (sandbox.channel.unfinishedBytes > 0) {
+                // A frame begun and never finished: a cell wrote part of one to the channel and exited.
+                violated(
+                  new ProtocolViolationError(
+                    `a truncated frame on its channel (${sandbox.channel.unfinishedBytes} bytes of a frame it did not finish before it exited)`,
                   ),
                 );
               } else if (
@@ -394,7 +408,9 @@ export class Executor {
           maxOutputBytes: limits.maxOutputBytes,
           maxLogBytes: limits.maxLogBytes,
         };
-        sandbox.child.send(message);
+        // The largest frame this run's child may send, from this run's limits (channel.ts).
+        sandbox.channel.maxFrameBytes = maxFrameBytesFor(limits);
+        sandbox.channel.send(message);
       });
     } catch (error) {
       outcome = {
@@ -531,13 +547,8 @@ export class Executor {
         },
       };
     }
-    if (sandbox.child.connected) {
-      try {
-        sandbox.child.send(reply);
-      } catch {
-        // The child died meanwhile; its exit is handled elsewhere.
-      }
-    }
+    // Not sent if the child died meanwhile; its exit is handled elsewhere.
+    sandbox.channel.send(reply);
   }
 
   #specFor(projectDir: string, limits: ExecutorLimits, network = true): SandboxSpec {

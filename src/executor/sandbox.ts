@@ -4,10 +4,14 @@
  * works (its own PID namespace, a filesystem view of only what it needs, no host sockets), and as an
  * unprivileged user when the server is root. A `SandboxPool` keeps the next child started ahead of
  * time, so a run does not wait for a cold start.
+ *
+ * Host and child talk over a `SandboxChannel`: length-prefixed frames on the child's fd 3 (channel.ts),
+ * which the host reads and caps itself. The child has no Node IPC channel (`process.send` does not
+ * exist in cells).
  */
-import { type ChildProcess, fork, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { create as createDomain } from 'node:domain';
+import { EventEmitter } from 'node:events';
 import {
   chownSync,
   existsSync,
@@ -20,10 +24,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ValidationError } from '../domain/errors.ts';
 import { stripTypeScriptTypesQuietly } from '../domain/notebook/compile-code-cell.ts';
+import { encodeFrame, FrameError, FrameReader } from './channel.ts';
+import type { HostMessage } from './protocol.ts';
 
 /** Almanac's package root (holds package.json and node_modules). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -466,8 +473,8 @@ export interface Sandbox {
   readonly spawnedAt: number;
   /** Output the child wrote to its real stdout/stderr (its console is captured separately). */
   stderrTail: string;
-  /** Why Node could not parse what the child wrote to its IPC channel, if it could not; the child is then killed. */
-  ipcError: Error | null;
+  /** Messages to and from the child. */
+  readonly channel: SandboxChannel;
 
   /** Kills the child (if alive) and removes the run directory. Safe to call twice. */
   dispose(): Promise<void>;
@@ -520,17 +527,13 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
   }
   const spawnedAt = performance.now();
   const wrapper = wrapperFor(spec, runDir, readable);
-  // Cell code can write raw bytes to the IPC channel's descriptor, and Node throws while parsing them,
-  // outside any listener: that would end the server (issue 14). A domain around fork() is the one hook
-  // on that parser; its error kills the child and is kept as `ipcError` for the executor.
-  const guard = createDomain();
-  const child = guard.run(fork, entry, [], {
+  // No Node IPC channel: its parser buffers whatever length cell code writes to its descriptor, and
+  // throws out of the server on garbage (issue 14). fd 3 is a socketpair the host reads itself
+  // (SandboxChannel); bubblewrap, setpriv and prlimit pass it on to node as they exec.
+  const child = spawn(wrapper.execPath, [...wrapper.prefix, ...execArgv, entry], {
     cwd: runDir,
-    // Without bubblewrap, fork itself drops to the unprivileged user (and its supplementary groups).
+    // Without bubblewrap, spawn itself drops to the unprivileged user (and its supplementary groups).
     ...(user && !bwrap ? { uid: user.uid, gid: user.gid } : {}),
-    // fork() runs `execPath ...execArgv entry`: with a wrapper, the wrapper's arguments end with node.
-    execArgv: [...wrapper.prefix, ...execArgv],
-    execPath: wrapper.execPath,
     // A minimal environment: no server secrets, database URLs or keys reach user code.
     env: {
       PATH: '/usr/local/bin:/usr/bin:/bin',
@@ -539,9 +542,9 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
       HOME: runDir,
       TMPDIR: join(runDir, 'tmp'),
     },
-    serialization: 'advanced',
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
   });
+  const channel = new SandboxChannel(child, child.stdio[3] as Socket);
   let disposed: Promise<void> | null = null;
   const exited = new Promise<void>((resolveExit) => {
     if (child.exitCode !== null || child.signalCode !== null) resolveExit();
@@ -554,15 +557,20 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
     spec,
     spawnedAt,
     stderrTail: '',
-    ipcError: null,
+    channel,
     ready: new Promise<void>((resolveReady, reject) => {
-      const onMessage = (message: { type?: string }) => {
-        if (message?.type === 'ready') {
-          child.off('message', onMessage);
+      const onMessage = (message: unknown) => {
+        if ((message as { type?: unknown } | null)?.type === 'ready') {
+          channel.off('message', onMessage);
           resolveReady();
         }
       };
-      child.on('message', onMessage);
+      channel.on('message', onMessage);
+      channel.once('violation', (error: FrameError) =>
+        reject(
+          new Error(`the run process wrote what is not a message before it was ready: ${error.message}`),
+        ),
+      );
       child.once('exit', (code, signal) =>
         reject(
           new Error(
@@ -576,6 +584,7 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
       disposed ??= (async () => {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         await exited;
+        channel.close();
         // Off the event loop: removing a run's files can take milliseconds the other runs need.
         await rm(runDir, { recursive: true, force: true });
       })();
@@ -583,23 +592,105 @@ export function spawnSandbox(spec: SandboxSpec): Sandbox {
     },
   };
   sandbox.ready.catch(() => {});
-  guard.on('error', (error: Error) => {
-    if (!/parseChannelMessages|channel\.onread/.test(error?.stack ?? '')) {
-      // Not the channel's parser: uncaught, as it would be without the domain.
-      process.nextTick(() => {
-        throw error;
-      });
-      return;
-    }
-    sandbox.ipcError ??= error;
-    child.kill('SIGKILL');
-  });
   const keepTail = (chunk: Buffer) => {
     sandbox.stderrTail = (sandbox.stderrTail + chunk.toString('utf8')).slice(-8192);
   };
   child.stdout?.on('data', keepTail);
   child.stderr?.on('data', keepTail);
   return sandbox;
+}
+
+/**
+ * Frames a child may send before its run's limits are known: only `ready`, a few bytes.
+ * `SandboxChannel.maxFrameBytes` is raised to the run's own cap (`maxFrameBytesFor`) when a run takes the child.
+ */
+export const HANDSHAKE_FRAME_BYTES = 64 * 1024;
+
+/**
+ * The host's end of the child's channel (fd 3 in the child): writes host messages as frames, reads the
+ * child's frames with a `FrameReader` capped at `maxFrameBytes`, and emits
+ * - `message` (value): each message, deserialized but not validated (the child is untrusted;
+ *   run-protocol.ts checks it);
+ * - `violation` (FrameError): bytes that are not a frame within the cap; the channel stops reading and
+ *   the child is killed (SIGKILL to the forked process; its caller kills the whole tree too);
+ * - `close`: the channel closed (every process holding the child's end exited or closed it).
+ */
+export class SandboxChannel extends EventEmitter {
+  readonly #child: ChildProcess;
+  readonly #socket: Socket;
+  readonly #reader = new FrameReader(HANDSHAKE_FRAME_BYTES);
+  #error: FrameError | null = null;
+  #closed = false;
+  /** Resolves once the channel has closed and every byte before that was read. */
+  readonly closed: Promise<void>;
+
+  constructor(child: ChildProcess, socket: Socket) {
+    super();
+    this.#child = child;
+    this.#socket = socket;
+    this.closed = new Promise<void>((resolveClosed) => {
+      socket.once('close', () => {
+        this.#closed = true;
+        resolveClosed();
+        this.emit('close');
+      });
+    });
+    // A write to a child that died (EPIPE) or a reset: the exit handling says what happened.
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+  }
+
+  /** The largest frame accepted from the child (see `maxFrameBytesFor`). */
+  get maxFrameBytes(): number {
+    return this.#reader.maxFrameBytes;
+  }
+  set maxFrameBytes(bytes: number) {
+    this.#reader.maxFrameBytes = bytes;
+  }
+
+  /** What the child wrote that was not a frame, if it did. */
+  get error(): FrameError | null {
+    return this.#error;
+  }
+
+  /** Bytes of a frame the child began and did not finish (a truncated frame, once the channel closed). */
+  get unfinishedBytes(): number {
+    return this.#reader.buffered;
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** Sends a message to the child; false when the channel can no longer carry it. */
+  send(message: HostMessage): boolean {
+    if (this.#closed || this.#error || !this.#socket.writable) return false;
+    this.#socket.write(encodeFrame(message));
+    return true;
+  }
+
+  /** Stops reading and writing (the child is gone or being killed). */
+  close(): void {
+    this.#socket.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#error) return;
+    let messages: unknown[];
+    try {
+      messages = this.#reader.push(chunk);
+    } catch (error) {
+      this.#error = error instanceof FrameError ? error : new FrameError(String(error));
+      this.#socket.destroy();
+      if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGKILL');
+      this.emit('violation', this.#error);
+      return;
+    }
+    for (const message of messages) {
+      if (this.#error) return;
+      this.emit('message', message);
+    }
+  }
 }
 
 /**

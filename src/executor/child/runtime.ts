@@ -2,12 +2,17 @@
  * The sandboxed child process that runs one notebook. It is started by the executor under Node's
  * permission model (it may write only inside its run directory), waits for one `run` message, runs the
  * cells top to bottom and reports each cell as it finishes. SQL is not run here: the child asks the host
- * over IPC, so database drivers, credentials and native addons never enter the sandbox.
+ * over its channel, so database drivers, credentials and native addons never enter the sandbox.
+ *
+ * The channel is fd 3, a socketpair the host set up, carrying length-prefixed `v8.serialize` frames
+ * (channel.ts). It is not Node's IPC channel: `process.send` does not exist here, and cell code that
+ * writes to fd 3 itself can only end its own run (the host refuses anything that is not a valid frame).
  *
  * This file is the child's entry point and imports only what the sandbox may read.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { registerHooks } from 'node:module';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
@@ -22,6 +27,7 @@ import type {
   TableOutput,
 } from '../../domain/snapshot.ts';
 import { encodeValue, notRunCell } from '../../domain/snapshot.ts';
+import { encodeFrame, FrameReader } from '../channel.ts';
 import type {
   ChildMessage,
   HostMessage,
@@ -38,16 +44,29 @@ import {
   MAX_SQL_REQUESTS_PER_RUN,
   sqlRequestProblem,
 } from '../protocol-limits.ts';
+import { installNetGuard } from './net-guard.ts';
+
+// Before anything else runs: cells may not connect to the host's own services (net-guard.ts).
+installNetGuard();
 
 // Longer stack traces for cell errors. Set here rather than with `--stack-trace-limit` on the command
 // line: a V8 flag there changes V8's flag hash, so Node rejects its embedded code cache and compiles its
 // own internals from source, which cost 15-20 ms of CPU at every run's start (docs/performance.md).
 Error.stackTraceLimit = 30;
 
+/** The host's end is the socketpair the executor passed as fd 3 (sandbox.ts, `SandboxChannel`). */
+const CHANNEL_FD = 3;
+/**
+ * The largest frame read from the host. The host is trusted, so this only keeps a broken stream
+ * from buffering without end: 1 GiB, far above a run message (a notebook is at most 1 MiB) or a SQL result.
+ */
+const MAX_HOST_FRAME_BYTES = 1024 * 1024 * 1024;
+const channel = new Socket({ fd: CHANNEL_FD, readable: true, writable: true });
+
 const send = (message: ChildMessage): Promise<void> =>
   new Promise((resolve) => {
-    if (!process.connected) return resolve();
-    process.send!(message, undefined, undefined, () => resolve());
+    if (!channel.writable) return resolve();
+    channel.write(encodeFrame(message), () => resolve());
   });
 
 /**
@@ -508,7 +527,7 @@ function outputSize(output: unknown): number {
   }
 }
 
-process.on('message', (message: HostMessage) => {
+function onHostMessage(message: HostMessage): void {
   if (message.type === 'run') {
     logBudget = new LogBudget(message.maxLogBytes ?? Number.POSITIVE_INFINITY);
     runConnections = message.connections ?? [];
@@ -527,11 +546,26 @@ process.on('message', (message: HostMessage) => {
     if (message.ok) pending.resolve(message.result);
     else pending.reject(new SqlError(message.error));
   }
-});
+}
 
-// The host died (a worker killed mid-run): nothing can receive results any more, so stop at once
-// rather than run on unowned; the run's lease expires and the queue hands it to another worker.
-process.on('disconnect', () => process.exit(0));
+const fromHost = new FrameReader(MAX_HOST_FRAME_BYTES);
+channel.on('data', (chunk: Buffer) => {
+  let messages: unknown[];
+  try {
+    messages = fromHost.push(chunk);
+  } catch (error) {
+    // Not the host's frames (a cell wrote into the wrong end, or the stream broke): nothing can be trusted.
+    log('error', `the executor's channel is broken: ${format(error)}`);
+    process.exit(71);
+  }
+  for (const message of messages) onHostMessage(message as HostMessage);
+});
+// The host died (a worker killed mid-run), or a cell closed the channel: nothing can receive results
+// any more, so stop at once rather than run on unowned; the run's lease expires and the queue hands it
+// to another worker.
+channel.on('end', () => process.exit(0));
+channel.on('close', () => process.exit(0));
+channel.on('error', () => process.exit(0));
 
 process.on('uncaughtException', (error) => {
   log('error', `uncaught exception: ${format(error)}`);
