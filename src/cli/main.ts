@@ -82,7 +82,13 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
     ...(flags.rowLimit ? { rowLimit: positiveInt(flags.rowLimit, '--row-limit') } : {}),
   });
   const projectDir = dirname(path);
-  const almanac = await createAlmanac({ ...config, prewarm: false }, { projectDirs: [projectDir] });
+  // `almanac run` runs the invoker's own notebook from the invoker's own files, as `node` would: as the
+  // invoker, still sandboxed. The server is what runs other people's notebooks as an unprivileged user.
+  const invoker = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  const almanac = await createAlmanac(
+    { ...config, prewarm: false, sandboxUser: config.sandboxUser ?? invoker },
+    { projectDirs: [projectDir] },
+  );
   const color = flags.color && Boolean(process.stdout.isTTY) && !process.env['NO_COLOR'];
   const progress = flags.json ? null : new ProgressPrinter(process.stderr, color);
   const controller = new AbortController();

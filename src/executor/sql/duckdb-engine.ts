@@ -11,7 +11,7 @@
  * One instance at a time may have the file open in this process (file-mutex.ts); a run waiting for it
  * still stops on its timeout or cancel.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
 import type { Column } from '../../domain/snapshot.ts';
@@ -81,6 +81,8 @@ export class DuckDbEngine implements SqlEngine {
       try {
         const instance = await DuckDBInstance.create(path);
         instance.closeSync();
+        // The workspace database holds every project's write-backs: owner only, like the store.
+        for (const file of [path, `${path}.wal`]) if (existsSync(file)) chmodSync(file, 0o600);
       } finally {
         release();
       }
