@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { ValidationError } from '../src/domain/errors.ts';
 import { bundleChildRuntime, detectIsolation } from '../src/executor/sandbox.ts';
 import { cell, createHarness, fence, type Harness } from './support/harness.ts';
+import { hostAddress, httpUrl } from './support/host-address.ts';
 import { startTestServer, testStores } from './support/server-harness.ts';
 import { REQUIRE_SERVICES } from './support/services.ts';
 
@@ -47,8 +48,9 @@ for (const mode of ['permission', 'bwrap'] as const) {
       writeFileSync(join(h.root, 'almanac.sqlite'), 'the store');
       writeFileSync(join(h.root, 'secret.key'), 'the key');
       web = createServer((_req, res) => res.end('reachable'));
-      await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
-      url = `http://127.0.0.1:${(web.address() as AddressInfo).port}/`;
+      // Not loopback: the cell network guard refuses it (test/support/host-address.ts).
+      await new Promise<void>((r) => web.listen(0, hostAddress(), r));
+      url = httpUrl(hostAddress(), (web.address() as AddressInfo).port);
     });
     after(async () => {
       await h?.close();
@@ -159,8 +161,8 @@ describe('sandbox: a whole server', () => {
     const stores = await testStores();
     const t = await startTestServer(stores[0]!);
     const web = createServer((_req, res) => res.end('reachable'));
-    await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(web.address() as AddressInfo).port}/`;
+    await new Promise<void>((r) => web.listen(0, hostAddress(), r));
+    const url = httpUrl(hostAddress(), (web.address() as AddressInfo).port);
     process.env['DATABASE_URL'] = t.url;
     process.env['ALMANAC_SECRET_KEY'] = 'server-secret-key';
     try {

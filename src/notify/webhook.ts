@@ -12,83 +12,12 @@ import { createHmac } from 'node:crypto';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
+import { isPrivateAddress } from '../domain/network-address.ts';
 import { DeliveryError, parseRetryAfter } from './delivery-error.ts';
 
-/**
- * IPv4 networks that are not the public internet (RFC 6890 and friends): "this network", private,
- * shared (CGNAT), loopback, link-local, IETF protocol assignments, documentation, benchmarking,
- * multicast, reserved and broadcast.
- */
-const PRIVATE_V4: readonly (readonly [string, number])[] = [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.0.2.0', 24],
-  ['192.88.99.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['198.51.100.0', 24],
-  ['203.0.113.0', 24],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-];
-
-/** `a.b.c.d` as the two 16-bit groups an IPv6 address writes it in (`7f00:1` for 127.0.0.1). */
-function v4Groups(address: string): [string, string] {
-  const [a, b, c, d] = address.split('.').map(Number) as [number, number, number, number];
-  return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
-}
-
-/**
- * Every address Almanac refuses to send a webhook to, in Node's `BlockList` (which matches each
- * spelling of an address: `::ffff:127.0.0.1` and `::ffff:7f00:1` are one address to it). IPv6 forms
- * that carry an IPv4 address are blocked when the IPv4 address is: IPv4-mapped (`::ffff:0:0/96`),
- * NAT64 (`64:ff9b::/96`, `64:ff9b:1::/48`) and 6to4 (`2002::/16`, the address in bits 16-48). The
- * deprecated IPv4-compatible block (`::/96`, with `::` and `::1`), Teredo (`2001::/32`, whose IPv4 part
- * is obfuscated), ORCHID, documentation, discard-only, unique-local, site-local, link-local and
- * multicast IPv6 are blocked whole.
- */
-const blocked = new BlockList();
-for (const [net, prefix] of PRIVATE_V4) {
-  blocked.addSubnet(net, prefix, 'ipv4');
-  const [high, low] = v4Groups(net);
-  blocked.addSubnet(`64:ff9b::${high}:${low}`, 96 + prefix, 'ipv6');
-  blocked.addSubnet(`2002:${high}:${low}::`, 16 + prefix, 'ipv6');
-}
-for (const [net, prefix] of [
-  ['::', 96],
-  ['64:ff9b:1::', 48],
-  ['100::', 64],
-  ['2001::', 32],
-  ['2001:10::', 28],
-  ['2001:20::', 28],
-  ['2001:db8::', 32],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['fec0::', 10],
-  ['ff00::', 8],
-] as const) {
-  blocked.addSubnet(net, prefix, 'ipv6');
-}
-
-/**
- * Whether an address is private, loopback, link-local or otherwise not on the public internet, in any
- * spelling: IPv4-mapped, NAT64 or 6to4 IPv6 carrying such an IPv4 address included. Not an IP
- * address at all: true (refused).
- */
-export function isPrivateAddress(address: string): boolean {
-  const bare = address.replace(/^\[|\]$/g, '');
-  const family = isIP(bare);
-  if (family === 0) return true;
-  if (family === 4) return blocked.check(bare, 'ipv4');
-  // Node's BlockList matches an IPv4-mapped IPv6 address against the IPv4 rules itself.
-  return blocked.check(bare, 'ipv6');
-}
+/** Every address Almanac refuses to send a webhook to: any class but `public` (domain/network-address.ts). */
+export { isPrivateAddress };
 
 export function sign(key: string, timestamp: number, body: string): string {
   const mac = createHmac('sha256', key).update(`${timestamp}.${body}`).digest('hex');
