@@ -1,8 +1,9 @@
 /**
- * Issue 14 ("Hostile notebooks"): the child process is untrusted. Notebook code runs in it and reaches
- * the IPC channel through the global `process.send`, so these tests forge messages from real cells in
- * real children, and check that the host refuses them: the run ends `failed` with reason
- * `protocol_violation`, nothing forged is stored, and the host runs the next run as usual.
+ * Issue 14 ("Hostile notebooks"): the child process is untrusted. Notebook code runs in it and can write
+ * to the executor's channel (fd 3) itself, so these tests forge messages from real cells in real
+ * children, as frames written with `fs.writeSync(3, …)` (`sendFrame` below), and check that the host
+ * refuses them: the run ends `failed` with reason `protocol_violation`, nothing forged is stored, and
+ * the host runs the next run as usual.
  *
  * Before the fix, the host trusted every message: a `log` with an out-of-range index threw a TypeError
  * in the executor's message listener and took the whole server down (finding 1); a cell could store a
@@ -10,6 +11,8 @@
  * (finding 7), or query a workspace connection its notebook does not list (finding 14); raw bytes a
  * cell wrote to the IPC descriptor made Node's parser throw out of the server. The memory cap
  * measured the bubblewrap wrapper, not Node inside it, so a cell held 1.2 GiB against 512 MiB (finding 5).
+ * A frame header announcing up to 4 GiB made Node's IPC buffer whatever followed (180 MiB of host memory
+ * in 4.5 s), which is why the channel is now the host's own framing (src/executor/channel.ts).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -20,6 +23,13 @@ import fc from 'fast-check';
 import { parseNotebook } from '../src/domain/notebook/parse-notebook.ts';
 import type { RunSnapshot, TableOutput } from '../src/domain/snapshot.ts';
 import { notRunCell } from '../src/domain/snapshot.ts';
+import {
+  encodeFrame,
+  FRAME_HEADER_BYTES,
+  FrameError,
+  FrameReader,
+  maxFrameBytesFor,
+} from '../src/executor/channel.ts';
 import type { RunRequest } from '../src/executor/executor.ts';
 import { killTree, processTree, treeResidentMb } from '../src/executor/process-tree.ts';
 import { jsonByteLength } from '../src/executor/protocol.ts';
@@ -40,9 +50,20 @@ import {
 import { detectIsolation } from '../src/executor/sandbox.ts';
 import { DuckDbEngine } from '../src/executor/sql/duckdb-engine.ts';
 import type { SqlEngine } from '../src/executor/sql/sql-engine.ts';
-import { cell, createHarness, fence, type Harness } from './support/harness.ts';
+import { cell, createHarness, type Harness, fence as plainFence } from './support/harness.ts';
 import { REQUIRE_SERVICES } from './support/services.ts';
 import { until } from './support/until.ts';
+
+/**
+ * What a cell uses to forge a message: one frame (4-byte big-endian length, `v8.serialize` payload)
+ * written straight to the channel's descriptor, as any cell can. The descriptor is non-blocking, so a
+ * full socket buffer answers EAGAIN, and a write may be partial: retried until all of it is written.
+ */
+const FRAME_WRITER =
+  "const sendFrame = (message) => { const fs = process.getBuiltinModule('node:fs'); const payload = process.getBuiltinModule('node:v8').serialize(message); const frame = Buffer.alloc(4 + payload.length); frame.writeUInt32BE(payload.length, 0); payload.copy(frame, 4); for (let at = 0; at < frame.length; ) { try { at += fs.writeSync(3, frame, at); } catch (error) { if (error.code !== 'EAGAIN') throw error; } } };\n";
+/** A fenced cell; a body that forges messages (`sendFrame(…)`) gets `FRAME_WRITER` first. */
+const fence = (lang: string, body: string) =>
+  plainFence(lang, body.includes('sendFrame(') ? FRAME_WRITER + body : body);
 
 let h: Harness;
 let warehouse: SqlEngine;
@@ -95,29 +116,29 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
   const cases: { name: string; text: string; pattern: RegExp; request?: Partial<RunRequest> }[] = [
     {
       name: 'a message that is not an object (a string)',
-      text: fence('js forge', "process.send('hello');\nreturn 1"),
+      text: fence('js forge', "sendFrame('hello');\nreturn 1"),
       pattern: /a message that is a string, not an object/,
     },
     {
       name: 'a message that is not an object (an array)',
-      text: fence('js forge', 'process.send([1, 2]);\nreturn 1'),
+      text: fence('js forge', 'sendFrame([1, 2]);\nreturn 1'),
       pattern: /a message that is an array, not an object/,
     },
     {
       name: 'a message of an unknown type',
-      text: fence('js forge', "process.send({ type: 'pwn' });\nreturn 1"),
+      text: fence('js forge', "sendFrame({ type: 'pwn' });\nreturn 1"),
       pattern: /a malformed 'pwn' message/,
     },
     {
       name: 'a known message with an unknown field',
-      text: fence('js forge', "process.send({ type: 'done', extra: true });\nreturn 1"),
+      text: fence('js forge', "sendFrame({ type: 'done', extra: true });\nreturn 1"),
       pattern: /a malformed 'done' message/,
     },
     {
       name: 'a log line of an unknown level',
       text: fence(
         'js forge',
-        "process.send({ type: 'log', index: 0, level: 'shout', text: 'x', at: 0 });\nreturn 1",
+        "sendFrame({ type: 'log', index: 0, level: 'shout', text: 'x', at: 0 });\nreturn 1",
       ),
       pattern: /a malformed 'log' message at level/,
     },
@@ -125,7 +146,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'a log line longer than a line may be',
       text: fence(
         'js forge',
-        "process.send({ type: 'log', index: 0, level: 'log', text: 'x'.repeat(20_000), at: 0 });\nreturn 1",
+        "sendFrame({ type: 'log', index: 0, level: 'log', text: 'x'.repeat(20_000), at: 0 });\nreturn 1",
       ),
       pattern: /a malformed 'log' message at text/,
     },
@@ -134,7 +155,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'a log for an out-of-range cell index',
       text: fence(
         'js forge',
-        "process.send({ type: 'log', index: 99, level: 'log', text: 'x', at: 0 });\nreturn 1",
+        "sendFrame({ type: 'log', index: 99, level: 'log', text: 'x', at: 0 });\nreturn 1",
       ),
       pattern: /'log' for cell 99, but the current cell is cell 0 \('forge'\)/,
     },
@@ -142,17 +163,14 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'a log for an earlier cell',
       text:
         fence('js first', 'return 1') +
-        fence(
-          'js forge',
-          "process.send({ type: 'log', index: 0, level: 'log', text: 'x', at: 0 });\nreturn 1",
-        ),
+        fence('js forge', "sendFrame({ type: 'log', index: 0, level: 'log', text: 'x', at: 0 });\nreturn 1"),
       pattern: /'log' for cell 0, but the current cell is cell 1 \('forge'\)/,
     },
     {
       name: 'cell_started for an out-of-range cell index',
       text: fence(
         'js forge',
-        "process.send({ type: 'cell_started', index: 99, name: 'x', startedAt: new Date().toISOString() });\nreturn 1",
+        "sendFrame({ type: 'cell_started', index: 99, name: 'x', startedAt: new Date().toISOString() });\nreturn 1",
       ),
       pattern: /'cell_started' for cell 99 while cell 0 \('forge'\) is running/,
     },
@@ -161,7 +179,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       text:
         fence(
           'js forge',
-          "process.send({ type: 'cell_started', index: 1, name: 'later', startedAt: new Date().toISOString() });\nreturn 1",
+          "sendFrame({ type: 'cell_started', index: 1, name: 'later', startedAt: new Date().toISOString() });\nreturn 1",
         ) + fence('js later', 'return 2'),
       pattern: /'cell_started' for cell 1 while cell 0 \('forge'\) is running/,
     },
@@ -169,7 +187,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'cell_finished for an out-of-range cell index',
       text: fence(
         'js forge',
-        `process.send({ type: 'cell_finished', index: 99, result: ${result('x', 'js')} });\nreturn 1`,
+        `sendFrame({ type: 'cell_finished', index: 99, result: ${result('x', 'js')} });\nreturn 1`,
       ),
       pattern: /'cell_finished' for cell 99 while cell 0 \('forge'\) is running/,
     },
@@ -178,7 +196,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       text:
         fence(
           'js forge',
-          `process.send({ type: 'cell_finished', index: 1, result: ${result('later', 'js')} });\nreturn 1`,
+          `sendFrame({ type: 'cell_finished', index: 1, result: ${result('later', 'js')} });\nreturn 1`,
         ) + fence('js later', 'return 2'),
       pattern: /'cell_finished' for cell 1 while cell 0 \('forge'\) is running/,
     },
@@ -186,7 +204,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'a duplicate cell_finished (the cell finishes itself, then the runtime does)',
       text: fence(
         'js forge',
-        `process.send({ type: 'cell_finished', index: 0, result: ${result('forge', 'js')} });\nreturn 1`,
+        `sendFrame({ type: 'cell_finished', index: 0, result: ${result('forge', 'js')} });\nreturn 1`,
       ),
       pattern: /'cell_finished' for cell 0, which already finished/,
     },
@@ -194,7 +212,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: "cell_finished with status 'skipped' for the running cell",
       text: fence(
         'js forge',
-        `process.send({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "status: 'skipped', output: null, startedAt: null")} });\nreturn 1`,
+        `sendFrame({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "status: 'skipped', output: null, startedAt: null")} });\nreturn 1`,
       ),
       pattern: /status 'skipped' for cell 0, which started/,
     },
@@ -202,7 +220,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'a result with an output of the wrong shape',
       text: fence(
         'js forge',
-        `process.send({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "output: { kind: 'table', columns: 'nope', rows: [], totalRows: 0, truncated: false }")} });\nreturn 1`,
+        `sendFrame({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "output: { kind: 'table', columns: 'nope', rows: [], totalRows: 0, truncated: false }")} });\nreturn 1`,
       ),
       pattern: /a malformed 'cell_finished' message at result\.output/,
     },
@@ -210,7 +228,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'a result with a field the snapshot does not have',
       text: fence(
         'js forge',
-        `process.send({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "html: '<script>alert(1)</script>'")} });\nreturn 1`,
+        `sendFrame({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "html: '<script>alert(1)</script>'")} });\nreturn 1`,
       ),
       pattern: /a malformed 'cell_finished' message/,
     },
@@ -218,7 +236,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: "a result under another cell's name",
       text: fence(
         'js forge',
-        `process.send({ type: 'cell_finished', index: 0, result: ${result('other', 'js')} });\nreturn 1`,
+        `sendFrame({ type: 'cell_finished', index: 0, result: ${result('other', 'js')} });\nreturn 1`,
       ),
       pattern: /the result for cell 0 is for js cell 'other', not js cell 'forge'/,
     },
@@ -226,7 +244,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'a JS cell whose result is HTML',
       text: fence(
         'js forge',
-        `process.send({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "output: { kind: 'html', html: '<img src=x onerror=alert(1)>' }")} });\nreturn 1`,
+        `sendFrame({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "output: { kind: 'html', html: '<img src=x onerror=alert(1)>' }")} });\nreturn 1`,
       ),
       pattern: /a js cell \('forge'\) cannot output a html/,
     },
@@ -234,7 +252,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'a result holding a value that is not JSON (a Map)',
       text: fence(
         'js forge',
-        `process.send({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "output: { kind: 'value', value: { a: new Map([[1, 2]]) } }")} });\nreturn 1`,
+        `sendFrame({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "output: { kind: 'value', value: { a: new Map([[1, 2]]) } }")} });\nreturn 1`,
       ),
       pattern: /holds an object of class Map/,
     },
@@ -242,7 +260,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'a table over the row limit',
       text: fence(
         'js forge',
-        `process.send({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "output: { kind: 'table', columns: [{ name: 'n', type: 'number' }], rows: [[1], [2], [3], [4], [5]], totalRows: 5, truncated: false }")} });\nreturn 1`,
+        `sendFrame({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "output: { kind: 'table', columns: [{ name: 'n', type: 'number' }], rows: [[1], [2], [3], [4], [5]], totalRows: 5, truncated: false }")} });\nreturn 1`,
       ),
       pattern: /has 5 rows; the row limit is 2/,
       request: { limits: { rowLimit: 2 } },
@@ -251,7 +269,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'a table whose rows do not fit its columns',
       text: fence(
         'js forge',
-        `process.send({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "output: { kind: 'table', columns: [{ name: 'n', type: 'number' }], rows: [[1, 2]], totalRows: 1, truncated: false }")} });\nreturn 1`,
+        `sendFrame({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "output: { kind: 'table', columns: [{ name: 'n', type: 'number' }], rows: [[1, 2]], totalRows: 1, truncated: false }")} });\nreturn 1`,
       ),
       pattern: /does not have 1 values/,
     },
@@ -260,7 +278,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'an output over the output limit',
       text: fence(
         'js forge',
-        `process.send({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "output: { kind: 'value', value: 'x'.repeat(4 * 1048576) }")} });\nreturn 1`,
+        `sendFrame({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "output: { kind: 'value', value: 'x'.repeat(4 * 1048576) }")} });\nreturn 1`,
       ),
       pattern: /the output of cell 'forge' is over its limit of 1048576 bytes/,
       request: { limits: { maxOutputBytes: 1048576 } },
@@ -269,30 +287,24 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'an error message over its length limit',
       text: fence(
         'js forge',
-        `process.send({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "status: 'failed', output: null, error: { cell: 'forge', line: 1, name: 'Error', message: 'x'.repeat(200_000) }")} });\nreturn 1`,
+        `sendFrame({ type: 'cell_finished', index: 0, result: ${result('forge', 'js', "status: 'failed', output: null, error: { cell: 'forge', line: 1, name: 'Error', message: 'x'.repeat(200_000) }")} });\nreturn 1`,
       ),
       pattern: /a malformed 'cell_finished' message at result\.error\.message/,
     },
     {
       // Finding 14: a JS cell used a workspace connection its notebook does not list.
       name: 'a SQL request for a connection the notebook does not list',
-      text: fence(
-        'js forge',
-        `process.send(${sql("connection: 'warehouse'")});\nawait new Promise(() => {})`,
-      ),
+      text: fence('js forge', `sendFrame(${sql("connection: 'warehouse'")});\nawait new Promise(() => {})`),
       pattern: /connection 'warehouse', which the notebook does not list/,
     },
     {
       name: 'a duplicate SQL request id',
-      text: fence(
-        'js forge',
-        `process.send(${sql()});\nprocess.send(${sql()});\nawait new Promise(() => {})`,
-      ),
+      text: fence('js forge', `sendFrame(${sql()});\nsendFrame(${sql()});\nawait new Promise(() => {})`),
       pattern: /a second SQL request with id 5000/,
     },
     {
       name: 'a SQL request for a cell that is not running',
-      text: fence('js forge', `process.send(${sql("cell: 'other'")});\nawait new Promise(() => {})`),
+      text: fence('js forge', `sendFrame(${sql("cell: 'other'")});\nawait new Promise(() => {})`),
       pattern: /a SQL request for cell 'other' while cell 'forge' is running/,
     },
     {
@@ -301,7 +313,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
         fence('sql orders', 'select 1 as n') +
         fence(
           'js forge',
-          `process.send(${sql("chainAs: 'orders', connection: 'duckdb'")});\nawait new Promise(() => {})`,
+          `sendFrame(${sql("chainAs: 'orders', connection: 'duckdb'")});\nawait new Promise(() => {})`,
         ),
       pattern: /a SQL request as cell 'orders' that is not that SQL cell's own query/,
     },
@@ -309,27 +321,28 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       name: 'a SQL request with too many statements',
       text: fence(
         'js forge',
-        `process.send(${sql("statements: Array.from({ length: 1001 }, () => ({ text: 'select 1', params: [], line: 0 }))")});\nawait new Promise(() => {})`,
+        `sendFrame(${sql("statements: Array.from({ length: 1001 }, () => ({ text: 'select 1', params: [], line: 0 }))")});\nawait new Promise(() => {})`,
       ),
       pattern: /a malformed 'sql' message at statements/,
     },
     {
       name: 'done before every cell finished',
-      text: fence('js forge', "process.send({ type: 'done' });\nreturn 1") + fence('js later', 'return 2'),
+      text: fence('js forge', "sendFrame({ type: 'done' });\nreturn 1") + fence('js later', 'return 2'),
       pattern: /'done' while cell 0 \('forge'\) is running/,
     },
     {
-      // Node parses the channel before any listener sees a message, and threw out of the server here.
-      name: 'raw bytes on the IPC channel that are not a message',
+      // Node's IPC parsed the channel before any listener saw a message, and threw out of the server here.
+      name: 'raw bytes on the channel that are not a message',
       text: fence(
         'js forge',
         "import { writeSync } from 'node:fs';\nwriteSync(3, Buffer.from([0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]));\nawait new Promise(() => {})",
       ),
-      pattern: /bytes on its IPC channel that are not a message/,
+      pattern:
+        /bytes on its channel that are not a message: a frame of 8 bytes that is not a serialized value/,
     },
     {
       name: "a second 'ready'",
-      text: fence('js forge', "process.send({ type: 'ready' });\nreturn 1"),
+      text: fence('js forge', "sendFrame({ type: 'ready' });\nreturn 1"),
       pattern: /a second 'ready'/,
     },
   ];
@@ -347,7 +360,7 @@ describe('hostile IPC: every malformed or out-of-order message ends the run as p
       'Hello, **reader**.\n\n' +
         fence(
           'js forge',
-          `process.send({ type: 'cell_finished', index: 0, result: ${result('prose_1', 'prose', "output: { kind: 'html', html: '<img src=x onerror=alert(1)>' }")} });\nreturn 1`,
+          `sendFrame({ type: 'cell_finished', index: 0, result: ${result('prose_1', 'prose', "output: { kind: 'html', html: '<img src=x onerror=alert(1)>' }")} });\nreturn 1`,
         ),
       /'cell_finished' for cell 0 while cell 1 \('forge'\) is running/,
     );
@@ -380,7 +393,7 @@ describe('hostile IPC: limits the host enforces itself', () => {
     const flood = (lines: number) =>
       fence(
         'js flood',
-        `for (let i = 0; i < ${lines}; i++) process.send({ type: 'log', index: 0, level: 'log', text: 'x'.repeat(1000), at: 0 });\nreturn 1`,
+        `for (let i = 0; i < ${lines}; i++) sendFrame({ type: 'log', index: 0, level: 'log', text: 'x'.repeat(1000), at: 0 });\nreturn 1`,
       );
     const { snapshot } = await h.run(flood(300), { limits: { maxLogBytes: 4096 } });
     assert.equal(snapshot.status, 'succeeded', snapshot.message ?? '');
@@ -599,6 +612,160 @@ describe('hostile IPC: the run protocol, message by message', () => {
     for (const message of hostile) {
       assert.throws(() => protocol.accept(message), ProtocolViolationError);
     }
+  });
+});
+
+describe("hostile IPC: the channel's framing (the host reads and caps it itself)", () => {
+  it('a frame header announcing 4 GiB ends the run as protocol_violation without the host buffering it', async () => {
+    // Guards the last gap of finding 1: under Node's IPC, a 4-byte header announcing up to 4 GiB made
+    // the host buffer whatever followed with no limit (180 MiB of host memory in 4.5 s, until the run's
+    // timeout). The host now refuses the header before it buffers a byte of the body.
+    const before = process.memoryUsage();
+    let peakRss = before.rss;
+    let peakBuffers = before.arrayBuffers;
+    const sample = setInterval(() => {
+      const now = process.memoryUsage();
+      peakRss = Math.max(peakRss, now.rss);
+      peakBuffers = Math.max(peakBuffers, now.arrayBuffers);
+    }, 5);
+    try {
+      const snapshot = await expectViolation(
+        fence(
+          'js flood',
+          "import { writeSync } from 'node:fs';\nwriteSync(3, Buffer.from([0xff, 0xff, 0xff, 0xff]));\nconst chunk = Buffer.alloc(1048576, 7);\nfor (let sent = 0; sent < 4096; ) {\n  try { writeSync(3, chunk); sent++; } catch (error) { if (error.code !== 'EAGAIN') break; }\n}\nawait new Promise(() => {});",
+        ),
+        /a frame announcing 4294967295 bytes, above the \d+ bytes the largest message of this run may take/,
+        // Ends by status, not by this timeout (which would say timed_out).
+        { limits: { timeoutMs: 120_000 } },
+      );
+      assert.equal(cell(snapshot, 'flood').error?.name, 'ProtocolViolation');
+    } finally {
+      clearInterval(sample);
+    }
+    const grewMb = (peakRss - before.rss) / 1048576;
+    const buffersMb = (peakBuffers - before.arrayBuffers) / 1048576;
+    assert.ok(grewMb < 64, `host RSS grew by ${grewMb.toFixed(1)} MiB while the child streamed`);
+    assert.ok(buffersMb < 64, `host array buffers grew by ${buffersMb.toFixed(1)} MiB`);
+    await expectHealthy();
+  });
+
+  it('garbage bytes on the channel end only that run', async () => {
+    // Text where a frame belongs: its first 4 bytes read as a header of 1.7 GB. Under Node's IPC,
+    // garbage made its parser throw out of the server (finding 1).
+    await expectViolation(
+      fence(
+        'js garbage',
+        "import { writeSync } from 'node:fs';\nwriteSync(3, 'hello, executor: this is not a frame\\n');\nawait new Promise(() => {});",
+      ),
+      /bytes on its channel that are not a message: a frame announcing 1751477356 bytes/,
+    );
+    // A header that fits, then a payload that is not v8.serialize output.
+    await expectViolation(
+      fence(
+        'js garbage',
+        "import { writeSync } from 'node:fs';\nwriteSync(3, Buffer.concat([Buffer.from([0, 0, 0, 16]), Buffer.alloc(16, 0xee)]));\nawait new Promise(() => {});",
+      ),
+      /a frame of 16 bytes that is not a serialized value/,
+    );
+    // An empty frame (a header of 0) is not a message either.
+    await expectViolation(
+      fence(
+        'js garbage',
+        "import { writeSync } from 'node:fs';\nwriteSync(3, Buffer.alloc(4));\nawait new Promise(() => {});",
+      ),
+      /an empty frame/,
+    );
+    await expectHealthy();
+  });
+
+  it('a truncated frame then exit ends the run as protocol_violation', async () => {
+    // A frame begun and never finished is not silently dropped when the child exits: without the
+    // check the run ended 'crashed', hiding that the channel was tampered with.
+    const snapshot = await expectViolation(
+      fence(
+        'js cut',
+        "import { writeSync } from 'node:fs';\nwriteSync(3, Buffer.concat([Buffer.from([0, 0, 1, 0]), Buffer.alloc(10, 1)]));\nprocess.exit(0);",
+      ),
+      /a truncated frame on its channel \(10 of the 256 bytes its header announced, then the process exited\)/,
+    );
+    assert.equal(cell(snapshot, 'cut').error?.name, 'ProtocolViolation');
+    await expectHealthy();
+  });
+
+  it('process.send does not exist in cells (the child has no Node IPC channel)', async () => {
+    const { snapshot } = await h.run(
+      fence(
+        'js probe',
+        "return [typeof process.send, typeof process.channel, String(process.connected), String(process.env.NODE_CHANNEL_FD)].join(' ')",
+      ),
+    );
+    assert.equal(snapshot.status, 'succeeded', snapshot.message ?? '');
+    assert.deepEqual(cell(snapshot, 'probe').output, {
+      kind: 'value',
+      value: 'undefined undefined undefined undefined',
+    });
+  });
+
+  it('a frame written whole by a cell is read like any other, and then checked by the protocol', async () => {
+    // The channel does not trust a well-formed frame: the forged log for another cell is refused.
+    await expectViolation(
+      fence('js forge', "sendFrame({ type: 'log', index: 7, level: 'log', text: 'x', at: 0 });\nreturn 1"),
+      /'log' for cell 7/,
+    );
+  });
+
+  it('FrameReader: any split of a stream of frames yields the same messages; bad frames are refused before buffering', () => {
+    const messages = [
+      { type: 'ready' },
+      { type: 'log', n: 10n, at: new Date(0), m: new Map([[1, 'a']]), bytes: new Uint8Array([1, 2, 3]) },
+      { type: 'done', text: 'é'.repeat(1000) },
+    ];
+    const stream = Buffer.concat(messages.map((m) => encodeFrame(m)));
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: stream.length }), { maxLength: 20 }), (cuts) => {
+        const reader = new FrameReader(1 << 20);
+        const points = [...new Set(cuts)].sort((a, b) => a - b);
+        const got: unknown[] = [];
+        let from = 0;
+        for (const to of [...points, stream.length]) {
+          got.push(...reader.push(stream.subarray(from, to)));
+          from = to;
+        }
+        assert.deepEqual(got, messages);
+        assert.equal(reader.buffered, 0);
+      }),
+    );
+    const capped = new FrameReader(1000);
+    const big = encodeFrame('x'.repeat(2000));
+    // Only the header arrived: refused at once, before any of the body.
+    assert.throws(() => capped.push(big.subarray(0, FRAME_HEADER_BYTES)), FrameError);
+    assert.equal(capped.buffered, 0);
+    // Once failed, the stream stays refused (nothing after garbage can be trusted).
+    assert.throws(() => capped.push(encodeFrame('ok')), FrameError);
+    const partial = new FrameReader(1000);
+    assert.deepEqual(partial.push(encodeFrame('x'.repeat(100)).subarray(0, 50)), []);
+    assert.equal(partial.buffered, 50 - FRAME_HEADER_BYTES);
+    assert.throws(() => new FrameReader(100).push(Buffer.from([0, 0, 0, 3, 9, 9, 9])), FrameError);
+    // The cap an honest run needs covers its largest output and log, and grows with them.
+    const limits = { maxOutputBytes: 16 * 1048576, maxLogBytes: 1048576 };
+    assert.ok(maxFrameBytesFor(limits) >= 4.5 * limits.maxOutputBytes + 2 * limits.maxLogBytes);
+    assert.ok(maxFrameBytesFor({ ...limits, maxOutputBytes: 1024 }) < 64 * 1048576);
+  });
+
+  it("an honest output near maxOutputBytes fits the run's frame cap, in its worst encoding", async () => {
+    // -0 is 1 byte of JSON (2 with its comma) and 9 bytes serialized: the largest growth v8.serialize
+    // has over JSON. A table of such numbers just under the output limit must still arrive whole.
+    const { snapshot } = await h.run(
+      fence(
+        'js zeros',
+        "return Array.from({ length: 1000 }, () => Object.fromEntries(Array.from({ length: 500 }, (_, i) => ['c' + i, -0])))",
+      ),
+      { limits: { maxOutputBytes: 1_020_000, maxLogBytes: 1024 } },
+    );
+    assert.equal(snapshot.status, 'succeeded', snapshot.message ?? '');
+    const output = cell(snapshot, 'zeros').output as TableOutput;
+    assert.equal(output.rows.length, 1000);
+    assert.equal(output.rows[0]!.length, 500);
   });
 });
 

@@ -76,6 +76,11 @@ export class FrameReader {
     return this.#buffered;
   }
 
+  /** The payload length of the frame being read, once its header arrived; null between frames. */
+  get expected(): number | null {
+    return this.#expected < 0 ? null : this.#expected;
+  }
+
   /** Feeds bytes; returns the messages they complete, in order. Throws a `FrameError` on a bad frame. */
   push(chunk: Buffer): unknown[] {
     if (this.#failed) throw this.#failed;

@@ -364,11 +364,12 @@ export class Executor {
                     `bytes on its channel that are not a message: ${sandbox.channel.error.message}`,
                   ),
                 );
-              } else if (sandbox.channel.unfinishedBytes > 0) {
+              } else if (sandbox.channel.unfinished) {
                 // A frame begun and never finished: a cell wrote part of one to the channel and exited.
+                const { bytes, of } = sandbox.channel.unfinished;
                 violated(
                   new ProtocolViolationError(
-                    `a truncated frame on its channel (${sandbox.channel.unfinishedBytes} bytes of a frame it did not finish before it exited)`,
+                    `a truncated frame on its channel (${of === null ? `${bytes} bytes of a frame's header` : `${bytes} of the ${of} bytes its header announced`}, then the process exited)`,
                   ),
                 );
               } else if (

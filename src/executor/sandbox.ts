@@ -653,9 +653,13 @@ export class SandboxChannel extends EventEmitter {
     return this.#error;
   }
 
-  /** Bytes of a frame the child began and did not finish (a truncated frame, once the channel closed). */
-  get unfinishedBytes(): number {
-    return this.#reader.buffered;
+  /**
+   * A frame the child began and did not finish (a truncated frame, once the channel closed): the bytes
+   * held, and the payload length its header announced (null if even the header is incomplete).
+   */
+  get unfinished(): { bytes: number; of: number | null } | null {
+    const bytes = this.#reader.buffered;
+    return bytes > 0 || this.#reader.expected !== null ? { bytes, of: this.#reader.expected } : null;
   }
 
   get isClosed(): boolean {
