@@ -21,7 +21,6 @@ import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import createDOMPurify from 'dompurify';
-import { JSDOM } from 'jsdom';
 import { simpleParser } from 'mailparser';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { htmlToText, renderSnapshot, terminalText } from '../src/cli/render.ts';
@@ -190,10 +189,15 @@ function hostileSnapshot(canary: string): RunSnapshot {
   };
 }
 
+const { JSDOM } = (await import('jsdom' as string)) as {
+  JSDOM: new (html: string) => { window: unknown };
+};
+
 // ---------------------------------------------------------------------------------------------------
 // The sanitizer's allowlist, on jsdom.
 
 describe('ProseSanitizer (DOMPurify allowlist for cell HTML)', () => {
+  // jsdom is loaded untyped: its types switch on the DOM library for the whole project's typecheck.
   const { window } = new JSDOM('');
   const sanitize = createProseSanitizer(createDOMPurify(window as never));
 

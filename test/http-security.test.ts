@@ -148,11 +148,11 @@ describe('HTTP security (issue 14)', () => {
         });
       const cross = await mint({ origin: 'https://evil.example' });
       assert.equal(cross.status, 403);
-      assert.match((await cross.json()).error.message, /another origin/);
+      assert.match(((await cross.json()) as any).error.message, /another origin/);
       assert.equal((await mint({ 'sec-fetch-site': 'cross-site' })).status, 403);
       const bare = await mint({});
       assert.equal(bare.status, 403);
-      assert.match((await bare.json()).error.message, /neither an Origin nor a Sec-Fetch-Site/);
+      assert.match(((await bare.json()) as any).error.message, /neither an Origin nor a Sec-Fetch-Site/);
       assert.equal((await mint({ origin: 'null' })).status, 403);
       // The same origin, by Origin or by Sec-Fetch-Site, may.
       assert.equal((await mint({ origin: ORIGIN })).status, 201);
@@ -185,7 +185,7 @@ describe('HTTP security (issue 14)', () => {
           body: JSON.stringify({ name: 'plain' }),
         });
         assert.equal(response.status, 415, `Content-Type ${type}`);
-        const { error } = await response.json();
+        const { error } = (await response.json()) as any;
         assert.equal(error.code, 'unsupported_media_type');
         assert.equal(error.header, 'Content-Type');
         assert.match(error.message, /Content-Type: application\/json/);
@@ -290,15 +290,15 @@ describe('HTTP security (issue 14)', () => {
       const cookie = cookiePair(setCookie);
       const me = await request('/api/me', { headers: { cookie } });
       assert.equal(me.status, 200);
-      assert.equal((await me.json()).userId, adminId);
+      assert.equal(((await me.json()) as any).userId, adminId);
       // Single use.
       const again = await request(link);
       assert.equal(again.status, 401);
-      assert.match((await again.json()).error.message, /already used, or expired.*login-link/);
+      assert.match(((await again.json()) as any).error.message, /already used, or expired.*login-link/);
       // The old form of link is refused with what to do instead.
       const old = await request(`/login?token=${t.token}&next=/`);
       assert.equal(old.status, 400);
-      assert.match((await old.json()).error.message, /login-link/);
+      assert.match(((await old.json()) as any).error.message, /login-link/);
     });
 
     it('a login code expires after 10 minutes (service clock)', async () => {
@@ -348,7 +348,7 @@ describe('HTTP security (issue 14)', () => {
       assert.match(out.headers.get('set-cookie') ?? '', new RegExp(`${SESSION_COOKIE}=;`));
       const after = await request('/api/me', { headers: { cookie } });
       assert.equal(after.status, 401);
-      assert.match((await after.json()).error.message, /sign in again/);
+      assert.match(((await after.json()) as any).error.message, /sign in again/);
     });
 
     it('a session ends after its idle time, is renewed by use, and ends at its absolute expiry', async () => {
@@ -468,7 +468,7 @@ describe('HTTP security (issue 14)', () => {
       ]) {
         const response = await get(path);
         assert.equal(response.status, 403, path);
-        assert.match((await response.json()).error.message, /view ticket only reads/);
+        assert.match(((await response.json()) as any).error.message, /view ticket only reads/);
       }
       for (const [method, path, body] of [
         ['POST', '/api/tokens', { name: 'stolen' }],
@@ -512,7 +512,7 @@ describe('HTTP security (issue 14)', () => {
       const huge = JSON.stringify({ inputs: { n: 'x'.repeat(60 * 1024 * 1024) } });
       const response = await t.api('POST', '/api/projects/shop/runs', huge);
       assert.equal(response.status, 413);
-      const { error } = await response.json();
+      const { error } = (await response.json()) as any;
       assert.equal(error.code, 'payload_too_large');
       assert.equal(error.limit, 1024 * 1024);
       assert.match(error.message, /1 MiB limit.*ALMANAC_MAX_BODY_MB/);
@@ -544,7 +544,7 @@ describe('HTTP security (issue 14)', () => {
         const refused = await small.api('POST', '/api/projects/s/publish', { files });
         assert.equal(refused.status, 413);
         assert.match(
-          (await refused.json()).error.message,
+          ((await refused.json()) as any).error.message,
           /1 MiB limit for a publish.*ALMANAC_MAX_PUBLISH_MB/,
         );
       } finally {

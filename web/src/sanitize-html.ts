@@ -161,7 +161,7 @@ export function createProseSanitizer(purify: DOMPurify): ProseSanitizer {
   purify.addHook('afterSanitizeAttributes', (node) => {
     const tag = node.nodeName.toLowerCase();
     if (node.hasAttribute('class')) {
-      const kept = (node.getAttribute('class') ?? '').split(/\s+/).filter((c) => SAFE_CLASS.test(c));
+      const kept = (node.getAttribute('class') ?? '').split(/\s+/).filter((c: string) => SAFE_CLASS.test(c));
       if (kept.length > 0) node.setAttribute('class', kept.join(' '));
       else node.removeAttribute('class');
     }
