@@ -1,9 +1,9 @@
 /**
  * Messages between the executor (host) and the sandboxed child process that runs a notebook's cells.
- * They travel over Node's IPC channel with `serialization: 'advanced'` (structured clone), so BigInt,
- * Date, Map and typed arrays cross the boundary intact.
+ * They travel as frames of `v8.serialize` output on the child's fd 3 (channel.ts; structured clone), so
+ * BigInt, Date, Map and typed arrays cross the boundary intact.
  *
- * The child runs notebook code, and notebook code can reach the IPC channel (`process.send`), so every
+ * The child runs notebook code, and notebook code can write to that descriptor itself, so every
  * child → host message is untrusted (ARCHITECTURE.md, decision 10; issue 14). Each one is parsed with
  * the schemas below, whose types are the protocol's types; `run-protocol.ts` then checks it against the
  * run's state. The host → child messages are plain types: the host builds them.
