@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { serve } from '@hono/node-server';
+import { createAdaptorServer } from '@hono/node-server';
 import { ValidationError } from '../domain/errors.ts';
 import { Housekeeper } from '../executor/housekeeper.ts';
 import { describeIsolation } from '../executor/sandbox.ts';
@@ -97,10 +97,69 @@ export async function createServer(
   options: ServerOptions = {},
 ): Promise<AlmanacServer> {
   const roles = new Set(options.roles ?? ROLES);
+  mkdirSync(config.dataDir, { recursive: true });
+  // The port is bound before anything else happens (issue 15, bug 2: a start that failed on
+  // EADDRINUSE after creating the first admin printed no token, locking the user out). Requests that
+  // arrive before the server is ready get a 503 that says so.
+  let fetchHandler: ((request: Request) => Response | Promise<Response>) | null = null;
+  const server =
+    options.listen === false
+      ? null
+      : await listen(config, (request) => (fetchHandler ? fetchHandler(request) : starting()));
+  try {
+    return await assemble(config, options, roles, server, (fetch) => {
+      fetchHandler = fetch;
+    });
+  } catch (error) {
+    await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
+    throw error;
+  }
+}
+
+function starting(): Response {
+  return new Response(
+    JSON.stringify({ error: { code: 'unavailable', message: 'almanac is starting; try again in a moment' } }),
+    { status: 503, headers: { 'Content-Type': 'application/json', 'Retry-After': '1' } },
+  );
+}
+
+/** Binds the configured host and port, naming the setting to change when it cannot. */
+async function listen(
+  config: Readonly<AlmanacConfig>,
+  fetch: (request: Request) => Response | Promise<Response>,
+): Promise<Server> {
+  const server = createAdaptorServer({ fetch }) as Server;
+  try {
+    await new Promise<void>((ready, fail) => {
+      server.once('error', fail);
+      server.listen(config.port, config.host, () => {
+        server.off('error', fail);
+        ready();
+      });
+    });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      throw new ValidationError(
+        code === 'EADDRNOTAVAIL' ? '--host' : '--port',
+        `cannot listen on ${config.host}:${config.port} (${code}${code === 'EADDRINUSE' ? ': another process uses it' : ''}); pass --port/--host or set ALMANAC_PORT/ALMANAC_HOST`,
+      );
+    }
+    throw error;
+  }
+  return server;
+}
+
+async function assemble(
+  config: Readonly<AlmanacConfig>,
+  options: ServerOptions,
+  roles: ReadonlySet<string>,
+  server: Server | null,
+  serveWith: (fetch: (request: Request) => Response | Promise<Response>) => void,
+): Promise<AlmanacServer> {
   // The reliability suite's shared clock (app/test-clock.ts); tests in one process pass `now` instead.
   const fileClock = !options.now && config.testClock ? new FileClock(config.testClock) : null;
   if (fileClock) options = { ...options, now: fileClock.now };
-  mkdirSync(config.dataDir, { recursive: true });
   // JSON logs go to stderr, so stdout carries only what a person reads (URLs, the first token).
   const log = createLogger(config.logLevel);
   const services = await openServices(config.databaseUrl, {
@@ -196,7 +255,6 @@ export async function createServer(
       log.error({ err: error, method: c.req.method, path: c.req.path }, 'request failed'),
   });
 
-  let server: Server | null = null;
   const self: AlmanacServer = {
     config,
     ctx,
@@ -266,37 +324,21 @@ export async function createServer(
     });
   }
   // Every process listens: with the web role for everything, else for /healthz, /readyz and /metrics.
-  if (options.listen !== false) {
-    const fetch = roles.has('web')
-      ? http.app.fetch
-      : createOpsApp(
-          {
-            ctx,
-            metrics,
-            metricsToken: config.metricsToken,
-            roles: [...roles],
-            authenticate: (token) => authenticate(ctx, token),
-          },
-          (error) => log.error({ err: error }, 'request failed'),
-        ).fetch;
-    try {
-      server = await new Promise<Server>((ready, fail) => {
-        const s = serve({ fetch, port: config.port, hostname: config.host }, () =>
-          ready(s as Server),
-        ) as Server;
-        s.once('error', fail);
-      });
-    } catch (error) {
-      await self.stop();
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-        throw new ValidationError(
-          code === 'EADDRNOTAVAIL' ? '--host' : '--port',
-          `cannot listen on ${config.host}:${config.port} (${code}${code === 'EADDRINUSE' ? ': another process uses it' : ''}); pass --port/--host or set ALMANAC_PORT/ALMANAC_HOST`,
-        );
-      }
-      throw error;
-    }
+  if (server) {
+    serveWith(
+      roles.has('web')
+        ? http.app.fetch
+        : createOpsApp(
+            {
+              ctx,
+              metrics,
+              metricsToken: config.metricsToken,
+              roles: [...roles],
+              authenticate: (token) => authenticate(ctx, token),
+            },
+            (error) => log.error({ err: error }, 'request failed'),
+          ).fetch,
+    );
     const address = server.address() as AddressInfo;
     self.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${address.port}`;
     log.info({ address: self.url, roles: [...roles], store: ctx.dialect }, 'almanac is serving');
