@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import {
   chmodSync,
   type Dirent,
@@ -21,17 +22,18 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { ValidationError } from '../src/domain/errors.ts';
 import { parseNotebook } from '../src/domain/notebook/parse-notebook.ts';
 import { Executor, type RunResult } from '../src/executor/executor.ts';
 import { describeIsolation, detectIsolation } from '../src/executor/sandbox.ts';
 import { cell, createHarness, fence, type Harness } from './support/harness.ts';
-import { REQUIRE_SERVICES } from './support/services.ts';
+import { POSTGRES_URL, postgresUnavailable, REQUIRE_SERVICES } from './support/services.ts';
 import { until } from './support/until.ts';
 
 const NODE = realpathSync(process.execPath);
@@ -56,6 +58,30 @@ if (!bwrapWorks) {
     `\n${'!'.repeat(78)}\n!! SKIPPING the bubblewrap half of the hostile notebooks: ${reason}.\n!! apt-get install bubblewrap to run it.\n${'!'.repeat(78)}\n\n`,
   );
 }
+
+/**
+ * Whether PostgreSQL here lets a local connection in as a superuser without a password (trust on
+ * 127.0.0.1, as on this project's CI): the attack the network guard stops, checked from the host.
+ */
+const postgresSuperuser = await (async () => {
+  if (await postgresUnavailable()) return false;
+  const url = new URL(POSTGRES_URL);
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port: Number(url.port || 5432),
+    user: 'postgres',
+    database: 'postgres',
+  });
+  try {
+    await client.connect();
+    const { rows } = await client.query('select rolsuper from pg_roles where rolname = current_user');
+    return rows[0]?.rolsuper === true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+})();
 
 /** The value a cell returned. */
 function cellValue(result: RunResult, name: string): Record<string, unknown> {
@@ -91,6 +117,12 @@ for (const mode of ['permission', 'bwrap'] as const) {
     let hostSocketPath: string;
     let abstractSocket: Server;
     const abstractName = `\0almanac-hostile-${process.pid}`;
+    /** A service of the host on loopback (both families), and one over UDP: what cells must not reach. */
+    let loopback: Server;
+    let loopbackHits = 0;
+    let udp: DgramSocket;
+    let udpPort = 0;
+    let udpHits = 0;
     before(async () => {
       h = await createHarness({
         isolation: (root) => detectIsolation({ mode, hide: [root] }),
@@ -109,21 +141,28 @@ for (const mode of ['permission', 'bwrap'] as const) {
       chmodSync(hostSocketPath, 0o700);
       abstractSocket = createServer((s) => s.on('error', () => {}).end('abstract socket'));
       await new Promise<void>((r) => abstractSocket.listen(abstractName, r));
+      loopback = createServer((s) => {
+        loopbackHits++;
+        s.destroy();
+      });
+      await new Promise<void>((r) => loopback.listen(0, '::', r));
+      udp = createSocket('udp4').on('message', () => udpHits++);
+      await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+      udpPort = udp.address().port;
     });
     after(async () => {
+      await new Promise((r) => loopback?.close(r));
+      udp?.close();
       await new Promise((r) => hostSocket?.close(r));
       await new Promise((r) => abstractSocket?.close(r));
       await h?.close();
     });
 
-    it("cannot connect to PostgreSQL's Unix socket or any socket file of the host, network on or off", {
-      todo:
-        mode === 'permission'
-          ? "Node 24's permission model has no network permission: a cell connects to any Unix socket its user may open (PostgreSQL's is 0777); only bubblewrap's view removes them"
-          : false,
-    }, async () => {
+    it("cannot connect to PostgreSQL's Unix socket or any socket file of the host, network on or off", async () => {
       // Guards finding 3: with `--ro-bind / /`, PostgreSQL's socket answered with the network cut.
       // Besides it and the server's own, every socket file the host has where services keep them.
+      // Without bubblewrap this was a `todo` (Node 24's permission model has no network permission,
+      // and PostgreSQL's socket is 0777): the child runtime's network guard now refuses any path.
       const targets = [...new Set([...PG_SOCKETS, hostSocketPath, ...hostSockets()])];
       const probe = fence(
         'js sockets',
@@ -151,6 +190,162 @@ return out;`,
         cellValue(await h.run(probe, { network: false }), 'abstract')['abstract'],
         'abstract socket',
       );
+    });
+
+    it('cannot connect to PostgreSQL over its Unix socket or loopback TCP and run COPY TO PROGRAM, with network on', {
+      skip: !postgresSuperuser ? 'PostgreSQL does not trust local connections here' : false,
+    }, async () => {
+      // Guards finding 3 with network on (and, without bubblewrap, at all): a cell shares the host's
+      // network namespace, where PostgreSQL trusts 127.0.0.1 and its socket; before the network
+      // guard, \`pg\` from the cell connected as postgres and COPY ... TO PROGRAM ran a command as it.
+      const marker = join(tmpdir(), `almanac-copy-to-program-${process.pid}-${mode}`);
+      rmSync(marker, { force: true });
+      const hosts = [
+        ...PG_SOCKETS.map((p) => p.replace(/\/\.s\.PGSQL\.5432$/, '')),
+        '127.0.0.1',
+        'localhost',
+        '::1',
+        '::ffff:127.0.0.1',
+        '0.0.0.0',
+      ];
+      const probe = fence(
+        'js copy',
+        `import pg from 'pg';
+const out = {};
+for (const host of ${JSON.stringify(hosts)}) {
+  const client = new pg.Client({ host, port: 5432, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 3000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query(${JSON.stringify(`COPY (SELECT 1) TO PROGRAM 'touch ${marker}'`)});
+    out[host] = 'ran COPY TO PROGRAM';
+  } catch (e) {
+    out[host] = e.code + ' ' + e.message;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+return out;`,
+      );
+      const seen = cellValue(await h.run(probe, { network: true }), 'copy');
+      for (const host of hosts) {
+        assert.match(String(seen[host]), /^EACCES cells may not connect to /, host);
+      }
+      assert.equal(existsSync(marker), false, 'COPY TO PROGRAM ran on the host');
+    });
+
+    it('cannot reach 169.254.169.254, loopback in any spelling (::ffff:127.0.0.1, ::7f00:1, 0x7f.1, 2130706433) or an abstract socket, with network on', async () => {
+      // Guards finding 3 with network on: each of these reached the loopback server below (or, for
+      // the link-local and abstract ones, would reach a metadata service or the host's abstract
+      // sockets); \`fetch\` and \`dgram\` went the same way.
+      const port = (loopback.address() as AddressInfo).port;
+      const targets = [
+        '127.0.0.1',
+        '127.1.2.3',
+        'localhost',
+        '::1',
+        '::ffff:127.0.0.1',
+        '::ffff:7f00:1',
+        '::7f00:1',
+        '64:ff9b::7f00:1',
+        '2002:7f00:1::',
+        '0x7f.1',
+        '0177.0.0.1',
+        '2130706433',
+        '127.1',
+        '0.0.0.0',
+        '::',
+        '169.254.169.254',
+        'fe80::1',
+      ];
+      const probe = fence(
+        'js reach',
+        `const net = process.getBuiltinModule('node:net');
+const tcp = (host) => new Promise((resolve) => {
+  const socket = net.connect({ host, port: ${port} });
+  socket.once('connect', () => { socket.destroy(); resolve('connected'); });
+  socket.once('error', (e) => resolve(e.code + ' ' + e.message));
+});
+const out = {};
+for (const host of ${JSON.stringify(targets)}) out[host] = await tcp(host);
+for (const url of ['http://127.0.0.1:${port}/', 'http://localhost:${port}/', 'http://[::ffff:127.0.0.1]:${port}/', 'http://169.254.169.254/latest/meta-data/']) {
+  try { out[url] = 'fetched ' + (await (await fetch(url)).text()); } catch (e) { out[url] = (e.cause?.code ?? '') + ' ' + (e.cause?.message ?? e.message); }
+}
+out.abstract = await new Promise((resolve) => {
+  const socket = net.connect(${JSON.stringify(abstractName)});
+  socket.once('connect', () => { socket.destroy(); resolve('connected'); });
+  socket.once('error', (e) => resolve(e.code + ' ' + e.message));
+});
+out.udp = await new Promise((resolve) => {
+  const udp = process.getBuiltinModule('node:dgram').createSocket('udp4');
+  udp.send('x', ${udpPort}, '127.0.0.1', (e) => { udp.close(); resolve(e ? e.code : 'sent'); });
+});
+return out;`,
+      );
+      const seen = cellValue(await h.run(probe, { network: true }), 'reach');
+      for (const [target, result] of Object.entries(seen)) {
+        if (target === 'udp') assert.equal(result, 'EACCES', 'udp to 127.0.0.1');
+        else assert.match(String(result), /^EACCES cells may not connect to /, target);
+      }
+      assert.match(String(seen['169.254.169.254']), /link-local address, where cloud metadata/);
+      assert.match(String(seen['0x7f.1']), /resolves to 127\.0\.0\.1, a loopback address/);
+      assert.equal(loopbackHits, 0, 'the loopback server saw no connection');
+      assert.equal(udpHits, 0, 'the loopback UDP socket saw no datagram');
+    });
+
+    it('cannot restore the original connect or reach a handle that connects', async () => {
+      // Guards the network guard itself: a cell that put back Socket#connect, or found it again
+      // through another way to load node:net, or built a libuv handle of its own
+      // (\`socket._handle.constructor\`), would connect where the guard refuses.
+      const port = (loopback.address() as AddressInfo).port;
+      const probe = fence(
+        'js restore',
+        `import * as netNs from 'node:net';
+import { createRequire } from 'node:module';
+${ATTEMPT}
+const net = process.getBuiltinModule('node:net');
+const guarded = net.Socket.prototype.connect;
+const tcp = (n) => new Promise((resolve) => {
+  const socket = n.connect({ host: '127.0.0.1', port: ${port} });
+  socket.once('connect', () => { socket.destroy(); resolve('connected'); });
+  socket.once('error', (e) => resolve(e.code));
+});
+const out = {
+  assign: await attempt(() => { net.Socket.prototype.connect = function () { return 'mine'; }; return net.Socket.prototype.connect === guarded ? 'unchanged' : 'replaced'; }),
+  remove: await attempt(() => { if (!delete net.Socket.prototype.connect) throw new Error('not deleted'); return 'deleted'; }),
+  define: await attempt(() => { Object.defineProperty(net.Socket.prototype, 'connect', { value: () => 'mine' }); return 'defined'; }),
+  sameEverywhere: [netNs.Socket, createRequire(import.meta.url)('node:net').Socket, (await import('node:net')).default.Socket, process.getBuiltinModule('net').Socket].every((S) => S.prototype.connect === guarded) ? 'refused' : 'another connect',
+  importNet: await tcp((await import('node:net')).default),
+  requireNet: await tcp(createRequire(import.meta.url)('net')),
+  binding: await attempt(() => process.binding('tcp_wrap')),
+};
+// A TCP handle of the cell's own: a public address passes the guard, and a bad port stops connect
+// right after it made the handle.
+const socket = new net.Socket();
+try { socket.connect({ host: '192.0.2.1', port: -1 }); } catch {}
+const TCP = socket._handle.constructor;
+socket.destroy();
+const rawTcp = new TCP(0);
+out.rawTcp = String(rawTcp.connect({ oncomplete() {} }, '127.0.0.1', ${port}));
+out.rawTcp6 = String(rawTcp.connect6({ oncomplete() {} }, '::ffff:127.0.0.1', ${port}));
+out.assignHandle = await attempt(() => { TCP.prototype.connect = () => 0; return TCP.prototype.connect() === 0 ? 'replaced' : 'unchanged'; });
+const Pipe = process.stdout._handle?.constructor ?? new net.Socket({ fd: 1 })._handle.constructor;
+out.rawPipe = String(new Pipe(0).connect({ oncomplete() {} }, ${JSON.stringify(abstractName)}));
+return out;`,
+      );
+      const seen = cellValue(await h.run(probe, { network: true }), 'restore');
+      // Assignments to a fixed property fail (strict mode) or change nothing; the rest is refused.
+      assert.notEqual(seen['assign'], 'ok: replaced', 'assign');
+      for (const key of ['remove', 'define', 'binding']) assertRefused(seen[key], key);
+      assert.equal(seen['sameEverywhere'], 'refused');
+      assert.equal(seen['importNet'], 'EACCES');
+      assert.equal(seen['requireNet'], 'EACCES');
+      const eacces = String(-13);
+      assert.equal(seen['rawTcp'], eacces, 'a raw TCP handle');
+      assert.equal(seen['rawTcp6'], eacces, 'a raw TCP handle, IPv6');
+      assert.notEqual(seen['assignHandle'], 'ok: replaced');
+      assert.equal(seen['rawPipe'], eacces, 'a raw Pipe handle');
+      assert.equal(loopbackHits, 0, 'the loopback server saw no connection');
     });
 
     it("cannot open a socket that only the server's user may open", {
