@@ -99,7 +99,7 @@ process.stdout.write(JSON.stringify(out));`;
 }
 
 describe('the cell network guard', () => {
-  it('connects to the addresses it checked, refuses a name when any address is refused, and blocks private networks once asked', async () => {
+  it('connects to the addresses it checked, refuses a name when any address is refused, keeps DNS servers off loopback, and blocks private networks once asked', async () => {
     const address = hostAddress();
     let hits = 0;
     const server = createServer((s) => {
@@ -121,7 +121,13 @@ blockPrivateNetworks();
 out.blocked = await tcp({ host: address, port });
 out.ten = await tcp({ host: '10.0.0.1', port: 80 });
 out.ula = await tcp({ host: 'fd00::1', port: 80 });
-try { await fetch('http://192.168.0.1/'); } catch (e) { out.fetch = e.cause?.code + ' ' + e.cause?.message; }`);
+try { await fetch('http://192.168.0.1/'); } catch (e) { out.fetch = e.cause?.code + ' ' + e.cause?.message; }
+// c-ares sends DNS queries from C, to servers a cell could point at a host service.
+const { Resolver } = process.getBuiltinModule('node:dns');
+const resolver = new Resolver();
+try { resolver.setServers(['127.0.0.1:5432']); out.resolver = 'set'; } catch (e) { out.resolver = e.code; }
+out.rawResolver = String(resolver._handle.setServers([[6, '::1', 5432]]));
+try { resolver.setServers(['8.8.8.8']); out.publicResolver = resolver.getServers().join(); } catch (e) { out.publicResolver = e.code; }`);
       assert.equal(out['direct'], 'connected');
       assert.equal(out['named'], 'connected');
       assert.match(
@@ -133,6 +139,9 @@ try { await fetch('http://192.168.0.1/'); } catch (e) { out.fetch = e.cause?.cod
         /^EACCES cells may not connect to service\.test:\d+: it resolves to ::1, a loopback address/,
       );
       assert.equal(hits, 2, 'the direct and the named connection arrived, nothing else');
+      assert.equal(out['resolver'], 'ERR_DNS_SET_SERVERS_FAILED');
+      assert.equal(out['rawResolver'], '-13');
+      assert.equal(out['publicResolver'], '8.8.8.8');
       for (const key of ['blocked', 'ten', 'ula', 'fetch'])
         assert.match(
           out[key]!,

@@ -18,7 +18,9 @@
  *   all go through: clear messages, and names resolved and checked;
  * - the `connect`/`send` methods of libuv's TCP, Pipe and UDP handles, which every socket of the
  *   process ends in: a cell that builds a handle itself (`socket._handle.constructor`), or `dgram`,
- *   meets the same rule as an `EACCES` error code.
+ *   meets the same rule as an `EACCES` error code;
+ * - c-ares's `setServers` (`dns.Resolver`), whose queries leave from C: a cell may not point DNS
+ *   queries at a refused address, other than the system's own resolvers.
  *
  * This is a JavaScript-level guard, defence in depth: a cell that reaches a raw socket some other way
  * (a native addon, a child process: both refused by Node's permission model) is not stopped by it.
@@ -27,7 +29,7 @@
  */
 
 import dgram from 'node:dgram';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { lookup as dnsLookup, type LookupAddress, Resolver } from 'node:dns';
 import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { type AddressClass, classifyAddress, describeAddressClass } from '../../domain/network-address.ts';
@@ -218,6 +220,30 @@ export function installNetGuard(options: { blockPrivateNetworks?: boolean } = {}
   guardHandleMethod(udp, 'connect6', 0);
   guardHandleMethod(udp, 'send', 4);
   guardHandleMethod(udp, 'send6', 4);
+
+  // c-ares, behind `dns.Resolver` and `dns.resolve*`, opens its own UDP and TCP sockets in C, to the
+  // servers a cell may set: only the system's own (`/etc/resolv.conf`, often 127.0.0.53) may be
+  // refused addresses, on their own port.
+  const resolver = new Resolver() as unknown as {
+    _handle: { getServers(): [string, number][] | undefined } | undefined;
+  };
+  const channel = resolver._handle;
+  if (!channel) throw new Error('the cell network guard found no c-ares channel; Node changed inside');
+  const system = new Set((channel.getServers() ?? []).map(([ip, port]) => `${ip} ${port}`));
+  const channelProto = Object.getPrototypeOf(channel) as Record<string, unknown>;
+  const setServers = channelProto['setServers'];
+  if (typeof setServers !== 'function') {
+    throw new Error('the cell network guard found no c-ares setServers; Node changed inside');
+  }
+  fix(channelProto, 'setServers', function guarded(this: unknown, ...args: unknown[]) {
+    const servers = args[0];
+    if (!Array.isArray(servers)) return UV_EACCES;
+    for (const server of servers) {
+      const [, ip, port] = Array.isArray(server) ? server : [];
+      if (typeof ip !== 'string' || (refusalOf(ip) && !system.has(`${ip} ${port}`))) return UV_EACCES;
+    }
+    return Reflect.apply(setServers, this, args);
+  });
 
   const defaultLookup = dnsLookup as unknown as LookupFunction;
   fix(Socket.prototype, 'connect', function connect(this: net.Socket, ...args: unknown[]) {
