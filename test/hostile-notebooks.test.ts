@@ -318,6 +318,8 @@ const out = {
   importNet: await tcp((await import('node:net')).default),
   requireNet: await tcp(createRequire(import.meta.url)('net')),
   binding: await attempt(() => process.binding('tcp_wrap')),
+  linkedBinding: await attempt(() => process._linkedBinding('tcp_wrap')),
+  sqliteExtension: await attempt(() => new (process.getBuiltinModule('node:sqlite').DatabaseSync)(':memory:', { allowExtension: true }).loadExtension('/nonexistent.so')),
 };
 // A TCP handle of the cell's own: a public address passes the guard, and a bad port stops connect
 // right after it made the handle.
@@ -336,7 +338,13 @@ return out;`,
       const seen = cellValue(await h.run(probe, { network: true }), 'restore');
       // Assignments to a fixed property fail (strict mode) or change nothing; the rest is refused.
       assert.notEqual(seen['assign'], 'ok: replaced', 'assign');
-      for (const key of ['remove', 'define', 'binding']) assertRefused(seen[key], key);
+      for (const key of ['remove', 'define', 'binding', 'linkedBinding', 'sqliteExtension'])
+        assertRefused(seen[key], key);
+      assert.equal(
+        seen['binding'],
+        'ERR_ACCESS_DENIED',
+        'internal bindings stay behind the permission model',
+      );
       assert.equal(seen['sameEverywhere'], 'refused');
       assert.equal(seen['importNet'], 'EACCES');
       assert.equal(seen['requireNet'], 'EACCES');
