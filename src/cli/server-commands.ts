@@ -3,21 +3,33 @@
  * commands reach the server by URL (`--server`, ALMANAC_URL) and API token (`--token`, ALMANAC_TOKEN,
  * or the admin token `serve` saved under the data dir on first start).
  */
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { readConfigFile, resolveConfig } from '../app/config.ts';
-import { createServer, ROLES, type Role } from '../app/create-server.ts';
-import { collectProjectFiles } from '../app/project-files.ts';
 import { ValidationError } from '../domain/errors.ts';
-import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import { MAX_BULK_RUNS, RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
 import { ApiClient, ApiError } from './api-client.ts';
 import { registerNotifyCommands } from './notify-commands.ts';
 import { collect, parseInputs, parseInputsLines } from './options.ts';
 import { registerScheduleCommands } from './schedule-commands.ts';
+import { registerVersionCommands } from './version-commands.ts';
 
-const ADMIN_TOKEN_FILE = 'admin-token';
+export const ADMIN_TOKEN_FILE = 'admin-token';
+
+/**
+ * The roles of `serve`, for its help text: `ROLES` of `app/create-server.ts`, which this module must
+ * not import (it would load the whole server for every command). A test keeps the two equal.
+ */
+export const SERVE_ROLES = ['web', 'worker', 'scheduler', 'notifier'] as const;
+
+export interface ServeFlags {
+  port?: string;
+  host?: string;
+  dataDir?: string;
+  role?: string;
+  config?: string;
+  seed: string[];
+}
 
 interface ClientFlags {
   server?: string;
@@ -101,6 +113,7 @@ async function follow(api: ApiClient, runId: string, print: boolean): Promise<Ru
 export function registerServerCommands(program: Command): void {
   registerScheduleCommands(program, addClientOptions, (flags) => client(flags as ClientFlags));
   registerNotifyCommands(program, addClientOptions, (flags) => client(flags as ClientFlags));
+  registerVersionCommands(program, addClientOptions, (flags) => client(flags as ClientFlags));
   program
     .command('serve')
     .description('serve the API, app pages, a worker and the scheduler in one process on the data dir')
@@ -109,7 +122,7 @@ export function registerServerCommands(program: Command): void {
     .option('--data-dir <dir>', 'where Almanac keeps its data (default .almanac)')
     .option(
       '--role <roles>',
-      `comma-separated roles to run: ${ROLES.join(', ')} (default ALMANAC_ROLES or all; a subset needs PostgreSQL)`,
+      `comma-separated roles to run: ${SERVE_ROLES.join(', ')} (default ALMANAC_ROLES or all; a subset needs PostgreSQL)`,
     )
     .option('--config <file>', 'a JSON file of settings (docs/configuration.md); env and flags override it')
     .option(
@@ -118,88 +131,10 @@ export function registerServerCommands(program: Command): void {
       collect,
       [],
     )
-    .action(
-      async (flags: {
-        port?: string;
-        host?: string;
-        dataDir?: string;
-        role?: string;
-        config?: string;
-        seed: string[];
-      }) => {
-        const configFile = flags.config ?? process.env['ALMANAC_CONFIG'];
-        const env = configFile ? { ...readConfigFile(configFile), ...process.env } : process.env;
-        const port = flags.port === undefined ? undefined : Number(flags.port);
-        if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
-          throw new ValidationError('--port', `must be a port number 0-65535, got '${flags.port}'`);
-        }
-        const roleField = flags.role ? '--role' : 'ALMANAC_ROLES';
-        const roles = (flags.role ?? env['ALMANAC_ROLES'] ?? ROLES.join(','))
-          .split(',')
-          .map((r) => r.trim())
-          .filter(Boolean);
-        if (roles.length === 0)
-          throw new ValidationError(roleField, `name at least one of ${ROLES.join(', ')}`);
-        for (const role of roles) {
-          if (!(ROLES as readonly string[]).includes(role)) {
-            throw new ValidationError(roleField, `unknown role '${role}'; roles are ${ROLES.join(', ')}`);
-          }
-        }
-        for (const seed of flags.seed) {
-          if (!existsSync(seed) || !statSync(seed).isFile())
-            throw new ValidationError('--seed', `cannot read notebook '${seed}'`);
-        }
-        const config = resolveConfig(
-          {
-            ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
-            ...(port !== undefined ? { port } : {}),
-            ...(flags.host ? { host: flags.host } : {}),
-          },
-          env,
-        );
-        if (roles.length < ROLES.length && !/^postgres(ql)?:\/\//.test(config.databaseUrl)) {
-          throw new ValidationError(
-            roleField,
-            `running only ${roles.join(', ')} needs PostgreSQL (DATABASE_URL=postgres://…): on the embedded SQLite store one process runs every role`,
-          );
-        }
-        const server = await createServer(config, { roles: roles as Role[] });
-        const tokenFile = join(config.dataDir, ADMIN_TOKEN_FILE);
-        if (server.adminToken) writeFileSync(tokenFile, `${server.adminToken}\n`, { mode: 0o600 });
-        for (const seed of flags.seed) {
-          const result = await server.seed(seed);
-          process.stdout.write(
-            `${result.created ? 'published' : 'up to date:'} ${result.project} v${result.version.number}${result.run ? ` (publish run ${result.run.id})` : ''}\n`,
-          );
-        }
-        if (server.url) {
-          process.stdout.write(`\nAlmanac is serving at ${server.url}\n`);
-          if (server.adminToken) {
-            process.stdout.write(
-              `Admin API token for the CLI and automation (shown once; also saved to ${tokenFile}):\n  ${server.adminToken}\n`,
-            );
-          }
-          if (roles.includes('web')) {
-            // A one-time login code, never the token: a URL ends up in history, logs and Referer headers.
-            const next = flags.seed[0] ? `/apps/${basename(flags.seed[0], '.md')}` : '/';
-            process.stdout.write(
-              `Open in a browser (the link signs the admin in once, within 10 minutes; \`almanac login-link\` makes a fresh one):\n  ${server.url}${await server.loginLink(next)}\n`,
-            );
-          }
-          process.stdout.write('Press Ctrl+C to stop.\n');
-        }
-        await new Promise<void>((done) => {
-          const stop = () => {
-            process.off('SIGINT', stop);
-            process.off('SIGTERM', stop);
-            process.stderr.write('stopping: finishing runs in progress…\n');
-            void server.stop().then(done);
-          };
-          process.once('SIGINT', stop);
-          process.once('SIGTERM', stop);
-        });
-      },
-    );
+    .action(async (flags: ServeFlags) => {
+      const { serveCommand } = await import('./serve-command.ts');
+      await serveCommand(flags);
+    });
 
   addClientOptions(
     program
@@ -234,6 +169,10 @@ export function registerServerCommands(program: Command): void {
         `cannot read '${file}': ${(error as NodeJS.ErrnoException).code}`,
       );
     }
+    const [{ parseNotebook }, { collectProjectFiles }] = await Promise.all([
+      import('../domain/notebook/parse-notebook.ts'),
+      import('../app/project-files.ts'),
+    ]);
     await parseNotebook(source, { file });
     const api = client(flags);
     const slug =
@@ -252,12 +191,19 @@ export function registerServerCommands(program: Command): void {
     const files = Object.fromEntries(
       [...collectProjectFiles(file)].map(([path, content]) => [path, content.toString('base64')]),
     );
-    const { data } = await api.post<{ version: { number: number }; created: boolean; run: RunJson | null }>(
-      `/api/projects/${encodeURIComponent(slug)}/publish`,
-      { files },
-    );
+    const { data } = await api.post<{
+      version: { number: number };
+      created: boolean;
+      madeCurrent?: boolean;
+      run: RunJson | null;
+    }>(`/api/projects/${encodeURIComponent(slug)}/publish`, { files });
     if (!data.created) {
-      process.stdout.write(`${slug}: v${data.version.number} already has this content; nothing published\n`);
+      // Older content makes its version current again (a rollback, issue 15 bug 3).
+      process.stdout.write(
+        data.madeCurrent
+          ? `${slug}: v${data.version.number} is current again (same content as before)\n`
+          : `${slug}: v${data.version.number} already has this content and is current; nothing published\n`,
+      );
       return;
     }
     process.stdout.write(`${slug}: published v${data.version.number}; publish run ${data.run!.id} queued\n`);
