@@ -64,7 +64,18 @@ export const Project = z
     title: z.string(),
     draftUpdatedAt: z.string(),
     createdAt: z.string(),
-    latestVersion: z.number().int().nullable().describe('Number of the newest published version'),
+    latestVersion: z
+      .number()
+      .int()
+      .nullable()
+      .describe('Number of the current version (kept for older clients; same as currentVersion)'),
+    currentVersion: z
+      .number()
+      .int()
+      .nullable()
+      .describe(
+        'Number of the current version: the one schedules run and the app shows (after a rollback, not the newest)',
+      ),
     appUrl: z.string(),
     visibility: z
       .enum(['workspace', 'restricted'])
@@ -94,6 +105,11 @@ export const CreateProjectBody = z.strictObject({
 export const UpdateDraftBody = z.strictObject({ source: notebookSource('The new draft notebook') });
 
 export const PublishBody = z.strictObject({
+  message: z
+    .string()
+    .max(2000)
+    .optional()
+    .describe('What changed, shown in the versions list (at most 2,000 characters)'),
   files: z
     .record(z.string(), z.string())
     .optional()
@@ -108,8 +124,19 @@ export const Version = z
     number: z.number().int(),
     contentHash: z.string(),
     createdAt: z.string(),
+    message: z.string().nullable().describe('What the publisher said about it, if anything'),
   })
   .meta({ id: 'Version' });
+
+export const VersionListing = Version.extend({
+  createdBy: z.string().nullable(),
+  publishedBy: z.object({ id: z.string(), email: z.string(), name: z.string() }).nullable(),
+  publishRun: z
+    .object({ id: z.string(), status: z.string().nullable() })
+    .nullable()
+    .describe("The version's newest publish run"),
+  current: z.boolean().describe('The current version: schedules run it and the app shows it'),
+}).meta({ id: 'VersionListing' });
 
 export const VersionWithSource = Version.extend({ source: z.string(), files: z.array(z.string()) });
 
@@ -165,8 +192,25 @@ export const RunWithCells = Run.extend({
 
 export const PublishResult = z.object({
   version: Version,
-  created: z.boolean().describe('False when this content was already published (no new version, no run)'),
-  run: Run.nullable(),
+  created: z.boolean().describe('False when this content was already published (no new version)'),
+  reused: z.boolean().describe('True when the content matched an existing version, which was reused'),
+  madeCurrent: z
+    .boolean()
+    .describe(
+      'True when the version became current (a new one, or a rollback by re-publishing older content)',
+    ),
+  defaultRunId: z
+    .string()
+    .nullable()
+    .describe("A reused version's last good run, now the app's default state"),
+  run: Run.nullable().describe('The publish run, when one was queued'),
+});
+
+export const MakeCurrentResult = z.object({
+  version: Version,
+  madeCurrent: z.boolean().describe('False when it was current already'),
+  defaultRunId: z.string().nullable().describe("The version's last good run, now the app's default state"),
+  run: Run.nullable().describe('A publish run, queued because the version had no good run'),
 });
 
 export const CreateRunBody = z.strictObject({

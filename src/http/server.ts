@@ -22,7 +22,7 @@ import * as runs from '../services/run-service.ts';
 import * as schedules from '../services/schedule-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import * as workspaces from '../services/workspace-service.ts';
-import type { Project, Version } from '../store/project-store.ts';
+import type { Project, Version, VersionListing } from '../store/project-store.ts';
 import type { StoredSnapshot } from '../store/run-store.ts';
 import type { Schedule } from '../store/schedule-store.ts';
 import { transientReason } from '../store/transient.ts';
@@ -88,6 +88,7 @@ function projectJson(project: Project, latest: Version | null) {
     draftUpdatedAt: project.draftUpdatedAt.toISOString(),
     createdAt: project.createdAt.toISOString(),
     latestVersion: latest?.number ?? null,
+    currentVersion: latest?.number ?? null,
     appUrl: `/apps/${project.slug}`,
     visibility: project.visibility,
   };
@@ -99,6 +100,17 @@ function versionJson(version: Version) {
     number: version.number,
     contentHash: version.contentHash,
     createdAt: version.createdAt.toISOString(),
+    message: version.message ?? null,
+  };
+}
+
+function versionListingJson(version: VersionListing) {
+  return {
+    ...versionJson(version),
+    createdBy: version.createdBy,
+    publishedBy: version.publishedBy,
+    publishRun: version.publishRunId ? { id: version.publishRunId, status: version.publishRunStatus } : null,
+    current: version.current,
   };
 }
 
@@ -325,7 +337,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
     if (stored) snapshots.set(runId, stored);
     return stored;
   };
-  const latestOf = (project: Project) => projects.latestVersion(ctx, project);
+  const latestOf = (project: Project) => projects.currentVersion(ctx, project);
 
   const table: AnyRoute[] = [
     route({
@@ -502,11 +514,15 @@ export function createHttpApp(options: HttpOptions): HttpApp {
       handler: async ({ c, principal, params, body }) => {
         const result = await projects.publish(ctx, principal, params.project, {
           files: decodeFiles(body.files),
+          message: body.message,
         });
         return c.json(
           {
             version: versionJson(result.version),
             created: result.created,
+            reused: result.reused,
+            madeCurrent: result.madeCurrent,
+            defaultRunId: result.defaultRunId,
             run: result.run ? runJson(result.run) : null,
           },
           result.created ? 201 : 200,
@@ -516,12 +532,30 @@ export function createHttpApp(options: HttpOptions): HttpApp {
     route({
       method: 'get',
       path: '/api/projects/:project/versions',
-      summary: 'List versions, newest first',
+      summary: 'List versions, newest first, with who published each, its publish run and which is current',
       tag: 'projects',
       params: S.ProjectParams,
-      responses: { 200: { description: 'Versions', schema: S.Version.array() } },
+      responses: { 200: { description: 'Versions', schema: S.VersionListing.array() } },
       handler: async ({ c, principal, params }) =>
-        c.json((await projects.listVersions(ctx, principal, params.project)).map(versionJson)),
+        c.json((await projects.listVersions(ctx, principal, params.project)).map(versionListingJson)),
+    }),
+    route({
+      method: 'post',
+      path: '/api/projects/:project/versions/:version/make-current',
+      summary:
+        "Roll back (or forward): make a version current. Its last good run's snapshot becomes the app's default state, or a publish run is queued",
+      tag: 'projects',
+      params: S.VersionParams,
+      responses: { 200: { description: 'The version is current', schema: S.MakeCurrentResult } },
+      handler: async ({ c, principal, params }) => {
+        const result = await projects.makeCurrent(ctx, principal, params.project, params.version);
+        return c.json({
+          version: versionJson(result.version),
+          madeCurrent: result.madeCurrent,
+          defaultRunId: result.defaultRunId,
+          run: result.run ? runJson(result.run) : null,
+        });
+      },
     }),
     route({
       method: 'get',
@@ -904,7 +938,8 @@ export function createHttpApp(options: HttpOptions): HttpApp {
     route({
       method: 'post',
       path: '/api/schedules/:schedule/run',
-      summary: "Run now: the schedule's inputs in context scheduled, recorded as trigger manual",
+      summary:
+        "Run now: a scheduled run started early (trigger schedule, context scheduled, the schedule's inputs); it refreshes the default state",
       tag: 'schedules',
       params: S.ScheduleParams,
       responses: { 201: { description: 'The queued run', schema: S.Run } },

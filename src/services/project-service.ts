@@ -2,7 +2,8 @@
  * Projects and publishing. A project holds an editable draft; publishing freezes the draft and the
  * project's files into an immutable version identified by a content hash, and enqueues a publish run
  * whose snapshot becomes the app's default state when it succeeds. Publishing content that already
- * has a version creates nothing.
+ * has a version creates nothing but makes that version current again (a rollback); so does
+ * `makeCurrent`. The project points at its current version: schedules run it and apps show it.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../domain/errors.ts';
@@ -198,34 +199,65 @@ export async function updateDraft(
 
 export interface PublishResult {
   version: Version;
-  /** False when the same content was already published: no new version and no run. */
+  /** False when the same content was already published: no new version. */
   created: boolean;
-  /** The publish run, when a version was created. */
+  /** True when the content matched an existing version, which was reused (made current if it was not). */
+  reused: boolean;
+  /**
+   * True when the version became current by this call: a new version, or an older one with the same
+   * content (a rollback by re-publishing, issue 15 bug 3). False when it was current already.
+   */
+  madeCurrent: boolean;
+  /** The publish run, when one was queued (a new version, or a reused one with no default state). */
+  run: Run | null;
+  /** The run whose snapshot became the app's default state (a reused version's last good run). */
+  defaultRunId: string | null;
+}
+
+/** What making a version current did (rollback). */
+export interface MakeCurrentResult {
+  version: Version;
+  /** False when it was current already (nothing changed). */
+  madeCurrent: boolean;
+  /** The version's last successful publish or scheduled run, now the app's default state. */
+  defaultRunId: string | null;
+  /** A publish run queued because the version had no such run. */
   run: Run | null;
 }
 
+/** Publish message length: like a commit subject and body. */
+export const MAX_PUBLISH_MESSAGE = 2000;
+
 /**
  * Publishes the draft. `files` are the project's data files and modules; when omitted, the files of
- * the latest version carry over.
+ * the current version carry over. Content equal to an existing version reuses it and makes it current
+ * again (a rollback), rather than doing nothing.
  */
 export async function publish(
   ctx: ServiceContext,
   principal: Principal,
   idOrSlug: string,
-  options: { files?: ReadonlyMap<string, Buffer> | undefined } = {},
+  options: { files?: ReadonlyMap<string, Buffer> | undefined; message?: string | undefined } = {},
 ): Promise<PublishResult> {
   const project = await getProject(ctx, principal, idOrSlug);
   await parseForRequest(project.draftSource, 'draft');
-  const result = await ctx.db.transaction().execute(async (trx) => {
+  const message = options.message?.trim() || null;
+  if (message !== null && message.length > MAX_PUBLISH_MESSAGE) {
+    throw new ValidationError('message', `must be at most ${MAX_PUBLISH_MESSAGE} characters`);
+  }
+  const result = await ctx.db.transaction().execute(async (trx): Promise<PublishResult> => {
     let files = options.files;
     if (!files) {
-      const latest = await ps.latestVersion(trx, project.id);
-      files = latest ? await ps.listVersionFiles(trx, latest.id) : new Map();
+      const current = await ps.currentVersion(trx, project.id);
+      files = current ? await ps.listVersionFiles(trx, current.id) : new Map();
     }
     validateFiles(files);
     const hash = contentHash(project.draftSource, files);
     const existing = await ps.findVersionByHash(trx, project.id, hash);
-    if (existing) return { version: existing, created: false, run: null };
+    if (existing) {
+      const made = await makeCurrentIn(trx, ctx, principal, project, existing);
+      return { ...made, created: false, reused: true };
+    }
     const now = ctx.now();
     const version = await ps.insertVersion(
       trx,
@@ -236,29 +268,87 @@ export async function publish(
         source: project.draftSource,
         createdBy: principal.userId,
         createdAt: now,
+        message,
       },
       files,
     );
-    const notebook = await parseNotebook(project.draftSource);
-    const inputs = Object.fromEntries(notebook.inputs.map((i) => [i.name, i.default]));
-    const run = await rs.insertRun(trx, {
-      id: randomUUID(),
-      workspaceId: project.workspaceId,
-      projectId: project.id,
-      versionId: version.id,
-      trigger: 'publish',
-      context: 'app',
-      private: false,
-      inputs,
-      createdBy: principal.userId,
-      createdAt: now,
-      scheduledFor: null,
-      maxAttempts: 3,
-      expiresAt: null,
-    });
-    return { version, created: true, run };
+    await ps.setCurrentVersion(trx, project.id, version.id);
+    const run = await insertPublishRun(trx, ctx, principal, project, version);
+    return { version, created: true, reused: false, madeCurrent: true, run, defaultRunId: null };
   });
   if (result.run) await ctx.wakeups.notify('run_queued', result.run.id);
+  if (result.madeCurrent) await ctx.wakeups.notify('app_state', project.id);
+  return result;
+}
+
+async function insertPublishRun(
+  trx: ServiceContext['db'],
+  ctx: ServiceContext,
+  principal: Principal,
+  project: Project,
+  version: Version,
+): Promise<Run> {
+  const notebook = await parseNotebook(version.source);
+  const inputs = Object.fromEntries(notebook.inputs.map((i) => [i.name, i.default]));
+  return rs.insertRun(trx, {
+    id: randomUUID(),
+    workspaceId: project.workspaceId,
+    projectId: project.id,
+    versionId: version.id,
+    trigger: 'publish',
+    context: 'app',
+    private: false,
+    inputs,
+    createdBy: principal.userId,
+    createdAt: ctx.now(),
+    scheduledFor: null,
+    maxAttempts: 3,
+    expiresAt: null,
+  });
+}
+
+/**
+ * Makes `version` current in `trx`. Its last successful publish or scheduled run's snapshot becomes the
+ * app's default state at once; a version with no such run gets a publish run, whose snapshot becomes
+ * the default state when it succeeds (until then the app keeps showing what it showed).
+ */
+async function makeCurrentIn(
+  trx: ServiceContext['db'],
+  ctx: ServiceContext,
+  principal: Principal,
+  project: Project,
+  version: Version,
+): Promise<MakeCurrentResult> {
+  if (!(await ps.setCurrentVersion(trx, project.id, version.id))) {
+    return { version, madeCurrent: false, defaultRunId: null, run: null };
+  }
+  const good = await ps.lastDefaultableRun(trx, version.id);
+  if (good) {
+    await ps.updateAppSettings(trx, project.id, { defaultRunId: good }, ctx.now());
+    return { version, madeCurrent: true, defaultRunId: good, run: null };
+  }
+  const run = await insertPublishRun(trx, ctx, principal, project, version);
+  return { version, madeCurrent: true, defaultRunId: null, run };
+}
+
+/**
+ * Rollback: makes version `number` (or id) of the project current. Schedules run it from their next
+ * fire, the app shows it, and new runs default to it. Needs edit rights, as publishing does.
+ */
+export async function makeCurrent(
+  ctx: ServiceContext,
+  principal: Principal,
+  idOrSlug: string,
+  versionRef: string,
+): Promise<MakeCurrentResult> {
+  const project = await getProject(ctx, principal, idOrSlug);
+  const version = await ps.findVersion(ctx.db, project.id, versionRef);
+  if (!version) throw new NotFoundError('version', versionRef);
+  const result = await ctx.db
+    .transaction()
+    .execute((trx) => makeCurrentIn(trx, ctx, principal, project, version));
+  if (result.run) await ctx.wakeups.notify('run_queued', result.run.id);
+  if (result.madeCurrent) await ctx.wakeups.notify('app_state', project.id);
   return result;
 }
 
@@ -266,15 +356,18 @@ export async function listVersions(
   ctx: ServiceContext,
   principal: Principal,
   idOrSlug: string,
-): Promise<Version[]> {
+): Promise<ps.VersionListing[]> {
   const project = await getProject(ctx, principal, idOrSlug);
-  return ps.listVersions(ctx.db, project.id);
+  return ps.listVersionsDetailed(ctx.db, project.id);
 }
 
-/** The newest published version of a project the caller may already see, or null. */
-export async function latestVersion(ctx: ServiceContext, project: Project): Promise<Version | null> {
-  return ps.latestVersion(ctx.db, project.id);
+/** The current version of a project the caller may already see, or null before the first publish. */
+export async function currentVersion(ctx: ServiceContext, project: Project): Promise<Version | null> {
+  return ps.currentVersion(ctx.db, project.id);
 }
+
+/** @deprecated it is the current version (after a rollback, not the newest): use `currentVersion`. */
+export const latestVersion = currentVersion;
 
 export async function getVersion(
   ctx: ServiceContext,

@@ -42,7 +42,7 @@ export const MAX_PAGE_SIZE = 200;
 
 export interface EnqueueOptions {
   inputs?: Readonly<Record<string, unknown>> | undefined;
-  /** A version id or number; the latest published version by default. */
+  /** A version id or number; the current version by default. */
   version?: string | undefined;
   trigger: RunTrigger;
   context: RunContext;
@@ -97,7 +97,7 @@ async function queueRuns(
   const project = await getProject(ctx, principal, projectIdOrSlug);
   const version = options.version
     ? await ps.findVersion(ctx.db, project.id, options.version)
-    : await ps.latestVersion(ctx.db, project.id);
+    : await ps.currentVersion(ctx.db, project.id);
   if (!version) {
     if (options.version)
       throw new ValidationError('version', `project '${project.slug}' has no version '${options.version}'`);
@@ -272,14 +272,14 @@ export async function openApp(
       const etag = await rs.findSnapshotEtag(ctx.db, settings.defaultRunId);
       if (etag) return { kind: 'snapshot', runId: settings.defaultRunId, etag, project };
     }
-    const latest = await ps.latestVersion(ctx.db, project.id);
+    const latest = await ps.currentVersion(ctx.db, project.id);
     return {
       kind: 'empty',
       project,
       reason: latest ? 'the publish run has not finished yet' : 'the project has not been published yet',
     };
   }
-  if (!(await ps.latestVersion(ctx.db, project.id))) {
+  if (!(await ps.currentVersion(ctx.db, project.id))) {
     return { kind: 'empty', project, reason: 'the project has not been published yet' };
   }
   const run = await enqueueRun(ctx, principal, project.id, {

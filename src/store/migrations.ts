@@ -2,8 +2,10 @@
  * One migration set for both databases, run automatically on start. Types that differ (timestamps) come
  * from `types(dialect)`. Migrations are append-only: never edit one that has shipped.
  */
+import { randomUUID } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import type { Migration } from 'kysely/migration';
+import { ownersOnFailureRule } from '../domain/notification/rule.ts';
 import { type Dialect, lockForTransaction } from './database.ts';
 
 function types(dialect: Dialect) {
@@ -430,6 +432,50 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('revoked_at', t.timestamp)
           .execute();
         await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
+      },
+    },
+    '0009_current_version_and_owner_rules': {
+      async up(db: Kysely<any>) {
+        // Issue 15, bug 3: "current" was "newest by number", so a rollback was impossible. The project
+        // now points at its current version; existing projects point at their newest one.
+        await db.schema.alterTable('projects').addColumn('current_version_id', 'text').execute();
+        await sql`update projects set current_version_id = (
+            select v.id from versions v where v.project_id = projects.id order by v.number desc limit 1
+          )`.execute(db);
+        await db.schema.alterTable('versions').addColumn('message', 'text').execute();
+        // Issue 15, bug 6: the implicit "project owners on failure" default becomes an explicit rule.
+        // Schedules that relied on it (no rule of their own nor of their project applied to their runs)
+        // get it written down, so nothing changes for them; the others keep exactly the rules they have.
+        const bare = (
+          await sql<{ id: string; project_id: string; workspace_id: string; created_by: string | null }>`
+            select s.id, s.project_id, s.workspace_id, p.created_by
+            from schedules s join projects p on p.id = s.project_id
+            where not exists (
+              select 1 from notification_rules r
+              where r.project_id = s.project_id and (r.schedule_id = s.id or r.schedule_id is null)
+            )`.execute(db)
+        ).rows;
+        const now = new Date().toISOString();
+        const admins = new Map<string, string[]>();
+        for (const schedule of bare) {
+          let owners = schedule.created_by ? [schedule.created_by] : admins.get(schedule.workspace_id);
+          if (!owners) {
+            owners = (
+              await sql<{
+                id: string;
+              }>`select id from users where workspace_id = ${schedule.workspace_id} and role = 'admin' order by id`.execute(
+                db,
+              )
+            ).rows.map((u) => u.id);
+            admins.set(schedule.workspace_id, owners);
+          }
+          if (owners.length === 0) continue;
+          const spec = ownersOnFailureRule(owners);
+          await sql`insert into notification_rules
+              (id, workspace_id, project_id, schedule_id, name, spec, last_measured, created_by, created_at, updated_at)
+            values (${randomUUID()}, ${schedule.workspace_id}, ${schedule.project_id}, ${schedule.id},
+              ${spec.name}, ${JSON.stringify(spec)}, null, null, ${now}, ${now})`.execute(db);
+        }
       },
     },
   };

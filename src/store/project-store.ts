@@ -28,6 +28,8 @@ export interface Version {
   source: string;
   createdBy: string | null;
   createdAt: Date;
+  /** What the publisher said about this version, if anything. */
+  message?: string | null;
 }
 
 export interface AppSettings {
@@ -64,6 +66,7 @@ function toVersion(row: Selectable<VersionsTable>): Version {
     source: row.source,
     createdBy: row.created_by,
     createdAt: toDate(row.created_at),
+    message: row.message ?? null,
   };
 }
 
@@ -154,15 +157,111 @@ export async function findVersionById(db: Db, id: string): Promise<Version | nul
   return row ? toVersion(row) : null;
 }
 
-export async function latestVersion(db: Db, projectId: string): Promise<Version | null> {
+/**
+ * The current version (glossary "Current version"): the one schedules run, apps show, runs default to
+ * and publish carries files from. The project points at it, so a rollback can make an older version
+ * current (issue 15, bug 3); before migration 0009 "current" meant "newest by number".
+ */
+export async function currentVersion(db: Db, projectId: string): Promise<Version | null> {
   const row = await db
     .selectFrom('versions')
-    .selectAll()
-    .where('project_id', '=', projectId)
-    .orderBy('number', 'desc')
-    .limit(1)
+    .innerJoin('projects', 'projects.current_version_id', 'versions.id')
+    .selectAll('versions')
+    .where('projects.id', '=', projectId)
     .executeTakeFirst();
   return row ? toVersion(row) : null;
+}
+
+/** @deprecated the name from before rollback: it is the *current* version, not the newest. */
+export const latestVersion = currentVersion;
+
+/** Makes `versionId` (a version of the project) current. True when it was not current already. */
+export async function setCurrentVersion(db: Db, projectId: string, versionId: string): Promise<boolean> {
+  const result = await db
+    .updateTable('projects')
+    .set({ current_version_id: versionId })
+    .where('id', '=', projectId)
+    .where((eb) => eb.or([eb('current_version_id', 'is', null), eb('current_version_id', '!=', versionId)]))
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/** The id of the project's current version, or null before the first publish. */
+export async function currentVersionId(db: Db, projectId: string): Promise<string | null> {
+  const row = await db
+    .selectFrom('projects')
+    .select('current_version_id')
+    .where('id', '=', projectId)
+    .executeTakeFirst();
+  return row?.current_version_id ?? null;
+}
+
+/** A version with what the versions list shows besides it. */
+export interface VersionListing extends Version {
+  publishedBy: { id: string; email: string; name: string } | null;
+  /** The status of the version's newest publish run (null when it has none). */
+  publishRunStatus: string | null;
+  publishRunId: string | null;
+  current: boolean;
+}
+
+/** Versions newest first, with who published each, its publish run's status and the `current` flag. */
+export async function listVersionsDetailed(db: Db, projectId: string): Promise<VersionListing[]> {
+  const current = await currentVersionId(db, projectId);
+  const rows = await db
+    .selectFrom('versions')
+    .leftJoin('users', 'users.id', 'versions.created_by')
+    .selectAll('versions')
+    .select(['users.email as user_email', 'users.name as user_name'])
+    .where('versions.project_id', '=', projectId)
+    .orderBy('versions.number', 'desc')
+    .execute();
+  const runs = await db
+    .selectFrom('runs')
+    .select(['id', 'version_id', 'status', 'created_at'])
+    .where('project_id', '=', projectId)
+    .where('trigger', '=', 'publish')
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+  const publishRun = new Map<string, { id: string; status: string }>();
+  for (const run of runs) if (run.version_id) publishRun.set(run.version_id, run);
+  return rows.map((row) => {
+    const version = toVersion(row);
+    const run = publishRun.get(version.id);
+    return {
+      ...version,
+      publishedBy:
+        row.created_by && row.user_email
+          ? { id: row.created_by, email: row.user_email, name: row.user_name ?? '' }
+          : null,
+      publishRunStatus: run?.status ?? null,
+      publishRunId: run?.id ?? null,
+      current: version.id === current,
+    };
+  });
+}
+
+/**
+ * The newest successful, shared run of a version whose snapshot may be an app's default state (a
+ * publish or scheduled run), or null.
+ */
+export async function lastDefaultableRun(db: Db, versionId: string): Promise<string | null> {
+  const row = await db
+    .selectFrom('runs')
+    .select('id')
+    .where('version_id', '=', versionId)
+    .where('status', '=', 'succeeded')
+    .where('private', '=', 0)
+    .where('trigger', 'in', ['publish', 'schedule'])
+    .where(({ exists, selectFrom }) =>
+      exists(selectFrom('snapshots').select('snapshots.run_id').whereRef('snapshots.run_id', '=', 'runs.id')),
+    )
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.id ?? null;
 }
 
 export async function listVersions(db: Db, projectId: string): Promise<Version[]> {
@@ -196,6 +295,7 @@ export async function insertVersion(
       source: v.source,
       created_by: v.createdBy,
       created_at: iso(v.createdAt),
+      message: v.message ?? null,
     })
     .execute();
   for (const [path, content] of files) {
@@ -277,6 +377,22 @@ export async function adoptDefaultRun(
     .updateTable('app_settings')
     .set({ default_run_id: runId, updated_at: iso(now) })
     .where('project_id', '=', projectId)
+    // Only a run of the current version: after a rollback, a late run of the version rolled back
+    // from must not take the app back to it.
+    .where(({ exists, selectFrom }) =>
+      exists(
+        selectFrom('runs as r')
+          .innerJoin('projects as p', 'p.id', 'r.project_id')
+          .select(sql`1`.as('one'))
+          .where('r.id', '=', runId)
+          .where((eb) =>
+            eb.or([
+              eb('p.current_version_id', 'is', null),
+              eb('p.current_version_id', '=', eb.ref('r.version_id')),
+            ]),
+          ),
+      ),
+    )
     .where((eb) =>
       eb.or([
         eb('default_run_id', 'is', null),

@@ -91,6 +91,11 @@ export interface ProjectsTable {
   created_at: InstantIn | Instant;
   /** workspace | restricted */
   visibility: Generated<string>;
+  /**
+   * The current version (glossary): the one schedules run, apps show and publish carries files from.
+   * Null until the first publish. A rollback points it at an older version (migration 0009).
+   */
+  current_version_id: Generated<string | null>;
 }
 
 export interface VersionsTable {
@@ -103,6 +108,8 @@ export interface VersionsTable {
   source: string;
   created_by: string | null;
   created_at: InstantIn | Instant;
+  /** What the publisher said about it, if anything (migration 0009). */
+  message: Generated<string | null>;
 }
 
 export interface VersionFilesTable {
