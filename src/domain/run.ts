@@ -35,12 +35,25 @@ export function isFinal(status: RunStatus): boolean {
   return FINAL_STATUSES.includes(status);
 }
 
-/** What started a run. */
 /** At most this many runs per bulk enqueue (`POST /api/projects/{p}/runs/batch`). */
 export const MAX_BULK_RUNS = 1000;
 
+/**
+ * What started a run; the one list (the runs table checks the same values).
+ * - `manual`: a person's own run (a viewer's private re-run, `almanac run`).
+ * - `api`: a program, through the API.
+ * - `publish`: the run that publishing (or making a version current without a good run) queues.
+ * - `schedule`: a schedule fired, or "run now" on a schedule (a scheduled run started early).
+ * - `backfill`: a schedule's past fire times, run on request.
+ */
 export const RUN_TRIGGERS = ['manual', 'api', 'publish', 'schedule', 'backfill'] as const;
 export type RunTrigger = (typeof RUN_TRIGGERS)[number];
+
+/**
+ * "Run now" on a schedule is a scheduled run started early (issue 15, bug 5): trigger `schedule`, so
+ * it refreshes the default state like any other.
+ */
+export const RUN_NOW_TRIGGER: RunTrigger = 'schedule';
 
 /**
  * Why a run ended without succeeding: the executor's reasons, the queue's own (`worker_lost`), and

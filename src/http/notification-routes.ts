@@ -20,7 +20,7 @@ export interface NotificationHttpDeps {
       token: string,
       fresh?: boolean,
     ): Promise<{ id: string; name: string; isPrivate: boolean; isMember: boolean }[]>;
-    checkChannel(token: string, channel: string): Promise<unknown>;
+    checkChannel(token: string, channel: string): Promise<{ name: string; isMember: boolean }>;
   } | null;
   outbox: {
     listOutbox(): Promise<{ file: string; size: number; createdAt: Date }[]>;
@@ -168,7 +168,15 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       const { slackToken } = await notifications.loadIntegrations(ctx, workspaceId);
       if (!slack || !slackToken)
         throw new Error('Slack is not set up: an admin adds a bot token under integrations first');
-      await slack.checkChannel(slackToken, channel);
+      const found = await slack.checkChannel(slackToken, channel);
+      // A public channel the bot is not in is listed, but posting there fails on every run (issue 15,
+      // bug 8): refused here, as a private one is. (Joining it for the user would need the
+      // channels:join scope and post where nobody asked the bot in.)
+      if (!found.isMember) {
+        throw new Error(
+          `invite the Almanac bot to #${found.name} (/invite @almanac in the channel), then try again`,
+        );
+      }
     },
   };
   const ruleInput = (body: z.infer<typeof RuleBody>) => {

@@ -14,11 +14,11 @@ import {
   validateSmtp,
 } from '../domain/notification/integrations.ts';
 import {
-  DEFAULT_CONTENT,
   type Destination,
   decide,
   isFailure,
   type NotificationRuleSpec,
+  ownersOnFailureRule,
   validateRule,
 } from '../domain/notification/rule.ts';
 import type { Run, RunStatus } from '../domain/run.ts';
@@ -88,7 +88,7 @@ async function checkSpec(
     }
   }
   // CSV files and conditions name cells of the published version.
-  const version = await ps.latestVersion(ctx.db, projectId);
+  const version = await ps.currentVersion(ctx.db, projectId);
   if (!version) return;
   const notebook = await notebookOfVersion(version.id, version.source);
   const cells = new Map(notebook.cells.map((c) => [c.name, c]));
@@ -189,6 +189,47 @@ export async function createRule(
   return rule;
 }
 
+/**
+ * Writes the rule every new schedule starts with: "project owners on failure" (the project's creator,
+ * or the workspace's admins when it has none). Called in the transaction that creates the schedule.
+ */
+export async function addOwnersOnFailureRule(
+  trx: Db,
+  schedule: { id: string; workspaceId: string; projectId: string; createdBy: string | null },
+  now: Date,
+): Promise<NotificationRule | null> {
+  const project = await trx
+    .selectFrom('projects')
+    .select(['created_by'])
+    .where('id', '=', schedule.projectId)
+    .executeTakeFirst();
+  const owners = project?.created_by
+    ? [project.created_by]
+    : (
+        await trx
+          .selectFrom('users')
+          .select('id')
+          .where('workspace_id', '=', schedule.workspaceId)
+          .where('role', '=', 'admin')
+          .orderBy('id')
+          .execute()
+      ).map((u) => u.id);
+  if (owners.length === 0) return null;
+  const rule: NotificationRule = {
+    id: randomUUID(),
+    workspaceId: schedule.workspaceId,
+    projectId: schedule.projectId,
+    scheduleId: schedule.id,
+    spec: ownersOnFailureRule(owners),
+    lastMeasured: null,
+    createdBy: schedule.createdBy,
+    createdAt: now,
+    updatedAt: now,
+  };
+  await ns.insertRule(trx, rule);
+  return rule;
+}
+
 export async function getRule(
   ctx: ServiceContext,
   principal: Principal,
@@ -233,47 +274,11 @@ export async function listRules(
 }
 
 /** How a run's rules are found: the schedule's and the project's, or the run's inline ones. */
-async function rulesForRun(trx: Db, run: Run, status: RunStatus): Promise<NotificationRule[]> {
+async function rulesForRun(trx: Db, run: Run): Promise<NotificationRule[]> {
   if (run.scheduleId) {
-    const rules = await ns.rulesOfScheduleRun(trx, run.projectId, run.scheduleId);
-    if (rules.length > 0) return rules;
-    if (!isFailure(status)) return [];
-    // A schedule with no rule notifies the project's owner (or, without one, the admins) on failure.
-    const project = await trx
-      .selectFrom('projects')
-      .select(['created_by'])
-      .where('id', '=', run.projectId)
-      .executeTakeFirst();
-    const owners = project?.created_by
-      ? [project.created_by]
-      : (
-          await trx
-            .selectFrom('users')
-            .select('id')
-            .where('workspace_id', '=', run.workspaceId)
-            .where('role', '=', 'admin')
-            .execute()
-        ).map((u) => u.id);
-    if (owners.length === 0) return [];
-    return [
-      {
-        id: 'default',
-        workspaceId: run.workspaceId,
-        projectId: run.projectId,
-        scheduleId: run.scheduleId,
-        spec: {
-          name: 'project owners on failure (default)',
-          trigger: { kind: 'failure' },
-          destinations: owners.map((userId) => ({ kind: 'user', userId, via: 'preference' }) as Destination),
-          content: { ...DEFAULT_CONTENT, csvCells: [] },
-          enabled: true,
-        },
-        lastMeasured: null,
-        createdBy: null,
-        createdAt: run.createdAt,
-        updatedAt: run.createdAt,
-      },
-    ];
+    // Every rule is explicit: a new schedule starts with "project owners on failure" (issue 15, bug 6),
+    // which its owners may remove; there is no implicit default that lapses once a rule exists.
+    return ns.rulesOfScheduleRun(trx, run.projectId, run.scheduleId);
   }
   if (!run.hasInlineRules) return [];
   const row = await trx.selectFrom('runs').select('notify').where('id', '=', run.id).executeTakeFirst();
@@ -372,7 +377,7 @@ export async function planDeliveries(
 ): Promise<number> {
   if (run.private || status === 'skipped' || status === 'cancelled') return 0;
   if (options.willRetry && isFailure(status)) return 0;
-  const rules = (await rulesForRun(trx, run, status)).filter((r) => r.spec.enabled);
+  const rules = (await rulesForRun(trx, run)).filter((r) => r.spec.enabled);
   if (rules.length === 0) return 0;
   // Only recovery and streaks look back; they need as many earlier runs as the longest streak.
   const lookBack = Math.max(
@@ -398,7 +403,7 @@ export async function planDeliveries(
   const deliveries: NewDelivery[] = [];
   for (const rule of rules) {
     const decision = decide(rule.spec.trigger, status, snapshot, history, rule.lastMeasured ?? undefined);
-    if (decision.measured !== undefined && rule.id !== 'default' && !rule.id.startsWith('inline-')) {
+    if (decision.measured !== undefined && !rule.id.startsWith('inline-')) {
       await ns.setLastMeasured(trx, rule.id, decision.measured);
     }
     if (!decision.notify) continue;
@@ -408,7 +413,7 @@ export async function planDeliveries(
           id: randomUUID(),
           workspaceId: run.workspaceId,
           runId: run.id,
-          ruleId: rule.id === 'default' || rule.id.startsWith('inline-') ? null : rule.id,
+          ruleId: rule.id.startsWith('inline-') ? null : rule.id,
           ruleName: rule.spec.name,
           channel: target.channel,
           destination: target.destination,

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import { checkInputSizes, checkLength, MAX_NAME_LENGTH, MAX_NOTE_LENGTH } from '../domain/limits.ts';
 import { resolveInputs } from '../domain/notebook/inputs.ts';
-import type { Run, RunReason } from '../domain/run.ts';
+import { RUN_NOW_TRIGGER, type Run, type RunReason } from '../domain/run.ts';
 import type { InputValue } from '../domain/run-context.ts';
 import {
   type FireTime,
@@ -34,6 +34,7 @@ import * as ss from '../store/schedule-store.ts';
 import { iso, toDate } from '../store/schema.ts';
 import { assertWorkspaceMember } from './authorize.ts';
 import { crashPoint } from './crash-points.ts';
+import { addOwnersOnFailureRule } from './notification-service.ts';
 import { assertSeesProject, getProject, hiddenProjectIds } from './project-service.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 import { notebookOfVersion } from './version-notebooks.ts';
@@ -62,7 +63,7 @@ function firstAfter(schedule: Pick<Schedule, 'id' | 'cadence' | 'timezone' | 'po
 async function validInputs(ctx: ServiceContext, projectId: string, inputs: Record<string, unknown>) {
   // Sizes first, also when there is no version yet to check the values against.
   checkInputSizes(inputs);
-  const version = await ps.latestVersion(ctx.db, projectId);
+  const version = await ps.currentVersion(ctx.db, projectId);
   if (!version) return inputs as Record<string, InputValue>;
   const notebook = await notebookOfVersion(version.id, version.source);
   resolveInputs(notebook.inputs, inputs);
@@ -102,7 +103,11 @@ export async function createSchedule(
     updatedAt: now,
   };
   try {
-    await ss.insertSchedule(ctx.db, schedule);
+    await ctx.db.transaction().execute(async (trx) => {
+      await ss.insertSchedule(trx, schedule);
+      // Every new schedule starts with "project owners on failure", visible and removable (issue 15, bug 6).
+      await addOwnersOnFailureRule(trx, schedule, now);
+    });
   } catch (error) {
     if (/unique|duplicate/i.test((error as Error).message)) {
       throw new ValidationError(
@@ -235,32 +240,46 @@ export function describe(schedule: Pick<Schedule, 'cadence' | 'timezone'>): stri
 }
 
 /**
- * "Run now": a run with the schedule's inputs in context `scheduled`, recorded as trigger `manual`, so a
- * user can test the schedule end to end.
+ * "Run now": a scheduled run started early (issue 15, bug 5). It is recorded as trigger `schedule` in
+ * context `scheduled`, with the schedule's inputs, `scheduleId` and `scheduledFor` = now, so it refreshes
+ * the app's default state like any scheduled run, answers to the schedule's notification rules and
+ * retries, and the run log says which schedule it came from. (It was trigger `manual`, which never
+ * became the default state.) A run now at the very instant of a fire time is that fire time's run.
  */
 export async function runNow(ctx: ServiceContext, principal: Principal, id: string): Promise<Run> {
   const schedule = await getSchedule(ctx, principal, id);
-  const version = await ps.latestVersion(ctx.db, schedule.projectId);
+  const version = await ps.currentVersion(ctx.db, schedule.projectId);
   if (!version) throw new ConflictError('the project has no published version yet; publish it first');
   const notebook = await notebookOfVersion(version.id, version.source);
   const now = ctx.now();
-  const run = await rs.insertRun(ctx.db, {
-    id: randomUUID(),
-    workspaceId: schedule.workspaceId,
-    projectId: schedule.projectId,
-    versionId: version.id,
-    trigger: 'manual',
-    context: 'scheduled',
-    private: false,
-    inputs: resolveInputs(notebook.inputs, schedule.inputs),
-    createdBy: principal.userId,
-    createdAt: now,
-    scheduledFor: now,
-    maxAttempts: 3,
-    expiresAt: null,
-    scheduleId: schedule.id,
-    timeoutMs: schedule.policies.timeoutMs,
-  });
+  let run: Run;
+  try {
+    run = await rs.insertRun(ctx.db, {
+      id: randomUUID(),
+      workspaceId: schedule.workspaceId,
+      projectId: schedule.projectId,
+      versionId: version.id,
+      trigger: RUN_NOW_TRIGGER,
+      context: 'scheduled',
+      private: false,
+      inputs: resolveInputs(notebook.inputs, schedule.inputs),
+      createdBy: principal.userId,
+      createdAt: now,
+      scheduledFor: now,
+      maxAttempts: 3,
+      expiresAt: null,
+      scheduleId: schedule.id,
+      timeoutMs: schedule.policies.timeoutMs,
+    });
+  } catch (error) {
+    // The unique key on (schedule, fire time): a run for this very instant exists already.
+    if (/unique|duplicate/i.test((error as Error).message)) {
+      throw new ConflictError(
+        `schedule '${schedule.name}' already has a run for ${now.toISOString()}; try again in a moment`,
+      );
+    }
+    throw error;
+  }
   await ctx.wakeups.notify('run_queued', run.id);
   return run;
 }
@@ -289,7 +308,7 @@ export async function backfill(
       `the range holds more than ${MAX_BACKFILL} fire times; backfill a shorter range`,
     );
   }
-  const version = await ps.latestVersion(ctx.db, schedule.projectId);
+  const version = await ps.currentVersion(ctx.db, schedule.projectId);
   if (!version) throw new ConflictError('the project has no published version yet; publish it first');
   const notebook = await notebookOfVersion(version.id, version.source);
   const inputs = resolveInputs(notebook.inputs, schedule.inputs);
@@ -492,7 +511,7 @@ async function fireSchedule(
   const missed = fires.filter((t) => now.getTime() - t.getTime() - jitter > window);
   let versionLookup = pass.versions.get(schedule.projectId);
   if (!versionLookup) {
-    versionLookup = ps.latestVersion(trx, schedule.projectId);
+    versionLookup = ps.currentVersion(trx, schedule.projectId);
     pass.versions.set(schedule.projectId, versionLookup);
   }
   const version = await versionLookup;

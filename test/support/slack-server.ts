@@ -36,6 +36,8 @@ export interface FakeSlack {
   token: string;
   messages: PostedMessage[];
   files: UploadedFile[];
+  /** The workspace's channels; a test may change membership (`isMember`) as an invite would. */
+  channels: SlackChannel[];
   /** Make the next calls of a method answer an error code. */
   failNext: Map<string, string[]>;
   close(): Promise<void>;
@@ -173,6 +175,7 @@ export async function startFakeSlack(
     token,
     messages,
     files,
+    channels,
     failNext,
     close: () =>
       new Promise((r) => {

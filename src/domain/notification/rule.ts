@@ -77,6 +77,50 @@ export const DEFAULT_CONTENT: Readonly<NotificationContent> = Object.freeze({
   csvCells: [],
 });
 
+/** The name of the rule every new schedule starts with (issue 15, bug 6). */
+export const OWNERS_ON_FAILURE_RULE_NAME = 'project owners on failure';
+
+/**
+ * The rule every new schedule starts with, as Hex pre-fills it: the project's owners (its creator, or
+ * the workspace admins when it has none) hear about failures. It is an ordinary rule: listed with the
+ * schedule's rules, editable and removable. (It was an implicit default that lapsed as soon as the
+ * schedule had any rule, even a success-only one.)
+ */
+export function ownersOnFailureRule(ownerIds: readonly string[]): NotificationRuleSpec {
+  return {
+    name: OWNERS_ON_FAILURE_RULE_NAME,
+    trigger: { kind: 'failure' },
+    destinations: ownerIds.map((userId) => ({ kind: 'user', userId, via: 'preference' })),
+    content: { ...DEFAULT_CONTENT, csvCells: [] },
+    enabled: true,
+  };
+}
+
+/**
+ * Refuses a screenshot that could never be sent (issue 15, bug 7). Pictures are taken of successful
+ * runs only (a failed run's app page holds no outputs worth showing), so a rule that fires only on
+ * failure would never carry one; and webhooks carry JSON, never files.
+ */
+function checkScreenshot(
+  spec: Pick<NotificationRuleSpec, 'trigger' | 'destinations' | 'content'>,
+  field: string,
+) {
+  if (spec.content.screenshot === null) return;
+  if (spec.trigger.kind === 'failure') {
+    throw new ValidationError(
+      `${field}.content.screenshot`,
+      'a rule that fires only on failure never sends a picture (screenshots are of successful runs); remove the screenshot or notify on success, all or recovery',
+    );
+  }
+  const hook = spec.destinations.findIndex((d) => d.kind === 'webhook');
+  if (hook >= 0) {
+    throw new ValidationError(
+      `${field}.content.screenshot`,
+      `webhooks carry JSON, not pictures (destinations[${hook}] is a webhook); remove the screenshot, or put the webhook in a rule of its own`,
+    );
+  }
+}
+
 const FAILURES: readonly RunStatus[] = ['failed', 'timed_out'];
 export function isFailure(status: RunStatus): boolean {
   return FAILURES.includes(status);
@@ -267,7 +311,7 @@ export function validateRule(input: unknown, field = 'rule'): NotificationRuleSp
   }
   const enabled = r['enabled'] ?? true;
   if (typeof enabled !== 'boolean') throw new ValidationError(`${field}.enabled`, 'must be true or false');
-  return {
+  const spec: NotificationRuleSpec = {
     name: name.trim(),
     trigger,
     destinations,
@@ -279,6 +323,8 @@ export function validateRule(input: unknown, field = 'rule'): NotificationRuleSp
     },
     enabled,
   };
+  checkScreenshot(spec, field);
+  return spec;
 }
 
 /** What a condition measured: the cell's value or row count, or why it could not. */
