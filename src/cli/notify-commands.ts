@@ -10,7 +10,6 @@ import { ValidationError } from '../domain/errors.ts';
 import { checkLength, MAX_NAME_LENGTH } from '../domain/limits.ts';
 import type { ApiClient } from './api-client.ts';
 import { collect } from './options.ts';
-import { printJson } from './schedule-commands.ts';
 
 interface RuleJson {
   id: string;
@@ -50,7 +49,6 @@ interface AddFlags {
   body?: string;
   screenshot?: string;
   csv: string[];
-  json: boolean;
 }
 
 /** `--when "total > 100"` or `--when "rows(top) >= 5"` into a condition. */
@@ -163,8 +161,7 @@ export function registerNotifyCommands(
       .option('--subject <template>', 'subject template, like "{{app.title}}: {{run.status}}"')
       .option('--body <template>', 'body template')
       .option('--screenshot <format>', 'attach a picture of the app: png or pdf')
-      .option('--csv <cell>', 'attach a table cell as CSV (repeat for several)', collect, [])
-      .option('--json', 'print the rule as JSON', false),
+      .option('--csv <cell>', 'attach a table cell as CSV (repeat for several)', collect, []),
   ).action(async (project: string, flags: AddFlags) => {
     const client = clientFor(flags);
     if (flags.user.includes('me')) {
@@ -175,7 +172,6 @@ export function registerNotifyCommands(
       `/api/projects/${encodeURIComponent(project)}/notification-rules`,
       ruleFromFlags(flags),
     );
-    if (flags.json) return printJson(data);
     process.stdout.write(
       `rule ${data.id} '${data.name}': ${describeTrigger(data.trigger)} → ${data.destinations.map(describeDestination).join(', ')}\n`,
     );
@@ -185,13 +181,11 @@ export function registerNotifyCommands(
     notify
       .command('rules')
       .description("a project's notification rules")
-      .argument('<project>', 'project slug or id')
-      .option('--json', 'print the rules as JSON', false),
-  ).action(async (project: string, flags: { json: boolean }) => {
+      .argument('<project>', 'project slug or id'),
+  ).action(async (project: string, flags: object) => {
     const rules = await clientFor(flags).get<RuleJson[]>(
       `/api/projects/${encodeURIComponent(project)}/notification-rules`,
     );
-    if (flags.json) return printJson(rules);
     if (rules.length === 0) {
       process.stdout.write(
         "no rules: nobody is notified (new schedules start with 'project owners on failure')\n",
@@ -209,14 +203,9 @@ export function registerNotifyCommands(
   });
 
   withClient(
-    notify
-      .command('remove')
-      .description('delete a notification rule')
-      .argument('<rule>', 'rule id')
-      .option('--json', 'print {"id", "deleted": true} as JSON', false),
-  ).action(async (rule: string, flags: { json: boolean }) => {
+    notify.command('remove').description('delete a notification rule').argument('<rule>', 'rule id'),
+  ).action(async (rule: string, flags: object) => {
     await clientFor(flags).request('DELETE', `/api/notification-rules/${encodeURIComponent(rule)}`);
-    if (flags.json) return printJson({ id: rule, deleted: true });
     process.stdout.write(`deleted rule ${rule}\n`);
   });
 
@@ -224,13 +213,11 @@ export function registerNotifyCommands(
     notify
       .command('deliveries')
       .description("a run's notifications, per destination")
-      .argument('<run>', 'run id')
-      .option('--json', 'print the deliveries as JSON', false),
-  ).action(async (run: string, flags: { json: boolean }) => {
+      .argument('<run>', 'run id'),
+  ).action(async (run: string, flags: object) => {
     const list = await clientFor(flags).get<DeliveryJson[]>(
       `/api/runs/${encodeURIComponent(run)}/deliveries`,
     );
-    if (flags.json) return printJson(list);
     if (list.length === 0) {
       process.stdout.write('no notifications for this run\n');
       return;
@@ -244,30 +231,21 @@ export function registerNotifyCommands(
   });
 
   withClient(
-    notify
-      .command('resend')
-      .description('send a delivery again')
-      .argument('<delivery>', 'delivery id')
-      .option('--json', 'print the delivery as JSON', false),
-  ).action(async (delivery: string, flags: { json: boolean }) => {
+    notify.command('resend').description('send a delivery again').argument('<delivery>', 'delivery id'),
+  ).action(async (delivery: string, flags: object) => {
     const { data } = await clientFor(flags).post<DeliveryJson>(
       `/api/deliveries/${encodeURIComponent(delivery)}/resend`,
     );
-    if (flags.json) return printJson(data);
     process.stdout.write(`delivery ${data.id} to ${data.destination} is ${data.status} again\n`);
   });
 
   withClient(
-    notify
-      .command('outbox')
-      .description('email written to the outbox folder (no SMTP configured)')
-      .option('--json', 'print the outbox entries as JSON', false),
-  ).action(async (flags: { json: boolean }) => {
+    notify.command('outbox').description('email written to the outbox folder (no SMTP configured)'),
+  ).action(async (flags: object) => {
     const entries =
       await clientFor(flags).get<{ file: string; size: number; createdAt: string; url: string }[]>(
         '/api/outbox',
       );
-    if (flags.json) return printJson(entries);
     if (entries.length === 0) process.stdout.write('the outbox is empty\n');
     for (const e of entries)
       process.stdout.write(`${e.createdAt}  ${String(e.size).padStart(8)} B  ${e.url}\n`);
@@ -284,8 +262,7 @@ export function registerNotifyCommands(
       .option('--no-smtp', 'remove SMTP: email goes to the outbox folder')
       .option('--from <address>', 'sender address')
       .option('--slack-token-env <name>', 'read the Slack bot token from this environment variable')
-      .option('--allow-private-webhooks <yes|no>', 'allow webhooks to private addresses')
-      .option('--json', 'print JSON (the settings always print as JSON)', false),
+      .option('--allow-private-webhooks <yes|no>', 'allow webhooks to private addresses'),
   ).action(
     async (flags: {
       smtp?: string | false;
@@ -324,7 +301,7 @@ export function registerNotifyCommands(
       const view = Object.keys(body).length
         ? (await client.request('PUT', '/api/integrations', body)).data
         : await client.get('/api/integrations');
-      printJson(view);
+      process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
     },
   );
 }
