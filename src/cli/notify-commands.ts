@@ -10,6 +10,7 @@ import { ValidationError } from '../domain/errors.ts';
 import { checkLength, MAX_NAME_LENGTH } from '../domain/limits.ts';
 import type { ApiClient } from './api-client.ts';
 import { collect } from './options.ts';
+import { printJson } from './schedule-commands.ts';
 
 interface RuleJson {
   id: string;
@@ -49,6 +50,7 @@ interface AddFlags {
   body?: string;
   screenshot?: string;
   csv: string[];
+  json: boolean;
 }
 
 /** `--when "total > 100"` or `--when "rows(top) >= 5"` into a condition. */
@@ -161,7 +163,8 @@ export function registerNotifyCommands(
       .option('--subject <template>', 'subject template, like "{{app.title}}: {{run.status}}"')
       .option('--body <template>', 'body template')
       .option('--screenshot <format>', 'attach a picture of the app: png or pdf')
-      .option('--csv <cell>', 'attach a table cell as CSV (repeat for several)', collect, []),
+      .option('--csv <cell>', 'attach a table cell as CSV (repeat for several)', collect, [])
+      .option('--json', 'print the rule as JSON', false),
   ).action(async (project: string, flags: AddFlags) => {
     const client = clientFor(flags);
     if (flags.user.includes('me')) {
@@ -172,6 +175,7 @@ export function registerNotifyCommands(
       `/api/projects/${encodeURIComponent(project)}/notification-rules`,
       ruleFromFlags(flags),
     );
+    if (flags.json) return printJson(data);
     process.stdout.write(
       `rule ${data.id} '${data.name}': ${describeTrigger(data.trigger)} → ${data.destinations.map(describeDestination).join(', ')}\n`,
     );
@@ -181,11 +185,13 @@ export function registerNotifyCommands(
     notify
       .command('rules')
       .description("a project's notification rules")
-      .argument('<project>', 'project slug or id'),
-  ).action(async (project: string, flags: object) => {
+      .argument('<project>', 'project slug or id')
+      .option('--json', 'print the rules as JSON', false),
+  ).action(async (project: string, flags: { json: boolean }) => {
     const rules = await clientFor(flags).get<RuleJson[]>(
       `/api/projects/${encodeURIComponent(project)}/notification-rules`,
     );
+    if (flags.json) return printJson(rules);
     if (rules.length === 0) {
       process.stdout.write(
         "no rules: nobody is notified (new schedules start with 'project owners on failure')\n",
@@ -203,9 +209,14 @@ export function registerNotifyCommands(
   });
 
   withClient(
-    notify.command('remove').description('delete a notification rule').argument('<rule>', 'rule id'),
-  ).action(async (rule: string, flags: object) => {
+    notify
+      .command('remove')
+      .description('delete a notification rule')
+      .argument('<rule>', 'rule id')
+      .option('--json', 'print {"id", "deleted": true} as JSON', false),
+  ).action(async (rule: string, flags: { json: boolean }) => {
     await clientFor(flags).request('DELETE', `/api/notification-rules/${encodeURIComponent(rule)}`);
+    if (flags.json) return printJson({ id: rule, deleted: true });
     process.stdout.write(`deleted rule ${rule}\n`);
   });
 
@@ -213,11 +224,13 @@ export function registerNotifyCommands(
     notify
       .command('deliveries')
       .description("a run's notifications, per destination")
-      .argument('<run>', 'run id'),
-  ).action(async (run: string, flags: object) => {
+      .argument('<run>', 'run id')
+      .option('--json', 'print the deliveries as JSON', false),
+  ).action(async (run: string, flags: { json: boolean }) => {
     const list = await clientFor(flags).get<DeliveryJson[]>(
       `/api/runs/${encodeURIComponent(run)}/deliveries`,
     );
+    if (flags.json) return printJson(list);
     if (list.length === 0) {
       process.stdout.write('no notifications for this run\n');
       return;
@@ -231,21 +244,30 @@ export function registerNotifyCommands(
   });
 
   withClient(
-    notify.command('resend').description('send a delivery again').argument('<delivery>', 'delivery id'),
-  ).action(async (delivery: string, flags: object) => {
+    notify
+      .command('resend')
+      .description('send a delivery again')
+      .argument('<delivery>', 'delivery id')
+      .option('--json', 'print the delivery as JSON', false),
+  ).action(async (delivery: string, flags: { json: boolean }) => {
     const { data } = await clientFor(flags).post<DeliveryJson>(
       `/api/deliveries/${encodeURIComponent(delivery)}/resend`,
     );
+    if (flags.json) return printJson(data);
     process.stdout.write(`delivery ${data.id} to ${data.destination} is ${data.status} again\n`);
   });
 
   withClient(
-    notify.command('outbox').description('email written to the outbox folder (no SMTP configured)'),
-  ).action(async (flags: object) => {
+    notify
+      .command('outbox')
+      .description('email written to the outbox folder (no SMTP configured)')
+      .option('--json', 'print the outbox entries as JSON', false),
+  ).action(async (flags: { json: boolean }) => {
     const entries =
       await clientFor(flags).get<{ file: string; size: number; createdAt: string; url: string }[]>(
         '/api/outbox',
       );
+    if (flags.json) return printJson(entries);
     if (entries.length === 0) process.stdout.write('the outbox is empty\n');
     for (const e of entries)
       process.stdout.write(`${e.createdAt}  ${String(e.size).padStart(8)} B  ${e.url}\n`);
@@ -262,7 +284,8 @@ export function registerNotifyCommands(
       .option('--no-smtp', 'remove SMTP: email goes to the outbox folder')
       .option('--from <address>', 'sender address')
       .option('--slack-token-env <name>', 'read the Slack bot token from this environment variable')
-      .option('--allow-private-webhooks <yes|no>', 'allow webhooks to private addresses'),
+      .option('--allow-private-webhooks <yes|no>', 'allow webhooks to private addresses')
+      .option('--json', 'print JSON (the settings always print as JSON)', false),
   ).action(
     async (flags: {
       smtp?: string | false;
@@ -301,7 +324,7 @@ export function registerNotifyCommands(
       const view = Object.keys(body).length
         ? (await client.request('PUT', '/api/integrations', body)).data
         : await client.get('/api/integrations');
-      process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+      printJson(view);
     },
   );
 }

@@ -135,6 +135,11 @@ interface ScheduleJson {
   };
 }
 
+/** Prints a command's data as JSON (`--json`) for scripts: the server's own response, indented. */
+export function printJson(data: unknown): void {
+  process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+}
+
 export function registerScheduleCommands(
   program: Command,
   withClient: (command: Command) => Command,
@@ -163,12 +168,14 @@ export function registerScheduleCommands(
         .option('--timeout <duration>', 'wall-clock limit per run')
         .option('--retries <n>', 'retries after a failure (default 0)')
         .option('--backoff <duration>', 'first retry delay, doubling (default 30s)')
-        .option('--paused', 'create it paused', false),
+        .option('--paused', 'create it paused', false)
+        .option('--json', 'print the schedule as JSON', false),
     ),
   ).action(
     async (
       project: string,
-      flags: CadenceFlags & PolicyFlags & { name: string; input: string[]; tz: string; paused: boolean },
+      flags: CadenceFlags &
+        PolicyFlags & { name: string; input: string[]; tz: string; paused: boolean; json: boolean },
     ) => {
       checkLength('--name', flags.name, MAX_NAME_LENGTH, 'MAX_NAME_LENGTH');
       const body = {
@@ -183,6 +190,7 @@ export function registerScheduleCommands(
         `/api/projects/${encodeURIComponent(project)}/schedules`,
         body,
       );
+      if (flags.json) return printJson(data);
       process.stdout.write(
         `schedule ${data.id} '${data.name}': ${data.description}; next fire ${data.nextFireAt ?? '—'}\n`,
       );
@@ -193,11 +201,13 @@ export function registerScheduleCommands(
     schedule
       .command('list')
       .description("list a project's schedules")
-      .argument('<project>', 'project slug or id'),
-  ).action(async (project: string, flags: object) => {
+      .argument('<project>', 'project slug or id')
+      .option('--json', 'print the schedules as JSON', false),
+  ).action(async (project: string, flags: { json: boolean }) => {
     const list = await clientFor(flags).get<ScheduleJson[]>(
       `/api/projects/${encodeURIComponent(project)}/schedules`,
     );
+    if (flags.json) return printJson(list);
     if (list.length === 0) {
       process.stdout.write('no schedules\n');
       return;
@@ -211,9 +221,14 @@ export function registerScheduleCommands(
   });
 
   withClient(
-    schedule.command('show').description('a schedule and its health').argument('<schedule>', 'schedule id'),
-  ).action(async (id: string, flags: object) => {
+    schedule
+      .command('show')
+      .description('a schedule and its health')
+      .argument('<schedule>', 'schedule id')
+      .option('--json', 'print the schedule and its health as JSON', false),
+  ).action(async (id: string, flags: { json: boolean }) => {
     const s = await clientFor(flags).get<ScheduleJson>(`/api/schedules/${encodeURIComponent(id)}`);
+    if (flags.json) return printJson(s);
     const h = s.health!;
     process.stdout.write(
       [
@@ -236,10 +251,14 @@ export function registerScheduleCommands(
         )
         .argument('[schedule]', 'schedule id (or give a cadence with flags)')
         .option('--count <n>', 'how many', '10')
-        .option('--from <iso>', 'start from this instant instead of now'),
+        .option('--from <iso>', 'start from this instant instead of now')
+        .option('--json', 'print the fire times as JSON', false),
     ),
   ).action(
-    async (id: string | undefined, flags: CadenceFlags & { tz: string; count: string; from?: string }) => {
+    async (
+      id: string | undefined,
+      flags: CadenceFlags & { tz: string; count: string; from?: string; json: boolean },
+    ) => {
       const api = clientFor(flags);
       const count = Number(flags.count);
       if (!Number.isInteger(count))
@@ -256,6 +275,7 @@ export function registerScheduleCommands(
               ...(flags.from ? { from: flags.from } : {}),
             })
           ).data;
+      if (flags.json) return printJson(entries);
       printPreview(entries);
     },
   );
@@ -266,8 +286,9 @@ export function registerScheduleCommands(
       .description('pause a schedule, optionally until an instant')
       .argument('<schedule>', 'schedule id')
       .option('--until <iso>', 'resume by itself at this instant')
-      .option('--note <text>', 'why it is paused'),
-  ).action(async (id: string, flags: { until?: string; note?: string }) => {
+      .option('--note <text>', 'why it is paused')
+      .option('--json', 'print the schedule as JSON', false),
+  ).action(async (id: string, flags: { until?: string; note?: string; json: boolean }) => {
     const { data } = await clientFor(flags).post<ScheduleJson>(
       `/api/schedules/${encodeURIComponent(id)}/pause`,
       {
@@ -275,15 +296,21 @@ export function registerScheduleCommands(
         ...(flags.note ? { note: flags.note } : {}),
       },
     );
+    if (flags.json) return printJson(data);
     process.stdout.write(`paused '${data.name}'${data.pausedUntil ? ` until ${data.pausedUntil}` : ''}\n`);
   });
 
   withClient(
-    schedule.command('resume').description('resume a paused schedule').argument('<schedule>', 'schedule id'),
-  ).action(async (id: string, flags: object) => {
+    schedule
+      .command('resume')
+      .description('resume a paused schedule')
+      .argument('<schedule>', 'schedule id')
+      .option('--json', 'print the schedule as JSON', false),
+  ).action(async (id: string, flags: { json: boolean }) => {
     const { data } = await clientFor(flags).post<ScheduleJson>(
       `/api/schedules/${encodeURIComponent(id)}/resume`,
     );
+    if (flags.json) return printJson(data);
     process.stdout.write(`resumed '${data.name}'; next fire ${data.nextFireAt}\n`);
   });
 
@@ -291,11 +318,13 @@ export function registerScheduleCommands(
     schedule
       .command('run-now')
       .description('run a schedule now (context scheduled, trigger manual)')
-      .argument('<schedule>', 'schedule id'),
-  ).action(async (id: string, flags: object) => {
+      .argument('<schedule>', 'schedule id')
+      .option('--json', 'print the queued run as JSON', false),
+  ).action(async (id: string, flags: { json: boolean }) => {
     const { data } = await clientFor(flags).post<{ id: string }>(
       `/api/schedules/${encodeURIComponent(id)}/run`,
     );
+    if (flags.json) return printJson(data);
     process.stdout.write(`run ${data.id} queued\n`);
   });
 
@@ -305,12 +334,14 @@ export function registerScheduleCommands(
       .description('create runs for the fire times of a past interval')
       .argument('<schedule>', 'schedule id')
       .requiredOption('--from <iso>', 'start (exclusive)')
-      .requiredOption('--to <iso>', 'end (inclusive)'),
-  ).action(async (id: string, flags: { from: string; to: string }) => {
+      .requiredOption('--to <iso>', 'end (inclusive)')
+      .option('--json', 'print the created runs as JSON', false),
+  ).action(async (id: string, flags: { from: string; to: string; json: boolean }) => {
     const { data } = await clientFor(flags).post<{
       created: { id: string; scheduledFor: string }[];
       existing: number;
     }>(`/api/schedules/${encodeURIComponent(id)}/backfill`, { from: flags.from, to: flags.to });
+    if (flags.json) return printJson(data);
     for (const run of data.created) process.stdout.write(`run ${run.id} for ${run.scheduledFor}\n`);
     process.stdout.write(
       `${data.created.length} run(s) queued, ${data.existing} fire time(s) already had one\n`,

@@ -11,6 +11,7 @@ import { MAX_BULK_RUNS, RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
 import { ApiClient, ApiError } from './api-client.ts';
 import { registerNotifyCommands } from './notify-commands.ts';
 import { collect, parseInputs, parseInputsLines } from './options.ts';
+import { terminalText } from './render.ts';
 import { registerScheduleCommands } from './schedule-commands.ts';
 import { registerVersionCommands } from './version-commands.ts';
 
@@ -81,6 +82,33 @@ function addClientOptions(command: Command): Command {
     .option('--server <url>', 'the Almanac server (default ALMANAC_URL or http://127.0.0.1:3100)')
     .option('--token <token>', 'API token (default ALMANAC_TOKEN, or the admin token saved by serve)')
     .option('--data-dir <dir>', 'where serve keeps its data, to find the saved admin token');
+}
+
+interface ProjectJson {
+  id: string;
+  slug: string;
+  title: string;
+  currentVersion: number | null;
+  appUrl: string;
+}
+
+/** A project as `almanac projects` lists it: the server's project, its newest run and next fire time. */
+interface ProjectListing extends ProjectJson {
+  lastRun: { id: string; status: string; trigger: string; createdAt: string } | null;
+  nextFireAt: string | null;
+}
+
+/** Rows as aligned columns under a header. */
+function printTable(head: string[], rows: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  for (const row of [head, ...rows]) {
+    process.stdout.write(
+      `${row
+        .map((v, i) => v.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
+  }
 }
 
 function seconds(run: RunJson): string {
@@ -158,8 +186,9 @@ export function registerServerCommands(program: Command): void {
       .description("publish a notebook (and its folder's files) to the server as a new version")
       .argument('<notebook>', 'the notebook file (.md)')
       .option('--slug <slug>', 'project slug (default: the file name)')
-      .option('--wait', 'wait for the publish run and print its progress', false),
-  ).action(async (file: string, flags: ClientFlags & { slug?: string; wait: boolean }) => {
+      .option('--wait', 'wait for the publish run and print its progress', false)
+      .option('--json', 'print the published version (and, with --wait, its final run) as JSON', false),
+  ).action(async (file: string, flags: ClientFlags & { slug?: string; wait: boolean; json: boolean }) => {
     let source: string;
     try {
       source = readFileSync(file, 'utf8');
@@ -197,6 +226,12 @@ export function registerServerCommands(program: Command): void {
       madeCurrent?: boolean;
       run: RunJson | null;
     }>(`/api/projects/${encodeURIComponent(slug)}/publish`, { files });
+    if (flags.json) {
+      const run = flags.wait && data.run ? await follow(api, data.run.id, false) : data.run;
+      process.stdout.write(`${JSON.stringify({ project: slug, ...data, run }, null, 2)}\n`);
+      if (run && flags.wait && run.status !== 'succeeded') process.exitCode = 1;
+      return;
+    }
     if (!data.created) {
       // Older content makes its version current again (a rollback, issue 15 bug 3).
       process.stdout.write(
@@ -264,19 +299,65 @@ export function registerServerCommands(program: Command): void {
         r.latenessMs === null || r.latenessMs === undefined ? '' : `${r.latenessMs} ms`,
         r.error ? `${r.error.cell ? `${r.error.cell}: ` : ''}${r.error.message}`.slice(0, 60) : '',
       ]);
-      const head = ['RUN', 'STATUS', 'TRIGGER', 'CONTEXT', 'CREATED (UTC)', 'TOOK', 'LATE', 'ERROR'];
-      const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      for (const row of [head, ...rows]) {
-        process.stdout.write(
-          `${row
-            .map((v, i) => v.padEnd(widths[i]!))
-            .join('  ')
-            .trimEnd()}\n`,
-        );
-      }
+      printTable(['RUN', 'STATUS', 'TRIGGER', 'CONTEXT', 'CREATED (UTC)', 'TOOK', 'LATE', 'ERROR'], rows);
       if (page.nextCursor) process.stdout.write(`(more: --limit ${Number(flags.limit) * 2})\n`);
     },
   );
+
+  addClientOptions(
+    program
+      .command('projects')
+      .description("list the workspace's projects with their current version, last run and next fire")
+      .option('--json', 'print the projects as JSON', false),
+  ).action(async (flags: ClientFlags & { json: boolean }) => {
+    const api = client(flags);
+    const projects = await api.get<ProjectJson[]>('/api/projects');
+    const listed: ProjectListing[] = [];
+    for (const project of projects) {
+      const id = encodeURIComponent(project.id);
+      const [page, schedules] = await Promise.all([
+        api.get<{ runs: RunJson[] }>(`/api/runs?project=${id}&limit=1`),
+        // Someone who may not see a project's schedules still sees the project (App Only access).
+        api
+          .get<{ enabled: boolean; nextFireAt: string | null }[]>(`/api/projects/${id}/schedules`)
+          .catch((error: unknown) => {
+            if (error instanceof ApiError && (error.httpStatus === 403 || error.httpStatus === 404))
+              return [];
+            throw error;
+          }),
+      ]);
+      const fires = schedules
+        .filter((s) => s.enabled && s.nextFireAt)
+        .map((s) => s.nextFireAt!)
+        .sort();
+      const last = page.runs[0] ?? null;
+      listed.push({
+        ...project,
+        lastRun: last
+          ? { id: last.id, status: last.status, trigger: last.trigger, createdAt: last.createdAt }
+          : null,
+        nextFireAt: fires[0] ?? null,
+      });
+    }
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify(listed, null, 2)}\n`);
+      return;
+    }
+    if (listed.length === 0) {
+      process.stdout.write('no projects: publish a notebook with `almanac publish <notebook.md>`\n');
+      return;
+    }
+    const rows = listed.map((p) => [
+      p.slug,
+      p.currentVersion === null ? '—' : `v${p.currentVersion}`,
+      p.lastRun
+        ? `${p.lastRun.status} (${p.lastRun.trigger}, ${p.lastRun.createdAt.replace('T', ' ').slice(0, 16)})`
+        : '—',
+      p.nextFireAt ? p.nextFireAt.replace('T', ' ').slice(0, 16) : '—',
+      terminalText(p.title),
+    ]);
+    printTable(['PROJECT', 'VERSION', 'LAST RUN (UTC)', 'NEXT FIRE (UTC)', 'TITLE'], rows);
+  });
 
   addClientOptions(
     program
