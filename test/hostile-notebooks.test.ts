@@ -751,3 +751,36 @@ function socketsUnder(root: string): string[] {
   walk(root);
   return found;
 }
+
+describe('ALMANAC_CELL_BLOCK_PRIVATE_NETWORKS', () => {
+  it('keeps cells off private networks as well when the host asks, before any packet leaves', async () => {
+    // The executor passes the setting to the child in its run message; the guard refuses the address
+    // before connecting, so nothing is sent to these (private) addresses.
+    const h = await createHarness({ blockPrivateNetworks: true });
+    try {
+      const probe = fence(
+        'js reach',
+        `const net = process.getBuiltinModule('node:net');
+const out = {};
+for (const host of ['10.255.255.1', '192.168.255.254', 'fd00::1']) {
+  out[host] = await new Promise((resolve) => {
+    const socket = net.connect({ host, port: 9 });
+    socket.once('connect', () => { socket.destroy(); resolve('connected'); });
+    socket.once('error', (e) => resolve(e.code + ' ' + e.message));
+  });
+}
+return out;`,
+      );
+      const seen = cellValue(await h.run(probe, { network: true }), 'reach');
+      for (const [host, result] of Object.entries(seen)) {
+        assert.match(
+          String(result),
+          /^EACCES cells may not connect to .*ALMANAC_CELL_BLOCK_PRIVATE_NETWORKS/,
+          host,
+        );
+      }
+    } finally {
+      await h.close();
+    }
+  });
+});

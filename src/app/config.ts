@@ -34,6 +34,8 @@ export interface AlmanacConfig {
   sandbox: 'auto' | 'bwrap' | 'permission';
   /** The user and group runs start as when the server runs as root; null: 65534:65534 (nobody/nogroup). (`ALMANAC_SANDBOX_UID`, `ALMANAC_SANDBOX_GID`) */
   sandboxUser: { uid: number; gid: number } | null;
+  /** Keep cells off private and reserved networks (10/8, 172.16/12, 192.168/16, fc00::/7…) as well as the host's own services, which are always refused. @default false (`ALMANAC_CELL_BLOCK_PRIVATE_NETWORKS`) */
+  cellBlockPrivateNetworks: boolean;
   /** The store: a `postgres://` URL (scale-out) or a SQLite file. @default `<dataDir>/almanac.sqlite` (from `DATABASE_URL`) */
   databaseUrl: string;
   /** Key for secrets at rest, from `ALMANAC_SECRET_KEY`; null means a key file under the data dir (SQLite only). */
@@ -82,6 +84,7 @@ export interface AlmanacConfig {
 export const CONFIG_KEYS = [
   'DATABASE_URL',
   'ALMANAC_ADMIN_TOKEN',
+  'ALMANAC_CELL_BLOCK_PRIVATE_NETWORKS',
   'ALMANAC_CHROMIUM',
   'ALMANAC_DATA_DIR',
   'ALMANAC_DUCKDB_MEMORY_MB',
@@ -237,6 +240,9 @@ export function resolveConfig(
     prewarm: env['ALMANAC_PREWARM'] !== 'false',
     sandbox: sandboxMode(env['ALMANAC_SANDBOX']),
     sandboxUser: sandboxUser(env),
+    cellBlockPrivateNetworks:
+      env['ALMANAC_CELL_BLOCK_PRIVATE_NETWORKS'] === 'true' ||
+      env['ALMANAC_CELL_BLOCK_PRIVATE_NETWORKS'] === '1',
     databaseUrl: databaseUrl(env['DATABASE_URL'], dataDir),
     secretKey: env['ALMANAC_SECRET_KEY'] || null,
     host: overrides.host ?? env['ALMANAC_HOST'] ?? '127.0.0.1',

@@ -50,6 +50,7 @@ export async function createAlmanac(
     runRoot: config.runDir,
     limits: config.limits,
     prewarm: config.prewarm,
+    blockPrivateNetworks: config.cellBlockPrivateNetworks,
     // User code never sees the data dir (the store, keys, tokens, other runs) or the SQLite store.
     isolation: detectIsolation({
       mode: config.sandbox,

@@ -67,6 +67,8 @@ export interface ExecutorOptions {
   prewarm?: boolean;
   /** OS-level isolation around the child (bubblewrap, prlimit). @default detected */
   isolation?: SandboxIsolation;
+  /** Keep cells off private and reserved networks too, not only the host's own services. @default false */
+  blockPrivateNetworks?: boolean;
 }
 
 export interface RunRequest {
@@ -142,6 +144,7 @@ export class Executor {
   readonly #limits: ExecutorLimits;
   readonly #pool = new SandboxPool();
   readonly #prewarm: boolean;
+  readonly #blockPrivateNetworks: boolean;
   readonly #isolation: SandboxIsolation;
 
   constructor(options: ExecutorOptions) {
@@ -150,6 +153,7 @@ export class Executor {
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     validateLimits(this.#limits);
     this.#prewarm = options.prewarm ?? true;
+    this.#blockPrivateNetworks = options.blockPrivateNetworks ?? false;
     this.#isolation = options.isolation ?? detectIsolation({ hide: [] });
   }
 
@@ -408,6 +412,7 @@ export class Executor {
           rowLimit: limits.rowLimit,
           maxOutputBytes: limits.maxOutputBytes,
           maxLogBytes: limits.maxLogBytes,
+          blockPrivateNetworks: this.#blockPrivateNetworks,
         };
         // The largest frame this run's child may send, from this run's limits (channel.ts).
         sandbox.channel.maxFrameBytes = maxFrameBytesFor(limits);

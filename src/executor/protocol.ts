@@ -40,6 +40,8 @@ export interface RunMessage {
   maxOutputBytes: number;
   /** Log text kept per run (see `LogBudget`); the rest is cut with one notice. */
   maxLogBytes: number;
+  /** Refuse cells' connections to private and reserved networks too (ALMANAC_CELL_BLOCK_PRIVATE_NETWORKS). */
+  blockPrivateNetworks: boolean;
 }
 
 const shortText = z.string().max(MAX_SHORT_TEXT_CHARS);

@@ -239,13 +239,13 @@ export function describeIsolation(
     return {
       isolated: true,
       warn: true,
-      line: `runs use Node's permission model${as}, without bubblewrap: cells cannot signal the server, but can connect to any Unix socket that user may open and cannot have their network cut${limits}; install bubblewrap (apt-get install bubblewrap)${blocked ? `. Runs will fail: ${blocked} (chmod o+x the folders on the way)` : ''}`,
+      line: `runs use Node's permission model${as}, without bubblewrap: cells cannot signal the server; only the runtime's network guard keeps them off Unix sockets and loopback, and their network cannot be cut${limits}; install bubblewrap (apt-get install bubblewrap)${blocked ? `. Runs will fail: ${blocked} (chmod o+x the folders on the way)` : ''}`,
     };
   }
   return {
     isolated: false,
     warn: true,
-    line: `cells are not isolated from the server: without bubblewrap, and not running as root, a cell runs as the server's user and can signal its processes and connect to its Unix sockets${limits}; install bubblewrap (apt-get install bubblewrap)`,
+    line: `cells are not isolated from the server: without bubblewrap, and not running as root, a cell runs as the server's user and can signal its processes (the runtime's network guard still keeps it off Unix sockets and loopback)${limits}; install bubblewrap (apt-get install bubblewrap)`,
   };
 }
 

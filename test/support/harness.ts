@@ -26,6 +26,8 @@ export async function createHarness(
     files?: Record<string, string>;
     /** OS isolation; `root` is the data dir to hide. @default detected, hiding nothing */
     isolation?: (root: string) => SandboxIsolation;
+    /** The executor's `blockPrivateNetworks` (ALMANAC_CELL_BLOCK_PRIVATE_NETWORKS). */
+    blockPrivateNetworks?: boolean;
   } = {},
 ): Promise<Harness> {
   const root = mkdtempSync(join(tmpdir(), 'almanac-test-'));
@@ -49,6 +51,7 @@ export async function createHarness(
     connections,
     runRoot,
     prewarm: options.prewarm ?? false,
+    ...(options.blockPrivateNetworks ? { blockPrivateNetworks: true } : {}),
     ...(options.isolation ? { isolation: options.isolation(root) } : {}),
   });
   return {

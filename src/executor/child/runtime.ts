@@ -44,7 +44,7 @@ import {
   MAX_SQL_REQUESTS_PER_RUN,
   sqlRequestProblem,
 } from '../protocol-limits.ts';
-import { installNetGuard } from './net-guard.ts';
+import { blockPrivateNetworks, installNetGuard } from './net-guard.ts';
 
 // Before anything else runs: cells may not connect to the host's own services (net-guard.ts).
 installNetGuard();
@@ -531,6 +531,7 @@ function onHostMessage(message: HostMessage): void {
   if (message.type === 'run') {
     logBudget = new LogBudget(message.maxLogBytes ?? Number.POSITIVE_INFINITY);
     runConnections = message.connections ?? [];
+    if (message.blockPrivateNetworks) blockPrivateNetworks();
     // bubblewrap sets PWD; the environment is the same with it or without (the run dir is the cwd).
     delete process.env['PWD'];
     captureConsole();
