@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseDuration } from '../src/cli/main.ts';
+import { ROLES } from '../src/app/create-server.ts';
+import { main, parseDuration } from '../src/cli/main.ts';
 import { renderTable } from '../src/cli/render.ts';
+import { SERVE_ROLES } from '../src/cli/server-commands.ts';
 
 const MAIN = resolve('src/cli/main.ts');
+const ROOT = resolve('.');
 const DEMO = resolve('examples/sales/sales.md');
 let dir: string;
 
@@ -23,6 +26,54 @@ function almanac(...args: string[]) {
     timeout: 60_000,
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * Runs the CLI in this process through `main()`, with what it writes to stdout and stderr captured:
+ * for commands that fail or answer before they start anything (no child process is needed to see it).
+ */
+async function almanacInProcess(...args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { write: stdoutWrite } = process.stdout;
+  const { write: stderrWrite } = process.stderr;
+  const umask = process.umask();
+  process.stdout.write = ((chunk: string) => out.push(String(chunk)) > 0) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => err.push(String(chunk)) > 0) as typeof process.stderr.write;
+  try {
+    const code = await main([...args, '--data-dir', join(dir, 'data')]);
+    return { code, stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    process.stdout.write = stdoutWrite;
+    process.stderr.write = stderrWrite;
+    process.umask(umask);
+    process.exitCode = undefined;
+  }
+}
+
+/**
+ * The project modules a CLI command loads, recorded by a module hook in the command's own process.
+ */
+function modulesLoadedBy(args: string[], env: Record<string, string> = {}): string[] {
+  const hooks = join(dir, 'record-loads.mjs');
+  const record = join(dir, `loads-${args.join('-').replace(/\W+/g, '_')}.txt`);
+  writeFileSync(
+    hooks,
+    `import { registerHooks } from 'node:module';
+import { appendFileSync } from 'node:fs';
+registerHooks({ load(url, context, next) { appendFileSync(process.env.RECORD_LOADS, url + '\\n'); return next(url, context); } });
+`,
+  );
+  const result = spawnSync(process.execPath, ['--import', hooks, MAIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env, RECORD_LOADS: record },
+    timeout: 60_000,
+  });
+  assert.equal(result.status === null ? 'killed' : 'exited', 'exited', result.stderr);
+  return readFileSync(record, 'utf8')
+    .split('\n')
+    .filter((url) => url.startsWith(`file://${ROOT}/src/`))
+    .map((url) => url.slice(`file://${ROOT}/`.length));
 }
 
 function notebook(name: string, text: string): string {
@@ -130,6 +181,71 @@ describe('almanac run', () => {
       stderr,
       /^almanac: connection 'warehouse' is not configured; .*--connection warehouse=postgres/,
     );
+  });
+});
+
+describe('a fast CLI (issue 15)', () => {
+  /**
+   * Guards the lazy command modules: `main.ts` imported `server-commands.ts`, which imported
+   * `create-server.ts` and with it the store, executor, notifier and HTTP server, so `--version`
+   * took 1.3-2 s of CPU. A command that only talks to a server, or prints help, loads none of them.
+   */
+  it('--version and help load neither the server, the store nor the executor', () => {
+    for (const args of [['--version'], ['runs', '--help'], ['schedule', 'list', '--help'], ['--help']]) {
+      const loaded = modulesLoadedBy(args);
+      assert.ok(loaded.includes('src/cli/program.ts'), `${args.join(' ')} ran: ${loaded.join(', ')}`);
+      const heavy = loaded.filter((m) =>
+        /^src\/(app|store|executor|services|http|notify|scheduler)\//.test(m),
+      );
+      assert.deepEqual(heavy, [], `${args.join(' ')} loaded the server's modules`);
+      assert.ok(!loaded.includes('src/domain/notebook/parse-notebook.ts'), args.join(' '));
+    }
+  });
+
+  it("help lists every command, and serve's roles are the server's", async () => {
+    const { code, stdout } = await almanacInProcess('--help');
+    assert.equal(code, 0);
+    for (const command of [
+      'run',
+      'serve',
+      'login-link',
+      'publish',
+      'runs',
+      'projects',
+      'trigger',
+      'schedule',
+      'notify',
+    ])
+      assert.match(stdout, new RegExp(`^  ${command} `, 'm'), command);
+    assert.deepEqual([...SERVE_ROLES], [...ROLES]);
+    const serve = await almanacInProcess('serve', '--help');
+    assert.match(serve.stdout.replace(/\s+/g, ' '), /roles to run: web, worker, scheduler, notifier/);
+  });
+
+  it('answers usage errors in process with one line and exit 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [['frobnicate'], /^almanac: unknown command 'frobnicate'/],
+      [
+        ['run', DEMO, '--context', 'cron'],
+        /^almanac: option '-c, --context <context>' argument 'cron' is invalid/,
+      ],
+      [['run', DEMO, '--timeout', 'soon'], /^almanac: --timeout: 'soon' is not a duration/],
+      [['run', join(dir, 'missing.md')], /^almanac: notebook: cannot read '.*missing\.md': ENOENT$/],
+      [
+        ['schedule', 'preview', '--daily', '07:00', '--hourly', '5', '--server', 'ftp://x'],
+        /^almanac: --server: /,
+      ],
+    ];
+    for (const [args, expected] of cases) {
+      const { code, stderr, stdout } = await almanacInProcess(...args);
+      assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+      assert.equal(stdout, '');
+      assert.equal(stderr.trim().split('\n').length, 1, stderr);
+      assert.match(stderr.trim(), expected);
+    }
+    const version = await almanacInProcess('--version');
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
   });
 });
 
