@@ -336,11 +336,11 @@ for (const store of await testStores()) {
       await schedules.deleteSchedule(t.server.ctx, admin, s.id);
     });
 
-    it('run now: context scheduled, trigger manual, the schedule’s inputs', async () => {
+    it('run now: context scheduled, trigger schedule (issue 15, bug 5), the schedule’s inputs', async () => {
       const slug = await project();
       const s = await create(slug, { kind: 'daily', time: '10:00' }, { inputs: { n: 3 } });
       const run = await schedules.runNow(t.server.ctx, admin, s.id);
-      assert.equal(run.trigger, 'manual');
+      assert.equal(run.trigger, 'schedule');
       assert.equal(run.context, 'scheduled');
       assert.equal(run.scheduleId, s.id);
       assert.deepEqual(run.inputs, { n: 3 });
