@@ -173,6 +173,13 @@ describe('HTTP: bad input and the OpenAPI document', () => {
       code: 'not_found',
       message: /version '99'/,
     },
+    {
+      method: 'POST',
+      path: '/api/projects/shop/versions/99/make-current',
+      status: 404,
+      code: 'not_found',
+      message: /version '99'/,
+    },
     { method: 'GET', path: '/api/projects/nope/app', status: 404, code: 'not_found', message: /nope/ },
     {
       method: 'GET',

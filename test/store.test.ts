@@ -24,6 +24,7 @@ for (const target of await storeTargets()) {
           '0006_delivery_handoff',
           '0007_partial_run_indexes',
           '0008_login_codes_and_sessions',
+          '0009_current_version_and_owner_rules',
         ]);
         assert.deepEqual(await migrate(store.db, store.dialect), []);
         // Indexes only lookups of non-null values use leave the nulls (most runs) out.
