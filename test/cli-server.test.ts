@@ -3,8 +3,8 @@
  * and its one-line errors with exit 2 (bad input), 1 (the run failed) and 3 (no server).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -31,11 +31,11 @@ describe('almanac publish, trigger and runs against a server', () => {
   });
 
   /** Runs the CLI in a child process (asynchronously: the server answers from this process). */
-  const almanac = (args: string[], env: Record<string, string> = {}) =>
+  const almanac = (args: string[], env: Record<string, string> = {}, entry: string[] = [MAIN]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
       execFile(
         process.execPath,
-        [MAIN, ...args],
+        [...entry, ...args],
         {
           env: { ...process.env, NO_COLOR: '1', ALMANAC_URL: t.server.url!, ALMANAC_TOKEN: t.token, ...env },
           cwd: dir,
@@ -54,7 +54,7 @@ describe('almanac publish, trigger and runs against a server', () => {
     assert.match(first.stdout, /publish run succeeded in \d+\.\d+ s/);
     const again = await almanac(['publish', DEMO]);
     assert.equal(again.code, 0);
-    assert.match(again.stdout, /v1 already has this content; nothing published/);
+    assert.match(again.stdout, /v1 already has this content/);
   });
 
   it('triggers an API run with inputs and follows it to the end', async () => {
@@ -262,6 +262,127 @@ describe('almanac publish, trigger and runs against a server', () => {
     assert.match(listed, /^[0-9a-f-]+ {2}sent {5}1\/5 {4}email:admin@localhost$/m);
     const outbox = await almanac(['notify', 'outbox']);
     assert.match(outbox.stdout, /\/api\/outbox\/\S+\.eml/);
+  });
+
+  it('lists projects with their current version, last run and next fire', async () => {
+    const text = await almanac(['projects']);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^PROJECT\s+VERSION\s+LAST RUN \(UTC\)\s+NEXT FIRE \(UTC\)\s+TITLE$/m);
+    assert.match(
+      text.stdout,
+      /^sales\s+v1\s+(succeeded|failed|queued|running) \(\w+, [\d-]+ [\d:]+\)\s+[\d-]+ [\d:]+\s+Monthly sales report$/m,
+    );
+    const json = await almanac(['projects', '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const projects = JSON.parse(json.stdout) as {
+      slug: string;
+      currentVersion: number;
+      lastRun: { id: string; status: string } | null;
+      nextFireAt: string | null;
+    }[];
+    const sales = projects.find((p) => p.slug === 'sales')!;
+    assert.equal(sales.currentVersion, 1);
+    const newest = JSON.parse((await almanac(['runs', 'sales', '--limit', '1', '--json'])).stdout).runs[0];
+    assert.equal(sales.lastRun?.id, newest.id);
+    const schedules = JSON.parse((await almanac(['schedule', 'list', 'sales', '--json'])).stdout) as {
+      enabled: boolean;
+      nextFireAt: string | null;
+    }[];
+    const earliest = schedules
+      .filter((x) => x.enabled && x.nextFireAt)
+      .map((x) => x.nextFireAt!)
+      .sort()[0];
+    assert.equal(sales.nextFireAt, earliest ?? null);
+  });
+
+  it('prints JSON with --json on every command that prints data', async () => {
+    const json = async (args: string[]) => {
+      const result = await almanac([...args, '--json']);
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+      return JSON.parse(result.stdout);
+    };
+    const folder = join(dir, 'json');
+    mkdirSync(folder);
+    const file = join(folder, 'json-demo.md');
+    writeFileSync(file, `# JSON\n\n${fence('js one', 'return 1')}`);
+    const published = await json(['publish', file, '--wait']);
+    assert.equal(published.project, 'json-demo');
+    assert.equal(published.version.number, 1);
+    assert.equal(published.run.status, 'succeeded');
+    const created = await json(['schedule', 'create', 'json-demo', '--name', 'nightly', '--daily', '03:00']);
+    assert.equal(created.name, 'nightly');
+    const list = await json(['schedule', 'list', 'json-demo']);
+    assert.deepEqual(
+      list.map((x: { id: string }) => x.id),
+      [created.id],
+    );
+    const shown = await json(['schedule', 'show', created.id]);
+    assert.equal(shown.id, created.id);
+    assert.ok('health' in shown);
+    const preview = await json(['schedule', 'preview', created.id, '--count', '2']);
+    assert.equal(preview.length, 2);
+    assert.match(preview[0].at, /T03:00:00\.000Z$/);
+    const cadence = await json(['schedule', 'preview', '--hourly', '5', '--count', '1']);
+    assert.match(cadence[0].at, /:05:00\.000Z$/);
+    const rule = await json(['notify', 'add', 'json-demo', '--on', 'success', '--user', 'me']);
+    assert.equal(rule.trigger.kind, 'success');
+    const rules = await json(['notify', 'rules', 'json-demo']);
+    assert.ok(rules.some((r: { id: string }) => r.id === rule.id));
+    assert.ok(Array.isArray(await json(['notify', 'deliveries', published.run.id])));
+    assert.ok(Array.isArray(await json(['notify', 'outbox'])));
+    assert.equal(typeof (await json(['notify', 'integrations'])), 'object');
+    assert.deepEqual(await json(['notify', 'remove', rule.id]), { id: rule.id, deleted: true });
+    const projects = await json(['projects']);
+    assert.ok(projects.some((p: { slug: string }) => p.slug === 'json-demo'));
+  });
+
+  /**
+   * Guards a closed pipe (issue 15): `almanac runs | head -1` ended with an unhandled EPIPE 'error'
+   * event, exit 1 and a stack trace on stderr. The reader here closes its end before the command
+   * writes anything, so every write meets a closed pipe.
+   */
+  it('ends quietly with exit 0 when the reader closes the pipe', async () => {
+    const result = await new Promise<{ code: number | null; stderr: string }>((done) => {
+      const child = spawn(process.execPath, [MAIN, 'runs', '--limit', '200'], {
+        env: { ...process.env, NO_COLOR: '1', ALMANAC_URL: t.server.url!, ALMANAC_TOKEN: t.token },
+        cwd: dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (chunk) => {
+        stderr += chunk;
+      });
+      child.on('close', (code) => done({ code, stderr }));
+    });
+    assert.equal(result.stderr, '');
+    assert.equal(result.code, 0);
+  });
+
+  it('client commands load neither the server, the store nor the executor', async () => {
+    const hooks = join(dir, 'record-loads.mjs');
+    writeFileSync(
+      hooks,
+      `import { registerHooks } from 'node:module';
+import { appendFileSync } from 'node:fs';
+registerHooks({ load(url, context, next) { appendFileSync(process.env.RECORD_LOADS, url + '\\n'); return next(url, context); } });
+`,
+    );
+    const root = resolve('.');
+    for (const args of [['runs'], ['schedule', 'list', 'sales'], ['projects']]) {
+      const record = join(dir, `loads-${args.join('-')}.txt`);
+      const result = await almanac(['--import', hooks, MAIN, ...args], { RECORD_LOADS: record }, []);
+      assert.equal(result.code, 0, result.stderr);
+      const loaded = readFileSync(record, 'utf8')
+        .split('\n')
+        .filter((url) => url.startsWith(`file://${root}/src/`))
+        .map((url) => url.slice(`file://${root}/`.length));
+      assert.ok(loaded.includes('src/cli/server-commands.ts'), loaded.join(', '));
+      const heavy = loaded.filter((m) =>
+        /^src\/(app|store|executor|services|http|notify|scheduler)\//.test(m),
+      );
+      assert.deepEqual(heavy, [], `${args.join(' ')} loaded the server's modules`);
+    }
   });
 
   it('answers bad input, a missing token and an unreachable server with one line', async () => {
