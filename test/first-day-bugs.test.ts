@@ -5,9 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
 import { RUN_TRIGGERS } from '../src/domain/run.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import type { Principal } from '../src/services/service-context.ts';
+import { migrate } from '../src/store/migrations.ts';
 import * as ns from '../src/store/notification-store.ts';
 import { fence } from './support/harness.ts';
 import { notebook, startTestServer, type TestServer, testStores } from './support/server-harness.ts';
@@ -56,9 +58,10 @@ for (const store of await testStores()) {
     };
     const defaultRun = async (slug: string) =>
       (await t.json('GET', `/api/projects/${slug}/app/settings`)).body.defaultRunId as string | null;
+    let schedules = 0;
     const schedule = async (slug: string) => {
       const created = await t.json('POST', `/api/projects/${slug}/schedules`, {
-        name: `hourly ${counter}`,
+        name: `hourly ${++schedules}`,
         cadence: { kind: 'cron', expression: `${counter % 60} * * * *` },
         timezone: 'UTC',
       });
@@ -291,6 +294,40 @@ for (const store of await testStores()) {
       // Once the bot is invited, the same rule is accepted.
       slack.channels.find((c) => c.name === 'public-not-joined')!.isMember = true;
       assert.equal((await add('public-not-joined')).status, 201);
+    });
+
+    // Guards the upgrade path of bugs 3 and 6: a store from before migration 0009 has no current-version
+    // pointer and relies on the implicit owners-on-failure default. After it, projects point at their
+    // newest version, schedules that relied on the default have it as a rule, and a schedule that had
+    // rules of its own gets nothing new (its notifications do not change behind anyone's back).
+    it('Migration 0009: current version pointers, and the owners-on-failure rule where the default applied', async () => {
+      const { db, dialect } = t.server.ctx;
+      const slug = await published(GOOD(1));
+      await republish(slug, GOOD(2));
+      const bare = await schedule(slug);
+      const withRule = await schedule(slug);
+      await db.deleteFrom('notification_rules').where('schedule_id', 'in', [bare, withRule]).execute();
+      const own = await t.json('POST', `/api/projects/${slug}/notification-rules`, {
+        scheduleId: withRule,
+        name: 'good news',
+        trigger: { kind: 'success' },
+        destinations: [{ kind: 'user', userId: admin.userId }],
+      });
+      assert.equal(own.status, 201);
+      // The store as it was before 0009.
+      await sql`alter table projects drop column current_version_id`.execute(db);
+      await sql`alter table versions drop column message`.execute(db);
+      await sql`delete from almanac_migrations where name = '0009_current_version_and_owner_rules'`.execute(
+        db,
+      );
+      assert.deepEqual(await migrate(db, dialect), ['0009_current_version_and_owner_rules']);
+      assert.equal((await t.json('GET', `/api/projects/${slug}`)).body.currentVersion, 2);
+      const rulesOf = async (id: string) =>
+        (await t.json('GET', `/api/projects/${slug}/notification-rules?schedule=${id}`)).body.map(
+          (r: any) => [r.name, r.trigger.kind, r.destinations.map((d: any) => d.userId)],
+        );
+      assert.deepEqual(await rulesOf(bare), [['project owners on failure', 'failure', [admin.userId]]]);
+      assert.deepEqual(await rulesOf(withRule), [['good news', 'success', [admin.userId]]]);
     });
   });
 }
