@@ -4,11 +4,13 @@
  * executor with real child processes. Each run gets its own DuckDB instance that may read only its
  * version's files, write only its run directory, and cannot change the limits the host set.
  */
+
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { MAX_SQL_RESULT_ROWS } from '../src/domain/limits.ts';
 import { parseNotebook } from '../src/domain/notebook/parse-notebook.ts';
 import type { RunSnapshot, TableOutput } from '../src/domain/snapshot.ts';
 import { Executor, type RunEvent, type RunRequest } from '../src/executor/executor.ts';
@@ -297,6 +299,33 @@ describe('DuckDB: settings and limits', () => {
     assert.match(message, /memory|temp/i);
     assert.match(message, /ALMANAC_DUCKDB_MEMORY_MB/);
     assert.ok(grown < 512 * 1048576, `the server grew by ${Math.round(grown / 1048576)} MiB`);
+  });
+
+  it('a result larger than MAX_SQL_RESULT_ROWS is refused, not materialized in the server', async () => {
+    // Guards finding 8's other half: the server read every row of a result into JavaScript objects
+    // (the DuckDB memory limit does not cover them), so `select * from range(1e9)` filled the server.
+    // Results are now read into JavaScript no further than the limit; inserts still report their rows.
+    const snapshot = await run(
+      projectA,
+      [
+        fence('sql many', `select range as n from range(${MAX_SQL_RESULT_ROWS + 10})`),
+        fence('sql fits', `select count(*) as n from range(${MAX_SQL_RESULT_ROWS + 10})`),
+      ].join('\n'),
+    );
+    const error = cell(snapshot, 'many').error!;
+    assert.equal(error.name, 'Result Too Large');
+    assert.match(error.message, /more than 500,000 rows .*LIMIT/);
+    const inserted = await run(
+      projectA,
+      [
+        fence('sql setup', 'create or replace temp table t as select 1 as a'),
+        fence('sql add', 'insert into t select range from range(3)'),
+        fence('sql all', 'select count(*) as n from t'),
+      ].join('\n'),
+    );
+    assert.equal(inserted.status, 'succeeded', JSON.stringify(inserted.cells.map((c) => c.error)));
+    assert.equal((cell(inserted, 'add').output as TableOutput).rowsChanged, 3);
+    assert.deepEqual(rows(inserted, 'all'), [['4']]);
   });
 });
 

@@ -95,3 +95,10 @@ export function checkBytes(field: string, text: string, max: number, limitName: 
     );
   }
 }
+
+/**
+ * Rows one SQL statement may return to a run (into the cell's scope). The server reads results in
+ * chunks and stops past this, so one `SELECT *` of a huge table cannot fill the server's memory.
+ * @default 500000
+ */
+export const MAX_SQL_RESULT_ROWS = 500_000;

@@ -14,6 +14,7 @@
 import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
+import { MAX_SQL_RESULT_ROWS } from '../../domain/limits.ts';
 import type { Column } from '../../domain/snapshot.ts';
 import { confineFilePaths } from './duckdb-paths.ts';
 import { acquireFile, fileKey, openInThisProcess } from './file-mutex.ts';
@@ -245,10 +246,15 @@ class DuckDbSession implements SqlSession {
           prepared = null;
           const table = `"${query.chainAs}"`;
           await connection.run(`CREATE OR REPLACE TEMP TABLE ${table} AS ${text}`, params as never);
-          reader = await connection.runAndReadAll(`SELECT * FROM temp.${table}`);
+          reader = await connection.streamAndReadUntil(
+            `SELECT * FROM temp.${table}`,
+            MAX_SQL_RESULT_ROWS + 1,
+          );
         } else {
           if (params.length > 0) prepared.bind(params as never);
-          reader = await prepared.runAndReadAll();
+          // Read into JavaScript no further than the limit. (The materialized result itself is DuckDB's,
+          // within its memory and temp limits; a stream left unread would keep the file open.)
+          reader = await prepared.runAndReadUntil(MAX_SQL_RESULT_ROWS + 1);
           if (prepared.statementType !== StatementType.SELECT) rowsChanged = reader.rowsChanged;
         }
       } catch (error) {
@@ -258,6 +264,14 @@ class DuckDbSession implements SqlSession {
       }
     }
     if (!reader) throw new Error('no statement to run');
+    if (reader.currentRowCount > MAX_SQL_RESULT_ROWS) {
+      const line = query.statements.at(-1)?.line ?? null;
+      throw new SqlExecutionError(
+        'Result Too Large',
+        `the query returned more than ${MAX_SQL_RESULT_ROWS.toLocaleString('en')} rows (MAX_SQL_RESULT_ROWS); aggregate or filter in SQL, or add a LIMIT`,
+        line !== null && line > 0 ? line : null,
+      );
+    }
     const names = reader.deduplicatedColumnNames();
     const types = reader.columnTypes();
     const columns: Column[] = names.map((name, i) => ({ name, type: String(types[i]) }));
