@@ -269,5 +269,24 @@ describe('notification messages', () => {
 
   it('writes RFC 4180 CSV', () => {
     assert.equal(tableCsv(table), 'region,note\r\nEMEA,"a, ""quoted"" note"\r\nAPAC,\r\n');
+    // CSV injection: text a spreadsheet would run as a formula is quoted with a leading ', numbers are not.
+    const formulas: TableOutput = {
+      kind: 'table',
+      columns: [
+        { name: 'note', type: 'VARCHAR' },
+        { name: 'delta', type: 'BIGINT' },
+      ],
+      rows: [
+        ['=HYPERLINK("http://evil.example","x")', '-5'],
+        ['@SUM(1)', -2],
+        ['-2+3', '7'],
+      ],
+      totalRows: 3,
+      truncated: false,
+    };
+    assert.equal(
+      tableCsv(formulas),
+      `note,delta\r\n"'=HYPERLINK(""http://evil.example"",""x"")",-5\r\n'@SUM(1),-2\r\n'-2+3,7\r\n`,
+    );
   });
 });

@@ -115,14 +115,24 @@ const STATUS_WORDS: Record<string, string> = {
   cancelled: 'was cancelled',
 };
 
-/** RFC 4180 CSV of a table cell, with a header row. */
+/** Column types whose values are numbers: they keep a leading minus sign as data. */
+const NUMERIC_TYPE =
+  /^(TINYINT|SMALLINT|INTEGER|INT\d*|BIGINT|HUGEINT|U(TINY|SMALL|BIG|HUGE)?INT|DECIMAL|NUMERIC|REAL|FLOAT\d*|DOUBLE|int2|int4|int8|float4|float8|numeric|oid)\b/i;
+
+/**
+ * RFC 4180 CSV of a table cell, with a header row. Text that a spreadsheet would run as a formula
+ * (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, so a value a
+ * notebook produced cannot run as a formula in the recipient's spreadsheet (CSV injection).
+ */
 export function tableCsv(table: TableOutput): string {
-  const field = (v: unknown) => {
-    const s = text(v);
+  const field = (v: unknown, numeric = false) => {
+    let s = text(v);
+    if (!numeric && typeof v !== 'number' && typeof v !== 'bigint' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
     return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
+  const numeric = table.columns.map((c) => NUMERIC_TYPE.test(c.type));
   const lines = [table.columns.map((c) => field(c.name)).join(',')];
-  for (const row of table.rows) lines.push(row.map(field).join(','));
+  for (const row of table.rows) lines.push(row.map((v, i) => field(v, numeric[i])).join(','));
   return `${lines.join('\r\n')}\r\n`;
 }
 
