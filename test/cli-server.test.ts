@@ -57,6 +57,25 @@ describe('almanac publish, trigger and runs against a server', () => {
     assert.match(again.stdout, /v1 already has this content/);
   });
 
+  it('lists versions with the current one and rolls back (issue 15, bug 3)', async () => {
+    const listed = await almanac(['versions', 'sales']);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^\* v1 {2}\S+ {2}[0-9a-f]{12} {2}by \S+ {2}publish run succeeded$/m);
+    const json = JSON.parse((await almanac(['versions', 'sales', '--json'])).stdout);
+    assert.deepEqual(
+      json.map((v: { number: number; current: boolean }) => [v.number, v.current]),
+      [[1, true]],
+    );
+    const same = await almanac(['rollback', 'sales', 'v1']);
+    assert.equal(same.code, 0, same.stderr);
+    assert.match(same.stdout, /sales: v1 is already current; nothing changed/);
+    const rolled = JSON.parse((await almanac(['rollback', 'sales', '1', '--json'])).stdout);
+    assert.equal(rolled.madeCurrent, false);
+    const missing = await almanac(['rollback', 'sales', '9']);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /version '9'/);
+  });
+
   it('triggers an API run with inputs and follows it to the end', async () => {
     const run = await almanac(['trigger', 'sales', '--input', 'region=APAC', '--wait']);
     assert.equal(run.code, 0, run.stderr);
