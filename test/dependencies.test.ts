@@ -13,8 +13,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { isBuiltin, stripTypeScriptTypes } from 'node:module';
 import { join, relative, resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import type * as acorn from 'acorn';
 import { parse } from 'acorn';
-import { simple } from 'acorn-walk';
+import { full } from 'acorn-walk';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
@@ -46,17 +47,23 @@ export function runtimeSpecifiers(source: string): string[] {
   const ast = parse(code, { ecmaVersion: 'latest', sourceType: 'module', allowHashBang: true });
   const found: string[] = [];
   const literal = (node: unknown) => {
-    const n = node as { type: string; value?: unknown } | null;
+    const n = node as { type: string; value?: unknown } | null | undefined;
     if (n?.type === 'Literal' && typeof n.value === 'string') found.push(n.value);
   };
-  simple(ast, {
-    ImportDeclaration: (node) => literal(node.source),
-    ExportNamedDeclaration: (node) => literal(node.source),
-    ExportAllDeclaration: (node) => literal(node.source),
-    ImportExpression: (node) => literal(node.source),
-    CallExpression: (node) => {
-      if (node.callee.type === 'Identifier' && node.callee.name === 'require') literal(node.arguments[0]);
-    },
+  full(ast, (node) => {
+    switch (node.type) {
+      case 'ImportDeclaration':
+      case 'ExportNamedDeclaration':
+      case 'ExportAllDeclaration':
+      case 'ImportExpression':
+        literal((node as { source?: unknown }).source);
+        break;
+      case 'CallExpression': {
+        const call = node as acorn.CallExpression;
+        if (call.callee.type === 'Identifier' && call.callee.name === 'require') literal(call.arguments[0]);
+        break;
+      }
+    }
   });
   return found;
 }
