@@ -64,8 +64,10 @@ export const RUN_NOW_TRIGGER: RunTrigger = 'schedule';
 export type RunReason = RunFailureReason | 'worker_lost' | 'overlap' | 'missed' | 'coalesced' | 'no_version';
 
 /** Runs of these triggers refresh the app's default state (and the `cache=schedule` results). */
+export const DEFAULT_STATE_TRIGGERS: readonly RunTrigger[] = ['publish', 'schedule'];
+
 export function refreshesDefaultState(trigger: RunTrigger): boolean {
-  return trigger === 'publish' || trigger === 'schedule';
+  return DEFAULT_STATE_TRIGGERS.includes(trigger);
 }
 
 export interface Run {

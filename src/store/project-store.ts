@@ -2,6 +2,7 @@
  * Queries on projects (drafts), their immutable versions with files, and app settings.
  */
 import { type Kysely, type Selectable, sql } from 'kysely';
+import { DEFAULT_STATE_TRIGGERS } from '../domain/run.ts';
 import type { ProjectsTable, Schema, VersionsTable } from './schema.ts';
 import { iso, toBuffer, toDate } from './schema.ts';
 
@@ -253,7 +254,7 @@ export async function lastDefaultableRun(db: Db, versionId: string): Promise<str
     .where('version_id', '=', versionId)
     .where('status', '=', 'succeeded')
     .where('private', '=', 0)
-    .where('trigger', 'in', ['publish', 'schedule'])
+    .where('trigger', 'in', [...DEFAULT_STATE_TRIGGERS])
     .where(({ exists, selectFrom }) =>
       exists(selectFrom('snapshots').select('snapshots.run_id').whereRef('snapshots.run_id', '=', 'runs.id')),
     )
