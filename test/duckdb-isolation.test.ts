@@ -361,6 +361,36 @@ describe('DuckDB: the workspace database', () => {
     ]);
   });
 
+  it('a run gives the workspace database back once its last SQL cell has finished', async () => {
+    // Runs on the embedded database hold its file one at a time; a run that kept it through its
+    // remaining (non-SQL) cells made every other run wait for them. Here run A's last cell waits until
+    // run B has finished its SQL: with the file held to the end, B could never start, and A times out.
+    const marker = join(projectA, 'b-finished');
+    rmSync(marker, { force: true });
+    const a = run(
+      projectA,
+      fence('sql first', 'select 1 as x') +
+        fence(
+          'js wait',
+          `const fs = process.getBuiltinModule('node:fs');
+for (let i = 0; i < 200; i++) {
+  if (fs.existsSync(${JSON.stringify(marker)})) return 'b ran while a was still running';
+  await new Promise((r) => setTimeout(r, 50));
+}
+throw new Error('run B never got the database');`,
+        ),
+      { limits: { timeoutMs: 30_000 } },
+    );
+    // B starts once A holds the file (A's SQL cell has run), then lets A finish.
+    await new Promise((r) => setTimeout(r, 300));
+    const b = await run(projectB, fence('sql other', 'select 2 as y'));
+    assert.equal(b.status, 'succeeded', b.message ?? '');
+    writeFileSync(marker, 'done');
+    const finished = await a;
+    assert.equal(finished.status, 'succeeded', finished.message ?? '');
+    rmSync(marker, { force: true });
+  });
+
   it('a run waiting for the workspace database still stops when cancelled', async () => {
     // Guards the per-file mutex: a run queued behind another run's instance must not wait for it to
     // end before honouring its own cancel (or timeout).
@@ -372,7 +402,9 @@ describe('DuckDB: the workspace database', () => {
     let holderEnded = false;
     const first = run(
       projectA,
-      fence('sql hold', 'select 1 as one') + fence('js wait', 'await new Promise(() => {});'),
+      // The code cell uses `almanac` (it could query), so the run keeps the file until it ends.
+      fence('sql hold', 'select 1 as one') +
+        fence('js wait', 'void almanac.runId;\nawait new Promise(() => {});'),
       {
         signal: holder.signal,
         onEvent: (event: RunEvent) => {

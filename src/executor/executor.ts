@@ -234,6 +234,11 @@ export class Executor {
     // Every message from the child is checked against the run's state here (the child is untrusted).
     const connectionIds = notebookConnections(notebook);
     const protocol = new RunProtocol(notebook.cells, connectionIds, limits);
+    // A connection's session closes once the last cell that may query it has finished, not at the end
+    // of the run: the embedded database's file is held one run at a time, so holding it through the
+    // run's remaining cells and teardown made other runs wait for nothing.
+    const lastUse = lastUseOfConnections(notebook, connectionIds);
+    const released: Promise<void>[] = [];
     /** The log lines the host kept, per cell: what the snapshot stores, whatever results claim. */
     const logs: LogLine[][] = notebook.cells.map(() => []);
     let outcome: { status: RunOutcome; reason: RunFailureReason | null; message: string | null } | null =
@@ -320,6 +325,12 @@ export class Executor {
                 const result = { ...message.result, logs: logs[message.index]! };
                 cells[message.index] = result;
                 emit({ type: 'cell_finished', index: message.index, result });
+                for (const [id, last] of lastUse) {
+                  const session = last === message.index ? sessions.get(id) : undefined;
+                  if (!session) continue;
+                  sessions.delete(id);
+                  released.push(session.then((open) => open.close()).catch(() => {}));
+                }
                 break;
               }
               case 'sql':
@@ -426,9 +437,10 @@ export class Executor {
       };
     } finally {
       await sandbox.dispose();
-      await Promise.all(
-        [...sessions.values()].map((s) => s.then((session) => session.close()).catch(() => {})),
-      );
+      await Promise.all([
+        ...released,
+        ...[...sessions.values()].map((s) => s.then((session) => session.close()).catch(() => {})),
+      ]);
     }
     const final = outcome ?? {
       status: 'failed' as const,
@@ -582,6 +594,25 @@ interface SqlServeContext {
   cachedCells: ReadonlySet<string>;
   sqlResults: CachedSqlResult[];
   cacheHits: string[];
+}
+
+/**
+ * For each connection, the index of the last cell that may query it: its last SQL cell, or the last
+ * code cell that uses `almanac` (code reaches SQL only through the `almanac` its scope hands it, and
+ * may name any connection the notebook lists).
+ */
+export function lastUseOfConnections(
+  notebook: Pick<Notebook, 'cells'>,
+  connectionIds: readonly string[],
+): Map<string, number> {
+  const last = new Map<string, number>();
+  notebook.cells.forEach((cell, index) => {
+    if (cell.kind === 'sql') last.set(cell.connection, index);
+    else if ((cell.kind === 'js' || cell.kind === 'ts') && cell.scope.includes('almanac')) {
+      for (const id of connectionIds) last.set(id, index);
+    }
+  });
+  return last;
 }
 
 /** The cache key of a SQL request: its connection, statement texts and bound values. */

@@ -246,16 +246,20 @@ class DuckDbSession implements SqlSession {
           prepared = null;
           const table = `"${query.chainAs}"`;
           await connection.run(`CREATE OR REPLACE TEMP TABLE ${table} AS ${text}`, params as never);
-          reader = await connection.streamAndReadUntil(
-            `SELECT * FROM temp.${table}`,
-            MAX_SQL_RESULT_ROWS + 1,
+          reader = await connection.runAndReadAll(
+            `SELECT * FROM temp.${table} LIMIT ${MAX_SQL_RESULT_ROWS + 1}`,
           );
+        } else if (prepared.statementType === StatementType.SELECT) {
+          prepared.destroySync();
+          prepared = null;
+          // Read into JavaScript no further than the limit, and read whole: a result left half-read
+          // keeps the instance (and the workspace file) open after it is closed.
+          const bounded = `SELECT * FROM (\n${text.replace(/;\s*$/, '')}\n) LIMIT ${MAX_SQL_RESULT_ROWS + 1}`;
+          reader = await connection.runAndReadAll(bounded, params as never);
         } else {
           if (params.length > 0) prepared.bind(params as never);
-          // Read into JavaScript no further than the limit. (The materialized result itself is DuckDB's,
-          // within its memory and temp limits; a stream left unread would keep the file open.)
           reader = await prepared.runAndReadUntil(MAX_SQL_RESULT_ROWS + 1);
-          if (prepared.statementType !== StatementType.SELECT) rowsChanged = reader.rowsChanged;
+          rowsChanged = reader.rowsChanged;
         }
       } catch (error) {
         throw this.#explain(toSqlExecutionError(error, statement.line, 'duckdb'));
