@@ -7,10 +7,12 @@
  * 5. every process down for 6 simulated hours: on restart the documented catch-up happens (one run
  *    per schedule for the latest fire time, the rest recorded as coalesced or missed), with no burst.
  */
+
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import { hostAddress, httpUrl } from '../support/host-address.ts';
 import { postgresUnavailable } from '../support/services.ts';
 import { duplicates, MINUTE, scheduledProject } from './common.ts';
 import { Cluster, notebook } from './support/cluster.ts';
@@ -68,8 +70,9 @@ describe('reliability: leases and downtime', { skip: unavailable ?? false }, () 
       hits++;
       res.end('ok');
     });
-    await new Promise<void>((r) => counter.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(counter.address() as AddressInfo).port}/`;
+    // Not loopback: cells may not reach the host's loopback services (the cell network guard).
+    await new Promise<void>((r) => counter.listen(0, hostAddress(), r));
+    const url = httpUrl(hostAddress(), (counter.address() as AddressInfo).port);
     // Real time: a 2 s lease renewed every ~0.7 s, two workers that could steal the run.
     const cluster = await Cluster.create({
       clock: null,
