@@ -33,7 +33,7 @@ import { parseNotebook } from '../src/domain/notebook/parse-notebook.ts';
 import { Executor, type RunResult } from '../src/executor/executor.ts';
 import { describeIsolation, detectIsolation } from '../src/executor/sandbox.ts';
 import { cell, createHarness, fence, type Harness } from './support/harness.ts';
-import { POSTGRES_URL, postgresUnavailable, REQUIRE_SERVICES } from './support/services.ts';
+import { bubblewrapWorks, POSTGRES_URL, postgresUnavailable } from './support/services.ts';
 import { until } from './support/until.ts';
 
 const NODE = realpathSync(process.execPath);
@@ -44,20 +44,7 @@ const PG_SOCKETS = [
   '/tmp/.s.PGSQL.5432',
 ];
 
-const bwrapWorks = (() => {
-  try {
-    return detectIsolation({ hide: [] }).bwrap !== null;
-  } catch {
-    return false;
-  }
-})();
-if (!bwrapWorks) {
-  const reason = 'bubblewrap (bwrap) is missing or cannot create namespaces here';
-  if (REQUIRE_SERVICES) throw new Error(`${reason}, and ALMANAC_REQUIRE_SERVICES=1 requires it`);
-  process.stderr.write(
-    `\n${'!'.repeat(78)}\n!! SKIPPING the bubblewrap half of the hostile notebooks: ${reason}.\n!! apt-get install bubblewrap to run it.\n${'!'.repeat(78)}\n\n`,
-  );
-}
+const bwrapWorks = bubblewrapWorks('the bubblewrap half of the hostile notebooks');
 
 /**
  * Whether PostgreSQL here lets a local connection in as a superuser without a password (trust on

@@ -16,22 +16,9 @@ import { bundleChildRuntime, detectIsolation } from '../src/executor/sandbox.ts'
 import { cell, createHarness, fence, type Harness } from './support/harness.ts';
 import { hostAddress, httpUrl } from './support/host-address.ts';
 import { startTestServer, testStores } from './support/server-harness.ts';
-import { REQUIRE_SERVICES } from './support/services.ts';
+import { bubblewrapWorks } from './support/services.ts';
 
-const bwrapWorks = (() => {
-  try {
-    return detectIsolation({ hide: [] }).bwrap !== null;
-  } catch {
-    return false;
-  }
-})();
-if (!bwrapWorks) {
-  const reason = 'bubblewrap (bwrap) is missing or cannot create namespaces here';
-  if (REQUIRE_SERVICES) throw new Error(`${reason}, and ALMANAC_REQUIRE_SERVICES=1 requires it`);
-  process.stderr.write(
-    `\n${'!'.repeat(78)}\n!! SKIPPING the bubblewrap sandbox suite: ${reason}.\n!! apt-get install bubblewrap to run it.\n${'!'.repeat(78)}\n\n`,
-  );
-}
+const bwrapWorks = bubblewrapWorks('the bubblewrap sandbox suite');
 
 for (const mode of ['permission', 'bwrap'] as const) {
   describe(`sandbox: ${mode === 'bwrap' ? 'bubblewrap and the permission model' : 'the permission model alone'}`, {

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { detectIsolation } from '../../src/executor/sandbox.ts';
 
 export const REQUIRE_SERVICES = process.env['ALMANAC_REQUIRE_SERVICES'] === '1';
 export const POSTGRES_URL =
@@ -51,4 +52,25 @@ export async function freshPostgresSchema(): Promise<{ url: string; schema: stri
       await c.end();
     },
   };
+}
+
+/**
+ * Whether bubblewrap can start a sandbox here. Without it, `what` is skipped loudly, or (under
+ * ALMANAC_REQUIRE_SERVICES=1, as in CI) the suite fails.
+ */
+export function bubblewrapWorks(what: string): boolean {
+  let works = false;
+  try {
+    works = detectIsolation({ hide: [] }).bwrap !== null;
+  } catch {
+    works = false;
+  }
+  if (!works) {
+    const reason = 'bubblewrap (bwrap) is missing or cannot create namespaces here';
+    if (REQUIRE_SERVICES) throw new Error(`${reason}, and ALMANAC_REQUIRE_SERVICES=1 requires it`);
+    process.stderr.write(
+      `\n${'!'.repeat(78)}\n!! SKIPPING ${what}: ${reason}.\n!! apt-get install bubblewrap to run it.\n${'!'.repeat(78)}\n\n`,
+    );
+  }
+  return works;
 }
