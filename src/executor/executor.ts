@@ -135,6 +135,12 @@ export interface RunResult {
   cacheHits: string[];
 }
 
+/**
+ * How long the host waits, after the run's process exited, for its channel to close (the close follows
+ * once every holder of the child's end has exited and the last bytes were read; the cap only guards
+ * against a holder that never exits).
+ */
+const CHANNEL_DRAIN_MS = 15_000;
 const RSS_HEADROOM_MB = 64;
 const WATCH_INTERVAL_MS = 200;
 
@@ -359,11 +365,13 @@ export class Executor {
         sandbox.child.once('exit', (code, signal) => {
           // Give messages already in flight (the last cell_finished, done) time to arrive: the channel
           // closes once every process holding the child's end (node, and the bubblewrap processes
-          // around it) has exited and its last bytes were read. Wait for that, briefly.
+          // around it) has exited and its last bytes were read. Wait for that. (A 1 s cap misjudged
+          // busy hosts: the reliability suite saw runs that had sent `done` end as "exited
+          // unexpectedly (exit code 0)" when their last frames were read after the cap.)
           const settled = sandbox.channel.isClosed
             ? Promise.resolve()
             : new Promise<void>((done) => {
-                const timer = setTimeout(done, 1000);
+                const timer = setTimeout(done, CHANNEL_DRAIN_MS);
                 void sandbox.channel.closed.then(() => {
                   clearTimeout(timer);
                   done();
