@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ValidationError } from '../src/domain/errors.ts';
-import { bundleChildRuntime, detectIsolation } from '../src/executor/sandbox.ts';
+import { bundleChildRuntime, detectIsolation, SandboxPool } from '../src/executor/sandbox.ts';
 import { cell, createHarness, fence, type Harness } from './support/harness.ts';
 import { hostAddress, httpUrl } from './support/host-address.ts';
 import { startTestServer, testStores } from './support/server-harness.ts';
@@ -230,6 +230,39 @@ describe('sandbox: the built child runtime', () => {
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sandbox pool', () => {
+  it('leaves a warm child a run took to that run, even when its process exits', async () => {
+    // Regression (reliability suite, exactly-once scenario): the pool disposed every child it had
+    // started when its process exited, also one a run had taken. Its process exits right after
+    // sending `done`, so the pool closed the channel before the host had read the last frames, and
+    // runs ended as "the run process exited unexpectedly (exit code 0)" on a busy host.
+    const root = mkdtempSync(join(tmpdir(), 'almanac-pool-'));
+    chmodSync(root, 0o711);
+    const projectDir = join(root, 'project');
+    const runRoot = join(root, 'runs');
+    mkdirSync(projectDir, { recursive: true });
+    mkdirSync(runRoot, { recursive: true });
+    const pool = new SandboxPool();
+    try {
+      const spec = { runRoot, projectDir, memoryLimitMb: 128, isolation: detectIsolation({ hide: [] }) };
+      pool.prewarm(spec);
+      const { sandbox, warm } = pool.acquire(spec);
+      assert.equal(warm, true);
+      await sandbox.ready;
+      const exited = new Promise((r) => sandbox.child.once('exit', r));
+      sandbox.child.kill('SIGKILL');
+      await exited;
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(existsSync(sandbox.runDir), 'the pool did not dispose a sandbox a run holds');
+      await sandbox.dispose();
+      assert.equal(existsSync(sandbox.runDir), false);
+    } finally {
+      await pool.close();
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });

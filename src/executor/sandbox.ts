@@ -735,7 +735,11 @@ export class SandboxPool {
     }
     const sandbox = spawnSandbox(spec);
     sandbox.child.once('exit', () => {
-      if (this.#warm.get(key) === sandbox) this.#warm.delete(key);
+      // A child that died while waiting is cleaned up here. One a run took is the run's to dispose:
+      // disposing it here, as its process exits after `done`, closed the channel before the host had
+      // read the last frames, and the run ended as "exited unexpectedly (exit code 0)".
+      if (this.#warm.get(key) !== sandbox) return;
+      this.#warm.delete(key);
       void sandbox.dispose();
     });
     this.#warm.set(key, sandbox);
