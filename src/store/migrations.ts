@@ -491,9 +491,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
  * while it looks (seen in tests, where each test has its own schema).
  */
 export async function migrate(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
-  await sql`create table if not exists almanac_migrations (name text primary key, applied_at text not null)`.execute(
-    db,
-  );
+  // Under the same lock: two processes' concurrent `create table if not exists` race on PostgreSQL's
+  // catalog ("duplicate key value violates unique constraint pg_type_typname_nsp_index", seen when
+  // the reliability suite starts three processes on an empty store).
+  await db.transaction().execute(async (trx) => {
+    await lockForTransaction(trx, dialect, 'migrate');
+    await sql`create table if not exists almanac_migrations (name text primary key, applied_at text not null)`.execute(
+      trx,
+    );
+  });
   await adoptKyselyHistory(db, dialect);
   const applied: string[] = [];
   for (const [name, migration] of Object.entries(migrations(dialect)).sort(([a], [b]) =>
