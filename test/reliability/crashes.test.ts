@@ -65,6 +65,21 @@ describe('reliability: crash points', { skip: unavailable ?? false }, () => {
       200,
     );
     for (const scheduleId of ids) {
+      // The pre-filled "owners on failure" rule is removed, as a user may: this scenario counts the
+      // success webhook's deliveries, and the email outbox is covered elsewhere.
+      const prefilled = await cluster.api(
+        'p1',
+        'GET',
+        `/api/projects/crashy/notification-rules?schedule=${encodeURIComponent(scheduleId)}`,
+      );
+      assert.equal(prefilled.status, 200, JSON.stringify(prefilled.body));
+      const list = (Array.isArray(prefilled.body) ? prefilled.body : prefilled.body.rules) as {
+        id: string;
+      }[];
+      for (const existing of list) {
+        const removed = await cluster.api('p1', 'DELETE', `/api/notification-rules/${existing.id}`);
+        assert.ok(removed.status === 204 || removed.status === 200, JSON.stringify(removed.body));
+      }
       const rule = await cluster.api('p1', 'POST', '/api/projects/crashy/notification-rules', {
         scheduleId,
         trigger: { kind: 'success' },
