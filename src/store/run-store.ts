@@ -403,6 +403,10 @@ export async function reapExpiredLeases(db: Db, now: Date): Promise<{ requeued: 
     })
     .where('status', '=', 'running')
     .where('lease_expires_at', '<', iso(now))
+    // Its own guard, not "whatever the requeue left": on PostgreSQL each statement reads afresh, so a
+    // run claimed between the two (with a lease already behind `now`) would otherwise fail on its
+    // first attempt.
+    .where((eb) => eb.or([eb('attempts', '>=', eb.ref('max_attempts')), eb('cancel_requested', '=', 1)]))
     .returning('id')
     .execute();
   if (requeued.length > 0) {

@@ -156,8 +156,9 @@ describe('reliability: crash points', { skip: unavailable ?? false }, () => {
               kills.set(point, (kills.get(point) ?? 0) + 1);
               await start(n, true);
             }
-            // Steps shorter than the lease (30 s): a live worker renews its leases at every step.
-            if (cluster.now + 20_000 < fire + STEP) cluster.advance(20_000);
+            // Steps shorter than the lease (30 s), and only while no live process is mid-run: time
+            // moves to expire dead processes' leases (see Cluster.advanceUnlessBusy).
+            if (cluster.now + 20_000 < fire + STEP) await cluster.advanceUnlessBusy(20_000);
             await new Promise((r) => setTimeout(r, 60));
             return false;
           },

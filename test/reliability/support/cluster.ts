@@ -215,6 +215,35 @@ export class Cluster {
   }
 
   /** One row-returning query on the store (PostgreSQL). */
+  #busySince: number | null = null;
+
+  /**
+   * Moves the clock by `ms` unless a live member holds a running run. The suites compress time
+   * (seconds of clock per tens of milliseconds), so moving the clock while a live worker is mid-run
+   * races its heartbeat against the others' housekeeping, which real time never does (a 30 s lease
+   * renewed every 10 s). Time moves to expire dead processes' leases, so it waits for the live ones
+   * first, but for at most `patience` ms of real time: a live worker can hold a run it does not know
+   * it claimed (the claim's reply was lost with a cut connection), and only the lease frees that one.
+   */
+  async advanceUnlessBusy(ms: number, patience = 2_000): Promise<boolean> {
+    const live = new Set(
+      [...this.members.values()]
+        .filter((m) => m.child.exitCode === null && m.child.signalCode === null && m.child.pid !== undefined)
+        .map((m) => String(m.child.pid)),
+    );
+    const rows = await this.query<{ worker: string | null }>(
+      "select worker from runs where status = 'running'",
+    );
+    const busy = rows.some((r) => r.worker !== null && live.has(r.worker.split(':')[1] ?? ''));
+    if (busy) {
+      this.#busySince ??= Date.now();
+      if (Date.now() - this.#busySince < patience) return false;
+    }
+    this.#busySince = null;
+    this.advance(ms);
+    return true;
+  }
+
   async query<T extends Record<string, unknown>>(text: string, values: unknown[] = []): Promise<T[]> {
     if (!this.pg) throw new Error('query() needs the PostgreSQL store');
     for (let attempt = 0; ; attempt++) {
