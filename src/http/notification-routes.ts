@@ -7,7 +7,7 @@ import { simpleParser } from 'mailparser';
 import { z } from 'zod';
 import { NotFoundError } from '../domain/errors.ts';
 import * as notifications from '../services/notification-service.ts';
-import type { ServiceContext } from '../services/service-context.ts';
+import type { Principal, ServiceContext } from '../services/service-context.ts';
 import type { Delivery, NotificationRule } from '../store/notification-store.ts';
 import { type AnyRoute, route } from './routes.ts';
 
@@ -359,18 +359,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       handler: async ({ c, principal }) => {
         const entries = (await deps.outbox?.listOutbox()) ?? [];
         const ids = entries.map((e) => deliveryIdOf(e.file)).filter((id): id is string => id !== null);
-        const mine = new Set(
-          ids.length
-            ? (
-                await ctx.db
-                  .selectFrom('deliveries')
-                  .select('id')
-                  .where('workspace_id', '=', principal.workspaceId)
-                  .where('id', 'in', ids.slice(0, 1000))
-                  .execute()
-              ).map((r) => r.id)
-            : [],
-        );
+        const mine = await notifications.ownDeliveryIds(ctx, principal, ids);
         return c.json(
           entries
             .filter((e) => mine.has(deliveryIdOf(e.file) ?? ''))
@@ -392,7 +381,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       params: z.object({ file: z.string() }),
       responses: { 200: { description: 'The message', contentType: 'message/rfc822' } },
       handler: async ({ c, principal, params }) => {
-        const bytes = await readOwnOutbox(principal.workspaceId, params.file);
+        const bytes = await readOwnOutbox(principal, params.file);
         return c.body(new Uint8Array(bytes), 200, {
           'content-type': 'message/rfc822',
           'content-disposition': `inline; filename="${params.file}"`,
@@ -427,7 +416,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
         },
       },
       handler: async ({ c, principal, params }) => {
-        const mail = await simpleParser(await readOwnOutbox(principal.workspaceId, params.file));
+        const mail = await simpleParser(await readOwnOutbox(principal, params.file));
         const text = (v: { text?: string } | { text?: string }[] | undefined) =>
           Array.isArray(v) ? v.map((x) => x.text ?? '').join(', ') : (v?.text ?? '');
         return c.json({
@@ -454,7 +443,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       params: z.object({ file: z.string(), index: z.coerce.number().int().min(0) }),
       responses: { 200: { description: 'The attachment', contentType: 'application/octet-stream' } },
       handler: async ({ c, principal, params }) => {
-        const mail = await simpleParser(await readOwnOutbox(principal.workspaceId, params.file));
+        const mail = await simpleParser(await readOwnOutbox(principal, params.file));
         const attachment = mail.attachments[params.index];
         if (!attachment) throw new NotFoundError('attachment', `${params.file}#${params.index}`);
         return c.body(new Uint8Array(attachment.content), 200, {
@@ -465,12 +454,10 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
     }),
   ];
 
-  async function readOwnOutbox(workspaceId: string, file: string): Promise<Buffer> {
+  async function readOwnOutbox(principal: Principal, file: string): Promise<Buffer> {
     const id = deliveryIdOf(file);
-    const delivery = id
-      ? await ctx.db.selectFrom('deliveries').select('workspace_id').where('id', '=', id).executeTakeFirst()
-      : undefined;
-    if (!deps.outbox || !delivery || delivery.workspace_id !== workspaceId) {
+    const own = id ? await notifications.ownDeliveryIds(ctx, principal, [id]) : new Set();
+    if (!deps.outbox || !id || !own.has(id)) {
       throw new NotFoundError('outbox message', file);
     }
     return deps.outbox.readOutbox(file).catch(() => {

@@ -623,3 +623,12 @@ export async function setNotifyVia(ctx: ServiceContext, principal: Principal, vi
   }
   await ctx.db.updateTable('users').set({ notify_via: via }).where('id', '=', principal.userId).execute();
 }
+
+/** Of `ids` (deliveries named by outbox files), those in the principal's workspace. */
+export async function ownDeliveryIds(
+  ctx: ServiceContext,
+  principal: Principal,
+  ids: readonly string[],
+): Promise<Set<string>> {
+  return ns.deliveryIdsInWorkspace(ctx.db, principal.workspaceId, ids);
+}

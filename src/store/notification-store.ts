@@ -387,3 +387,19 @@ export async function nextDeliveryAt(db: Db): Promise<Date | null> {
     .executeTakeFirst();
   return row?.at ? toDate(row.at) : null;
 }
+
+/** Of `ids`, those of deliveries in `workspaceId` (at most the first 1,000 are looked up). */
+export async function deliveryIdsInWorkspace(
+  db: Db,
+  workspaceId: string,
+  ids: readonly string[],
+): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('deliveries')
+    .select('id')
+    .where('workspace_id', '=', workspaceId)
+    .where('id', 'in', ids.slice(0, 1000))
+    .execute();
+  return new Set(rows.map((r) => r.id));
+}
