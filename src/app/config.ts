@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { isPostgresUrl } from '../domain/connection-url.ts';
 import { ValidationError } from '../domain/errors.ts';
 import { IDENTIFIER } from '../domain/notebook/frontmatter.ts';
 import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
@@ -363,7 +364,7 @@ function parseConnection(id: string, url: string, field: string): ConnectionConf
       `'${EMBEDDED_CONNECTION}' is the embedded database and cannot be redefined`,
     );
   }
-  if (!/^postgres(ql)?:\/\//.test(url)) {
+  if (!isPostgresUrl(url)) {
     throw new ValidationError(field, `connection '${id}' must be a postgres://user@host:port/db URL`);
   }
   return { id, kind: 'postgres', url };
@@ -383,7 +384,7 @@ function numberFrom(
 
 function databaseUrl(raw: string | undefined, dataDir: string): string {
   if (!raw) return resolve(dataDir, 'almanac.sqlite');
-  if (/^postgres(ql)?:\/\//.test(raw)) return raw;
+  if (isPostgresUrl(raw)) return raw;
   if (/^[a-z]+:\/\//i.test(raw)) {
     throw new ValidationError(
       'DATABASE_URL',

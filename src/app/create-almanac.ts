@@ -4,6 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { isPostgresUrl } from '../domain/connection-url.ts';
 import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
 import { Executor } from '../executor/executor.ts';
 import { detectIsolation } from '../executor/sandbox.ts';
@@ -57,7 +58,7 @@ export async function createAlmanac(
       ...(config.sandboxUser ? { user: config.sandboxUser } : {}),
       hide: [
         config.dataDir,
-        ...(/^postgres(ql)?:\/\//.test(config.databaseUrl) ? [] : [dirname(resolve(config.databaseUrl))]),
+        ...(isPostgresUrl(config.databaseUrl) ? [] : [dirname(resolve(config.databaseUrl))]),
       ],
     }),
   });

@@ -2,6 +2,8 @@
  * Opens the store at `url`, migrates it, and builds the service context around it: the wake-up channel
  * the store's capabilities allow (LISTEN/NOTIFY or in-process), the clock and the secrets key.
  */
+
+import { isPostgresUrl } from '../domain/connection-url.ts';
 import { ValidationError } from '../domain/errors.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import { type Dialect, openDatabase, restrictSqliteFiles } from '../store/database.ts';
@@ -50,7 +52,7 @@ export async function openServices(
 /** Opening the store failed: say what is wrong with DATABASE_URL in one line, or pass the error on. */
 function storeError(error: unknown, url: string): unknown {
   const e = error as { code?: string; message?: string };
-  const where = /^postgres(ql)?:\/\//.test(url)
+  const where = isPostgresUrl(url)
     ? (() => {
         const u = new URL(url);
         return `PostgreSQL at ${u.hostname}:${u.port || 5432}${u.pathname}`;

@@ -4,6 +4,7 @@
  */
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { resolveConfig } from '../app/config.ts';
+import { isPostgresUrl } from '../domain/connection-url.ts';
 import { restrictSqliteFiles } from '../store/database.ts';
 
 /** Whether runs start as another (unprivileged) user: the sandbox does so when the server is root. */
@@ -36,5 +37,5 @@ export function restrictDataFiles(config: ReturnType<typeof resolveConfig>): voi
       // not ours to change
     }
   }
-  if (!/^postgres(ql)?:\/\//.test(config.databaseUrl)) restrictSqliteFiles(config.databaseUrl);
+  if (!isPostgresUrl(config.databaseUrl)) restrictSqliteFiles(config.databaseUrl);
 }

@@ -6,6 +6,7 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { readConfigFile, resolveConfig } from '../app/config.ts';
 import { createServer, ROLES, type Role } from '../app/create-server.ts';
+import { isPostgresUrl } from '../domain/connection-url.ts';
 import { ValidationError } from '../domain/errors.ts';
 import { ADMIN_TOKEN_FILE, type ServeFlags } from './server-commands.ts';
 
@@ -39,7 +40,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     },
     env,
   );
-  if (roles.length < ROLES.length && !/^postgres(ql)?:\/\//.test(config.databaseUrl)) {
+  if (roles.length < ROLES.length && !isPostgresUrl(config.databaseUrl)) {
     throw new ValidationError(
       roleField,
       `running only ${roles.join(', ')} needs PostgreSQL (DATABASE_URL=postgres://…): on the embedded SQLite store one process runs every role`,

@@ -7,6 +7,14 @@ import { MAX_URL_LENGTH } from './limits.ts';
 
 const SCHEMES = new Set(['postgres:', 'postgresql:']);
 
+/**
+ * Whether `location` names PostgreSQL (a `postgres://` or `postgresql://` URL) rather than a SQLite
+ * file: the one test for it, wherever a store location or a connection URL is told apart.
+ */
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location);
+}
+
 /** What is wrong with a connection URL, or null. Never echoes the URL (it may carry a password). */
 export function connectionUrlProblem(url: string): string | null {
   const shape = 'must be a postgres://user:password@host:port/database URL';

@@ -4,6 +4,7 @@
  * SHA-256 is stored, so a leaked database does not leak working credentials.
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { isPostgresUrl } from '../domain/connection-url.ts';
 import { UnauthorizedError, ValidationError } from '../domain/errors.ts';
 import { IDENTIFIER } from '../domain/notebook/frontmatter.ts';
 import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
@@ -402,7 +403,7 @@ export async function createConnection(
       `'${EMBEDDED_CONNECTION}' is the embedded database and cannot be redefined`,
     );
   }
-  if (!/^postgres(ql)?:\/\/.+/.test(input.url)) {
+  if (!isPostgresUrl(input.url)) {
     throw new ValidationError('url', 'must be a postgres://user:password@host:port/database URL');
   }
   const existing = await ws.listConnections(ctx.db, principal.workspaceId);

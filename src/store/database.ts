@@ -6,6 +6,7 @@
 import { chmodSync, existsSync } from 'node:fs';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
+import { isPostgresUrl } from '../domain/connection-url.ts';
 import { openNodeSqlite } from './sqlite/node-sqlite-database.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -16,13 +17,11 @@ export interface Capabilities {
   skipLocked: boolean;
   /** LISTEN/NOTIFY for cross-process wake-ups (else an in-process signal). */
   listenNotify: boolean;
-  /** Several processes may share the database. */
-  multiProcess: boolean;
 }
 
 export const CAPABILITIES: Readonly<Record<Dialect, Capabilities>> = Object.freeze({
-  sqlite: { skipLocked: false, listenNotify: false, multiProcess: false },
-  postgres: { skipLocked: true, listenNotify: true, multiProcess: true },
+  sqlite: { skipLocked: false, listenNotify: false },
+  postgres: { skipLocked: true, listenNotify: true },
 });
 
 export interface StoreDatabase<Schema> {
@@ -34,7 +33,7 @@ export interface StoreDatabase<Schema> {
 
 /** `location` is a `postgres://` URL or a SQLite file path (`:memory:` for tests). */
 export function openDatabase<Schema>(location: string): StoreDatabase<Schema> {
-  if (/^postgres(ql)?:\/\//.test(location)) {
+  if (isPostgresUrl(location)) {
     const pool = new pg.Pool({ connectionString: location, max: 10, application_name: 'almanac-store' });
     pool.on('error', () => {});
     // A client whose connection dies while checked out (a backend terminated mid-transaction) emits
