@@ -478,6 +478,19 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    '0010_run_claim_epoch_and_cancelled_by': {
+      async up(db: Kysely<any>) {
+        // Issue 15: the fencing token gets its own column. `attempts` was the token and never went back;
+        // a run held now keeps its token (the backfill), and from here on `attempts` counts attempts only.
+        await db.schema
+          .alterTable('runs')
+          .addColumn('claim_epoch', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await sql`update runs set claim_epoch = attempts`.execute(db);
+        // Issue 15, bug 10: who cancelled a run, as a person reads it ("Ada", "schedule 'x' (overlap policy)").
+        await db.schema.alterTable('runs').addColumn('cancelled_by', 'text').execute();
+      },
+    },
   };
 }
 

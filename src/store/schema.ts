@@ -146,8 +146,13 @@ export interface RunsTable {
   scheduled_for: InstantIn | Instant | null;
   started_at: InstantIn | Instant | null;
   finished_at: InstantIn | Instant | null;
+  /** Attempts so far: a claim adds one, a graceful release gives it back. */
   attempts: Generated<number>;
   max_attempts: Generated<number>;
+  /** The fencing token: every claim increments it, nothing decrements it (migration 0010). */
+  claim_epoch: Generated<number>;
+  /** Who cancelled the run, as a person reads it (a user's name, or a schedule's overlap policy). */
+  cancelled_by: Generated<string | null>;
   /** The worker that holds (or last held) the run. */
   worker: string | null;
   lease_expires_at: InstantIn | Instant | null;
