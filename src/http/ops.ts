@@ -8,9 +8,10 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
-import { AlmanacError, ForbiddenError } from '../domain/errors.ts';
+import { ForbiddenError } from '../domain/errors.ts';
 import { type Metrics, readiness } from '../services/metrics.ts';
 import type { Principal, ServiceContext } from '../services/service-context.ts';
+import { handleErrors, notFoundResponse } from './errors.ts';
 import { tokenOf } from './routes.ts';
 import { securityHeaders } from './security-headers.ts';
 
@@ -49,27 +50,19 @@ export function mountOps(app: Hono, deps: OpsDeps): void {
   });
 }
 
-/** The whole HTTP app of a process without the web role: the operations endpoints only. */
+/**
+ * The whole HTTP app of a process without the web role: the operations endpoints only, with the same
+ * error mapping as the API (`errors.ts`).
+ */
 export function createOpsApp(deps: OpsDeps, onError?: (error: unknown) => void): Hono {
   const app = new Hono();
   app.use('*', securityHeaders());
-  app.onError((error, c) => {
-    if (error instanceof AlmanacError) {
-      return c.json({ error: { code: error.code, message: error.message } }, error.status as 400);
-    }
-    onError?.(error);
-    return c.json({ error: { code: 'internal', message: 'an unexpected error occurred; see the log' } }, 500);
-  });
+  handleErrors(app, onError);
   mountOps(app, deps);
   app.all('*', (c) =>
-    c.json(
-      {
-        error: {
-          code: 'not_found',
-          message: `this process runs the roles ${(deps.roles ?? []).join(', ') || 'none'} and serves only /healthz, /readyz and /metrics; the API is on processes with the web role`,
-        },
-      },
-      404,
+    notFoundResponse(
+      c,
+      `this process runs the roles ${(deps.roles ?? []).join(', ') || 'none'} and serves only /healthz, /readyz and /metrics; the API is on processes with the web role`,
     ),
   );
   return app;

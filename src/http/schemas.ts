@@ -40,16 +40,6 @@ const name = (description: string) =>
     .max(MAX_NAME_LENGTH, `must be at most ${MAX_NAME_LENGTH} characters (MAX_NAME_LENGTH)`)
     .describe(description);
 
-export const ErrorBody = z
-  .object({
-    error: z.object({
-      code: z.string().describe('Stable error code, for example invalid_input, not_found, unauthorized'),
-      message: z.string().describe('What was wrong and what to do'),
-      field: z.string().optional().describe('The request field at fault, for example inputs.region'),
-    }),
-  })
-  .meta({ id: 'Error' });
-
 export const ProjectParams = z.object({ project: z.string().describe('Project id or slug') });
 export const RunParams = z.object({ run: z.string().describe('Run id') });
 export const VersionParams = z.object({
