@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -33,6 +35,11 @@ function almanac(...args: string[]) {
  * for commands that fail or answer before they start anything (no child process is needed to see it).
  */
 async function almanacInProcess(...args: string[]) {
+  return mainCaptured([...args, '--data-dir', join(dir, 'data')]);
+}
+
+/** `main(args)` in this process, with stdout and stderr captured. */
+async function mainCaptured(args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
   const { write: stdoutWrite } = process.stdout;
@@ -41,7 +48,7 @@ async function almanacInProcess(...args: string[]) {
   process.stdout.write = ((chunk: string) => out.push(String(chunk)) > 0) as typeof process.stdout.write;
   process.stderr.write = ((chunk: string) => err.push(String(chunk)) > 0) as typeof process.stderr.write;
   try {
-    const code = await main([...args, '--data-dir', join(dir, 'data')]);
+    const code = await main(args);
     return { code, stdout: out.join(''), stderr: err.join('') };
   } finally {
     process.stdout.write = stdoutWrite;
@@ -240,6 +247,53 @@ describe('a fast CLI (issue 15)', () => {
     const version = await almanacInProcess('--version');
     assert.equal(version.code, 0);
     assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+  });
+});
+
+describe('CLI exit codes against a server (issue 15)', () => {
+  // Server errors (a 5xx, no server at all) exit 1; what the user got wrong (a 4xx) exits 2. A server
+  // that could not be reached exited 3, and a 5xx on a live-progress stream exited 2 as a usage error.
+  let server: Server;
+  let url: string;
+  before(async () => {
+    server = createHttpServer((request, response) => {
+      const answer = (status: number, body: unknown) => {
+        response.writeHead(status, { 'content-type': 'application/json' });
+        response.end(JSON.stringify(body));
+      };
+      const error = (status: number, code: string, message: string) =>
+        answer(status, { error: { code, message } });
+      const path = request.url ?? '';
+      if (path.startsWith('/api/runs?'))
+        error(503, 'unavailable', 'the store is briefly unavailable (connection_failure); try again');
+      else if (request.method === 'POST' && path === '/api/projects/sales/runs')
+        answer(201, { id: 'run-1', status: 'queued' });
+      else if (path === '/api/runs/run-1/events')
+        error(500, 'internal', 'an unexpected error occurred; see the server log');
+      else error(404, 'not_found', "project 'nope' was not found");
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((done) => server.close(() => done())));
+
+  it('exits 1 on a 5xx or an unreachable server, 2 on a 4xx, with one line', async () => {
+    const cases: [string[], number, RegExp][] = [
+      [['runs', '--server', url], 1, /^almanac: the server failed \(503\): the store is briefly unavailable/],
+      [
+        ['trigger', 'sales', '--wait', '--json', '--server', url],
+        1,
+        /^almanac: the server failed \(500\): an unexpected error occurred/,
+      ],
+      [['runs', '--server', 'http://127.0.0.1:1'], 1, /^almanac: cannot reach the Almanac server at/],
+      [['trigger', 'nope', '--server', url], 2, /^almanac: project 'nope' was not found$/],
+    ];
+    for (const [args, expected, line] of cases) {
+      const { code, stderr } = await mainCaptured([...args, '--token', 'alm_test']);
+      assert.equal(code, expected, `${args.join(' ')}: ${stderr}`);
+      assert.equal(stderr.trim().split('\n').length, 1, stderr);
+      assert.match(stderr.trim(), line);
+    }
   });
 });
 

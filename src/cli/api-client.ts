@@ -15,7 +15,7 @@ export class ApiError extends AlmanacError {
   }
 }
 
-/** The server could not be reached, or failed (5xx). */
+/** The server could not be reached, or failed (5xx): the CLI exits 1. (A 4xx is an `ApiError`: exit 2.) */
 export class ServerUnavailableError extends Error {}
 
 export class ApiClient {
@@ -95,6 +95,11 @@ export class ApiClient {
       const body = (await response.json().catch(() => null)) as {
         error?: { code: string; message: string };
       } | null;
+      if (response.status >= 500) {
+        throw new ServerUnavailableError(
+          `the server failed (${response.status}): ${body?.error?.message ?? 'no details'}`,
+        );
+      }
       throw new ApiError(
         response.status,
         body?.error?.code ?? 'internal',

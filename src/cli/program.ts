@@ -1,7 +1,11 @@
 /**
- * The `almanac` command line. Bad input exits 2 with one line naming what was wrong; a run that fails
- * exits 1 with one line naming the failing cell; anything unexpected exits 70 with one line (never a
- * stack trace: it would show server paths and internals). The data dir and the files in it are
+ * The `almanac` command line. Exit codes:
+ * - 2, usage: bad flags or input, or a 4xx the user caused (a bad token, an unknown project), with one
+ *   line naming what was wrong;
+ * - 1, failure: a run that fails (one line naming the failing cell), or a server that cannot be reached
+ *   or answers 5xx (issue 15: server errors exit 1, usage errors 2; it was 3);
+ * - 70: anything unexpected, with one line (never a stack trace: it would show server paths and
+ *   internals). The data dir and the files in it are
  * private to the user (see `restrictDataDir`).
  *
  * This module and the modules that declare commands load only commander and small parts of `domain/`:
@@ -21,9 +25,10 @@ import { registerServerCommands } from './server-commands.ts';
 
 export { parseDuration };
 
+/** Bad flags or input, or a request the server refused as the user's mistake (4xx). */
 const EXIT_USAGE = 2;
-/** The server could not be reached or failed. */
-const EXIT_UNAVAILABLE = 3;
+/** The server could not be reached or failed (5xx), like a run that failed. */
+const EXIT_FAILURE = 1;
 
 /** Whether runs start as another (unprivileged) user: the sandbox does so when the server is root. */
 const RUNS_AS_OTHER_USER = process.getuid?.() === 0;
@@ -110,7 +115,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (error instanceof ServerUnavailableError) {
       process.stderr.write(`almanac: ${oneLine(error.message)}\n`);
-      return EXIT_UNAVAILABLE;
+      return EXIT_FAILURE;
     }
     const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     process.stderr.write(`almanac: unexpected error: ${oneLine(message)}\n`);
