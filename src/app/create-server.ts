@@ -31,6 +31,7 @@ import {
   bootstrap,
   createLoginCode,
   DEFAULT_WORKSPACE,
+  firstAdmin,
 } from '../services/workspace-service.ts';
 import type { AlmanacConfig } from './config.ts';
 import { type Almanac, createAlmanac } from './create-almanac.ts';
@@ -266,15 +267,8 @@ async function assemble(
     notifier,
     adminToken: boot.adminToken,
     url: null,
-    async admin() {
-      const row = await ctx.db
-        .selectFrom('users')
-        .select(['id', 'name', 'workspace_id'])
-        .where('workspace_id', '=', DEFAULT_WORKSPACE)
-        .where('role', '=', 'admin')
-        .orderBy('created_at')
-        .executeTakeFirstOrThrow();
-      return { userId: row.id, workspaceId: row.workspace_id, role: 'admin', name: row.name };
+    admin() {
+      return firstAdmin(ctx, DEFAULT_WORKSPACE);
     },
     async loginLink(next = '/') {
       const { code } = await createLoginCode(ctx, (await self.admin()).userId);

@@ -16,16 +16,12 @@ import {
   type MessageFacts,
   messageHtml,
 } from '../domain/notification/message.ts';
-import type { RunSnapshot } from '../domain/snapshot.ts';
-import type { WorkerLog } from '../executor/worker.ts';
 import { crashPoint } from '../services/crash-points.ts';
+import type { Delivery, DeliveryOutcome, Integrations } from '../services/delivery-service.ts';
+import * as deliveries from '../services/delivery-service.ts';
+import { type LoopLog, QUIET_LOG } from '../services/loop-log.ts';
 import { type Metrics, storeRetries } from '../services/metrics.ts';
-import { type Integrations, loadIntegrations } from '../services/notification-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
-import { issueViewTicket } from '../services/workspace-service.ts';
-import type { Delivery } from '../store/notification-store.ts';
-import * as ns from '../store/notification-store.ts';
-import * as rs from '../store/run-store.ts';
 import { type RetryOptions, retryTransient } from '../store/transient.ts';
 import { DeliveryError } from './delivery-error.ts';
 import type { EmailChannel } from './email.ts';
@@ -58,15 +54,13 @@ export interface NotifierOptions {
   leaseMs?: number;
   /** First retry delay, doubling per attempt (at most an hour). @default 30000 */
   retryBaseMs?: number;
-  log?: WorkerLog;
+  log?: LoopLog;
   id?: string;
   /** Delivery attempts and screenshot times go here. */
   metrics?: Metrics | null;
   /** How long a webhook receiver may take to answer. @default 10000 */
   webhookTimeoutMs?: number;
 }
-
-const quiet: WorkerLog = { info() {}, warn() {}, error() {} };
 
 /**
  * Results kept for a minute, so the deliveries of one run (often sent together) read the run and take a
@@ -91,7 +85,7 @@ class Recent {
 export class Notifier {
   readonly id: string;
   readonly #o: NotifierOptions;
-  readonly #log: WorkerLog;
+  readonly #log: LoopLog;
   readonly #retry: RetryOptions;
   readonly #active = new Set<Promise<void>>();
   readonly #recent = new Recent();
@@ -103,7 +97,7 @@ export class Notifier {
   constructor(options: NotifierOptions) {
     this.#o = options;
     this.id = options.id ?? `${hostname()}:${process.pid}:notify:${randomUUID().slice(0, 8)}`;
-    this.#log = options.log ?? quiet;
+    this.#log = options.log ?? QUIET_LOG;
     this.#retry = storeRetries(options.metrics, this.#log);
   }
 
@@ -127,7 +121,7 @@ export class Notifier {
 
   async #loop(): Promise<void> {
     await this.tick();
-    const next = await ns.nextDeliveryAt(this.#o.ctx.db).catch(() => null);
+    const next = await deliveries.nextDeliveryDue(this.#o.ctx).catch(() => null);
     this.#wake(next ? next.getTime() - this.#o.ctx.now().getTime() : 30_000);
   }
 
@@ -137,18 +131,15 @@ export class Notifier {
     this.#ticking = (async () => {
       const free = this.#concurrency - this.#active.size;
       if (free <= 0) return 0;
-      const now = this.#o.ctx.now();
       let claimed: Delivery[] = [];
       try {
         claimed = await retryTransient(
           'claim deliveries',
           () =>
-            ns.claimDeliveries(this.#o.ctx.db, {
-              worker: this.id,
-              now,
-              leaseUntil: new Date(now.getTime() + (this.#o.leaseMs ?? 120_000)),
+            deliveries.claimDueDeliveries(this.#o.ctx, {
+              notifier: this.id,
               limit: free,
-              skipLocked: this.#o.ctx.capabilities.skipLocked,
+              leaseMs: this.#o.leaseMs ?? 120_000,
             }),
           this.#retry,
         );
@@ -189,7 +180,7 @@ export class Notifier {
     const ctx = this.#o.ctx;
     let note: string | null = null;
     try {
-      const integrations = await loadIntegrations(ctx, delivery.workspaceId);
+      const integrations = await deliveries.integrationsFor(ctx, delivery);
       const { message, snapshotPath } = await this.#message(delivery);
       const files = [...message.attachments];
       let picture: Attachment | null = null;
@@ -212,7 +203,7 @@ export class Notifier {
                 const shot = await screenshots.take(
                   snapshotPath,
                   format,
-                  await issueViewTicket(ctx, viewAs, delivery.runId),
+                  await deliveries.screenshotTicket(ctx, delivery, viewAs),
                   viewAs,
                 );
                 this.#o.metrics?.screenshotSeconds.observe({ format }, (performance.now() - started) / 1000);
@@ -234,7 +225,7 @@ export class Notifier {
       if (
         !(await retryTransient(
           'hand off delivery',
-          () => ns.markHandedOff(ctx.db, delivery.id, this.id, ctx.now()),
+          () => deliveries.markHandedOff(ctx, delivery, this.id),
           this.#retry,
         ))
       ) {
@@ -275,10 +266,10 @@ export class Notifier {
    * Records an attempt's outcome (and counts it in metrics). Retried on transient store errors: a
    * delivery left 'sending' after its hand-off would end as an uncertain failure.
    */
-  async #finish(delivery: Delivery, outcome: Parameters<typeof ns.finishDelivery>[3]): Promise<void> {
+  async #finish(delivery: Delivery, outcome: DeliveryOutcome): Promise<void> {
     await retryTransient(
       'finish delivery',
-      () => ns.finishDelivery(this.#o.ctx.db, delivery.id, this.id, outcome),
+      () => deliveries.finishDelivery(this.#o.ctx, delivery, this.id, outcome),
       this.#retry,
     );
     const counted = outcome.status === 'pending' ? 'retry' : outcome.status;
@@ -288,22 +279,9 @@ export class Notifier {
   /** What every delivery of a run says about it; read once for all of the run's deliveries. */
   #runFacts(runId: string): Promise<{ facts: MessageFacts; snapshotPath: string }> {
     return this.#recent.get(`run\0${runId}`, async () => {
-      const ctx = this.#o.ctx;
-      const run = await rs.findRun(ctx.db, runId);
-      if (!run) throw new DeliveryError(`run ${runId} no longer exists`, false);
-      const project = await ctx.db
-        .selectFrom('projects')
-        .select(['slug', 'title'])
-        .where('id', '=', run.projectId)
-        .executeTakeFirstOrThrow();
-      const schedule = run.scheduleId
-        ? await ctx.db
-            .selectFrom('schedules')
-            .select('name')
-            .where('id', '=', run.scheduleId)
-            .executeTakeFirst()
-        : undefined;
-      const stored = await rs.findSnapshot(ctx.db, run.id);
+      const found = await deliveries.runFacts(this.#o.ctx, runId);
+      if (!found) throw new DeliveryError(`run ${runId} no longer exists`, false);
+      const { run, project, scheduleName, snapshot } = found;
       const snapshotPath = `/apps/${project.slug}/runs/${run.id}`;
       const facts: MessageFacts = {
         appTitle: project.title,
@@ -312,12 +290,12 @@ export class Notifier {
         runId: run.id,
         status: run.status,
         trigger: run.trigger,
-        scheduleName: schedule?.name ?? null,
+        scheduleName,
         scheduledFor: run.scheduledFor,
         finishedAt: run.finishedAt,
         errorCell: run.errorCell,
         errorMessage: run.errorMessage,
-        snapshot: stored ? (JSON.parse(stored.body) as RunSnapshot) : null,
+        snapshot,
       };
       return { facts, snapshotPath };
     });

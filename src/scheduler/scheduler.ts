@@ -5,11 +5,10 @@
  * "now". A schedule change wakes it at once. `tick(now)` is the same pass at a given instant, for tests.
  */
 
-import type { WorkerLog } from '../executor/worker.ts';
+import type { LoopLog } from '../services/loop-log.ts';
 import { type Metrics, storeRetries } from '../services/metrics.ts';
-import { type FireReport, fireDue, nextWake } from '../services/schedule-service.ts';
+import { databaseClock, type FireReport, fireDue, nextWake } from '../services/schedule-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
-import { databaseNow } from '../store/run-store.ts';
 import { type RetryOptions, retryTransient } from '../store/transient.ts';
 
 /** No single wait lasts longer than this (STYLE.md, after croner). */
@@ -49,7 +48,7 @@ function tookNothing(report: FireReport): boolean {
 export interface SchedulerOptions {
   /** Use the database clock (skew-corrected). Off in tests, which pass their own clock. @default true */
   databaseClock?: boolean;
-  log?: WorkerLog;
+  log?: LoopLog;
   metrics?: Metrics | null;
 }
 
@@ -80,7 +79,7 @@ export class Scheduler {
   async #measureSkew(): Promise<void> {
     if (this.#options.databaseClock === false) return;
     const before = Date.now();
-    const db = await databaseNow(this.#ctx.db, this.#ctx.dialect);
+    const db = await databaseClock(this.#ctx);
     const after = Date.now();
     this.#skewMs = db.getTime() - (before + after) / 2;
     this.#skewMeasuredAt = after;

@@ -7,8 +7,8 @@
  * Names follow Prometheus conventions: `almanac_` prefix, base units (seconds), `_total` for counters.
  */
 
-import { sql } from 'kysely';
 import client from 'prom-client';
+import { ping } from '../store/database.ts';
 import { pendingMigrations } from '../store/migrations.ts';
 import { countByStatus } from '../store/run-store.ts';
 import { type RetryOptions, transientReason } from '../store/transient.ts';
@@ -138,7 +138,7 @@ export interface Readiness {
 /** Ready when the store answers and every migration this build knows is applied. */
 export async function readiness(ctx: ServiceContext): Promise<Readiness> {
   try {
-    await sql`select 1`.execute(ctx.db);
+    await ping(ctx.db);
   } catch (error) {
     // Only the kind of failure: /readyz answers anyone, and error texts name internal hosts.
     const reason = transientReason(error);

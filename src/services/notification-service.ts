@@ -23,18 +23,18 @@ import {
 } from '../domain/notification/rule.ts';
 import type { Run, RunStatus } from '../domain/run.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
+import type { Db } from '../store/database.ts';
 import type { Delivery, NewDelivery, NotificationRule } from '../store/notification-store.ts';
 import * as ns from '../store/notification-store.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import * as ss from '../store/schedule-store.ts';
+import * as ws from '../store/workspace-store.ts';
 import { assertAdmin, assertCanSeeRun, assertWorkspaceMember } from './authorize.ts';
 import { assertSeesProject, getProject } from './project-service.ts';
 import { decryptSecret, encryptSecret } from './secrets.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 import { notebookOfVersion } from './version-notebooks.ts';
-
-type Db = ServiceContext['db'];
 
 /** Attempts per delivery before it is marked failed. */
 export const DELIVERY_ATTEMPTS = 5;
@@ -60,22 +60,14 @@ async function checkSpec(
   for (const [i, d] of spec.destinations.entries()) {
     const field = `rule.destinations[${i}]`;
     if (d.kind === 'user') {
-      const user = await ctx.db
-        .selectFrom('users')
-        .select(['workspace_id'])
-        .where('id', '=', d.userId)
-        .executeTakeFirst();
-      if (!user || user.workspace_id !== principal.workspaceId) {
+      const user = await ws.findUser(ctx.db, d.userId);
+      if (!user || user.workspaceId !== principal.workspaceId) {
         throw new ValidationError(`${field}.userId`, `no user '${d.userId}' in this workspace`);
       }
       await grantView(ctx.db, projectId, `user:${d.userId}`, principal, ctx.now());
     } else if (d.kind === 'group') {
-      const group = await ctx.db
-        .selectFrom('groups')
-        .select(['workspace_id'])
-        .where('id', '=', d.groupId)
-        .executeTakeFirst();
-      if (!group || group.workspace_id !== principal.workspaceId) {
+      const group = await ws.findGroup(ctx.db, d.groupId);
+      if (!group || group.workspaceId !== principal.workspaceId) {
         throw new ValidationError(`${field}.groupId`, `no group '${d.groupId}' in this workspace`);
       }
       await grantView(ctx.db, projectId, `group:${d.groupId}`, principal, ctx.now());
@@ -140,23 +132,15 @@ async function grantView(
   by: Principal,
   now: Date,
 ): Promise<void> {
-  const project = await db
-    .selectFrom('projects')
-    .select(['visibility'])
-    .where('id', '=', projectId)
-    .executeTakeFirst();
+  const project = await ps.findProjectById(db, projectId);
   if (project?.visibility !== 'restricted') return;
-  await db
-    .insertInto('project_grants')
-    .values({
-      project_id: projectId,
-      principal: principalKey,
-      reason: 'notification recipient',
-      granted_by: by.userId,
-      created_at: now.toISOString(),
-    })
-    .onConflict((oc) => oc.columns(['project_id', 'principal']).doNothing())
-    .execute();
+  await ps.insertGrant(db, {
+    projectId,
+    principal: principalKey,
+    reason: 'notification recipient',
+    grantedBy: by.userId,
+    now,
+  });
 }
 
 export async function createRule(
@@ -198,22 +182,8 @@ export async function addOwnersOnFailureRule(
   schedule: { id: string; workspaceId: string; projectId: string; createdBy: string | null },
   now: Date,
 ): Promise<NotificationRule | null> {
-  const project = await trx
-    .selectFrom('projects')
-    .select(['created_by'])
-    .where('id', '=', schedule.projectId)
-    .executeTakeFirst();
-  const owners = project?.created_by
-    ? [project.created_by]
-    : (
-        await trx
-          .selectFrom('users')
-          .select('id')
-          .where('workspace_id', '=', schedule.workspaceId)
-          .where('role', '=', 'admin')
-          .orderBy('id')
-          .execute()
-      ).map((u) => u.id);
+  const project = await ps.findProjectById(trx, schedule.projectId);
+  const owners = project?.createdBy ? [project.createdBy] : await ws.listAdminIds(trx, schedule.workspaceId);
   if (owners.length === 0) return null;
   const rule: NotificationRule = {
     id: randomUUID(),
@@ -281,9 +251,7 @@ async function rulesForRun(trx: Db, run: Run): Promise<NotificationRule[]> {
     return ns.rulesOfScheduleRun(trx, run.projectId, run.scheduleId);
   }
   if (!run.hasInlineRules) return [];
-  const row = await trx.selectFrom('runs').select('notify').where('id', '=', run.id).executeTakeFirst();
-  if (!row?.notify) return [];
-  return (JSON.parse(row.notify) as NotificationRuleSpec[]).map((spec, i) => ({
+  return (await ns.inlineRulesOfRun(trx, run.id)).map((spec, i) => ({
     id: `inline-${i}`,
     workspaceId: run.workspaceId,
     projectId: run.projectId,
@@ -294,28 +262,6 @@ async function rulesForRun(trx: Db, run: Run): Promise<NotificationRule[]> {
     createdAt: run.createdAt,
     updatedAt: run.createdAt,
   }));
-}
-
-/** Earlier finished runs of the same schedule (or, inline, the same project), newest first. */
-async function previousStatuses(trx: Db, run: Run, limit: number): Promise<RunStatus[]> {
-  let query = trx
-    .selectFrom('runs')
-    .select('status')
-    .where('id', '!=', run.id)
-    .where('status', 'in', ['succeeded', 'failed', 'timed_out'])
-    .where('private', '=', 0)
-    // A fire time counts once: attempts that were retried are not failures of their own.
-    .where('retry_at', 'is', null)
-    .where(({ not, exists, selectFrom }) =>
-      not(exists(selectFrom('runs as retry').select('retry.id').whereRef('retry.retry_of', '=', 'runs.id'))),
-    )
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit);
-  query = run.scheduleId
-    ? query.where('schedule_id', '=', run.scheduleId)
-    : query.where('project_id', '=', run.projectId);
-  return (await query.execute()).map((r) => r.status as RunStatus);
 }
 
 interface Target {
@@ -331,22 +277,11 @@ async function expand(trx: Db, workspaceId: string, d: Destination): Promise<Tar
   if (d.kind === 'slack_channel')
     return [{ channel: 'slack', destination: `slack:#${d.channel}`, target: d.channel }];
   if (d.kind === 'webhook') return [{ channel: 'webhook', destination: `webhook:${d.url}`, target: d.url }];
-  const userIds =
-    d.kind === 'user'
-      ? [d.userId]
-      : (
-          await trx.selectFrom('group_members').select('user_id').where('group_id', '=', d.groupId).execute()
-        ).map((m) => m.user_id);
-  if (userIds.length === 0) return [];
-  const users = await trx
-    .selectFrom('users')
-    .select(['id', 'email', 'notify_via'])
-    .where('id', 'in', userIds)
-    .where('workspace_id', '=', workspaceId)
-    .execute();
+  const userIds = d.kind === 'user' ? [d.userId] : await ws.listGroupMembers(trx, d.groupId);
+  const users = await ws.listRecipients(trx, workspaceId, userIds);
   const out: Target[] = [];
   for (const user of users) {
-    const via = !d.via || d.via === 'preference' ? user.notify_via : d.via;
+    const via = !d.via || d.via === 'preference' ? user.notifyVia : d.via;
     if (via === 'email' || via === 'both')
       out.push({ channel: 'email', destination: `email:${user.email}`, target: user.email, userId: user.id });
     if (via === 'slack' || via === 'both') {
@@ -390,16 +325,12 @@ export async function planDeliveries(
           : 0,
     ),
   );
-  const history = lookBack > 0 ? await previousStatuses(trx, run, lookBack + 1) : [];
+  // A fire time counts once: attempts that were retried are not failures of their own.
+  const history = lookBack > 0 ? await ns.earlierRunStatuses(trx, run, lookBack + 1) : [];
   // Read only when a channel's screenshot has no rule author to be taken as.
   let owner: Promise<string | null> | null = null;
   const projectOwner = () =>
-    (owner ??= trx
-      .selectFrom('projects')
-      .select('created_by')
-      .where('id', '=', run.projectId)
-      .executeTakeFirst()
-      .then((p) => p?.created_by ?? null));
+    (owner ??= ps.findProjectById(trx, run.projectId).then((p) => p?.createdBy ?? null));
   const deliveries: NewDelivery[] = [];
   for (const rule of rules) {
     const decision = decide(rule.spec.trigger, status, snapshot, history, rule.lastMeasured ?? undefined);
@@ -491,40 +422,29 @@ export interface IntegrationsView {
 
 const DEFAULT_FROM = 'almanac@localhost';
 
-async function integrationsRow(ctx: ServiceContext, workspaceId: string) {
-  let row = await ctx.db
-    .selectFrom('workspace_integrations')
-    .selectAll()
-    .where('workspace_id', '=', workspaceId)
-    .executeTakeFirst();
-  if (!row) {
-    // The webhook signing key exists from the start, so receivers can be set up before the first run.
-    await ctx.db
-      .insertInto('workspace_integrations')
-      .values({
-        workspace_id: workspaceId,
-        webhook_secret: encryptSecret(ctx.secretKey, randomBytes(32).toString('base64url')),
-        updated_at: ctx.now().toISOString(),
-      })
-      .onConflict((oc) => oc.column('workspace_id').doNothing())
-      .execute();
-    row = await ctx.db
-      .selectFrom('workspace_integrations')
-      .selectAll()
-      .where('workspace_id', '=', workspaceId)
-      .executeTakeFirstOrThrow();
-  }
-  return row;
+async function integrationsRow(ctx: ServiceContext, workspaceId: string): Promise<ns.StoredIntegrations> {
+  const row = await ns.findIntegrations(ctx.db, workspaceId);
+  if (row) return row;
+  // The webhook signing key exists from the start, so receivers can be set up before the first run.
+  await ns.insertIntegrationsIfMissing(
+    ctx.db,
+    workspaceId,
+    encryptSecret(ctx.secretKey, randomBytes(32).toString('base64url')),
+    ctx.now(),
+  );
+  const created = await ns.findIntegrations(ctx.db, workspaceId);
+  if (!created) throw new Error(`the integrations of workspace '${workspaceId}' were not created`);
+  return created;
 }
 
 export async function loadIntegrations(ctx: ServiceContext, workspaceId: string): Promise<Integrations> {
   const row = await integrationsRow(ctx, workspaceId);
   return {
     smtp: row.smtp ? (JSON.parse(decryptSecret(ctx.secretKey, row.smtp)) as SmtpSettings) : null,
-    emailFrom: row.email_from ?? DEFAULT_FROM,
-    slackToken: row.slack_token ? decryptSecret(ctx.secretKey, row.slack_token) : null,
-    webhookSecret: decryptSecret(ctx.secretKey, row.webhook_secret!),
-    allowPrivateWebhooks: row.allow_private_webhooks === 1,
+    emailFrom: row.emailFrom ?? DEFAULT_FROM,
+    slackToken: row.slackToken ? decryptSecret(ctx.secretKey, row.slackToken) : null,
+    webhookSecret: decryptSecret(ctx.secretKey, row.webhookSecret!),
+    allowPrivateWebhooks: row.allowPrivateWebhooks,
   };
 }
 
@@ -574,12 +494,12 @@ export async function configureIntegrations(
   assertAdmin(principal, 'notification integrations');
   checkIntegrationLengths(patch);
   await integrationsRow(ctx, principal.workspaceId);
-  const set: Record<string, unknown> = { updated_at: ctx.now().toISOString() };
+  const set: Parameters<typeof ns.updateIntegrations>[2] = {};
   if (patch.smtp !== undefined) {
-    set['smtp'] =
+    set.smtp =
       patch.smtp === null ? null : encryptSecret(ctx.secretKey, JSON.stringify(validateSmtp(patch.smtp)));
   }
-  if (patch.emailFrom !== undefined) set['email_from'] = validateEmailAddress(patch.emailFrom, 'emailFrom');
+  if (patch.emailFrom !== undefined) set.emailFrom = validateEmailAddress(patch.emailFrom, 'emailFrom');
   if (patch.slackToken !== undefined) {
     if (patch.slackToken !== null) {
       if (typeof patch.slackToken !== 'string' || !/^xox[a-z]-[\w-]+$/.test(patch.slackToken)) {
@@ -593,20 +513,16 @@ export async function configureIntegrations(
         }
       }
     }
-    set['slack_token'] =
+    set.slackToken =
       patch.slackToken === null ? null : encryptSecret(ctx.secretKey, patch.slackToken as string);
   }
   if (patch.allowPrivateWebhooks !== undefined) {
     if (typeof patch.allowPrivateWebhooks !== 'boolean') {
       throw new ValidationError('allowPrivateWebhooks', 'must be true or false');
     }
-    set['allow_private_webhooks'] = patch.allowPrivateWebhooks ? 1 : 0;
+    set.allowPrivateWebhooks = patch.allowPrivateWebhooks;
   }
-  await ctx.db
-    .updateTable('workspace_integrations')
-    .set(set)
-    .where('workspace_id', '=', principal.workspaceId)
-    .execute();
+  await ns.updateIntegrations(ctx.db, principal.workspaceId, set, ctx.now());
   return getIntegrations(ctx, principal);
 }
 
@@ -621,7 +537,7 @@ export async function setNotifyVia(ctx: ServiceContext, principal: Principal, vi
   if (via !== 'email' && via !== 'slack' && via !== 'both') {
     throw new ValidationError('notifyVia', `must be email, slack or both (got ${JSON.stringify(via)})`);
   }
-  await ctx.db.updateTable('users').set({ notify_via: via }).where('id', '=', principal.userId).execute();
+  await ws.setNotifyVia(ctx.db, principal.userId, via);
 }
 
 /** Of `ids` (deliveries named by outbox files), those in the principal's workspace. */

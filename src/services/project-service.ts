@@ -12,6 +12,7 @@ import { checkBytes, MAX_NOTEBOOK_BYTES, MAX_PROJECT_BYTES, MAX_PROJECT_FILES } 
 import type { Notebook } from '../domain/notebook/notebook.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import type { Run } from '../domain/run.ts';
+import { type Db, transaction } from '../store/database.ts';
 import type { AppSettings, Project, Version } from '../store/project-store.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
@@ -88,7 +89,7 @@ export async function createProject(
     createdBy: principal.userId,
     createdAt: now,
   };
-  await ctx.db.transaction().execute(async (trx) => {
+  await transaction(ctx.db, async (trx) => {
     await ps.insertProject(trx, project);
     await ps.updateAppSettings(trx, project.id, { showLastRun: notebook.app.showLastRun }, now);
   });
@@ -110,16 +111,11 @@ export async function getProject(
 
 async function canSee(ctx: ServiceContext, principal: Principal, project: Project): Promise<boolean> {
   if (project.visibility === 'workspace' || principal.role === 'admin') return true;
-  const grants = await ctx.db
-    .selectFrom('project_grants')
-    .select('principal')
-    .where('project_id', '=', project.id)
-    .execute();
   return canSeeProject(
     principal,
     project,
     await ps.grantKeysOf(ctx.db, principal.userId),
-    grants.map((g) => g.principal),
+    await ps.listGrants(ctx.db, project.id),
   );
 }
 
@@ -245,7 +241,7 @@ export async function publish(
   if (message !== null && message.length > MAX_PUBLISH_MESSAGE) {
     throw new ValidationError('message', `must be at most ${MAX_PUBLISH_MESSAGE} characters`);
   }
-  const result = await ctx.db.transaction().execute(async (trx): Promise<PublishResult> => {
+  const result = await transaction(ctx.db, async (trx): Promise<PublishResult> => {
     let files = options.files;
     if (!files) {
       const current = await ps.currentVersion(trx, project.id);
@@ -282,7 +278,7 @@ export async function publish(
 }
 
 async function insertPublishRun(
-  trx: ServiceContext['db'],
+  trx: Db,
   ctx: ServiceContext,
   principal: Principal,
   project: Project,
@@ -313,7 +309,7 @@ async function insertPublishRun(
  * the default state when it succeeds (until then the app keeps showing what it showed).
  */
 async function makeCurrentIn(
-  trx: ServiceContext['db'],
+  trx: Db,
   ctx: ServiceContext,
   principal: Principal,
   project: Project,
@@ -344,9 +340,7 @@ export async function makeCurrent(
   const project = await getProject(ctx, principal, idOrSlug);
   const version = await ps.findVersion(ctx.db, project.id, versionRef);
   if (!version) throw new NotFoundError('version', versionRef);
-  const result = await ctx.db
-    .transaction()
-    .execute((trx) => makeCurrentIn(trx, ctx, principal, project, version));
+  const result = await transaction(ctx.db, (trx) => makeCurrentIn(trx, ctx, principal, project, version));
   if (result.run) await ctx.wakeups.notify('run_queued', result.run.id);
   if (result.madeCurrent) await ctx.wakeups.notify('app_state', project.id);
   return result;

@@ -27,19 +27,18 @@ import {
   validatePolicies,
 } from '../domain/schedule/schedule.ts';
 import { formatOffset, wallTime } from '../domain/schedule/zoned-time.ts';
+import { type Db, transaction } from '../store/database.ts';
+import { isUniqueViolation } from '../store/errors.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import type { Schedule } from '../store/schedule-store.ts';
 import * as ss from '../store/schedule-store.ts';
-import { iso, toDate } from '../store/schema.ts';
 import { assertWorkspaceMember } from './authorize.ts';
 import { crashPoint } from './crash-points.ts';
 import { addOwnersOnFailureRule } from './notification-service.ts';
 import { assertSeesProject, getProject, hiddenProjectIds } from './project-service.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 import { notebookOfVersion } from './version-notebooks.ts';
-
-type Db = ServiceContext['db'];
 
 /** A fire time that comes due this late is still run (not "missed"), whatever the catch-up window. */
 export const ON_TIME_GRACE_MS = 60_000;
@@ -103,13 +102,14 @@ export async function createSchedule(
     updatedAt: now,
   };
   try {
-    await ctx.db.transaction().execute(async (trx) => {
+    await transaction(ctx.db, async (trx) => {
       await ss.insertSchedule(trx, schedule);
       // Every new schedule starts with "project owners on failure", visible and removable (issue 15, bug 6).
       await addOwnersOnFailureRule(trx, schedule, now);
     });
   } catch (error) {
-    if (/unique|duplicate/i.test((error as Error).message)) {
+    // The unique key on (project, name).
+    if (isUniqueViolation(error)) {
       throw new ValidationError(
         'name',
         `project '${project.slug}' already has a schedule named '${schedule.name}'`,
@@ -273,7 +273,7 @@ export async function runNow(ctx: ServiceContext, principal: Principal, id: stri
     });
   } catch (error) {
     // The unique key on (schedule, fire time): a run for this very instant exists already.
-    if (/unique|duplicate/i.test((error as Error).message)) {
+    if (isUniqueViolation(error)) {
       throw new ConflictError(
         `schedule '${schedule.name}' already has a run for ${now.toISOString()}; try again in a moment`,
       );
@@ -312,7 +312,7 @@ export async function backfill(
   if (!version) throw new ConflictError('the project has no published version yet; publish it first');
   const notebook = await notebookOfVersion(version.id, version.source);
   const inputs = resolveInputs(notebook.inputs, schedule.inputs);
-  const created = await ctx.db.transaction().execute(async (trx) => {
+  const created = await transaction(ctx.db, async (trx) => {
     const out: Run[] = [];
     let previous: string | null = null;
     for (const fire of fires) {
@@ -359,25 +359,11 @@ export interface ScheduleHealth {
 
 export async function health(ctx: ServiceContext, schedule: Schedule): Promise<ScheduleHealth> {
   const now = ctx.now();
-  const [last, counts] = await Promise.all([
-    ctx.db
-      .selectFrom('runs')
-      .selectAll()
-      .where('schedule_id', '=', schedule.id)
-      .where('status', '!=', 'skipped')
-      .orderBy('created_at', 'desc')
-      .limit(1)
-      .executeTakeFirst(),
-    ctx.db
-      .selectFrom('runs')
-      .select(['reason', (eb) => eb.fn.countAll<string | number>().as('n')])
-      .where('schedule_id', '=', schedule.id)
-      .where('status', '=', 'skipped')
-      .groupBy('reason')
-      .execute(),
+  const [lastRun, counts] = await Promise.all([
+    ss.lastRunOfSchedule(ctx.db, schedule.id),
+    ss.skippedCountsOfSchedule(ctx.db, schedule.id),
   ]);
-  const count = (reason: string) => Number(counts.find((c) => c.reason === reason)?.n ?? 0);
-  const lastRun = last ? rs.toRun(last) : null;
+  const count = (reason: string) => counts.get(reason) ?? 0;
   let overdueReason: string | null = null;
   const threshold = schedule.policies.overdueAfterMs;
   if (schedule.enabled && schedule.nextDueAt && now.getTime() - schedule.nextDueAt.getTime() > threshold) {
@@ -413,7 +399,7 @@ export interface FireReport {
 
 interface PassState {
   versions: Map<string, Promise<ps.Version | null>>;
-  active: Map<string, { id: string; status: string; after_run_id: string | null }[]>;
+  active: Map<string, ss.ActiveScheduleRun[]>;
   /** Runs and skipped entries to insert, in one statement per 500, at the end of the batch. */
   pending: rs.NewRun[];
   /** Schedules to advance, in one statement, at the end of the batch. */
@@ -432,7 +418,7 @@ interface PassState {
 export async function fireDue(ctx: ServiceContext, now: Date, batch = 250): Promise<FireReport> {
   const report: FireReport = { created: [], skipped: [], retries: [], resumed: [] };
   // Resume paused schedules whose time has come; fire times during the pause are not run.
-  await ctx.db.transaction().execute(async (trx) => {
+  await transaction(ctx.db, async (trx) => {
     for (const schedule of await ss.takeResumable(trx, now, batch, ctx.capabilities.skipLocked)) {
       const next = firstAfter(schedule, now);
       await ss.updateSchedule(trx, {
@@ -448,26 +434,19 @@ export async function fireDue(ctx: ServiceContext, now: Date, batch = 250): Prom
     }
   });
   for (;;) {
-    const taken = await ctx.db.transaction().execute(async (trx) => {
+    const taken = await transaction(ctx.db, async (trx) => {
       const due = await ss.takeDueSchedules(trx, now, batch, ctx.capabilities.skipLocked);
       if (due.length === 0) return 0;
       // One query each for what every schedule in the batch needs: versions and still-active runs.
       const pass: PassState = { versions: new Map(), active: new Map(), pending: [], advances: [] };
-      const activeRows = await trx
-        .selectFrom('runs')
-        .select(['id', 'status', 'after_run_id', 'schedule_id'])
-        .where(
-          'schedule_id',
-          'in',
-          due.map((d) => d.id),
-        )
-        .where('status', 'in', ['queued', 'running'])
-        .orderBy('created_at')
-        .execute();
-      for (const row of activeRows) {
-        const list = pass.active.get(row.schedule_id!) ?? [];
-        list.push(row);
-        pass.active.set(row.schedule_id!, list);
+      const activeRuns = await ss.activeRunsOfSchedules(
+        trx,
+        due.map((d) => d.id),
+      );
+      for (const run of activeRuns) {
+        const list = pass.active.get(run.scheduleId) ?? [];
+        list.push(run);
+        pass.active.set(run.scheduleId, list);
       }
       for (const schedule of due) await fireSchedule(trx, ctx, schedule, now, report, pass);
       for (const run of await rs.insertFireRuns(trx, pass.pending)) {
@@ -621,7 +600,7 @@ type OverlapDecision =
 
 function overlapDecision(
   policy: SchedulePolicies['overlap'],
-  active: readonly { id: string; status: string; after_run_id: string | null }[],
+  active: readonly ss.ActiveScheduleRun[],
 ): OverlapDecision {
   switch (policy) {
     case 'skip':
@@ -632,7 +611,7 @@ function overlapDecision(
       return { kind: 'cancel' };
     case 'buffer_one': {
       // One run may wait behind the running one; a second waiting run is skipped.
-      const waiting = active.filter((r) => r.status === 'queued' && r.after_run_id !== null);
+      const waiting = active.filter((r) => r.status === 'queued' && r.afterRunId !== null);
       if (waiting.length > 0) return { kind: 'skip' };
       return { kind: 'after', runId: active[active.length - 1]!.id };
     }
@@ -648,27 +627,13 @@ export async function planRetry(trx: Db, run: Run, now: Date): Promise<Date | nu
   const schedule = await ss.findSchedule(trx, run.scheduleId);
   if (!schedule || run.retryNumber + 1 >= schedule.policies.maxAttempts) return null;
   const at = new Date(now.getTime() + retryDelayMs(schedule.policies.retryBackoffMs, run.retryNumber + 1));
-  await trx
-    .updateTable('runs')
-    .set({ retry_at: iso(at) })
-    .where('id', '=', run.id)
-    .execute();
+  await ss.setRetryAt(trx, run.id, at);
   return at;
 }
 
 async function createDueRetries(ctx: ServiceContext, now: Date, report: FireReport): Promise<void> {
-  await ctx.db.transaction().execute(async (trx) => {
-    let query = trx.selectFrom('runs').selectAll().where('retry_at', '<=', iso(now)).limit(500);
-    if (ctx.capabilities.skipLocked) query = query.forUpdate().skipLocked();
-    for (const row of await query.execute()) {
-      const failed = rs.toRun(row);
-      const cleared = await trx
-        .updateTable('runs')
-        .set({ retry_at: null })
-        .where('id', '=', failed.id)
-        .where('retry_at', '=', iso(toDate(row.retry_at!)))
-        .executeTakeFirst();
-      if (Number(cleared.numUpdatedRows) !== 1) continue;
+  await transaction(ctx.db, async (trx) => {
+    for (const failed of await ss.takeDueRetries(trx, now, 500, ctx.capabilities.skipLocked)) {
       const retry = await rs.insertRun(trx, {
         id: randomUUID(),
         workspaceId: failed.workspaceId,
@@ -696,4 +661,9 @@ async function createDueRetries(ctx: ServiceContext, now: Date, report: FireRepo
 
 export async function nextWake(ctx: ServiceContext): Promise<Date | null> {
   return ss.nextWake(ctx.db);
+}
+
+/** The database's clock, which every scheduler compares against (so several nodes agree on "now"). */
+export async function databaseClock(ctx: ServiceContext): Promise<Date> {
+  return rs.databaseNow(ctx.db, ctx.dialect);
 }

@@ -2,13 +2,13 @@
  * What every service needs, built once by the composition root: the store, its capabilities, the
  * wake-up channel, the clock and the key for secrets. Services run their use cases in transactions.
  */
-import type { Kysely } from 'kysely';
-import type { Capabilities, Dialect } from '../store/database.ts';
-import type { Schema } from '../store/schema.ts';
+import type { Capabilities, Db, Dialect } from '../store/database.ts';
 import type { Wakeups } from '../store/wakeups.ts';
+import type { WorkspaceRole } from '../store/workspace-store.ts';
 
 export interface ServiceContext {
-  db: Kysely<Schema>;
+  /** The store, handed to `store/` functions (never queried here: queries live in `store/`). */
+  db: Db;
   dialect: Dialect;
   capabilities: Capabilities;
   wakeups: Wakeups;
@@ -25,6 +25,7 @@ export interface ServiceContext {
 export interface Principal {
   userId: string;
   workspaceId: string;
-  role: 'admin' | 'editor' | 'viewer';
+  /** The user's role in the workspace (not a process role: those are `ProcessRole`, app/create-server.ts). */
+  role: WorkspaceRole;
   name: string;
 }

@@ -8,7 +8,7 @@ import { isPostgresUrl } from '../domain/connection-url.ts';
 import { UnauthorizedError, ValidationError } from '../domain/errors.ts';
 import { IDENTIFIER } from '../domain/notebook/frontmatter.ts';
 import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
-import { lockForTransaction } from '../store/database.ts';
+import { lockForTransaction, transaction } from '../store/database.ts';
 import * as ws from '../store/workspace-store.ts';
 import { assertAdmin } from './authorize.ts';
 import { decryptSecret, encryptSecret } from './secrets.ts';
@@ -260,7 +260,7 @@ export async function bootstrap(
   ctx: ServiceContext,
   options: { adminToken?: string | null } = {},
 ): Promise<Bootstrap> {
-  return ctx.db.transaction().execute(async (trx) => {
+  return transaction(ctx.db, async (trx) => {
     // Several processes starting at once on an empty store: one creates the admin, the others wait for
     // it and then find it (before, the others failed on the default workspace's key and hung).
     await lockForTransaction(trx, ctx.dialect, 'bootstrap');
@@ -269,12 +269,7 @@ export async function bootstrap(
         // A configured admin token is always accepted, so automation keeps working across restarts.
         const existing = await ws.findUserByTokenHash(trx, hashToken(options.adminToken));
         if (!existing) {
-          const admin = await trx
-            .selectFrom('users')
-            .select('id')
-            .where('role', '=', 'admin')
-            .orderBy('created_at')
-            .executeTakeFirst();
+          const admin = await ws.findFirstAdmin(trx);
           if (admin) {
             await ws.insertApiToken(trx, {
               id: randomUUID(),
@@ -310,6 +305,13 @@ export async function bootstrap(
   });
 }
 
+/** The first admin of a workspace (the default one unless named), as a principal: for seeding and tests. */
+export async function firstAdmin(ctx: ServiceContext, workspaceId = DEFAULT_WORKSPACE): Promise<Principal> {
+  const admin = await ws.findFirstAdmin(ctx.db, workspaceId);
+  if (!admin) throw new Error(`workspace '${workspaceId}' has no admin; start the server once to create one`);
+  return { userId: admin.id, workspaceId: admin.workspaceId, role: admin.role, name: admin.name };
+}
+
 export async function authenticate(
   ctx: ServiceContext,
   token: string | null | undefined,
@@ -335,9 +337,9 @@ export async function authenticate(
 /** Creates a workspace with one user and returns that user's token (tests, admin tooling). */
 export async function createWorkspaceWithUser(
   ctx: ServiceContext,
-  options: { workspaceId: string; name: string; email: string; role?: ws.Role },
+  options: { workspaceId: string; name: string; email: string; role?: ws.WorkspaceRole },
 ): Promise<{ token: string; principal: Principal }> {
-  return ctx.db.transaction().execute(async (trx) => {
+  return transaction(ctx.db, async (trx) => {
     if (!(await ws.findWorkspace(trx, options.workspaceId)))
       await ws.insertWorkspace(trx, options.workspaceId, options.name);
     const userId = randomUUID();

@@ -7,9 +7,30 @@ import { chmodSync, existsSync } from 'node:fs';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { isPostgresUrl } from '../domain/connection-url.ts';
+import type { Schema } from './schema.ts';
 import { openNodeSqlite } from './sqlite/node-sqlite-database.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
+
+/**
+ * A handle on the store: the whole database, or a transaction in it (every query function takes
+ * either). Layers above `store/` hold it and pass it back to store functions; they never build queries
+ * on it (test/layering.test.ts checks that), so they need not import Kysely either.
+ */
+export type Db = Kysely<Schema>;
+
+/**
+ * Runs `fn` in one transaction: it commits when `fn` resolves and rolls back when it throws. The way
+ * services group store calls into one use case without touching the query builder.
+ */
+export function transaction<T>(db: Db, fn: (trx: Db) => Promise<T>): Promise<T> {
+  return db.transaction().execute(fn);
+}
+
+/** Asks the store for nothing (`select 1`): rejects when it cannot be reached. */
+export async function ping(db: Db): Promise<void> {
+  await sql`select 1`.execute(db);
+}
 
 /** What each database can do that the other cannot. */
 export interface Capabilities {

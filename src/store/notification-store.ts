@@ -7,7 +7,13 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { NotificationRuleSpec } from '../domain/notification/rule.ts';
-import type { DeliveriesTable, NotificationRulesTable, Schema } from './schema.ts';
+import type { RunStatus } from '../domain/run.ts';
+import type {
+  DeliveriesTable,
+  NotificationRulesTable,
+  Schema,
+  WorkspaceIntegrationsTable,
+} from './schema.ts';
 import { iso, toDate } from './schema.ts';
 
 type Db = Kysely<Schema>;
@@ -402,4 +408,108 @@ export async function deliveryIdsInWorkspace(
     .where('id', 'in', ids.slice(0, 1000))
     .execute();
   return new Set(rows.map((r) => r.id));
+}
+
+/** The rules sent inline with an API-triggered run (kept on the run), or [] when it has none. */
+export async function inlineRulesOfRun(db: Db, runId: string): Promise<NotificationRuleSpec[]> {
+  const row = await db.selectFrom('runs').select('notify').where('id', '=', runId).executeTakeFirst();
+  return row?.notify ? (JSON.parse(row.notify) as NotificationRuleSpec[]) : [];
+}
+
+/**
+ * Statuses of earlier finished runs of the same schedule (or, with `scheduleId` null, of the same
+ * project), newest first, for rules that look back (recovery, failure streaks). Private runs and
+ * attempts that were retried do not count: a fire time counts once.
+ */
+export async function earlierRunStatuses(
+  db: Db,
+  run: { id: string; projectId: string; scheduleId: string | null },
+  limit: number,
+): Promise<RunStatus[]> {
+  let query = db
+    .selectFrom('runs')
+    .select('status')
+    .where('id', '!=', run.id)
+    .where('status', 'in', ['succeeded', 'failed', 'timed_out'])
+    .where('private', '=', 0)
+    .where('retry_at', 'is', null)
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('runs as retry').select('retry.id').whereRef('retry.retry_of', '=', 'runs.id'))),
+    )
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit);
+  query = run.scheduleId
+    ? query.where('schedule_id', '=', run.scheduleId)
+    : query.where('project_id', '=', run.projectId);
+  return (await query.execute()).map((r) => r.status as RunStatus);
+}
+
+/** A workspace's integrations as stored: secrets still encrypted (services decrypt them). */
+export interface StoredIntegrations {
+  workspaceId: string;
+  /** Encrypted JSON SmtpSettings; null: messages go to the outbox folder. */
+  smtp: string | null;
+  emailFrom: string | null;
+  /** Encrypted Slack bot token. */
+  slackToken: string | null;
+  /** Encrypted key that signs webhook requests. */
+  webhookSecret: string | null;
+  allowPrivateWebhooks: boolean;
+}
+
+function toIntegrations(row: Selectable<WorkspaceIntegrationsTable>): StoredIntegrations {
+  return {
+    workspaceId: row.workspace_id,
+    smtp: row.smtp,
+    emailFrom: row.email_from,
+    slackToken: row.slack_token,
+    webhookSecret: row.webhook_secret,
+    allowPrivateWebhooks: row.allow_private_webhooks === 1,
+  };
+}
+
+export async function findIntegrations(db: Db, workspaceId: string): Promise<StoredIntegrations | null> {
+  const row = await db
+    .selectFrom('workspace_integrations')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .executeTakeFirst();
+  return row ? toIntegrations(row) : null;
+}
+
+/** Creates a workspace's integrations row with its webhook key, unless another caller just did. */
+export async function insertIntegrationsIfMissing(
+  db: Db,
+  workspaceId: string,
+  webhookSecret: string,
+  now: Date,
+): Promise<void> {
+  await db
+    .insertInto('workspace_integrations')
+    .values({ workspace_id: workspaceId, webhook_secret: webhookSecret, updated_at: iso(now) })
+    .onConflict((oc) => oc.column('workspace_id').doNothing())
+    .execute();
+}
+
+/** Changes the given fields (secrets already encrypted); fields left out keep their value. */
+export async function updateIntegrations(
+  db: Db,
+  workspaceId: string,
+  patch: Partial<Pick<StoredIntegrations, 'smtp' | 'emailFrom' | 'slackToken' | 'allowPrivateWebhooks'>>,
+  now: Date,
+): Promise<void> {
+  await db
+    .updateTable('workspace_integrations')
+    .set({
+      updated_at: iso(now),
+      ...(patch.smtp !== undefined ? { smtp: patch.smtp } : {}),
+      ...(patch.emailFrom !== undefined ? { email_from: patch.emailFrom } : {}),
+      ...(patch.slackToken !== undefined ? { slack_token: patch.slackToken } : {}),
+      ...(patch.allowPrivateWebhooks !== undefined
+        ? { allow_private_webhooks: patch.allowPrivateWebhooks ? 1 : 0 }
+        : {}),
+    })
+    .where('workspace_id', '=', workspaceId)
+    .execute();
 }

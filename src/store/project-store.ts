@@ -450,3 +450,37 @@ export async function restrictedProjects(
   }
   return [...byId.values()];
 }
+
+/** By id alone, in any workspace: for callers that hold an id from a row of their own (runs, schedules). */
+export async function findProjectById(db: Db, id: string): Promise<Project | null> {
+  const row = await db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst();
+  return row ? toProject(row) : null;
+}
+
+/** The grant keys (`user:<id>`, `group:<id>`) that may see a restricted project. */
+export async function listGrants(db: Db, projectId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('project_grants')
+    .select('principal')
+    .where('project_id', '=', projectId)
+    .execute();
+  return rows.map((r) => r.principal);
+}
+
+/** Lets `principal` (a grant key) see a restricted project; a grant already there is left as it is. */
+export async function insertGrant(
+  db: Db,
+  grant: { projectId: string; principal: string; reason: string; grantedBy: string | null; now: Date },
+): Promise<void> {
+  await db
+    .insertInto('project_grants')
+    .values({
+      project_id: grant.projectId,
+      principal: grant.principal,
+      reason: grant.reason,
+      granted_by: grant.grantedBy,
+      created_at: iso(grant.now),
+    })
+    .onConflict((oc) => oc.columns(['project_id', 'principal']).doNothing())
+    .execute();
+}

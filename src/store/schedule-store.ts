@@ -3,8 +3,10 @@
  * so several schedulers share the work; advancing `next_fire_at` is guarded by its old value.
  */
 import { type Kysely, type Selectable, type SelectQueryBuilder, sql } from 'kysely';
+import type { Run } from '../domain/run.ts';
 import type { InputValue } from '../domain/run-context.ts';
 import type { Cadence, SchedulePolicies } from '../domain/schedule/schedule.ts';
+import { toRun } from './run-store.ts';
 import type { SchedulesTable, Schema } from './schema.ts';
 import { iso, toDate } from './schema.ts';
 
@@ -203,4 +205,91 @@ export async function advanceSchedules(
         and schedules.next_fire_at = ${ts(sql`v.old`)}
     `.execute(db);
   }
+}
+
+// ---- a schedule's runs, as the scheduler and schedule health see them ----
+
+/** A schedule's latest run that is not a skipped entry, or null. */
+export async function lastRunOfSchedule(db: Db, scheduleId: string): Promise<Run | null> {
+  const row = await db
+    .selectFrom('runs')
+    .selectAll()
+    .where('schedule_id', '=', scheduleId)
+    .where('status', '!=', 'skipped')
+    .orderBy('created_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row ? toRun(row) : null;
+}
+
+/** How many fire times of a schedule were skipped, by reason (overlap, missed, coalesced…). */
+export async function skippedCountsOfSchedule(db: Db, scheduleId: string): Promise<Map<string, number>> {
+  const rows = await db
+    .selectFrom('runs')
+    .select(['reason', (eb) => eb.fn.countAll<string | number>().as('n')])
+    .where('schedule_id', '=', scheduleId)
+    .where('status', '=', 'skipped')
+    .groupBy('reason')
+    .execute();
+  return new Map(rows.map((r) => [r.reason ?? '', Number(r.n)]));
+}
+
+/** A run that still holds a schedule's place: queued or running. */
+export interface ActiveScheduleRun {
+  id: string;
+  scheduleId: string;
+  status: 'queued' | 'running';
+  /** The run it waits behind (overlap policies), if any. */
+  afterRunId: string | null;
+}
+
+/** The queued and running runs of the given schedules, oldest first. */
+export async function activeRunsOfSchedules(
+  db: Db,
+  scheduleIds: readonly string[],
+): Promise<ActiveScheduleRun[]> {
+  if (scheduleIds.length === 0) return [];
+  const rows = await db
+    .selectFrom('runs')
+    .select(['id', 'status', 'after_run_id', 'schedule_id'])
+    .where('schedule_id', 'in', scheduleIds)
+    .where('status', 'in', ['queued', 'running'])
+    .orderBy('created_at')
+    .execute();
+  return rows.map((r) => ({
+    id: r.id,
+    scheduleId: r.schedule_id!,
+    status: r.status as ActiveScheduleRun['status'],
+    afterRunId: r.after_run_id,
+  }));
+}
+
+/** Marks when a failed scheduled run's retry is due (`takeDueRetries` then hands it to the scheduler). */
+export async function setRetryAt(db: Db, runId: string, at: Date): Promise<void> {
+  await db
+    .updateTable('runs')
+    .set({ retry_at: iso(at) })
+    .where('id', '=', runId)
+    .execute();
+}
+
+/**
+ * Takes up to `limit` failed runs whose retry is due: clears each one's `retry_at`, guarded by the value
+ * read, so of several schedulers exactly one takes it (SKIP LOCKED on PostgreSQL lets them share the
+ * work). Returns the runs it took; the caller creates their retries in the same transaction.
+ */
+export async function takeDueRetries(db: Db, now: Date, limit: number, skipLocked: boolean): Promise<Run[]> {
+  let query = db.selectFrom('runs').selectAll().where('retry_at', '<=', iso(now)).limit(limit);
+  if (skipLocked) query = query.forUpdate().skipLocked();
+  const taken: Run[] = [];
+  for (const row of await query.execute()) {
+    const cleared = await db
+      .updateTable('runs')
+      .set({ retry_at: null })
+      .where('id', '=', row.id)
+      .where('retry_at', '=', iso(toDate(row.retry_at!)))
+      .executeTakeFirst();
+    if (Number(cleared.numUpdatedRows) === 1) taken.push(toRun(row));
+  }
+  return taken;
 }

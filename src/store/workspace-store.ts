@@ -7,14 +7,15 @@ import { iso, toDate } from './schema.ts';
 
 type Db = Kysely<Schema>;
 
-export type Role = 'admin' | 'editor' | 'viewer';
+/** A user's role in their workspace. (Processes have roles too: those are `ProcessRole`, app/create-server.ts.) */
+export type WorkspaceRole = 'admin' | 'editor' | 'viewer';
 
 export interface User {
   id: string;
   workspaceId: string;
   email: string;
   name: string;
-  role: Role;
+  role: WorkspaceRole;
 }
 
 export async function insertWorkspace(db: Db, id: string, name: string): Promise<void> {
@@ -330,4 +331,61 @@ export async function findRunPage(
     .where('runs.id', '=', runId)
     .executeTakeFirst();
   return row ? { projectId: row.id, projectSlug: row.slug } : null;
+}
+
+/** The workspace's first admin by creation time (or, without `workspaceId`, the store's first admin). */
+export async function findFirstAdmin(db: Db, workspaceId?: string): Promise<User | null> {
+  let query = db.selectFrom('users').selectAll().where('role', '=', 'admin');
+  if (workspaceId !== undefined) query = query.where('workspace_id', '=', workspaceId);
+  const row = await query.orderBy('created_at').orderBy('id').executeTakeFirst();
+  return row
+    ? { id: row.id, workspaceId: row.workspace_id, email: row.email, name: row.name, role: row.role }
+    : null;
+}
+
+/** Ids of a workspace's admins, in id order. */
+export async function listAdminIds(db: Db, workspaceId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('users')
+    .select('id')
+    .where('workspace_id', '=', workspaceId)
+    .where('role', '=', 'admin')
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+export async function findGroup(
+  db: Db,
+  id: string,
+): Promise<{ id: string; workspaceId: string; name: string } | null> {
+  const row = await db
+    .selectFrom('groups')
+    .select(['id', 'workspace_id', 'name'])
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return row ? { id: row.id, workspaceId: row.workspace_id, name: row.name } : null;
+}
+
+/** How a user likes to hear from notification rules that leave it to them. */
+export type NotifyVia = 'email' | 'slack' | 'both';
+
+/** Of `userIds`, the users in `workspaceId`, with where notifications reach them. */
+export async function listRecipients(
+  db: Db,
+  workspaceId: string,
+  userIds: readonly string[],
+): Promise<{ id: string; email: string; notifyVia: NotifyVia }[]> {
+  if (userIds.length === 0) return [];
+  const rows = await db
+    .selectFrom('users')
+    .select(['id', 'email', 'notify_via'])
+    .where('id', 'in', userIds)
+    .where('workspace_id', '=', workspaceId)
+    .execute();
+  return rows.map((r) => ({ id: r.id, email: r.email, notifyVia: r.notify_via as NotifyVia }));
+}
+
+export async function setNotifyVia(db: Db, userId: string, via: NotifyVia): Promise<void> {
+  await db.updateTable('users').set({ notify_via: via }).where('id', '=', userId).execute();
 }
