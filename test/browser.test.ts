@@ -1,7 +1,8 @@
 /**
  * The app page in real headless Chromium: it renders the default state (prose, tables, a Vega-Lite
  * chart) without interaction and marks itself data-ready; a past run opens as the app was; a re-run
- * shows live progress and stays private.
+ * shows live progress and stays private; leaving a live re-run stops following it; the demo shows its
+ * own snapshot history (bug 11).
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -58,6 +59,7 @@ describe('app page in headless Chromium', { skip }, () => {
     assert.equal(await orders.locator('button:has-text("Previous")').isDisabled(), false);
     assert.equal(await page.locator('.runlog li').count(), 1);
     assert.match((await page.textContent('.runlog'))!, /succeeded publish/);
+    assert.equal(await page.title(), 'Monthly sales report · Almanac');
     assert.deepEqual(errors, []);
   });
 
@@ -88,5 +90,49 @@ describe('app page in headless Chromium', { skip }, () => {
     await fresh.waitForSelector('main[data-ready="true"]', { timeout: 20_000 });
     assert.equal(await fresh.getAttribute('.snapshot', 'data-run'), publishRun);
     await fresh.close();
+  });
+
+  it('leaving a live re-run stops its stream, and it no longer replaces the run you opened', async () => {
+    // Issue 15, section 3: the old shell kept following a re-run after the viewer opened another run,
+    // and when the re-run ended its snapshot replaced the run on screen.
+    await page.goto(`${t.server.url}/apps/sales`);
+    await page.waitForSelector('main[data-ready="true"]', { timeout: 20_000 });
+    const streams: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/events')) streams.push(r.url());
+    });
+    await page.click('button:has-text("Re-run")');
+    await page.waitForSelector('main[data-ready="false"]');
+    // Open the publish run while the re-run is still going (the shell navigates in the page).
+    await page.click(`[data-run-link="${publishRun}"]`);
+    await page.waitForSelector(`main[data-ready="true"][data-view="/apps/sales/runs/${publishRun}"]`, {
+      timeout: 20_000,
+    });
+    await t.server.worker!.drain();
+    // Give a stale follow every chance to land: the page must still show the run in the URL.
+    await page.evaluate('new Promise((r) => setTimeout(r, 300))');
+    assert.equal(await page.getAttribute('.snapshot', 'data-run'), publishRun);
+    assert.equal(new URL(page.url()).pathname, `/apps/sales/runs/${publishRun}`);
+    assert.ok(streams.length >= 1, 'the re-run was followed over SSE');
+  });
+
+  it('Bug 11: the demo shows its own "Snapshot history" table (hide_code hid code cells\' outputs)', async () => {
+    // Issue 15, bug 11: `hide_code` hid every output of a code cell, so the demo's "Snapshot history"
+    // (the table the `history` code cell returns) never showed. A scheduled run records a row and shows it.
+    const created = await t.json('POST', '/api/projects/sales/schedules', {
+      name: 'Daily',
+      cadence: { kind: 'daily', time: '08:00' },
+      timezone: 'Europe/Berlin',
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const run = await t.json('POST', `/api/schedules/${created.body.id}/run`);
+    assert.equal(run.status, 201, JSON.stringify(run.body));
+    await t.server.worker!.drain();
+    await page.goto(`${t.server.url}/apps/sales/runs/${run.body.id}`);
+    await page.waitForSelector('main[data-ready="true"]', { timeout: 20_000 });
+    const history = page.locator('[data-cell="history"]');
+    assert.equal(await history.locator('thead th').first().textContent(), 'recorded_at');
+    assert.equal(await history.locator('tbody tr').count(), 1, 'the run recorded its own row');
+    assert.match((await history.locator('tbody').textContent())!, /All/);
   });
 });

@@ -348,6 +348,27 @@ for (const store of await testStores()) {
       await schedules.deleteSchedule(t.server.ctx, admin, s.id);
     });
 
+    it('a taken schedule name and a second run now at one instant are refused by the unique keys', async () => {
+      // Issue 15: both were recognized by matching /unique|duplicate/ in the driver's message text,
+      // which a driver, version or locale can word differently; they now go by SQLSTATE 23505 or
+      // SQLite's extended code (store/errors.ts), on both stores.
+      const slug = await project();
+      const s = await create(slug, { kind: 'daily', time: '10:00' });
+      await assert.rejects(
+        schedules.createSchedule(t.server.ctx, admin, slug, {
+          name: s.name,
+          cadence: { kind: 'daily', time: '11:00' },
+          timezone: 'UTC',
+        }),
+        (error: Error & { field?: string }) =>
+          error.field === 'name' && /already has a schedule named/.test(error.message),
+      );
+      await schedules.runNow(t.server.ctx, admin, s.id);
+      await assert.rejects(schedules.runNow(t.server.ctx, admin, s.id), /already has a run for/);
+      await t.server.worker!.drain();
+      await schedules.deleteSchedule(t.server.ctx, admin, s.id);
+    });
+
     it('flags a schedule whose run is overdue', async () => {
       const slug = await project();
       const s = await create(

@@ -23,6 +23,7 @@ import {
 } from '../domain/run.ts';
 import type { RunContext } from '../domain/run-context.ts';
 import type { CellResult, RunSnapshot } from '../domain/snapshot.ts';
+import { transaction } from '../store/database.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import { assertCanSeeRun } from './authorize.ts';
@@ -155,9 +156,10 @@ export async function getRun(ctx: ServiceContext, principal: Principal, runId: s
   await assertSeesProject(ctx, principal, run.projectId, 'run', runId);
   const [cells, project, version] = await Promise.all([
     rs.listCells(ctx.db, run.id),
-    ctx.db.selectFrom('projects').select('slug').where('id', '=', run.projectId).executeTakeFirstOrThrow(),
+    ps.findProjectById(ctx.db, run.projectId),
     run.versionId ? ps.findVersionById(ctx.db, run.versionId) : Promise.resolve(null),
   ]);
+  if (!project) throw new NotFoundError('run', runId);
   return { run, cells, projectSlug: project.slug, versionNumber: version?.number ?? 0 };
 }
 
@@ -442,7 +444,7 @@ export async function completeRuns(
   }));
   const changedApps = new Set<string>();
   let deliveries = 0;
-  const won = await ctx.db.transaction().execute(async (trx) => {
+  const won = await transaction(ctx.db, async (trx) => {
     const held = await rs.finishHeldRuns(
       trx,
       prepared.map(({ run, snapshot, reason }) => ({
@@ -528,7 +530,7 @@ export interface HousekeepingReport {
  */
 export async function housekeeping(ctx: ServiceContext, now: Date = ctx.now()): Promise<HousekeepingReport> {
   let deliveries = 0;
-  const reaped = await ctx.db.transaction().execute(async (trx) => {
+  const reaped = await transaction(ctx.db, async (trx) => {
     const result = await rs.reapExpiredLeases(trx, now);
     // A run failed for a lost worker is a failure like any other: its schedule may retry it, and its
     // notification rules hear about it (in this same transaction, as when a worker finishes a run).
@@ -544,7 +546,7 @@ export async function housekeeping(ctx: ServiceContext, now: Date = ctx.now()): 
   const expiredPrivate = await rs.deleteExpiredPrivateRuns(ctx.db, now);
   let pruned = 0;
   for (const rule of await ps.listRetentionRules(ctx.db)) {
-    pruned += await ctx.db.transaction().execute(async (trx) => {
+    pruned += await transaction(ctx.db, async (trx) => {
       const settings = await ps.getAppSettings(trx, rule.projectId);
       return rs.pruneRuns(trx, rule.projectId, {
         keepRuns: settings.keepRuns,

@@ -241,6 +241,14 @@ function Cell({
   showCodeOutputs: boolean;
   onChartDone: () => void;
 }) {
+  if (cell.status === 'cancelled') {
+    return (
+      <section className="cell cancelled" data-cell={cell.name}>
+        <h3>{cell.name}</h3>
+        <p className="note">{cell.error?.message ?? 'Cancelled'}</p>
+      </section>
+    );
+  }
   if (cell.status === 'failed' && cell.error) {
     return (
       <section className="cell failed" data-cell={cell.name}>

@@ -1,144 +1,117 @@
-/** The web app's calls to the API. The browser sends the login cookie; errors carry the server's message. */
+/**
+ * The web app's calls to the API, typed from the OpenAPI document (`npm run gen:api` writes
+ * api/schema.d.ts; never edit it by hand). The browser sends the session cookie; a failed call throws
+ * an ApiError carrying the server's own message (`error.message`), never raw JSON.
+ */
+import createClient from 'openapi-fetch';
 import type { InputSpec } from '../../src/domain/notebook/notebook.ts';
 import type { CellOutput, CellResult, Column, RunSnapshot } from '../../src/domain/snapshot.ts';
+import type { components, paths } from './api/schema.d.ts';
 
 /** The domain's own types, so the glossary means the same in the UI (docs/glossary.md). */
 export type { CellOutput, CellResult, Column, InputSpec };
 export type Snapshot = RunSnapshot;
 
-export interface Manifest {
-  project: string;
-  title: string;
-  description: string;
-  version: number | null;
-  inputs: readonly InputSpec[];
-  hideCode: boolean;
-  showLastRun: boolean;
-  defaultRunId: string | null;
-}
+type Schemas = components['schemas'];
+export type Manifest = Schemas['AppManifest'];
+export type Run = Schemas['Run'];
+export type LiveRun = Schemas['RunWithCells'];
+export type RunStatus = Run['status'];
+export type Project = Schemas['Project'];
+export type Schedule = Schemas['Schedule'];
+export type Cadence = Schemas['Cadence'];
+export type VersionListing = Schemas['VersionListing'];
+export type AppSettings = Schemas['AppSettings'];
+export type Delivery = Schemas['Delivery'];
+export type Me = paths['/api/me']['get']['responses'][200]['content']['application/json'];
+export type OutboxEntry =
+  paths['/api/outbox']['get']['responses'][200]['content']['application/json'][number];
+export type OutboxMessage =
+  paths['/api/outbox/{file}/message']['get']['responses'][200]['content']['application/json'];
+export type RunsPage = paths['/api/runs']['get']['responses'][200]['content']['application/json'];
 
-export interface RunCell {
-  index: number;
-  name: string;
-  kind: string;
-  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'skipped';
-  durationMs: number | null;
-}
-
-export interface Run {
-  id: string;
-  trigger: string;
-  context: string;
-  status: string;
-  private: boolean;
-  inputs: Record<string, unknown>;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  error: { cell: string | null; message: string } | null;
-  scheduledFor?: string | null;
-  latenessMs?: number | null;
-  cells?: RunCell[];
-}
-
+/** A failed API call: its HTTP status and the server's sentence about it. */
 export class ApiError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  readonly field: string | null;
+  constructor(status: number, message: string, field: string | null = null) {
     super(message);
+    this.name = 'ApiError';
     this.status = status;
+    this.field = field;
   }
 }
 
-async function call<T>(path: string, init?: RequestInit): Promise<{ status: number; body: T }> {
-  const response = await fetch(path, {
-    ...init,
-    credentials: 'same-origin',
-    headers: { ...(init?.body ? { 'content-type': 'application/json' } : {}), ...init?.headers },
-  });
-  const body = (await response.json().catch(() => null)) as T & { error?: { message: string } };
-  if (!response.ok) {
-    throw new ApiError(response.status, body?.error?.message ?? `HTTP ${response.status}`);
+export const client = createClient<paths>({ baseUrl: '', credentials: 'same-origin' });
+
+/**
+ * The data of an openapi-fetch answer, or an ApiError with the server's message. Usage:
+ * `unwrap(await client.GET('/api/runs/{run}', { params: { path: { run } }, signal }))`.
+ */
+export function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
+  const { response } = result;
+  if (!response.ok || result.data === undefined) {
+    const body = result.error as { error?: { message?: string; field?: string } } | undefined;
+    const message =
+      body?.error?.message ??
+      (response.status === 404
+        ? 'not found'
+        : `the server answered ${response.status} ${response.statusText}`.trim());
+    throw new ApiError(response.status, message, body?.error?.field ?? null);
   }
-  return { status: response.status, body };
+  return result.data;
 }
 
-export const api = {
-  projects: () =>
-    call<{ slug: string; title: string; latestVersion: number | null }[]>('/api/projects').then(
-      (r) => r.body,
-    ),
-  manifest: (project: string) => call<Manifest>(`/api/projects/${project}/app/manifest`).then((r) => r.body),
-  /** 200: the default state's snapshot; 202: a run started (show_last_run off). */
-  openApp: (project: string) =>
-    call<Snapshot | { kind: 'run'; run: Run }>(`/api/projects/${project}/app`).then((r) =>
-      r.status === 202 ? { run: (r.body as { run: Run }).run } : { snapshot: r.body as Snapshot },
-    ),
-  runs: (project: string) =>
-    call<{ runs: Run[]; nextCursor: string | null }>(
-      `/api/runs?project=${encodeURIComponent(project)}&limit=25`,
-    ).then((r) => r.body),
-  run: (id: string) => call<Run>(`/api/runs/${id}`).then((r) => r.body),
-  snapshot: (runId: string) => call<Snapshot>(`/api/runs/${runId}/snapshot`).then((r) => r.body),
-  rerun: (project: string, inputs: Record<string, unknown>) =>
-    call<Run>(`/api/projects/${project}/runs`, {
-      method: 'POST',
-      body: JSON.stringify({ inputs, private: true }),
-    }).then((r) => r.body),
-  cancel: (id: string) => call<Run>(`/api/runs/${id}/cancel`, { method: 'POST' }).then((r) => r.body),
-  deliveries: (runId: string) => call<Delivery[]>(`/api/runs/${runId}/deliveries`).then((r) => r.body),
-  resend: (id: string) =>
-    call<Delivery>(`/api/deliveries/${id}/resend`, { method: 'POST' }).then((r) => r.body),
-  outbox: () => call<OutboxEntry[]>('/api/outbox').then((r) => r.body),
-  outboxMessage: (file: string) =>
-    call<OutboxMessage>(`/api/outbox/${encodeURIComponent(file)}/message`).then((r) => r.body),
-};
-
-/** One notification of a run to one destination (docs/notifications.md). */
-export interface Delivery {
-  id: string;
-  rule: string;
-  channel: string;
-  destination: string;
-  status: 'pending' | 'sending' | 'sent' | 'failed';
-  attempts: number;
-  maxAttempts: number;
-  error: string | null;
-  note: string | null;
-  sentAt: string | null;
+/** The app's default state: its snapshot (200), or the run that makes it (202, show_last_run off). */
+export async function openApp(
+  project: string,
+  signal?: AbortSignal,
+): Promise<{ snapshot: Snapshot } | { run: Run }> {
+  const result = await client.GET('/api/projects/{project}/app', { params: { path: { project } }, signal });
+  const data = unwrap(result as { data?: unknown; error?: unknown; response: Response });
+  if (result.response.status === 202) return { run: (data as { run: Run }).run };
+  return { snapshot: data as Snapshot };
 }
 
-export interface OutboxEntry {
-  file: string;
-  deliveryId: string;
-  size: number;
-  createdAt: string;
+export async function snapshotOf(run: string, signal?: AbortSignal): Promise<Snapshot> {
+  const result = await client.GET('/api/runs/{run}/snapshot', { params: { path: { run } }, signal });
+  return unwrap(result as { data?: unknown; error?: unknown; response: Response }) as Snapshot;
 }
 
-export interface OutboxMessage {
-  subject: string;
-  from: string;
-  to: string;
-  date: string | null;
-  text: string;
-  attachments: { filename: string; contentType: string; size: number; inline: boolean; url: string }[];
-}
-
-/** Follows a run over Server-Sent Events until it ends. */
-export function followRun(id: string, onRun: (run: Run) => void): Promise<Run> {
+/**
+ * Follows a run over Server-Sent Events until it ends, reporting each state. Aborting `signal` (the
+ * query was cancelled: its view was left) closes the stream and rejects, so a run that is no longer
+ * on screen never overwrites the one that is.
+ */
+export function followRun(id: string, onRun: (run: LiveRun) => void, signal?: AbortSignal): Promise<LiveRun> {
   return new Promise((resolve, reject) => {
-    const source = new EventSource(`/api/runs/${id}/events`);
-    let last: Run | null = null;
+    if (signal?.aborted) return reject(signal.reason);
+    const source = new EventSource(`/api/runs/${encodeURIComponent(id)}/events`);
+    let last: LiveRun | null = null;
+    const stop = () => {
+      source.close();
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onAbort = () => {
+      stop();
+      reject(signal?.reason ?? new DOMException('left the run', 'AbortError'));
+    };
+    signal?.addEventListener('abort', onAbort);
     source.addEventListener('run', (event) => {
-      last = JSON.parse((event as MessageEvent).data) as Run;
+      if (signal?.aborted) return;
+      last = JSON.parse((event as MessageEvent<string>).data) as LiveRun;
       onRun(last);
     });
     source.addEventListener('end', () => {
-      source.close();
+      stop();
       if (last) resolve(last);
-      else reject(new Error('the run ended without progress'));
+      else reject(new Error('the run ended without sending its progress'));
     });
     source.onerror = () => {
-      if (source.readyState === EventSource.CLOSED) reject(new Error('lost the connection to the server'));
+      if (source.readyState === EventSource.CLOSED) {
+        stop();
+        reject(new Error('lost the connection to the server while following the run; reload to see it'));
+      }
     };
   });
 }
