@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
+import { DEFAULT_MAX_ATTEMPTS } from '../src/domain/run.ts';
+import { IllegalTransitionError, newRun } from '../src/domain/run-lifecycle.ts';
 import { decryptSecret, encryptSecret } from '../src/services/secrets.ts';
 import { CAPABILITIES } from '../src/store/database.ts';
 import { migrate } from '../src/store/migrations.ts';
@@ -25,6 +27,7 @@ for (const target of await storeTargets()) {
           '0007_partial_run_indexes',
           '0008_login_codes_and_sessions',
           '0009_current_version_and_owner_rules',
+          '0010_run_claim_epoch_and_cancelled_by',
         ]);
         assert.deepEqual(await migrate(store.db, store.dialect), []);
         // Indexes only lookups of non-null values use leave the nulls (most runs) out.
@@ -199,6 +202,7 @@ for (const target of await storeTargets()) {
           skipLocked: store.capabilities.skipLocked,
         });
         assert.equal(claimed!.attempts, 1);
+        assert.equal(claimed!.claimEpoch, 1);
         assert.equal(
           await rs.claimNextRun(db, {
             worker: 'w2',
@@ -258,5 +262,223 @@ for (const target of await storeTargets()) {
         await store.dispose();
       }
     });
+
+    it('migration 0010 backfills claim_epoch from attempts, so a run held across the upgrade keeps its token', async () => {
+      const store = await target.open<any>();
+      try {
+        await migrate(store.db, store.dialect);
+        const db = store.db;
+        // Back to the store as 0009 left it: no claim_epoch or cancelled_by, a run held on attempt 2.
+        await db.schema.alterTable('runs').dropColumn('claim_epoch').execute();
+        await db.schema.alterTable('runs').dropColumn('cancelled_by').execute();
+        await db
+          .deleteFrom('almanac_migrations')
+          .where('name', '=', '0010_run_claim_epoch_and_cancelled_by')
+          .execute();
+        const now = new Date('2026-03-01T09:00:00.000Z');
+        await seedProject(db, now);
+        await db
+          .insertInto('runs')
+          .values({
+            id: 'r-held',
+            workspace_id: 'w1',
+            project_id: 'p1',
+            version_id: 'v1',
+            trigger: 'api',
+            context: 'api-triggered',
+            status: 'running',
+            inputs: '{}',
+            created_at: now.toISOString(),
+            attempts: 2,
+            max_attempts: 3,
+            worker: 'w',
+          })
+          .execute();
+        assert.deepEqual(await migrate(db, store.dialect), ['0010_run_claim_epoch_and_cancelled_by']);
+        const run = (await rs.findRun(db, 'r-held'))!;
+        assert.equal(run.claimEpoch, 2);
+        assert.equal(run.attempts, 2);
+        assert.equal(run.cancelledBy, null);
+        assert.equal(
+          await rs.finishHeldRun(
+            db,
+            'r-held',
+            { worker: 'w', token: 2 },
+            {
+              status: 'succeeded',
+              reason: null,
+              errorCell: null,
+              errorMessage: null,
+              finishedAt: now,
+            },
+          ),
+          true,
+          'the claim made before the upgrade still holds its run',
+        );
+      } finally {
+        await store.dispose();
+      }
+    });
+
+    it('the claim epoch is the fencing token: a release gives the attempt back, the epoch keeps growing', async () => {
+      const store = await target.open<Schema>();
+      try {
+        await migrate(store.db, store.dialect);
+        const db = store.db;
+        const now = new Date('2026-03-01T09:00:00.000Z');
+        await seedProject(db, now);
+        await rs.insertRun(
+          db,
+          newRun({
+            id: 'r1',
+            workspaceId: 'w1',
+            projectId: 'p1',
+            versionId: 'v1',
+            trigger: 'api',
+            context: 'api-triggered',
+            inputs: {},
+            createdBy: null,
+            createdAt: now,
+          }),
+        );
+        const claim = (worker: string, at = now) =>
+          rs.claimNextRun(db, {
+            worker,
+            now: at,
+            leaseUntil: new Date(at.getTime() + 1000),
+            skipLocked: store.capabilities.skipLocked,
+          });
+        const first = (await claim('w'))!;
+        assert.deepEqual([first.attempts, first.claimEpoch, first.maxAttempts], [1, 1, DEFAULT_MAX_ATTEMPTS]);
+        assert.equal(await rs.releaseHeldRun(db, 'r1', { worker: 'w', token: 1 }), true);
+        const released = (await rs.findRun(db, 'r1'))!;
+        assert.deepEqual(
+          [released.status, released.attempts, released.claimEpoch, released.maxAttempts],
+          ['queued', 0, 1, DEFAULT_MAX_ATTEMPTS],
+          'a graceful release does not use up an attempt, nor grants an extra one',
+        );
+        // The same worker id claims again: its old token must not pass.
+        const second = (await claim('w'))!;
+        assert.deepEqual([second.attempts, second.claimEpoch], [1, 2]);
+        const ending = {
+          status: 'succeeded' as const,
+          reason: null,
+          errorCell: null,
+          errorMessage: null,
+          finishedAt: now,
+        };
+        assert.equal(await rs.releaseHeldRun(db, 'r1', { worker: 'w', token: 1 }), false, 'a stale release');
+        assert.equal(
+          await rs.finishHeldRun(db, 'r1', { worker: 'w', token: 1 }, ending),
+          false,
+          'a stale finish',
+        );
+        assert.deepEqual((await rs.renewLeases(db, 'w', [{ id: 'r1', token: 1 }], now)).held, []);
+        assert.deepEqual((await rs.renewLeases(db, 'w', [{ id: 'r1', token: 2 }], now)).held, ['r1']);
+
+        // Lease expiry uses up attempts: requeued while attempts remain, then worker_lost.
+        const later = (ms: number) => new Date(now.getTime() + ms);
+        assert.deepEqual(await rs.reapExpiredLeases(db, later(5_000)), { requeued: ['r1'], lost: [] });
+        const third = (await claim('w2', later(5_000)))!;
+        assert.deepEqual([third.attempts, third.claimEpoch], [2, 3]);
+        assert.deepEqual(await rs.reapExpiredLeases(db, later(10_000)), { requeued: ['r1'], lost: [] });
+        const fourth = (await claim('w3', later(10_000)))!;
+        assert.deepEqual([fourth.attempts, fourth.claimEpoch], [3, 4]);
+        assert.deepEqual(await rs.reapExpiredLeases(db, later(15_000)), { requeued: [], lost: ['r1'] });
+        const lost = (await rs.findRun(db, 'r1'))!;
+        assert.deepEqual([lost.status, lost.reason], ['failed', 'worker_lost']);
+      } finally {
+        await store.dispose();
+      }
+    });
+
+    it('refuses a status change the run lifecycle does not allow, and records who cancelled', async () => {
+      const store = await target.open<Schema>();
+      try {
+        await migrate(store.db, store.dialect);
+        const db = store.db;
+        const now = new Date('2026-03-01T09:00:00.000Z');
+        await seedProject(db, now);
+        const base = {
+          workspaceId: 'w1',
+          projectId: 'p1',
+          versionId: 'v1',
+          trigger: 'api' as const,
+          context: 'api-triggered' as const,
+          inputs: {},
+          createdBy: null,
+          createdAt: now,
+        };
+        await assert.rejects(
+          rs.insertRun(db, newRun({ ...base, status: 'running' as never })),
+          (error: Error) =>
+            error instanceof IllegalTransitionError && /cannot be created as 'running'/.test(error.message),
+        );
+        await rs.insertRun(db, newRun({ ...base, id: 'r1' }));
+        await assert.rejects(
+          rs.finishHeldRun(
+            db,
+            'r1',
+            { worker: 'w', token: 0 },
+            {
+              status: 'skipped',
+              reason: null,
+              errorCell: null,
+              errorMessage: null,
+              finishedAt: now,
+            },
+          ),
+          /no transition from 'running' to 'skipped'/,
+        );
+        assert.equal(await rs.cancelQueuedRun(db, 'r1', now, 'Ada Lovelace'), true);
+        const cancelled = (await rs.findRun(db, 'r1'))!;
+        assert.deepEqual(
+          [cancelled.status, cancelled.reason, cancelled.cancelledBy, cancelled.errorMessage],
+          ['cancelled', 'cancelled', 'Ada Lovelace', 'Cancelled by Ada Lovelace before it started'],
+        );
+        assert.equal(
+          await rs.cancelQueuedRun(db, 'r1', now, 'Ada Lovelace'),
+          false,
+          'a final run stays final',
+        );
+
+        await rs.insertRun(db, newRun({ ...base, id: 'r2' }));
+        const claimed = (await rs.claimNextRun(db, {
+          worker: 'w',
+          now,
+          leaseUntil: new Date(now.getTime() + 1000),
+          skipLocked: store.capabilities.skipLocked,
+        }))!;
+        assert.equal(await rs.requestRunningCancel(db, 'r2', 'Grace Hopper'), true);
+        assert.deepEqual(await rs.renewLeases(db, 'w', [{ id: 'r2', token: claimed.claimEpoch }], now), {
+          held: ['r2'],
+          cancelRequested: [{ id: 'r2', by: 'Grace Hopper' }],
+        });
+      } finally {
+        await store.dispose();
+      }
+    });
   });
+}
+
+/** A workspace, a user, a project and its first version: what a run row needs. */
+async function seedProject(db: Kysely<any>, now: Date): Promise<void> {
+  await ws.insertWorkspace(db, 'w1', 'Acme');
+  await ws.insertUser(db, { id: 'u1', workspaceId: 'w1', email: 'a@x', name: 'A', role: 'admin' });
+  await ps.insertProject(db, {
+    id: 'p1',
+    visibility: 'workspace',
+    workspaceId: 'w1',
+    slug: 'sales',
+    title: 'Sales',
+    draftSource: '# Sales',
+    draftUpdatedAt: now,
+    createdBy: 'u1',
+    createdAt: now,
+  });
+  await ps.insertVersion(
+    db,
+    { id: 'v1', projectId: 'p1', contentHash: 'h1', source: '# Sales', createdBy: 'u1', createdAt: now },
+    new Map(),
+  );
 }

@@ -15,7 +15,13 @@ export interface RenderOptions {
   rows: number;
 }
 
-const STATUS_MARK: Record<string, string> = { succeeded: '✓', failed: '✗', skipped: '–', running: '…' };
+const STATUS_MARK: Record<string, string> = {
+  succeeded: '✓',
+  failed: '✗',
+  cancelled: '■',
+  skipped: '–',
+  running: '…',
+};
 
 /**
  * C0 controls other than tab and newline, DEL, and C1 controls (U+0080–U+009F, which include the 8-bit
@@ -119,6 +125,7 @@ export class ProgressPrinter {
 }
 
 function summary(result: CellResult): string {
+  if (result.status === 'cancelled') return result.error?.message ?? 'cancelled';
   if (result.status === 'failed')
     return result.error ? `${result.error.name}: ${result.error.message}`.slice(0, 120) : 'failed';
   const output = result.output;
@@ -193,6 +200,10 @@ export function renderSnapshot(untrusted: RunSnapshot, options: RenderOptions): 
           `  ${cell.error.name}: ${cell.error.message}${cell.error.line ? ` (line ${cell.error.line})` : ''}`,
         ),
       );
+      continue;
+    }
+    if (cell.status === 'cancelled') {
+      lines.push(paint(c, 33, `  ${cell.error?.message ?? 'Cancelled'}`));
       continue;
     }
     if (cell.status === 'skipped') {

@@ -175,7 +175,14 @@ export function latenessMs(run: Pick<Run, 'scheduledFor' | 'startedAt' | 'jitter
 }
 
 /** A cell's state in a run's progress. */
-export const RUN_CELL_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'skipped'] as const;
+export const RUN_CELL_STATUSES = [
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'skipped',
+] as const;
 export type RunCellStatus = (typeof RUN_CELL_STATUSES)[number];
 export const runCellStatusSchema = z.enum(RUN_CELL_STATUSES);
 

@@ -66,7 +66,8 @@ export interface CellError {
   stack?: string;
 }
 
-export type CellStatus = 'succeeded' | 'failed' | 'skipped';
+/** `cancelled`: the cell was running when the run was cancelled; its `error` says who cancelled. */
+export type CellStatus = 'succeeded' | 'failed' | 'cancelled' | 'skipped';
 
 export interface CellResult {
   name: string;

@@ -10,6 +10,7 @@ import { UnknownConnectionError, ValidationError } from '../domain/errors.ts';
 import { resolveInputs } from '../domain/notebook/inputs.ts';
 import type { Notebook } from '../domain/notebook/notebook.ts';
 import type { AlmanacRunInfo, RunContext, RunFailureReason, RunOutcome } from '../domain/run-context.ts';
+import { assertExhaustive } from '../domain/run-lifecycle.ts';
 import { type CellResult, type LogLine, notRunCell, type RunSnapshot } from '../domain/snapshot.ts';
 import { maxFrameBytesFor } from './channel.ts';
 import { killTree, treeResidentMb } from './process-tree.ts';
@@ -82,6 +83,10 @@ export interface RunRequest {
   /** Nominal fire time, for scheduled runs. */
   scheduledFor?: Date | null;
   limits?: Partial<ExecutorLimits>;
+  /**
+   * Aborting it cancels the run. Abort with a `RunCancellation` as the reason to say who cancelled:
+   * the run and its running cell then read "Cancelled by <who>".
+   */
   signal?: AbortSignal;
   onEvent?: (event: RunEvent) => void;
   /** Connections for this run only (a workspace's stored connections), over the executor's own. */
@@ -90,6 +95,29 @@ export interface RunRequest {
   sqlCache?: SqlResultCache;
   /** May cells reach the network? False needs bubblewrap (a network namespace). @default true */
   network?: boolean;
+}
+
+/** The reason a run's signal is aborted with when someone cancelled it (issue 15, bug 10). */
+export interface RunCancellation {
+  kind: 'cancelled';
+  /** Who cancelled, as a person reads it: a user's name, or "schedule 'x' (overlap policy)". */
+  by: string | null;
+}
+
+/** What a cancelled run and its running cell say. */
+export function cancelledMessage(by: string | null): string {
+  return by ? `Cancelled by ${by}` : 'Cancelled';
+}
+
+function cancellationOf(reason: unknown): RunCancellation {
+  const given = reason as Partial<RunCancellation> | null | undefined;
+  return {
+    kind: 'cancelled',
+    by:
+      given && typeof given === 'object' && given.kind === 'cancelled' && typeof given.by === 'string'
+        ? given.by
+        : null,
+  };
 }
 
 /**
@@ -295,7 +323,11 @@ export class Executor {
           }
         }, WATCH_INTERVAL_MS);
         const onAbort = () =>
-          stop({ status: 'cancelled', reason: 'cancelled', message: 'the run was cancelled' });
+          stop({
+            status: 'cancelled',
+            reason: 'cancelled',
+            message: cancelledMessage(cancellationOf(request.signal?.reason).by),
+          });
         if (request.signal?.aborted) onAbort();
         request.signal?.addEventListener('abort', onAbort);
 
@@ -357,6 +389,9 @@ export class Executor {
                 );
                 break;
               }
+              default:
+                // RunProtocol.accept refuses unknown kinds; a new kind must be handled here.
+                assertExhaustive(message, 'child message');
             }
           } catch (error) {
             violated(error);
@@ -458,20 +493,12 @@ export class Executor {
     const running = protocol.running;
     if (final.status !== 'succeeded' && running !== null) {
       const cell = cells[running]!;
-      const kind =
-        final.reason === 'timeout'
-          ? 'Timeout'
-          : final.reason === 'memory_limit'
-            ? 'MemoryLimit'
-            : final.reason === 'cpu_limit'
-              ? 'CpuLimit'
-              : final.reason === 'protocol_violation'
-                ? 'ProtocolViolation'
-                : 'Crash';
+      const kind = stoppedCellErrorName(final.reason);
       cells[running] = {
         ...cell,
         logs: logs[running]!,
-        status: 'failed',
+        // A cancel is not the cell's failure (issue 15, bug 10: it read "Crash: the run was cancelled").
+        status: final.reason === 'cancelled' ? 'cancelled' : 'failed',
         durationMs: cell.startedAt ? Date.now() - Date.parse(cell.startedAt) : 0,
         error: {
           cell: cell.name,
@@ -644,6 +671,30 @@ function validateLimits(limits: ExecutorLimits): void {
     if (!Number.isInteger(limits[key]) || limits[key] < 1) {
       throw new ValidationError(key, 'must be a whole number >= 1');
     }
+  }
+}
+
+/** The error name on the cell a run stopped in, by why it stopped. */
+function stoppedCellErrorName(reason: RunFailureReason | null): string {
+  if (reason === null) return 'Crash';
+  switch (reason) {
+    case 'timeout':
+      return 'Timeout';
+    case 'memory_limit':
+      return 'MemoryLimit';
+    case 'cpu_limit':
+      return 'CpuLimit';
+    case 'protocol_violation':
+      return 'ProtocolViolation';
+    case 'cancelled':
+      return 'Cancelled';
+    case 'cell_error':
+    case 'output_limit':
+    case 'crashed':
+    case 'invalid_input':
+      return 'Crash';
+    default:
+      return assertExhaustive(reason, 'run failure reason');
   }
 }
 

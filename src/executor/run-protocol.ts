@@ -14,6 +14,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { AlmanacError } from '../domain/errors.ts';
 import { type Cell, EMBEDDED_CONNECTION, type Notebook } from '../domain/notebook/notebook.ts';
+import { assertExhaustive } from '../domain/run-lifecycle.ts';
 import type { CellResult, LogLine } from '../domain/snapshot.ts';
 import { childMessageSchema, jsonByteLength, type SqlRequestMessage } from './protocol.ts';
 import {
@@ -173,10 +174,13 @@ export class RunProtocol {
         }
         this.#done = true;
         return { type: 'done' };
+      default:
+        return assertExhaustive(message, 'child message');
     }
   }
 
-  #finish(index: number, result: CellResult): CellResult {
+  /** A child reports a cell as run or not; `cancelled` is the host's to write, never the child's. */
+  #finish(index: number, result: CellResult & { status: 'succeeded' | 'failed' | 'skipped' }): CellResult {
     const running = this.#running;
     const skipped = result.status === 'skipped';
     if (running === null) {
@@ -223,6 +227,8 @@ export class RunProtocol {
         if (result.error !== null) throw violation(`the succeeded cell '${cell.name}' carries an error`);
         output = this.#checkOutput(cell, output);
         break;
+      default:
+        assertExhaustive(result.status, 'cell status');
     }
     if (!skipped) {
       this.#running = null;

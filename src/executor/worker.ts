@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AlmanacError, ValidationError } from '../domain/errors.ts';
 import type { Run } from '../domain/run.ts';
+import { assertExhaustive } from '../domain/run-lifecycle.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
 import { crashPoint } from '../services/crash-points.ts';
 import { type Metrics, storeRetries } from '../services/metrics.ts';
@@ -19,7 +20,7 @@ import type { ServiceContext } from '../services/service-context.ts';
 import { runEnvironment } from '../services/workspace-service.ts';
 import { type RetryOptions, retryTransient, transientReason } from '../store/transient.ts';
 import { RESYNC } from '../store/wakeups.ts';
-import type { Executor, RunEvent } from './executor.ts';
+import type { Executor, RunCancellation, RunEvent } from './executor.ts';
 import { PostgresEngine } from './sql/postgres-engine.ts';
 import type { SqlEngine } from './sql/sql-engine.ts';
 import { materializeVersion } from './version-workdir.ts';
@@ -232,7 +233,7 @@ export class Worker {
    * worker no longer holds.
    */
   async heartbeat(): Promise<void> {
-    const holds = [...this.#active.values()].map((a) => ({ id: a.run.id, token: a.run.attempts }));
+    const holds = [...this.#active.values()].map((a) => ({ id: a.run.id, token: a.run.claimEpoch }));
     if (holds.length === 0) return;
     try {
       const { held, cancelRequested } = await retryTransient(
@@ -240,7 +241,10 @@ export class Worker {
         () => runs.heartbeat(this.#ctx, this.#lease, holds),
         this.#retry,
       );
-      for (const id of cancelRequested) this.#active.get(id)?.abort.abort();
+      for (const { id, by } of cancelRequested) {
+        const cancellation: RunCancellation = { kind: 'cancelled', by };
+        this.#active.get(id)?.abort.abort(cancellation);
+      }
       for (const { id } of holds) {
         const active = this.#active.get(id);
         if (active && !held.includes(id) && !active.abort.signal.aborted) {
@@ -351,6 +355,8 @@ export class Worker {
             case 'log':
             case 'run_finished':
               break;
+            default:
+              assertExhaustive(event, 'run event');
           }
         },
       });
@@ -502,17 +508,5 @@ export class Worker {
     this.#offCancel();
     await Promise.all([...this.#engines.values()].map((e) => e.close().catch(() => {})));
     this.#engines.clear();
-  }
-
-  /** Simulates a crash for tests: stops heartbeats and kills runs without touching the store. */
-  async crash(): Promise<void> {
-    this.#running = false;
-    for (const off of this.#unsubscribe) off();
-    for (const timer of this.#timers) clearInterval(timer);
-    for (const active of this.#active.values()) {
-      active.stoppedBecause = 'lease_lost';
-      active.abort.abort();
-    }
-    await Promise.all([...this.#active.values()].map((a) => a.done));
   }
 }

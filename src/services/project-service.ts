@@ -11,7 +11,7 @@ import { validateProjectFiles } from '../domain/file-names.ts';
 import { checkBytes, MAX_NOTEBOOK_BYTES, MAX_PROJECT_BYTES, MAX_PROJECT_FILES } from '../domain/limits.ts';
 import type { Notebook } from '../domain/notebook/notebook.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
-import type { Run } from '../domain/run.ts';
+import { DEFAULT_MAX_ATTEMPTS, type Run } from '../domain/run.ts';
 import { type Db, transaction } from '../store/database.ts';
 import type { AppSettings, Project, Version } from '../store/project-store.ts';
 import * as ps from '../store/project-store.ts';
@@ -298,7 +298,7 @@ async function insertPublishRun(
     createdBy: principal.userId,
     createdAt: ctx.now(),
     scheduledFor: null,
-    maxAttempts: 3,
+    maxAttempts: DEFAULT_MAX_ATTEMPTS,
     expiresAt: null,
   });
 }

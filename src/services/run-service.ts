@@ -4,7 +4,7 @@
  * workers' runs, private-run TTL, retention). Every state change is one guarded UPDATE in the store.
  */
 
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import { resolveInputs } from '../domain/notebook/inputs.ts';
@@ -22,6 +22,7 @@ import {
   refreshesDefaultState,
 } from '../domain/run.ts';
 import type { RunContext } from '../domain/run-context.ts';
+import { newRun } from '../domain/run-lifecycle.ts';
 import type { CellResult, RunSnapshot } from '../domain/snapshot.ts';
 import { transaction } from '../store/database.ts';
 import * as ps from '../store/project-store.ts';
@@ -120,22 +121,23 @@ async function queueRuns(
   const now = ctx.now();
   const created = await rs.insertRuns(
     ctx.db,
-    resolved.map((values) => ({
-      notify: notify ? JSON.stringify(notify) : null,
-      id: randomUUID(),
-      workspaceId: project.workspaceId,
-      projectId: project.id,
-      versionId: version.id,
-      trigger: options.trigger,
-      context: options.context,
-      private: options.private ?? false,
-      inputs: values,
-      createdBy: principal.userId,
-      createdAt: now,
-      scheduledFor: options.scheduledFor ?? null,
-      maxAttempts: options.maxAttempts ?? 3,
-      expiresAt: options.private ? new Date(now.getTime() + PRIVATE_RUN_TTL_MS) : null,
-    })),
+    resolved.map((values) =>
+      newRun({
+        notify: notify ? JSON.stringify(notify) : null,
+        workspaceId: project.workspaceId,
+        projectId: project.id,
+        versionId: version.id,
+        trigger: options.trigger,
+        context: options.context,
+        private: options.private,
+        inputs: values,
+        createdBy: principal.userId,
+        createdAt: now,
+        scheduledFor: options.scheduledFor,
+        maxAttempts: options.maxAttempts,
+        expiresAt: options.private ? new Date(now.getTime() + PRIVATE_RUN_TTL_MS) : null,
+      }),
+    ),
   );
   // One wake-up is enough: a worker claims as much as it has room for.
   await ctx.wakeups.notify('run_queued', created.at(-1)!.id);
@@ -165,7 +167,8 @@ export async function getRun(ctx: ServiceContext, principal: Principal, runId: s
 
 /**
  * Cancels a run: a queued run ends at once; a running run is flagged, and its worker kills the child
- * as soon as it hears (a wake-up, or its next heartbeat at the latest).
+ * as soon as it hears (a wake-up, or its next heartbeat at the latest). The run records who cancelled
+ * it, and says "Cancelled by <name>" (issue 15, bug 10: it read as a crash of the running cell).
  */
 export async function cancelRun(ctx: ServiceContext, principal: Principal, runId: string): Promise<Run> {
   const { run } = await getRun(ctx, principal, runId);
@@ -173,8 +176,9 @@ export async function cancelRun(ctx: ServiceContext, principal: Principal, runId
     throw new ConflictError(
       `run '${runId}' already ended as ${run.status}; only queued or running runs can be cancelled`,
     );
-  if (!(await rs.cancelQueuedRun(ctx.db, run.id, ctx.now()))) {
-    if (await rs.requestRunningCancel(ctx.db, run.id)) await ctx.wakeups.notify('run_cancel', run.id);
+  if (!(await rs.cancelQueuedRun(ctx.db, run.id, ctx.now(), principal.name))) {
+    if (await rs.requestRunningCancel(ctx.db, run.id, principal.name))
+      await ctx.wakeups.notify('run_cancel', run.id);
   }
   await ctx.wakeups.notify('run_progress', run.id);
   return (await rs.findRun(ctx.db, run.id))!;
@@ -330,7 +334,10 @@ export async function claimRuns(
   return claimed;
 }
 
-/** Renews the leases of runs the worker holds, each under its claim's fencing token (`attempts`). */
+/**
+ * Renews the leases of runs the worker holds, each under its claim's fencing token (`claimEpoch`).
+ * Returns the runs still held and, among them, those whose cancel was requested and by whom.
+ */
 export async function heartbeat(
   ctx: ServiceContext,
   options: LeaseOptions,
@@ -340,8 +347,8 @@ export async function heartbeat(
 }
 
 /** The hold a worker has on a run it claimed: its id and the claim's fencing token. */
-export function holdOf(worker: string, run: Pick<Run, 'attempts'>): rs.Hold {
-  return { worker, token: run.attempts };
+export function holdOf(worker: string, run: Pick<Run, 'claimEpoch'>): rs.Hold {
+  return { worker, token: run.claimEpoch };
 }
 
 export async function recordRunStarted(
@@ -470,7 +477,17 @@ export async function completeRuns(
     );
     for (const { run, snapshot, reason, sqlResults } of mine) {
       // A run that succeeded recorded every cell as it finished; others may have cells left running.
-      if (snapshot.status !== 'succeeded') await rs.settleCells(trx, run.id, snapshot.cells);
+      if (snapshot.status !== 'succeeded')
+        await rs.settleCells(
+          trx,
+          run.id,
+          snapshot.cells.map((cell) => ({
+            status: cell.status,
+            durationMs: cell.durationMs,
+            // The cell the run stopped in keeps why (a timeout, "Cancelled by Ada"), as a finished one does.
+            resultJson: cell.status === 'skipped' ? undefined : JSON.stringify(cell),
+          })),
+        );
       const retryAt =
         run.scheduleId && isRetryable(snapshot.status, reason) ? await planRetry(trx, run, now) : null;
       // The outbox: the run's deliveries commit with its outcome, or not at all.

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import { checkInputSizes, checkLength, MAX_NAME_LENGTH, MAX_NOTE_LENGTH } from '../domain/limits.ts';
 import { resolveInputs } from '../domain/notebook/inputs.ts';
-import { RUN_NOW_TRIGGER, type Run, type RunReason } from '../domain/run.ts';
+import { DEFAULT_MAX_ATTEMPTS, RUN_NOW_TRIGGER, type Run, type RunReason } from '../domain/run.ts';
 import type { InputValue } from '../domain/run-context.ts';
 import {
   type FireTime,
@@ -266,7 +266,7 @@ export async function runNow(ctx: ServiceContext, principal: Principal, id: stri
       createdBy: principal.userId,
       createdAt: now,
       scheduledFor: now,
-      maxAttempts: 3,
+      maxAttempts: DEFAULT_MAX_ATTEMPTS,
       expiresAt: null,
       scheduleId: schedule.id,
       timeoutMs: schedule.policies.timeoutMs,
@@ -328,7 +328,7 @@ export async function backfill(
         createdBy: principal.userId,
         createdAt: now,
         scheduledFor: fire.at,
-        maxAttempts: 3,
+        maxAttempts: DEFAULT_MAX_ATTEMPTS,
         expiresAt: null,
         scheduleId: schedule.id,
         timeoutMs: schedule.policies.timeoutMs,
@@ -503,7 +503,7 @@ async function fireSchedule(
     private: false,
     createdBy: null,
     createdAt: now,
-    maxAttempts: 3,
+    maxAttempts: DEFAULT_MAX_ATTEMPTS,
     expiresAt: null,
     scheduleId: schedule.id,
     jitterMs: jitter,
@@ -567,8 +567,13 @@ async function fireSchedule(
           if (decision.kind === 'cancel') {
             for (const old of active) {
               if (
-                !(await rs.cancelQueuedRun(trx, old.id, now)) &&
-                (await rs.requestRunningCancel(trx, old.id))
+                !(await rs.cancelQueuedRun(
+                  trx,
+                  old.id,
+                  now,
+                  `schedule '${schedule.name}' (overlap policy)`,
+                )) &&
+                (await rs.requestRunningCancel(trx, old.id, `schedule '${schedule.name}' (overlap policy)`))
               ) {
                 await ctx.wakeups.notify('run_cancel', old.id);
               }

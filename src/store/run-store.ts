@@ -4,8 +4,16 @@
  * decide when to call what, inside their transactions.
  */
 import { type Kysely, type Selectable, sql } from 'kysely';
-import type { Run, RunCellProgress, RunReason, RunStatus, RunTrigger } from '../domain/run.ts';
+import {
+  FINAL_STATUSES,
+  type Run,
+  type RunCellProgress,
+  type RunReason,
+  type RunStatus,
+  type RunTrigger,
+} from '../domain/run.ts';
 import type { InputValue, RunContext } from '../domain/run-context.ts';
+import { assertInitial, assertTransition, type NewRun } from '../domain/run-lifecycle.ts';
 import type { RunCellsTable, RunsTable, Schema } from './schema.ts';
 import { iso, toBuffer, toDate } from './schema.ts';
 
@@ -49,33 +57,8 @@ export function toRun(row: Selectable<RunsTable>): Run {
   };
 }
 
-export interface NewRun {
-  id: string;
-  workspaceId: string;
-  projectId: string;
-  versionId: string | null;
-  trigger: RunTrigger;
-  context: RunContext;
-  private: boolean;
-  inputs: Record<string, InputValue>;
-  createdBy: string | null;
-  createdAt: Date;
-  scheduledFor: Date | null;
-  maxAttempts: number;
-  expiresAt: Date | null;
-  scheduleId?: string | null;
-  jitterMs?: number | null;
-  timeoutMs?: number | null;
-  retryOf?: string | null;
-  retryNumber?: number;
-  afterRunId?: string | null;
-  /** Insert as a final entry instead of queued (a skipped fire time). */
-  status?: 'queued' | 'skipped';
-  reason?: string | null;
-  errorMessage?: string | null;
-  /** Notification rules sent inline (JSON list of NotificationRuleSpec). */
-  notify?: string | null;
-}
+/** A run to insert; built by `newRun()` (domain/run-lifecycle.ts). */
+export type { NewRun };
 
 export async function insertRun(db: Db, run: NewRun): Promise<Run> {
   const row = await db.insertInto('runs').values(runRow(run)).returningAll().executeTakeFirstOrThrow();
@@ -96,16 +79,12 @@ export async function insertRuns(db: Db, runs: readonly NewRun[]): Promise<Run[]
 }
 
 /**
- * Inserts a schedule's run for a fire time unless one exists (another scheduler got there first, or a
- * backfill already covered it). Returns null when it existed.
- */
-/**
  * Inserts many fire-time runs in few statements, skipping those whose (schedule, fire time) exists.
  * Returns the rows inserted, in input order.
  */
 export async function insertFireRuns(db: Db, runs: readonly NewRun[]): Promise<Run[]> {
   const out: Run[] = [];
-  // 500 rows × ~20 columns stays under SQLite's 32,766 bound parameters.
+  // 500 rows × ~25 columns stays under SQLite's 32,766 bound parameters.
   for (let i = 0; i < runs.length; i += 500) {
     const chunk = runs.slice(i, i + 500);
     const rows = await db
@@ -132,7 +111,8 @@ function runRow(run: NewRun) {
     version_id: run.versionId,
     trigger: run.trigger,
     context: run.context,
-    status: run.status ?? 'queued',
+    // A run starts queued, or as a skipped fire time (the lifecycle's initial states).
+    status: assertInitial(run.status ?? 'queued'),
     private: run.private ? 1 : 0,
     inputs: JSON.stringify(run.inputs),
     created_by: run.createdBy,
@@ -153,6 +133,10 @@ function runRow(run: NewRun) {
   };
 }
 
+/**
+ * Inserts a schedule's run for a fire time unless one exists (another scheduler got there first, or a
+ * backfill already covered it). Returns null when it existed.
+ */
 export async function insertFireRun(db: Db, run: NewRun): Promise<Run | null> {
   const row = await db
     .insertInto('runs')
@@ -228,9 +212,10 @@ export async function claimRuns(db: Db, options: ClaimOptions): Promise<Run[]> {
       started_at: iso(options.now),
       lease_expires_at: iso(options.leaseUntil),
       attempts: eb('runs.attempts', '+', 1),
+      claim_epoch: eb('runs.claim_epoch', '+', 1),
     }))
     .whereRef('runs.id', '=', 'picked.id')
-    .where('runs.status', '=', 'queued')
+    .where('runs.status', '=', assertTransition('queued', 'running', 'claim'))
     .returningAll()
     .execute();
   return rows
@@ -239,9 +224,9 @@ export async function claimRuns(db: Db, options: ClaimOptions): Promise<Run[]> {
 }
 
 /**
- * A worker's hold on a run: its id and the fencing token of its claim (the run's `attempts` after the
- * claim; every claim increments it and nothing decrements it). Every write a holder makes is guarded
- * by both, so a worker that lost its lease, even one that later claims the same run again under the
+ * A worker's hold on a run: its id and the fencing token of its claim (the run's `claim_epoch` after
+ * the claim; every claim increments it and nothing decrements it). Every write a holder makes is
+ * guarded by both, so a worker that lost its lease, even one that later claims the same run again under the
  * same id, cannot write over the newer claim's state.
  */
 export interface Hold {
@@ -258,7 +243,7 @@ export async function renewLeases(
   worker: string,
   runs: readonly { id: string; token: number }[],
   leaseUntil: Date,
-): Promise<{ held: string[]; cancelRequested: string[] }> {
+): Promise<{ held: string[]; cancelRequested: { id: string; by: string | null }[] }> {
   if (runs.length === 0) return { held: [], cancelRequested: [] };
   const rows = await db
     .updateTable('runs')
@@ -270,15 +255,17 @@ export async function renewLeases(
     )
     .where('worker', '=', worker)
     .where('status', '=', 'running')
-    .returning(['id', 'cancel_requested', 'attempts'])
+    .returning(['id', 'cancel_requested', 'cancelled_by', 'claim_epoch'])
     .execute();
   // A row renewed under another token (this worker claimed the run again) is not held by this claim;
   // its lease is the newer claim's, and renewing it is harmless.
   const token = new Map(runs.map((r) => [r.id, r.token]));
-  const mine = rows.filter((r) => Number(r.attempts) === token.get(r.id));
+  const mine = rows.filter((r) => Number(r.claim_epoch) === token.get(r.id));
   return {
     held: mine.map((r) => r.id),
-    cancelRequested: mine.filter((r) => Number(r.cancel_requested) === 1).map((r) => r.id),
+    cancelRequested: mine
+      .filter((r) => Number(r.cancel_requested) === 1)
+      .map((r) => ({ id: r.id, by: r.cancelled_by ?? null })),
   };
 }
 
@@ -309,6 +296,7 @@ export async function finishHeldRuns(
     { ending: RunEnding; worker: string; runs: { id: string; token: number }[] }
   >();
   for (const { id, hold, ending } of endings) {
+    assertTransition('running', ending.status, 'finish');
     const key = JSON.stringify([
       hold.worker,
       ending.status,
@@ -338,12 +326,12 @@ export async function finishHeldRuns(
           finished_at: iso(ending.finishedAt),
           lease_expires_at: null,
         })
-        // Each row under its own fencing token: (id, attempts) in a VALUES list (row values work on both
-        // stores; the cast types the token for PostgreSQL).
+        // Each row under its own fencing token: (id, claim_epoch) in a VALUES list (row values work on
+        // both stores; the cast types the token for PostgreSQL).
         .where(
-          sql<boolean>`(id, attempts) in (values ${sql.join(chunk.map((r) => sql`(${r.id}, cast(${r.token} as integer))`))})`,
+          sql<boolean>`(id, claim_epoch) in (values ${sql.join(chunk.map((r) => sql`(${r.id}, cast(${r.token} as integer))`))})`,
         )
-        .where('status', '=', 'running')
+        .where('status', '=', assertTransition('running', ending.status, 'finish'))
         .where('worker', '=', worker)
         .returning('id')
         .execute();
@@ -353,27 +341,34 @@ export async function finishHeldRuns(
   return won;
 }
 
-/** Cancels a queued run outright. False when it was no longer queued. */
-export async function cancelQueuedRun(db: Db, id: string, now: Date): Promise<boolean> {
+/**
+ * Cancels a queued run outright, recording who cancelled it (`by`: a user's name, or a schedule's
+ * policy). False when it was no longer queued.
+ */
+export async function cancelQueuedRun(db: Db, id: string, now: Date, by: string): Promise<boolean> {
   const result = await db
     .updateTable('runs')
     .set({
       status: 'cancelled',
       reason: 'cancelled',
-      error_message: 'the run was cancelled before it started',
+      cancelled_by: by,
+      error_message: `Cancelled by ${by} before it started`,
       finished_at: iso(now),
     })
     .where('id', '=', id)
-    .where('status', '=', 'queued')
+    .where('status', '=', assertTransition('queued', 'cancelled', 'cancel_queued'))
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
 
-/** Flags a running run for cancellation; its worker sees the flag at its next heartbeat or wake-up. */
-export async function requestRunningCancel(db: Db, id: string): Promise<boolean> {
+/**
+ * Flags a running run for cancellation, recording who asked (`by`); its worker sees the flag at its
+ * next heartbeat or wake-up and finishes the run as `cancelled` (a status change the worker makes).
+ */
+export async function requestRunningCancel(db: Db, id: string, by: string): Promise<boolean> {
   const result = await db
     .updateTable('runs')
-    .set({ cancel_requested: 1 })
+    .set({ cancel_requested: 1, cancelled_by: by })
     .where('id', '=', id)
     .where('status', '=', 'running')
     .executeTakeFirst();
@@ -388,7 +383,7 @@ export async function reapExpiredLeases(db: Db, now: Date): Promise<{ requeued: 
   const requeued = await db
     .updateTable('runs')
     .set({ status: 'queued', worker: null, lease_expires_at: null, started_at: null })
-    .where('status', '=', 'running')
+    .where('status', '=', assertTransition('running', 'queued', 'requeue'))
     .where('lease_expires_at', '<', iso(now))
     .where((eb) => eb('attempts', '<', eb.ref('max_attempts')))
     .where('cancel_requested', '=', 0)
@@ -403,7 +398,7 @@ export async function reapExpiredLeases(db: Db, now: Date): Promise<{ requeued: 
       finished_at: iso(now),
       lease_expires_at: null,
     })
-    .where('status', '=', 'running')
+    .where('status', '=', assertTransition('running', 'failed', 'worker_lost'))
     .where('lease_expires_at', '<', iso(now))
     // Its own guard, not "whatever the requeue left": on PostgreSQL each statement reads afresh, so a
     // run claimed between the two (with a lease already behind `now`) would otherwise fail on its
@@ -528,7 +523,7 @@ export async function updateCell(
           .where('runs.id', '=', runId)
           .where('runs.status', '=', 'running')
           .where('runs.worker', '=', hold.worker)
-          .where('runs.attempts', '=', hold.token),
+          .where('runs.claim_epoch', '=', hold.token),
       ),
     );
   }
@@ -539,7 +534,7 @@ export async function updateCell(
 export async function settleCells(
   db: Db,
   runId: string,
-  cells: readonly { status: string; durationMs: number }[],
+  cells: readonly { status: string; durationMs: number; resultJson?: string | undefined }[],
 ): Promise<void> {
   const open = await db
     .selectFrom('run_cells')
@@ -552,7 +547,11 @@ export async function settleCells(
     if (!cell) continue;
     await db
       .updateTable('run_cells')
-      .set({ status: cell.status, duration_ms: Math.round(cell.durationMs) })
+      .set({
+        status: cell.status,
+        duration_ms: Math.round(cell.durationMs),
+        ...(cell.resultJson !== undefined ? { result: cell.resultJson } : {}),
+      })
       .where('run_id', '=', runId)
       .where('idx', '=', idx)
       .execute();
@@ -697,7 +696,7 @@ export async function pruneRuns(
     .select('id')
     .where('project_id', '=', projectId)
     .where('private', '=', 0)
-    .where('status', 'in', ['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped']);
+    .where('status', 'in', FINAL_STATUSES);
   const doomed = new Set<string>();
   if (options.keepRuns !== null) {
     const beyond = await finished
@@ -745,8 +744,9 @@ export async function databaseNow(db: Db, dialect: 'sqlite' | 'postgres'): Promi
 }
 
 /**
- * Hands a held run back to the queue (graceful shutdown). The attempt does not count: the run gets one
- * more allowed attempt, while `attempts` (the fencing token) keeps growing.
+ * Hands a held run back to the queue (graceful shutdown, or the store unreachable before any cell
+ * ran). The attempt does not count: `attempts` goes back by the one its claim added, while
+ * `claim_epoch` (the fencing token) keeps the claim's value, so the next claim's token is newer still.
  */
 export async function releaseHeldRun(db: Db, id: string, hold: Hold): Promise<boolean> {
   const result = await db
@@ -756,12 +756,12 @@ export async function releaseHeldRun(db: Db, id: string, hold: Hold): Promise<bo
       worker: null,
       lease_expires_at: null,
       started_at: null,
-      max_attempts: eb('max_attempts', '+', 1),
+      attempts: eb('attempts', '-', 1),
     }))
     .where('id', '=', id)
-    .where('status', '=', 'running')
+    .where('status', '=', assertTransition('running', 'queued', 'release'))
     .where('worker', '=', hold.worker)
-    .where('attempts', '=', hold.token)
+    .where('claim_epoch', '=', hold.token)
     .where('cancel_requested', '=', 0)
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;

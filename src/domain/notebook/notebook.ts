@@ -28,8 +28,6 @@ export interface AppOptions {
   hideCode: boolean;
 }
 
-export type CellKind = 'sql' | 'js' | 'ts' | 'chart' | 'prose';
-
 interface CellBase {
   /** Unique within the notebook. Later cells, prose and SQL refer to the result by this name. */
   name: string;

@@ -456,7 +456,11 @@ async function runNotebook(run: RunMessage): Promise<void> {
   let failedCell: string | null = null;
   for (const [index, cell] of run.cells.entries()) {
     if (failedCell) {
-      await send({ type: 'cell_finished', index, result: notRunCell(cell.name, cell.kind) });
+      await send({
+        type: 'cell_finished',
+        index,
+        result: { ...notRunCell(cell.name, cell.kind), status: 'skipped' },
+      });
       continue;
     }
     const startedAt = new Date().toISOString();
@@ -464,7 +468,8 @@ async function runNotebook(run: RunMessage): Promise<void> {
     cellRunning = true;
     await send({ type: 'cell_started', index, name: cell.name, startedAt });
     let file: string | null = null;
-    let result: CellResult;
+    // A child reports a cell as run or not; only the host marks one `cancelled` (the run was stopped).
+    let result: CellResult & { status: 'succeeded' | 'failed' | 'skipped' };
     try {
       const { value, output } = await runCell(cell, scope, run, cellsDir, (f) => {
         file = f;
