@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ROLES } from '../src/app/create-server.ts';
+import { PROCESS_ROLES } from '../src/app/create-server.ts';
 import { main, parseDuration } from '../src/cli/main.ts';
 import { renderTable } from '../src/cli/render.ts';
 import { SERVE_ROLES } from '../src/cli/server-commands.ts';
@@ -218,7 +218,7 @@ describe('a fast CLI (issue 15)', () => {
       'notify',
     ])
       assert.match(stdout, new RegExp(`^  ${command} `, 'm'), command);
-    assert.deepEqual([...SERVE_ROLES], [...ROLES]);
+    assert.deepEqual([...SERVE_ROLES], [...PROCESS_ROLES]);
     const serve = await almanacInProcess('serve', '--help');
     assert.match(serve.stdout.replace(/\s+/g, ' '), /roles to run: web, worker, scheduler, notifier/);
   });

@@ -40,11 +40,15 @@ import { openServices } from './open-services.ts';
 import { collectProjectFiles } from './project-files.ts';
 import { FileClock } from './test-clock.ts';
 
-export const ROLES = ['web', 'worker', 'scheduler', 'notifier'] as const;
-export type Role = (typeof ROLES)[number];
+/**
+ * What one process runs (`--role`, ALMANAC_ROLES): the HTTP server, a worker, the scheduler, the
+ * notifier. Not a user's role in a workspace: that is `WorkspaceRole`.
+ */
+export const PROCESS_ROLES = ['web', 'worker', 'scheduler', 'notifier'] as const;
+export type ProcessRole = (typeof PROCESS_ROLES)[number];
 
 export interface ServerOptions {
-  roles?: readonly Role[];
+  roles?: readonly ProcessRole[];
   /** The clock services use. Tests pass a fake one. */
   now?: () => Date;
   /** Where the built web app is. @default `<package>/web/dist` */
@@ -97,7 +101,7 @@ export async function createServer(
   config: Readonly<AlmanacConfig>,
   options: ServerOptions = {},
 ): Promise<AlmanacServer> {
-  const roles = new Set(options.roles ?? ROLES);
+  const roles = new Set(options.roles ?? PROCESS_ROLES);
   mkdirSync(config.dataDir, { recursive: true });
   // The port is bound before anything else happens (issue 15, bug 2: a start that failed on
   // EADDRINUSE after creating the first admin printed no token, locking the user out). Requests that

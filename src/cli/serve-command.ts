@@ -5,7 +5,7 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { readConfigFile, resolveConfig } from '../app/config.ts';
-import { createServer, ROLES, type Role } from '../app/create-server.ts';
+import { createServer, PROCESS_ROLES, type ProcessRole } from '../app/create-server.ts';
 import { isPostgresUrl } from '../domain/connection-url.ts';
 import { ValidationError } from '../domain/errors.ts';
 import { ADMIN_TOKEN_FILE, type ServeFlags } from './server-commands.ts';
@@ -18,14 +18,15 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     throw new ValidationError('--port', `must be a port number 0-65535, got '${flags.port}'`);
   }
   const roleField = flags.role ? '--role' : 'ALMANAC_ROLES';
-  const roles = (flags.role ?? env['ALMANAC_ROLES'] ?? ROLES.join(','))
+  const roles = (flags.role ?? env['ALMANAC_ROLES'] ?? PROCESS_ROLES.join(','))
     .split(',')
     .map((r) => r.trim())
     .filter(Boolean);
-  if (roles.length === 0) throw new ValidationError(roleField, `name at least one of ${ROLES.join(', ')}`);
+  if (roles.length === 0)
+    throw new ValidationError(roleField, `name at least one of ${PROCESS_ROLES.join(', ')}`);
   for (const role of roles) {
-    if (!(ROLES as readonly string[]).includes(role)) {
-      throw new ValidationError(roleField, `unknown role '${role}'; roles are ${ROLES.join(', ')}`);
+    if (!(PROCESS_ROLES as readonly string[]).includes(role)) {
+      throw new ValidationError(roleField, `unknown role '${role}'; roles are ${PROCESS_ROLES.join(', ')}`);
     }
   }
   for (const seed of flags.seed) {
@@ -40,13 +41,13 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     },
     env,
   );
-  if (roles.length < ROLES.length && !isPostgresUrl(config.databaseUrl)) {
+  if (roles.length < PROCESS_ROLES.length && !isPostgresUrl(config.databaseUrl)) {
     throw new ValidationError(
       roleField,
       `running only ${roles.join(', ')} needs PostgreSQL (DATABASE_URL=postgres://…): on the embedded SQLite store one process runs every role`,
     );
   }
-  const server = await createServer(config, { roles: roles as Role[] });
+  const server = await createServer(config, { roles: roles as ProcessRole[] });
   const tokenFile = join(config.dataDir, ADMIN_TOKEN_FILE);
   if (server.adminToken) writeFileSync(tokenFile, `${server.adminToken}\n`, { mode: 0o600 });
   for (const seed of flags.seed) {

@@ -18,7 +18,7 @@ import { registerVersionCommands } from './version-commands.ts';
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
 /**
- * The roles of `serve`, for its help text: `ROLES` of `app/create-server.ts`, which this module must
+ * The roles of `serve`, for its help text: `PROCESS_ROLES` of `app/create-server.ts`, which this module must
  * not import (it would load the whole server for every command). A test keeps the two equal.
  */
 export const SERVE_ROLES = ['web', 'worker', 'scheduler', 'notifier'] as const;
