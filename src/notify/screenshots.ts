@@ -157,17 +157,23 @@ export class Screenshots {
         await page.goto(new URL(path, base).toString(), { waitUntil: 'domcontentloaded', timeout });
       }
       try {
-        const view = new URL(path, base).pathname;
+        const view = JSON.stringify(new URL(path, base).pathname);
+        const ready = `main[data-ready="true"][data-view=${view}]`;
+        // The page's own error banner ends the wait at once: a page that cannot load its data (no such
+        // app, a ticket that does not cover it) is refused when it says so, not when the timeout passes.
+        const failed = `main[data-view=${view}] .banner.failed`;
         try {
-          await page.waitForSelector(`main[data-ready="true"][data-view=${JSON.stringify(view)}]`, {
-            timeout,
-          });
+          await page.waitForSelector(`${ready}, ${failed}`, { timeout });
         } catch {
           const text = (await page.textContent('body').catch(() => ''))?.trim().slice(0, 200) ?? '';
           throw new DeliveryError(
             `the app page did not become ready within ${Math.round(timeout / 1000)} s${text ? ` (it shows: ${text})` : ''}`,
             true,
           );
+        }
+        if (!(await page.$(ready))) {
+          const text = (await page.textContent(failed).catch(() => ''))?.trim().slice(0, 200) ?? '';
+          throw new DeliveryError(`the app page shows an error: ${text || 'no message'}`, true);
         }
         // Charts draw asynchronously after the data is in; let the next frame land, then measure the
         // app in the same round trip. (Page scripts are strings: they run in the browser, not in Node.)
