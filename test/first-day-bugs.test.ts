@@ -14,6 +14,7 @@ import * as ns from '../src/store/notification-store.ts';
 import { fence } from './support/harness.ts';
 import { notebook, startTestServer, type TestServer, testStores } from './support/server-harness.ts';
 import { type FakeSlack, startFakeSlack } from './support/slack-server.ts';
+import { until } from './support/until.ts';
 
 const START = Date.parse('2026-03-02T08:59:00.000Z');
 
@@ -294,6 +295,90 @@ for (const store of await testStores()) {
       // Once the bot is invited, the same rule is accepted.
       slack.channels.find((c) => c.name === 'public-not-joined')!.isMember = true;
       assert.equal((await add('public-not-joined')).status, 201);
+    });
+
+    // Guards issue 15, bug 10. Before: cancelling a running run showed "Crash: the run was cancelled
+    // (line 34)" on the cell that was running, as if the cell had crashed, and nothing said who cancelled.
+    it('Cancel reads as a crash: a cancelled run and its running cell say who cancelled', async () => {
+      const slug = await published(
+        notebook(
+          'Slow',
+          fence(
+            'js wait',
+            // The publish run ends at once; the API run waits until it is cancelled.
+            "if (almanac.runContext === 'api-triggered') await new Promise((r) => setTimeout(r, 60_000)); return 1;",
+          ) + fence('js after', 'return 2'),
+        ),
+      );
+      t.clock.advance(1000);
+      const run = (await t.json('POST', `/api/projects/${slug}/runs`, {})).body;
+      const draining = t.server.worker!.drain();
+      await until('the cell to be running', async () =>
+        (await t.json('GET', `/api/runs/${run.id}`)).body.cells.some(
+          (c: { status: string; startedAt: string | null }) => c.status === 'running' && c.startedAt,
+        ),
+      );
+      assert.equal((await t.json('POST', `/api/runs/${run.id}/cancel`)).status, 200);
+      await draining;
+      const ended = (await t.json('GET', `/api/runs/${run.id}`)).body;
+      assert.equal(ended.status, 'cancelled');
+      assert.equal(ended.reason, 'cancelled');
+      assert.equal(ended.error?.message, `Cancelled by ${admin.name}`);
+      assert.deepEqual(
+        ended.cells.map((c: { status: string }) => c.status),
+        ['cancelled', 'skipped'],
+        'the running cell is cancelled, not failed',
+      );
+      const snapshot = (await t.json('GET', `/api/runs/${run.id}/snapshot`)).body;
+      assert.equal(snapshot.message, `Cancelled by ${admin.name}`);
+      const cell = snapshot.cells[0];
+      assert.equal(cell.status, 'cancelled');
+      assert.equal(cell.error.message, `Cancelled by ${admin.name}`);
+      assert.doesNotMatch(JSON.stringify(snapshot), /Crash/);
+      // The cell's own record (the run's progress) says the same.
+      const stored = await t.server.ctx.db
+        .selectFrom('run_cells')
+        .select(['status', 'result'])
+        .where('run_id', '=', run.id)
+        .where('idx', '=', 0)
+        .executeTakeFirstOrThrow();
+      assert.equal(stored.status, 'cancelled');
+      assert.equal(JSON.parse(stored.result!).error.message, `Cancelled by ${admin.name}`);
+      assert.doesNotMatch(stored.result!, /Crash/);
+      assert.equal(
+        (
+          await t.server.ctx.db
+            .selectFrom('runs')
+            .select('cancelled_by')
+            .where('id', '=', run.id)
+            .executeTakeFirstOrThrow()
+        ).cancelled_by,
+        admin.name,
+      );
+
+      // A schedule's "cancel previous" overlap policy says it was the schedule.
+      const id = await schedule(slug);
+      const patched = await t.json('PATCH', `/api/schedules/${id}`, {
+        policies: { overlap: 'cancel_previous' },
+      });
+      assert.equal(patched.status, 200, JSON.stringify(patched.body));
+      const name = (await t.json('GET', `/api/schedules/${id}`)).body.name as string;
+      const tickOnce = async () => {
+        const at = new Date((await t.json('GET', `/api/schedules/${id}`)).body.nextFireAt);
+        t.clock.set(at.getTime());
+        return (await scheduler.tick(at)).created.filter((r) => r.scheduleId === id);
+      };
+      const [first] = await tickOnce();
+      await tickOnce(); // the first is still queued: the policy cancels it
+      const previous = (await t.json('GET', `/api/runs/${first!.id}`)).body;
+      assert.equal(previous.status, 'cancelled');
+      assert.equal(
+        previous.error?.message,
+        `Cancelled by schedule '${name}' (overlap policy) before it started`,
+      );
+      // Leave nothing queued for the next test: the new run is cancelled too.
+      for (const r of (await t.json('GET', `/api/runs?schedule=${id}&status=queued`)).body.runs)
+        await t.json('POST', `/api/runs/${r.id}/cancel`);
     });
 
     // Guards the upgrade path of bugs 3 and 6: a store from before migration 0009 has no current-version
