@@ -13,7 +13,7 @@
  * Where this differs from the brief (which draws app/ below http/ and cli/): app/ is the one
  * composition root, so it builds the HTTP app as it builds the loops, and imports http/ to do so.
  * http/ never imports app/ (it is handed what it needs), and cli/ reaches the server only over HTTP
- * (cli/api-client.ts), never by importing http/. docs/glossary.md's layering note says the same.
+ * (cli/api-client.ts), never by importing http/. The glossary's "Composition root" row says the same.
  *
  * Files are parsed with the TypeScript compiler's parser (a devDependency), not matched line by line,
  * so comments and strings that mention `sql` or an import do not count, and multi-line imports do.
