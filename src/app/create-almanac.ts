@@ -1,6 +1,7 @@
 /**
- * The composition root (STYLE.md, habit 9): builds connections and the executor from the resolved
- * config. Nothing else wires parts together.
+ * The run engine part of the composition root: builds the connections and the executor from the
+ * resolved config. `createServer()` (create-server.ts, the one composition root) builds the rest around
+ * it; `almanac run` uses it alone, with no store. Nothing outside app/ wires parts together.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';

@@ -1,9 +1,9 @@
 /**
- * The composition root of the server (STYLE.md, habit 9): from the resolved config it opens the store
- * and migrates it, builds the service context, the executor, a worker, the housekeeper and the HTTP
- * app, and starts the roles asked for. `almanac serve` runs all roles in one process; with PostgreSQL
- * the same code runs with a subset of roles on many machines (nothing one role needs is kept in
- * another's memory).
+ * The composition root (STYLE.md, habit 9), the one place that wires parts together: from the resolved
+ * config it opens the store and migrates it, builds the service context, the executor (create-almanac.ts),
+ * a worker, the housekeeper, the scheduler, the notifier and the HTTP app, and starts the process roles
+ * asked for. `almanac serve` runs all roles in one process; with PostgreSQL the same code runs with a
+ * subset of roles on many machines (nothing one role needs is kept in another's memory).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
