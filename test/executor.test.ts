@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ValidationError } from '../src/domain/errors.ts';
 import type { TableOutput } from '../src/domain/snapshot.ts';
-import type { RunEvent } from '../src/executor/executor.ts';
+import type { RunCancellation, RunEvent } from '../src/executor/executor.ts';
 import { cell, createHarness, fence, type Harness } from './support/harness.ts';
 
 let h: Harness;
@@ -471,6 +471,32 @@ describe('executor: limits', () => {
     });
     const { snapshot } = await running;
     assert.equal(snapshot.status, 'cancelled');
+    assert.equal(snapshot.reason, 'cancelled');
+    assert.equal(snapshot.message, 'Cancelled');
+    assert.equal(cell(snapshot, 'wait').status, 'cancelled');
+  });
+
+  // Guards issue 15, bug 10: the cell a cancel stopped read "Crash: the run was cancelled (line 34)".
+  it('a cancel names who cancelled, on the run and on the cell it stopped, and is no crash', async () => {
+    const controller = new AbortController();
+    const cancellation: RunCancellation = { kind: 'cancelled', by: 'Ada Lovelace' };
+    const { snapshot } = await h.run(
+      fence('js wait', 'await new Promise(() => {})') + fence('js after', 'return 2'),
+      {
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.type === 'cell_started') controller.abort(cancellation);
+        },
+      },
+    );
+    assert.equal(snapshot.status, 'cancelled');
+    assert.equal(snapshot.message, 'Cancelled by Ada Lovelace');
+    const stopped = cell(snapshot, 'wait');
+    assert.equal(stopped.status, 'cancelled');
+    assert.equal(stopped.error?.name, 'Cancelled');
+    assert.equal(stopped.error?.message, 'Cancelled by Ada Lovelace');
+    assert.equal(cell(snapshot, 'after').status, 'skipped');
+    assert.doesNotMatch(JSON.stringify(snapshot), /Crash/);
   });
 
   it('rejects limits that make no sense, naming the field', async () => {
