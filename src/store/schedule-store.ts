@@ -86,7 +86,7 @@ export async function insertSchedules(db: Db, schedules: readonly Schedule[]): P
   }
 }
 
-/** Replaces every field but the id; guarded by `updated_at` when given (optimistic). */
+/** Replaces every field but the id and `created_at`. Not guarded: the last write wins. */
 export async function updateSchedule(db: Db, schedule: Schedule): Promise<void> {
   const { id: _, created_at: __, ...row } = toRow(schedule);
   await db.updateTable('schedules').set(row).where('id', '=', schedule.id).execute();
