@@ -5,10 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { ConflictError, ValidationError } from '../src/domain/errors.ts';
+import * as projects from '../src/services/project-service.ts';
+import * as workspaces from '../src/services/workspace-service.ts';
 import type { Db } from '../src/store/database.ts';
 import { isUniqueViolation } from '../src/store/errors.ts';
 import { migrate } from '../src/store/migrations.ts';
 import * as ws from '../src/store/workspace-store.ts';
+import { notebook, startTestServer, testStores } from './support/server-harness.ts';
 import { storeTargets } from './support/store-targets.ts';
 
 /** The error `write` rejects with. */
@@ -63,6 +67,38 @@ for (const target of await storeTargets()) {
         }),
       );
       assert.equal(isUniqueViolation(error), false);
+    });
+  });
+}
+
+for (const store of await testStores()) {
+  describe(`two requests for one name on ${store.name}`, { skip: store.skip }, () => {
+    it('one wins, the other gets the error the check before the insert gives, never a raw store error', async () => {
+      // Whichever way the two interleave, a name taken between the check and the insert is caught by
+      // the unique key (isUniqueViolation) and reported like the check's own refusal.
+      const t = await startTestServer(store);
+      try {
+        const admin = await t.server.admin();
+        const source = notebook('Twice', '');
+        const made = await Promise.allSettled([
+          projects.createProject(t.server.ctx, admin, { source, slug: 'twice' }),
+          projects.createProject(t.server.ctx, admin, { source, slug: 'twice' }),
+        ]);
+        assert.equal(made.filter((r) => r.status === 'fulfilled').length, 1);
+        const lost = made.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+        assert.ok(lost.reason instanceof ConflictError, String(lost.reason));
+        const url = 'postgres://u:p@127.0.0.1:1/db';
+        const connected = await Promise.allSettled([
+          workspaces.createConnection(t.server.ctx, admin, { name: 'warehouse', url }),
+          workspaces.createConnection(t.server.ctx, admin, { name: 'warehouse', url }),
+        ]);
+        assert.equal(connected.filter((r) => r.status === 'fulfilled').length, 1);
+        const refused = connected.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+        assert.ok(refused.reason instanceof ValidationError, String(refused.reason));
+        assert.equal(refused.reason.field, 'name');
+      } finally {
+        await t.close();
+      }
     });
   });
 }

@@ -13,6 +13,7 @@ import type { Notebook } from '../domain/notebook/notebook.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
 import { DEFAULT_MAX_ATTEMPTS, type Run } from '../domain/run.ts';
 import { type Db, transaction } from '../store/database.ts';
+import { isUniqueViolation } from '../store/errors.ts';
 import type { AppSettings, Project, Version } from '../store/project-store.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
@@ -72,11 +73,11 @@ export async function createProject(
       `'${slug.slice(0, 80)}' must be 1-63 lowercase letters, digits or dashes, starting with a letter or digit`,
     );
   }
-  if (await ps.findProject(ctx.db, principal.workspaceId, slug)) {
-    throw new ConflictError(
+  const taken = () =>
+    new ConflictError(
       `a project with slug '${slug}' already exists; update its draft with PUT /api/projects/${slug}/draft`,
     );
-  }
+  if (await ps.findProject(ctx.db, principal.workspaceId, slug)) throw taken();
   const now = ctx.now();
   const project: Project = {
     id: randomUUID(),
@@ -89,10 +90,16 @@ export async function createProject(
     createdBy: principal.userId,
     createdAt: now,
   };
-  await transaction(ctx.db, async (trx) => {
-    await ps.insertProject(trx, project);
-    await ps.updateAppSettings(trx, project.id, { showLastRun: notebook.app.showLastRun }, now);
-  });
+  try {
+    await transaction(ctx.db, async (trx) => {
+      await ps.insertProject(trx, project);
+      await ps.updateAppSettings(trx, project.id, { showLastRun: notebook.app.showLastRun }, now);
+    });
+  } catch (error) {
+    // Another request took the slug since the check: the unique key on (workspace, slug) decides.
+    if (isUniqueViolation(error)) throw taken();
+    throw error;
+  }
   return project;
 }
 

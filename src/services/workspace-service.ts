@@ -9,6 +9,7 @@ import { UnauthorizedError, ValidationError } from '../domain/errors.ts';
 import { IDENTIFIER } from '../domain/notebook/frontmatter.ts';
 import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
 import { lockForTransaction, transaction } from '../store/database.ts';
+import { isUniqueViolation } from '../store/errors.ts';
 import * as ws from '../store/workspace-store.ts';
 import { assertAdmin } from './authorize.ts';
 import { decryptSecret, encryptSecret } from './secrets.ts';
@@ -408,20 +409,26 @@ export async function createConnection(
   if (!isPostgresUrl(input.url)) {
     throw new ValidationError('url', 'must be a postgres://user:password@host:port/database URL');
   }
+  const taken = () =>
+    new ValidationError('name', `a connection named '${input.name}' already exists in this workspace`);
   const existing = await ws.listConnections(ctx.db, principal.workspaceId);
-  if (existing.some((c) => c.name === input.name)) {
-    throw new ValidationError('name', `a connection named '${input.name}' already exists in this workspace`);
-  }
+  if (existing.some((c) => c.name === input.name)) throw taken();
   const id = randomUUID();
   const now = ctx.now();
-  await ws.insertConnection(ctx.db, {
-    id,
-    workspaceId: principal.workspaceId,
-    name: input.name,
-    kind: 'postgres',
-    secret: encryptSecret(ctx.secretKey, input.url),
-    now,
-  });
+  try {
+    await ws.insertConnection(ctx.db, {
+      id,
+      workspaceId: principal.workspaceId,
+      name: input.name,
+      kind: 'postgres',
+      secret: encryptSecret(ctx.secretKey, input.url),
+      now,
+    });
+  } catch (error) {
+    // Another request took the name since the check: the unique key on (workspace, name) decides.
+    if (isUniqueViolation(error)) throw taken();
+    throw error;
+  }
   await ctx.wakeups.notify('connections_changed', principal.workspaceId);
   return { id, name: input.name, kind: 'postgres', createdAt: now };
 }
