@@ -127,7 +127,7 @@ async function follow(api: ApiClient, runId: string, print: boolean): Promise<Ru
     for (const cell of last.cells ?? []) {
       if (seen.get(cell.index) === cell.status) continue;
       seen.set(cell.index, cell.status);
-      const mark = { running: '…', succeeded: '✓', failed: '✗', skipped: '-' }[cell.status];
+      const mark = { running: '…', succeeded: '✓', failed: '✗', cancelled: '■', skipped: '-' }[cell.status];
       if (mark && cell.status !== 'queued') {
         const time = cell.durationMs !== null && cell.status !== 'running' ? ` ${cell.durationMs} ms` : '';
         process.stderr.write(`  ${mark} ${cell.name} (${cell.kind})${time}\n`);

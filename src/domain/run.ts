@@ -7,8 +7,9 @@
  *     └──lease expired───┘  (attempts remain; else failed with reason worker_lost)
  *   queued ──cancel──▶ cancelled
  *
- * `skipped` records a fire time that a schedule's policy dropped (issue 4). Every transition is one
- * guarded UPDATE (`WHERE status = <expected>`), so two nodes can never both win.
+ * `skipped` records a fire time that a schedule's policy dropped (issue 4). The allowed transitions are
+ * one table (`RUN_TRANSITIONS` in run-lifecycle.ts); every transition is one guarded UPDATE
+ * (`WHERE status = <expected>`, the guard taken from that table), so two nodes can never both win.
  */
 import { z } from 'zod';
 import { RUN_CONTEXTS, type RunFailureReason } from './run-context.ts';
