@@ -4,11 +4,12 @@
  * (`assertTransition(from, to)` returns the `from` its `WHERE status = …` uses), so a transition that is
  * not here cannot be written.
  *
- *   (insert) ─▶ queued ──claim──▶ running ──finish──▶ succeeded | failed | timed_out | cancelled
- *   (insert) ─▶ skipped            │  ▲
- *               queued ─cancel─▶ cancelled
- *                        running ──requeue / release──▶ queued
- *                        running ──worker_lost──▶ failed
+ *   insert ──▶ queued ──claim──▶ running ──finish──▶ succeeded | failed | timed_out | cancelled
+ *                │  ▲                 │
+ *                │  └─requeue/release─┤
+ *                │                     └──worker_lost──▶ failed
+ *                └──cancel_queued──▶ cancelled
+ *   insert ──▶ skipped
  */
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_MAX_ATTEMPTS, RUN_STATUSES, type RunStatus, type RunTrigger } from './run.ts';
