@@ -45,8 +45,17 @@ async function mainCaptured(args: string[]) {
   const { write: stdoutWrite } = process.stdout;
   const { write: stderrWrite } = process.stderr;
   const umask = process.umask();
-  process.stdout.write = ((chunk: string) => out.push(String(chunk)) > 0) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => err.push(String(chunk)) > 0) as typeof process.stderr.write;
+  // The CLI writes text; bytes are the test runner's own events (a file's tests report to the runner
+  // over this process's stdout) and pass through. Capturing them lost the report of every test that
+  // finished while a command ran in process: `node --test test/cli.test.ts` listed 3 of 13 tests.
+  const capture =
+    (into: string[], stream: NodeJS.WriteStream, original: typeof process.stdout.write) =>
+    (chunk: unknown, ...rest: unknown[]): boolean =>
+      typeof chunk === 'string'
+        ? into.push(chunk) > 0
+        : (original as (...args: unknown[]) => boolean).call(stream, chunk, ...rest);
+  process.stdout.write = capture(out, process.stdout, stdoutWrite) as typeof process.stdout.write;
+  process.stderr.write = capture(err, process.stderr, stderrWrite) as typeof process.stderr.write;
   try {
     const code = await main(args);
     return { code, stdout: out.join(''), stderr: err.join('') };

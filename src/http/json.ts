@@ -5,11 +5,11 @@
 
 import { ValidationError } from '../domain/errors.ts';
 import { summarizeInputs } from '../domain/input-summary.ts';
+import type { Project, Version, VersionListing } from '../domain/project.ts';
 import { latenessMs, type Run } from '../domain/run.ts';
+import type { Schedule } from '../domain/schedule/schedule.ts';
 import type { RunDetails } from '../services/run-service.ts';
 import { describe } from '../services/schedule-service.ts';
-import type { Project, Version, VersionListing } from '../store/project-store.ts';
-import type { Schedule } from '../store/schedule-store.ts';
 
 export function projectJson(project: Project, latest: Version | null) {
   return {

@@ -3,9 +3,9 @@
  * and the server's shared, per-process parts (caches, cookie settings, the package version).
  */
 import type { Context } from 'hono';
+import type { Project, Version } from '../domain/project.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import type { StartedSession } from '../services/workspace-service.ts';
-import type { Project, Version } from '../store/project-store.ts';
 import type { HotPathCache } from './hot-path-cache.ts';
 import type { OriginOptions } from './security-headers.ts';
 import type { SnapshotCache } from './snapshots.ts';

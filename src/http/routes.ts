@@ -116,8 +116,11 @@ function ticketAllows(
 
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
 
+/** The field an issue is about, written as the domain writes it: `notifications[0].trigger.count`. */
 function fieldOf(issue: z.core.$ZodIssue, prefix: string): string {
-  const path = issue.path.map(String).join('.');
+  const path = issue.path
+    .map((key, i) => (typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`))
+    .join('');
   return prefix ? (path ? `${prefix}.${path}` : prefix) : path || 'body';
 }
 

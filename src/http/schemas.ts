@@ -2,6 +2,10 @@
  * Request and response shapes of the HTTP API. The same zod schemas validate requests and generate
  * the OpenAPI document at /api/openapi.json, so the two cannot drift apart. Field names are camelCase
  * and mean what the glossary (docs/glossary.md) says.
+ *
+ * Each glossary noun is defined once, in `src/domain/` (issue 15): the shapes here pick its fields,
+ * turn its `Date`s into ISO 8601 strings (`jsonOf`), and add what only the API says (URLs, the current
+ * version's number). Enum lists and defaults come from the domain too.
  */
 import { z } from 'zod';
 import { connectionUrlProblem } from '../domain/connection-url.ts';
@@ -15,15 +19,63 @@ import {
   MAX_PROJECT_BYTES,
   MAX_PROJECT_FILES,
 } from '../domain/limits.ts';
-import { MAX_BULK_RUNS, RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
-import { RUN_CONTEXTS } from '../domain/run-context.ts';
+import { DELIVERY_CHANNELS, DELIVERY_STATUSES } from '../domain/notification/delivery.ts';
+import {
+  destinationSchema,
+  notificationContentSchema,
+  notificationRuleSpecSchema,
+  notifyTriggerSchema,
+} from '../domain/notification/rule.ts';
+import {
+  appSettingsSchema,
+  PROJECT_VISIBILITIES,
+  projectSchema,
+  versionListingSchema,
+  versionSchema,
+} from '../domain/project.ts';
+import {
+  inputValueSchema,
+  MAX_BULK_RUNS,
+  RUN_STATUSES,
+  RUN_TRIGGERS,
+  runCellProgressSchema,
+  runSchema,
+} from '../domain/run.ts';
+import { cadenceSchema, schedulePoliciesSchema, scheduleSchema } from '../domain/schedule/schedule.ts';
+import { connectionSchema, workspaceSettingsSchema } from '../domain/workspace.ts';
 
 // Every request body and query is strict (`z.strictObject`): an unknown field is a 400 naming it, never
 // silently ignored (issue 14: `{"context": "logic"}` on POST /runs was accepted and did nothing).
 // Sizes (input values, notebooks, files) are checked by the domain with a 413 naming the limit; lengths
 // (names, notes) here with a 400 naming the field (limits in src/domain/limits.ts).
 
-const inputValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+const inputValue = inputValueSchema;
+
+/** A `Date` field as JSON: an ISO 8601 instant, keeping the field's description. */
+type JsonField<F> = F extends z.ZodDate
+  ? z.ZodString
+  : F extends z.ZodNullable<z.ZodDate>
+    ? z.ZodNullable<z.ZodString>
+    : F extends z.ZodOptional<z.ZodNullable<z.ZodDate>>
+      ? z.ZodOptional<z.ZodNullable<z.ZodString>>
+      : F;
+
+function jsonField(field: z.ZodType): z.ZodType {
+  const inner = field instanceof z.ZodNullable ? (field.unwrap() as z.ZodType) : field;
+  if (!(inner instanceof z.ZodDate)) return field;
+  const text = inner === field ? z.string() : z.string().nullable();
+  const description = field.description ?? inner.description;
+  return description ? text.describe(description) : text;
+}
+
+/** A domain object schema as the API writes it: the same fields, `Date`s as ISO 8601 strings. */
+export function jsonOf<S extends z.ZodRawShape>(
+  schema: z.ZodObject<S>,
+): z.ZodObject<{ -readonly [K in keyof S]: JsonField<S[K]> }> {
+  const shape: Record<string, z.ZodType> = {};
+  for (const [key, field] of Object.entries(schema.shape)) shape[key] = jsonField(field as z.ZodType);
+  return z.object(shape) as never;
+}
 
 /** Input values of a request: sizes are checked by the domain (413 naming the input and the limit). */
 const inputValues = z
@@ -47,13 +99,17 @@ export const VersionParams = z.object({
   version: z.string().describe('Version id or number'),
 });
 
-export const Project = z
-  .object({
-    id: z.string(),
-    slug: z.string(),
-    title: z.string(),
-    draftUpdatedAt: z.string(),
-    createdAt: z.string(),
+export const Project = jsonOf(
+  projectSchema.pick({
+    id: true,
+    slug: true,
+    title: true,
+    draftUpdatedAt: true,
+    createdAt: true,
+    visibility: true,
+  }),
+)
+  .extend({
     latestVersion: z
       .number()
       .int()
@@ -67,15 +123,16 @@ export const Project = z
         'Number of the current version: the one schedules run and the app shows (after a rollback, not the newest)',
       ),
     appUrl: z.string(),
-    visibility: z
-      .enum(['workspace', 'restricted'])
-      .describe(
-        'workspace: every member sees it; restricted: admins, its creator and those granted view access',
-      ),
   })
   .meta({ id: 'Project' });
 
-export const ProjectWithDraft = Project.extend({ draftSource: z.string() }).meta({ id: 'ProjectWithDraft' });
+export const ProjectWithDraft = Project.extend({ draftSource: projectSchema.shape.draftSource }).meta({
+  id: 'ProjectWithDraft',
+});
+
+export const VisibilityBody = z.strictObject({
+  visibility: z.enum(PROJECT_VISIBILITIES, { error: `must be ${PROJECT_VISIBILITIES.join(' or ')}` }),
+});
 
 const notebookSource = (description: string) =>
   z
@@ -108,69 +165,66 @@ export const PublishBody = z.strictObject({
     ),
 });
 
-export const Version = z
-  .object({
-    id: z.string(),
-    number: z.number().int(),
-    contentHash: z.string(),
-    createdAt: z.string(),
-    message: z.string().nullable().describe('What the publisher said about it, if anything'),
+export const Version = jsonOf(
+  versionSchema.pick({ id: true, number: true, contentHash: true, createdAt: true }),
+)
+  .extend({
+    message: versionSchema.shape.message.unwrap().describe(versionSchema.shape.message.description ?? ''),
   })
   .meta({ id: 'Version' });
 
 export const VersionListing = Version.extend({
-  createdBy: z.string().nullable(),
-  publishedBy: z.object({ id: z.string(), email: z.string(), name: z.string() }).nullable(),
+  createdBy: versionListingSchema.shape.createdBy,
+  publishedBy: versionListingSchema.shape.publishedBy,
   publishRun: z
     .object({ id: z.string(), status: z.string().nullable() })
     .nullable()
     .describe("The version's newest publish run"),
-  current: z.boolean().describe('The current version: schedules run it and the app shows it'),
+  current: versionListingSchema.shape.current,
 }).meta({ id: 'VersionListing' });
 
-export const VersionWithSource = Version.extend({ source: z.string(), files: z.array(z.string()) });
-
-export const RunCell = z.object({
-  index: z.number().int(),
-  name: z.string(),
-  kind: z.string(),
-  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'skipped']),
-  startedAt: z.string().nullable(),
-  durationMs: z.number().nullable(),
+export const VersionWithSource = Version.extend({
+  source: versionSchema.shape.source,
+  files: z.array(z.string()),
 });
 
-export const Run = z
-  .object({
-    id: z.string(),
+export const RunCell = jsonOf(runCellProgressSchema);
+
+export const Run = jsonOf(
+  runSchema.pick({
+    id: true,
+    versionId: true,
+    trigger: true,
+    context: true,
+    status: true,
+    private: true,
+    inputs: true,
+    createdBy: true,
+    createdAt: true,
+    scheduledFor: true,
+    startedAt: true,
+    finishedAt: true,
+    attempts: true,
+    maxAttempts: true,
+    worker: true,
+    reason: true,
+    scheduleId: true,
+    jitterMs: true,
+    retryOf: true,
+    retryNumber: true,
+  }),
+)
+  .extend({
     project: z.string().describe('Project id'),
-    versionId: z.string().nullable(),
-    trigger: z.enum(RUN_TRIGGERS),
-    context: z.enum(RUN_CONTEXTS),
-    status: z.enum(RUN_STATUSES),
-    private: z.boolean(),
-    inputs: z
-      .record(z.string(), inputValue)
-      .describe(
-        `In lists (GET /api/runs) each text value is cut to ${INPUT_SUMMARY_CHARS} characters followed by '… (N characters)'; GET /api/runs/{run} has them whole`,
-      ),
-    createdBy: z.string().nullable(),
-    createdAt: z.string(),
-    scheduledFor: z.string().nullable(),
-    startedAt: z.string().nullable(),
-    finishedAt: z.string().nullable(),
-    attempts: z.number().int(),
-    maxAttempts: z.number().int(),
-    worker: z.string().nullable(),
+    inputs: runSchema.shape.inputs.describe(
+      `In lists (GET /api/runs) each text value is cut to ${INPUT_SUMMARY_CHARS} characters followed by '… (N characters)'; GET /api/runs/{run} has them whole`,
+    ),
     reason: z.string().nullable(),
     error: z.object({ cell: z.string().nullable(), message: z.string() }).nullable(),
-    scheduleId: z.string().nullable(),
-    jitterMs: z.number().int().nullable(),
     latenessMs: z
       .number()
       .nullable()
       .describe('Scheduled runs: from the fire time (plus jitter) to the claim by a worker'),
-    retryOf: z.string().nullable(),
-    retryNumber: z.number().int(),
   })
   .meta({ id: 'Run' });
 
@@ -213,7 +267,7 @@ export const CreateRunBody = z.strictObject({
       "A viewer's own re-run in context app: never the default state, visible only to you, kept for an hour",
     ),
   notifications: z
-    .array(z.record(z.string(), z.unknown()))
+    .array(notificationRuleSpecSchema)
     .optional()
     .describe(
       'Notification rules for this run only, shaped as NotificationRule bodies (see /api/projects/{project}/notification-rules)',
@@ -230,7 +284,7 @@ export const CreateRunsBody = z.strictObject({
     ),
   version: z.string().optional().describe('Version id or number; the latest by default'),
   notifications: z
-    .array(z.record(z.string(), z.unknown()))
+    .array(notificationRuleSpecSchema)
     .optional()
     .describe('Notification rules for each of these runs, shaped as NotificationRule bodies'),
 });
@@ -252,25 +306,12 @@ export const ListRunsQuery = z.strictObject({
 
 export const RunPage = z.object({ runs: z.array(Run), nextCursor: z.string().nullable() });
 
-export const AppSettings = z
-  .object({
-    showLastRun: z.boolean().describe('Open the app on the last scheduled run or publish (default true)'),
-    defaultRunId: z.string().nullable(),
-    keepRuns: z.number().int().nullable(),
-    keepDays: z.number().int().nullable(),
-  })
-  .meta({ id: 'AppSettings' });
+export const AppSettings = appSettingsSchema.omit({ projectId: true }).meta({ id: 'AppSettings' });
 
-export const UpdateAppSettingsBody = z.strictObject({
-  showLastRun: z.boolean().optional(),
-  keepRuns: z
-    .number()
-    .int()
-    .nullable()
-    .optional()
-    .describe('Keep the newest N finished runs; null: no limit'),
-  keepDays: z.number().int().nullable().optional().describe('Keep runs for D days; null: no limit'),
-});
+export const UpdateAppSettingsBody = appSettingsSchema
+  .pick({ showLastRun: true, keepRuns: true, keepDays: true })
+  .partial()
+  .strict();
 
 export const AppManifest = z
   .object({
@@ -301,15 +342,12 @@ export const AppOpenStarted = z.object({
   run: Run,
 });
 
-export const Connection = z.object({
-  id: z.string(),
-  name: z.string(),
-  kind: z.literal('postgres'),
-  createdAt: z.string(),
-});
+export const Connection = jsonOf(
+  connectionSchema.pick({ id: true, name: true, kind: true, createdAt: true }),
+).meta({ id: 'Connection' });
 
 export const CreateConnectionBody = z.strictObject({
-  name: name('The id SQL cells use: ```sql name connection=<name>'),
+  name: name(connectionSchema.shape.name.description!),
   url: z
     .string()
     .describe('postgres://user:password@host:port/database (encrypted at rest)')
@@ -319,13 +357,7 @@ export const CreateConnectionBody = z.strictObject({
     }),
 });
 
-export const WorkspaceSettings = z.object({
-  cellNetwork: z
-    .boolean()
-    .describe(
-      'May cells reach the network? false runs them in a network namespace (needs bubblewrap on workers)',
-    ),
-});
+export const WorkspaceSettings = workspaceSettingsSchema;
 export const UpdateWorkspaceSettingsBody = WorkspaceSettings.partial().strict();
 
 export const CreateTokenBody = z.strictObject({ name: name('What the token is for') });
@@ -342,67 +374,19 @@ export const Health = z.object({ ok: z.literal(true), version: z.string() });
 
 // ---- schedules ----
 
-const hhmm = z.string().describe('Local time HH:MM in the schedule timezone');
-export const Cadence = z
-  .discriminatedUnion('kind', [
-    z.strictObject({
-      kind: z.literal('hourly'),
-      minute: z.number().int().describe('Minute of the hour, 0-59'),
-    }),
-    z.strictObject({ kind: z.literal('daily'), time: hhmm }),
-    z.strictObject({
-      kind: z.literal('weekly'),
-      days: z.array(z.enum(['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'])).describe('Days of the week'),
-      time: hhmm,
-    }),
-    z.strictObject({
-      kind: z.literal('monthly'),
-      day: z.number().int().describe('Day of the month, 1-31'),
-      time: hhmm,
-      shortMonths: z
-        .enum(['last_day', 'skip'])
-        .optional()
-        .describe('Days 29-31 in shorter months: fire on the last day (default) or skip the month'),
-    }),
-    z.strictObject({
-      kind: z.literal('cron'),
-      expression: z
-        .string()
-        .max(200, 'must be at most 200 characters')
-        .describe('5 fields (minute hour day month weekday) or 6 with seconds first'),
-    }),
-  ])
-  .meta({ id: 'Cadence' });
+/** A cadence, as the domain defines it (src/domain/schedule/schedule.ts). */
+export const Cadence = cadenceSchema;
 
-export const Policies = z
-  .object({
-    overlap: z.enum(['skip', 'buffer_one', 'allow', 'cancel_previous']).optional().describe('Default skip'),
-    catchupWindowMs: z
-      .number()
-      .int()
-      .optional()
-      .describe('Catch up missed fire times at most this old (default 1 h)'),
-    catchupMode: z.enum(['coalesce', 'all']).optional().describe('Default coalesce'),
-    jitterSeconds: z.number().int().optional().describe('Deterministic offset 0..J s (default 0)'),
-    timeoutMs: z.number().int().nullable().optional(),
-    maxAttempts: z.number().int().optional().describe('Attempts per fire time, 1-10 (default 1)'),
-    retryBackoffMs: z.number().int().optional().describe('First retry delay, doubling (default 30 s)'),
-    overdueAfterMs: z
-      .number()
-      .int()
-      .optional()
-      .describe('Flag the schedule overdue after this (default 5 min)'),
-  })
-  .strict()
-  .meta({ id: 'SchedulePolicies' });
+/** Policies in a request: each optional, the domain's default when omitted. */
+export const Policies = schedulePoliciesSchema.partial().strict().meta({ id: 'SchedulePoliciesInput' });
 
 export const ScheduleParams = z.object({ schedule: z.string().describe('Schedule id') });
 
 export const CreateScheduleBody = z
   .object({
-    name: name('What the schedule is for, unique in the project'),
+    name: name(scheduleSchema.shape.name.description!),
     cadence: Cadence,
-    timezone: z.string().max(100).describe('IANA zone, for example Europe/Berlin'),
+    timezone: scheduleSchema.shape.timezone.max(100),
     inputs: inputValues.optional(),
     enabled: z.boolean().optional(),
     policies: Policies.optional(),
@@ -453,21 +437,24 @@ export const PreviewEntry = z.object({
     .describe('gap: moved past a DST gap; repeat: the local time occurs twice'),
 });
 
-export const Schedule = z
-  .object({
-    id: z.string(),
-    project: z.string(),
-    name: z.string(),
-    description: z.string(),
-    cadence: Cadence,
-    timezone: z.string(),
-    inputs: z.record(z.string(), inputValue),
-    policies: Policies,
-    enabled: z.boolean(),
-    pausedUntil: z.string().nullable(),
-    pauseNote: z.string().nullable(),
-    nextFireAt: z.string().nullable(),
-    createdAt: z.string(),
+export const Schedule = jsonOf(
+  scheduleSchema.pick({
+    id: true,
+    name: true,
+    cadence: true,
+    timezone: true,
+    inputs: true,
+    policies: true,
+    enabled: true,
+    pausedUntil: true,
+    pauseNote: true,
+    nextFireAt: true,
+    createdAt: true,
+  }),
+)
+  .extend({
+    project: z.string().describe('Project id'),
+    description: z.string().describe('The cadence in words: "daily at 09:00 Europe/Berlin"'),
   })
   .meta({ id: 'Schedule' });
 
@@ -481,3 +468,86 @@ export const ScheduleWithHealth = Schedule.extend({
     overdueReason: z.string().nullable(),
   }),
 });
+
+// ---- notifications ----
+
+/** A rule in a request: the domain's rule, and the schedule it belongs to. */
+export const RuleBody = notificationRuleSpecSchema
+  .extend({
+    scheduleId: z
+      .string()
+      .nullable()
+      .optional()
+      .describe('The schedule it belongs to; omitted or null: every scheduled run of the project'),
+  })
+  .strict();
+
+export const Rule = z
+  .object({
+    id: z.string(),
+    projectId: z.string(),
+    scheduleId: z.string().nullable(),
+    name: z.string(),
+    trigger: notifyTriggerSchema,
+    destinations: z.array(destinationSchema),
+    content: notificationContentSchema,
+    enabled: z.boolean(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'NotificationRule' });
+
+export const Delivery = z
+  .object({
+    id: z.string(),
+    runId: z.string(),
+    rule: z.string().describe("The rule's name when the delivery was made"),
+    channel: z.enum(DELIVERY_CHANNELS),
+    destination: z.string(),
+    status: z.enum(DELIVERY_STATUSES),
+    attempts: z.number().int(),
+    maxAttempts: z.number().int(),
+    nextAttemptAt: z.string().nullable().describe('When it is pending: its next attempt'),
+    error: z.string().nullable(),
+    note: z.string().nullable(),
+    because: z.string().describe('Why the rule fired, in words'),
+    createdAt: z.string(),
+    sentAt: z.string().nullable(),
+  })
+  .meta({ id: 'Delivery' });
+
+export const Integrations = z
+  .object({
+    smtp: z
+      .object({ host: z.string(), port: z.number(), secure: z.boolean(), user: z.string().nullable() })
+      .nullable(),
+    emailFrom: z.string(),
+    slack: z.boolean(),
+    allowPrivateWebhooks: z.boolean(),
+  })
+  .meta({ id: 'Integrations' });
+
+export const IntegrationsBody = z
+  .object({
+    smtp: z
+      .object({
+        host: z.string(),
+        port: z.number().int().optional(),
+        secure: z.boolean().optional(),
+        user: z.string().nullable().optional(),
+        password: z.string().nullable().optional(),
+        allowSelfSigned: z.boolean().optional(),
+      })
+      .strict()
+      .nullable()
+      .optional()
+      .describe('null removes SMTP: email then goes to the outbox folder'),
+    emailFrom: z.string().optional(),
+    slackToken: z
+      .string()
+      .nullable()
+      .optional()
+      .describe('A bot token (xoxb-…); checked with Slack; null removes it'),
+    allowPrivateWebhooks: z.boolean().optional(),
+  })
+  .strict();

@@ -6,7 +6,13 @@
  * transaction is retried.
  */
 import type { Kysely, Selectable } from 'kysely';
-import type { NotificationRuleSpec } from '../domain/notification/rule.ts';
+import type {
+  Delivery,
+  DeliveryChannel,
+  DeliveryContent,
+  DeliveryStatus,
+} from '../domain/notification/delivery.ts';
+import type { NotificationRule, NotificationRuleSpec } from '../domain/notification/rule.ts';
 import type { RunStatus } from '../domain/run.ts';
 import type {
   DeliveriesTable,
@@ -16,20 +22,17 @@ import type {
 } from './schema.ts';
 import { iso, toDate } from './schema.ts';
 
-type Db = Kysely<Schema>;
+// The glossary's Notification rule and Delivery are defined once, in domain/; re-exported here for
+// the store's importers.
+export type {
+  Delivery,
+  DeliveryChannel,
+  DeliveryContent,
+  DeliveryStatus,
+} from '../domain/notification/delivery.ts';
+export type { NotificationRule } from '../domain/notification/rule.ts';
 
-export interface NotificationRule {
-  id: string;
-  workspaceId: string;
-  projectId: string;
-  /** Null for a project-wide rule (every scheduled run of the project). */
-  scheduleId: string | null;
-  spec: NotificationRuleSpec;
-  lastMeasured: number | string | boolean | null;
-  createdBy: string | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
+type Db = Kysely<Schema>;
 
 function toRule(row: Selectable<NotificationRulesTable>): NotificationRule {
   return {
@@ -129,46 +132,6 @@ export async function setLastMeasured(
     .set({ last_measured: JSON.stringify(value) })
     .where('id', '=', ruleId)
     .execute();
-}
-
-export type DeliveryChannel = 'email' | 'slack' | 'webhook';
-export type DeliveryStatus = 'pending' | 'sending' | 'sent' | 'failed';
-
-/** What a delivery sends, fixed when the run finishes. */
-export interface DeliveryContent {
-  subject: string | null;
-  body: string | null;
-  screenshot: 'png' | 'pdf' | null;
-  csvCells: string[];
-  /** Why the rule fired, in words. */
-  because: string;
-  /** For `email`: the address; `slack`: a channel name or id, or the user's email for a DM; `webhook`: the URL. */
-  target: string;
-  /** For Slack: a DM to the user with this email. */
-  dm?: boolean;
-  /** The user the screenshot is taken as (the recipient, or the rule's author for channels). */
-  viewAs?: string | null;
-}
-
-export interface Delivery {
-  id: string;
-  workspaceId: string;
-  runId: string;
-  ruleId: string | null;
-  ruleName: string;
-  channel: DeliveryChannel;
-  destination: string;
-  content: DeliveryContent;
-  status: DeliveryStatus;
-  attempts: number;
-  maxAttempts: number;
-  nextAttemptAt: Date;
-  worker: string | null;
-  leaseExpiresAt: Date | null;
-  error: string | null;
-  note: string | null;
-  createdAt: Date;
-  sentAt: Date | null;
 }
 
 function toDelivery(row: Selectable<DeliveriesTable>): Delivery {

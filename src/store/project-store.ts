@@ -2,47 +2,15 @@
  * Queries on projects (drafts), their immutable versions with files, and app settings.
  */
 import { type Kysely, type Selectable, sql } from 'kysely';
+import type { AppSettings, Project, Version, VersionListing } from '../domain/project.ts';
 import { DEFAULT_STATE_TRIGGERS } from '../domain/run.ts';
 import type { ProjectsTable, Schema, VersionsTable } from './schema.ts';
 import { iso, toBuffer, toDate } from './schema.ts';
 
+// The glossary's nouns are defined once, in domain/; re-exported here for the store's importers.
+export type { AppSettings, Project, Version, VersionListing } from '../domain/project.ts';
+
 type Db = Kysely<Schema>;
-
-export interface Project {
-  id: string;
-  workspaceId: string;
-  slug: string;
-  title: string;
-  draftSource: string;
-  draftUpdatedAt: Date;
-  createdBy: string | null;
-  createdAt: Date;
-  /** `workspace`: every member sees it; `restricted`: admins, its creator and those granted view access. */
-  visibility: 'workspace' | 'restricted';
-}
-
-export interface Version {
-  id: string;
-  projectId: string;
-  number: number;
-  contentHash: string;
-  source: string;
-  createdBy: string | null;
-  createdAt: Date;
-  /** What the publisher said about this version, if anything. */
-  message?: string | null;
-}
-
-export interface AppSettings {
-  projectId: string;
-  /** Show results from the last scheduled run or publish (Hex's "show results from last run"). */
-  showLastRun: boolean;
-  defaultRunId: string | null;
-  /** Retention: keep the newest N finished runs. */
-  keepRuns: number | null;
-  /** Retention: keep runs for D days. */
-  keepDays: number | null;
-}
 
 function toProject(row: Selectable<ProjectsTable>): Project {
   return {
@@ -195,15 +163,6 @@ export async function currentVersionId(db: Db, projectId: string): Promise<strin
     .where('id', '=', projectId)
     .executeTakeFirst();
   return row?.current_version_id ?? null;
-}
-
-/** A version with what the versions list shows besides it. */
-export interface VersionListing extends Version {
-  publishedBy: { id: string; email: string; name: string } | null;
-  /** The status of the version's newest publish run (null when it has none). */
-  publishRunStatus: string | null;
-  publishRunId: string | null;
-  current: boolean;
 }
 
 /** Versions newest first, with who published each, its publish run's status and the `current` flag. */

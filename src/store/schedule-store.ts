@@ -5,31 +5,15 @@
 import { type Kysely, type Selectable, type SelectQueryBuilder, sql } from 'kysely';
 import type { Run } from '../domain/run.ts';
 import type { InputValue } from '../domain/run-context.ts';
-import type { Cadence, SchedulePolicies } from '../domain/schedule/schedule.ts';
+import type { Cadence, Schedule, SchedulePolicies } from '../domain/schedule/schedule.ts';
 import { toRun } from './run-store.ts';
 import type { SchedulesTable, Schema } from './schema.ts';
 import { iso, toDate } from './schema.ts';
 
-type Db = Kysely<Schema>;
+// The glossary's Schedule is defined once, in domain/; re-exported here for the store's importers.
+export type { Schedule } from '../domain/schedule/schedule.ts';
 
-export interface Schedule {
-  id: string;
-  workspaceId: string;
-  projectId: string;
-  name: string;
-  cadence: Cadence;
-  timezone: string;
-  inputs: Record<string, InputValue>;
-  policies: SchedulePolicies;
-  enabled: boolean;
-  pausedUntil: Date | null;
-  pauseNote: string | null;
-  nextFireAt: Date | null;
-  nextDueAt: Date | null;
-  createdBy: string | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
+type Db = Kysely<Schema>;
 
 export function toSchedule(row: Selectable<SchedulesTable>): Schedule {
   return {

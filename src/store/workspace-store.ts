@@ -2,21 +2,14 @@
  * Queries on workspaces, their members, groups, API tokens and connections.
  */
 import type { Kysely } from 'kysely';
+import type { Connection, User, WorkspaceSettings } from '../domain/workspace.ts';
 import type { Schema } from './schema.ts';
 import { iso, toDate } from './schema.ts';
 
+// The glossary's nouns are defined once, in domain/; re-exported here for the store's importers.
+export type { Connection, User, WorkspaceRole, WorkspaceSettings } from '../domain/workspace.ts';
+
 type Db = Kysely<Schema>;
-
-/** A user's role in their workspace. (Processes have roles too: those are `ProcessRole`, app/create-server.ts.) */
-export type WorkspaceRole = 'admin' | 'editor' | 'viewer';
-
-export interface User {
-  id: string;
-  workspaceId: string;
-  email: string;
-  name: string;
-  role: WorkspaceRole;
-}
 
 export async function insertWorkspace(db: Db, id: string, name: string): Promise<void> {
   await db.insertInto('workspaces').values({ id, name }).execute();
@@ -26,11 +19,6 @@ export async function findWorkspace(db: Db, id: string): Promise<{ id: string; n
   return (
     (await db.selectFrom('workspaces').select(['id', 'name']).where('id', '=', id).executeTakeFirst()) ?? null
   );
-}
-
-export interface WorkspaceSettings {
-  /** May cells reach the network? */
-  cellNetwork: boolean;
 }
 
 export async function findWorkspaceSettings(db: Db, id: string): Promise<WorkspaceSettings | null> {
@@ -154,14 +142,8 @@ export async function findUserByTokenHash(
     : null;
 }
 
-export interface StoredConnection {
-  id: string;
-  workspaceId: string;
-  name: string;
-  kind: 'postgres';
-  secret: string;
-  createdAt: Date;
-}
+/** A connection with its encrypted URL (`secret`), which only the executor's side decrypts. */
+export type StoredConnection = Connection & { secret: string };
 
 export async function insertConnection(
   db: Db,

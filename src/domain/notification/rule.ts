@@ -3,6 +3,7 @@
  * validation with messages that name the field and the rule, and the decision whether a finished run
  * triggers the rule, given the runs of the same schedule before it.
  */
+import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
 import { MAX_INPUT_VALUE_CHARS, MAX_NAME_LENGTH, MAX_URL_LENGTH } from '../limits.ts';
 import type { RunStatus } from '../run.ts';
@@ -10,29 +11,49 @@ import { decodeValue, type RunSnapshot } from '../snapshot.ts';
 
 export const COMPARISONS = ['gt', 'gte', 'lt', 'lte', 'eq', 'ne'] as const;
 export type Comparison = (typeof COMPARISONS)[number];
+export const CONDITION_MEASURES = ['value', 'row_count'] as const;
+
+/** A discriminated union's error when `kind` is none of its options: names them. */
+const kindError = (issue: { code: string; options?: unknown; input?: unknown }) =>
+  issue.code === 'invalid_union' && Array.isArray(issue.options)
+    ? `must be one of ${issue.options.join(', ')} (got ${JSON.stringify(issue.input)})`
+    : undefined;
+
+/** An enum whose error lists the allowed values, as `validateRule` says it. */
+const oneOfSchema = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, {
+    error: (issue) => `must be one of ${values.join(', ')} (got ${JSON.stringify(issue.input)})`,
+  });
+
+// The schemas below are the one definition of a rule's shape (issue 15): the types, the API's request
+// and response bodies and the OpenAPI document derive from them. Their output is the stored form, with
+// defaults filled in. `validateRule` checks what a shape cannot say (ranges, URLs, screenshots), with
+// messages that name the field.
 
 /**
  * A test on a named cell's output after a successful run: its value (a number, string or boolean) or,
  * for a table, its row count, compared with `value`. `changedOnly`: send only when the measured result
  * differs from the one the last successful run produced.
  */
-export interface Condition {
-  cell: string;
-  measure: 'value' | 'row_count';
-  op: Comparison;
-  value: number | string | boolean;
-  changedOnly: boolean;
-}
-
-export type NotifyTrigger =
-  | { kind: 'success' }
-  | { kind: 'failure' }
-  | { kind: 'all' }
-  /** The first success after one or more failures. */
-  | { kind: 'recovery' }
-  /** Once when `count` failures in a row have happened, then once more at the recovery. */
-  | { kind: 'failure_streak'; count: number }
-  | { kind: 'condition'; condition: Condition };
+export const conditionSchema = z
+  .strictObject({
+    cell: z
+      .string({ error: 'must name a cell of the notebook' })
+      .describe('The name of a cell of the notebook'),
+    measure: oneOfSchema(CONDITION_MEASURES)
+      .default('value')
+      .describe("value: the cell's value (a one-row, one-column table counts); row_count: a table's rows"),
+    op: oneOfSchema(COMPARISONS).describe('gt, gte, lt and lte compare numbers; eq and ne any value'),
+    value: z.union([z.number(), z.string(), z.boolean()], {
+      error: 'must be a number, a string or a boolean',
+    }),
+    changedOnly: z
+      .boolean({ error: 'must be true or false' })
+      .default(false)
+      .describe("Send only when the result differs from the last successful run's"),
+  })
+  .meta({ id: 'NotifyCondition' });
+export type Condition = z.infer<typeof conditionSchema>;
 
 export const TRIGGER_KINDS = [
   'success',
@@ -43,32 +64,126 @@ export const TRIGGER_KINDS = [
   'condition',
 ] as const;
 
-/** `via`: for users and groups, `preference` follows each user's own choice (email by default). */
-export type Destination =
-  | { kind: 'user'; userId: string; via?: 'preference' | 'email' | 'slack' | 'both' }
-  | { kind: 'group'; groupId: string; via?: 'preference' | 'email' | 'slack' | 'both' }
-  | { kind: 'slack_channel'; channel: string }
-  | { kind: 'webhook'; url: string };
+/** When a rule notifies. */
+export const notifyTriggerSchema = z
+  .discriminatedUnion(
+    'kind',
+    [
+      z.strictObject({ kind: z.literal('success') }),
+      z.strictObject({ kind: z.literal('failure') }),
+      z.strictObject({ kind: z.literal('all') }),
+      /** The first success after one or more failures. */
+      z.strictObject({ kind: z.literal('recovery') }),
+      /** Once when `count` failures in a row have happened, then once more at the recovery. */
+      z.strictObject({
+        kind: z.literal('failure_streak'),
+        count: z
+          .number({ error: 'must be a whole number of failures in a row, 1-1000' })
+          .int({ error: 'must be a whole number of failures in a row, 1-1000' })
+          .describe('Failures in a row, 1-1000'),
+      }),
+      z.strictObject({ kind: z.literal('condition'), condition: conditionSchema }),
+    ],
+    { error: kindError },
+  )
+  .describe(
+    'success, failure, all (both), recovery (the first success after failures), failure_streak (after count failures in a row, and at the recovery), or condition (on a cell of a successful run)',
+  )
+  .meta({ id: 'NotifyTrigger' });
+export type NotifyTrigger = z.infer<typeof notifyTriggerSchema>;
+
+/** How a rule reaches a user: `preference` follows each user's own choice (email by default). */
+export const NOTIFY_VIAS = ['preference', 'email', 'slack', 'both'] as const;
+export type NotifyVia = (typeof NOTIFY_VIAS)[number];
+const required = z.string({ error: 'is required' });
+const via = oneOfSchema(NOTIFY_VIAS).optional().describe("preference (default): the user's own choice");
 
 export const DESTINATION_KINDS = ['user', 'group', 'slack_channel', 'webhook'] as const;
 
-export interface NotificationContent {
-  /** A template (see `renderTemplate`); the default names the app, the status and the fire time. */
-  subject: string | null;
-  body: string | null;
-  /** A picture of the run's app page, for successful runs. */
-  screenshot: 'png' | 'pdf' | null;
-  /** Table cells attached as CSV files. */
-  csvCells: string[];
-}
+/** Whom a rule notifies. */
+export const destinationSchema = z
+  .discriminatedUnion(
+    'kind',
+    [
+      z.strictObject({ kind: z.literal('user'), userId: required, via }),
+      z.strictObject({ kind: z.literal('group'), groupId: required, via }),
+      z.strictObject({
+        kind: z.literal('slack_channel'),
+        channel: required.describe('A channel name (with or without #) or id; the bot must be in it'),
+      }),
+      z.strictObject({
+        kind: z.literal('webhook'),
+        url: required.describe('An http(s) URL without credentials; requests are signed'),
+      }),
+    ],
+    { error: kindError },
+  )
+  .meta({ id: 'NotifyDestination' });
+export type Destination = z.infer<typeof destinationSchema>;
 
-export interface NotificationRuleSpec {
-  name: string;
-  trigger: NotifyTrigger;
-  destinations: Destination[];
-  content: NotificationContent;
-  enabled: boolean;
-}
+/** What a rule sends. */
+export const notificationContentSchema = z
+  .strictObject({
+    /** A template (see `renderTemplate`); the default names the app, the status and the fire time. */
+    subject: z
+      .string({ error: 'must be text of at most 500 characters' })
+      .nullable()
+      .default(null)
+      .describe('A template; at most 500 characters'),
+    body: z
+      .string({ error: 'must be text of at most 20000 characters' })
+      .nullable()
+      .default(null)
+      .describe('A template; at most 20,000 characters'),
+    /** A picture of the run's app page, for successful runs. */
+    screenshot: z
+      .enum(['png', 'pdf'], {
+        error: (issue) => `must be png, pdf or null (got ${JSON.stringify(issue.input)})`,
+      })
+      .nullable()
+      .default(null)
+      .describe("A picture of the run's app page (successful runs; not to webhooks)"),
+    /** Table cells attached as CSV files. */
+    csvCells: z
+      .array(z.string({ error: 'must be a list of cell names' }), { error: 'must be a list of cell names' })
+      .default([])
+      .describe('Table cells attached as CSV files'),
+  })
+  .meta({ id: 'NotificationContent' });
+export type NotificationContent = z.infer<typeof notificationContentSchema>;
+
+/** A rule as sent by the API or CLI, and (its output) as stored. */
+export const notificationRuleSpecSchema = z.strictObject({
+  name: z
+    .string({ error: `must be 1-${MAX_NAME_LENGTH} characters (MAX_NAME_LENGTH)` })
+    .default('notification')
+    .describe(`1-${MAX_NAME_LENGTH} characters`),
+  trigger: notifyTriggerSchema.default({ kind: 'failure' }),
+  destinations: z
+    .array(destinationSchema, {
+      error: 'has no recipients: add at least one user, group, Slack channel or webhook',
+    })
+    .describe('At least one, at most 100'),
+  content: notificationContentSchema.default({ subject: null, body: null, screenshot: null, csvCells: [] }),
+  enabled: z.boolean({ error: 'must be true or false' }).default(true),
+});
+export type NotificationRuleSpec = z.infer<typeof notificationRuleSpecSchema>;
+
+/** A stored rule: a spec that belongs to a project, and to one of its schedules or all of them. */
+export const notificationRuleSchema = z.object({
+  id: z.string(),
+  workspaceId: z.string(),
+  projectId: z.string(),
+  /** Null for a project-wide rule (every scheduled run of the project). */
+  scheduleId: z.string().nullable(),
+  spec: notificationRuleSpecSchema,
+  /** What the rule's condition measured on the last successful run (for `changedOnly`). */
+  lastMeasured: z.union([z.number(), z.string(), z.boolean()]).nullable(),
+  createdBy: z.string().nullable(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+});
+export type NotificationRule = z.infer<typeof notificationRuleSchema>;
 
 export const DEFAULT_CONTENT: Readonly<NotificationContent> = Object.freeze({
   subject: null,
@@ -218,8 +333,6 @@ function validateTrigger(input: unknown, field: string): NotifyTrigger {
   }
 }
 
-const VIAS = ['preference', 'email', 'slack', 'both'] as const;
-
 function validateDestination(input: unknown, field: string): Destination {
   const d = object(input, field, ['kind', 'userId', 'groupId', 'via', 'channel', 'url']);
   const kind = oneOf(d['kind'], DESTINATION_KINDS, `${field}.kind`);
@@ -231,9 +344,17 @@ function validateDestination(input: unknown, field: string): Destination {
   };
   switch (kind) {
     case 'user':
-      return { kind, userId: id('userId'), via: oneOf(d['via'] ?? 'preference', VIAS, `${field}.via`) };
+      return {
+        kind,
+        userId: id('userId'),
+        via: oneOf(d['via'] ?? 'preference', NOTIFY_VIAS, `${field}.via`),
+      };
     case 'group':
-      return { kind, groupId: id('groupId'), via: oneOf(d['via'] ?? 'preference', VIAS, `${field}.via`) };
+      return {
+        kind,
+        groupId: id('groupId'),
+        via: oneOf(d['via'] ?? 'preference', NOTIFY_VIAS, `${field}.via`),
+      };
     case 'slack_channel': {
       const channel = id('channel').replace(/^#/, '');
       if (!/^[A-Za-z0-9][\w.-]{0,79}$/.test(channel)) {

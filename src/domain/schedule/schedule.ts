@@ -4,7 +4,9 @@
  * cron a cadence stands for, and the deterministic jitter.
  */
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
+import { inputValueSchema } from '../run.ts';
 import { type ParsedCron, parseCron } from './cron.ts';
 import type { FireSpec } from './fire-times.ts';
 import { isTimeZone } from './zoned-time.ts';
@@ -12,41 +14,106 @@ import { isTimeZone } from './zoned-time.ts';
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
 
+const hhmm = z.string().describe('Local time HH:MM in the schedule timezone');
+
 /**
- * How often. Times are local `HH:MM` in the schedule's timezone.
- * `monthly` on days 29-31: `shortMonths: 'last_day'` (the default) fires on the month's last day when
- * the month is shorter; `'skip'` skips those months.
+ * How often: the one definition of a cadence, for the domain (`Cadence`), request and response
+ * validation and the OpenAPI document. Times are local `HH:MM` in the schedule's timezone. `monthly`
+ * on days 29-31: `shortMonths: 'last_day'` (the default) fires on the month's last day when the month
+ * is shorter; `'skip'` skips those months. Ranges (minute 0-59, day 1-31, a valid cron) are checked by
+ * `cadenceSpec`, with messages naming the field.
  */
-export type Cadence =
-  | { kind: 'hourly'; minute: number }
-  | { kind: 'daily'; time: string }
-  | { kind: 'weekly'; days: Weekday[]; time: string }
-  | { kind: 'monthly'; day: number; time: string; shortMonths?: 'last_day' | 'skip' }
-  | { kind: 'cron'; expression: string };
+export const cadenceSchema = z
+  .discriminatedUnion('kind', [
+    z.strictObject({
+      kind: z.literal('hourly'),
+      minute: z.number().int().describe('Minute of the hour, 0-59'),
+    }),
+    z.strictObject({ kind: z.literal('daily'), time: hhmm }),
+    z.strictObject({
+      kind: z.literal('weekly'),
+      days: z.array(z.enum(WEEKDAYS)).describe('Days of the week'),
+      time: hhmm,
+    }),
+    z.strictObject({
+      kind: z.literal('monthly'),
+      day: z.number().int().describe('Day of the month, 1-31'),
+      time: hhmm,
+      shortMonths: z
+        .enum(['last_day', 'skip'])
+        .optional()
+        .describe('Days 29-31 in shorter months: fire on the last day (default) or skip the month'),
+    }),
+    z.strictObject({
+      kind: z.literal('cron'),
+      expression: z
+        .string()
+        .max(200, 'must be at most 200 characters')
+        .describe('5 fields (minute hour day month weekday) or 6 with seconds first'),
+    }),
+  ])
+  .meta({ id: 'Cadence' });
+export type Cadence = z.infer<typeof cadenceSchema>;
 
 export const OVERLAP_POLICIES = ['skip', 'buffer_one', 'allow', 'cancel_previous'] as const;
 export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
 export const CATCHUP_MODES = ['coalesce', 'all'] as const;
 export type CatchupMode = (typeof CATCHUP_MODES)[number];
 
-export interface SchedulePolicies {
-  /** When the previous run of this schedule is still queued or running. @default 'skip' */
-  overlap: OverlapPolicy;
-  /** Fire times missed while no scheduler ran are caught up if they are at most this old. @default 3600000 (1 h) */
-  catchupWindowMs: number;
-  /** Inside the window: one run for all missed fire times, or one each. @default 'coalesce' */
-  catchupMode: CatchupMode;
-  /** Deterministic offset in 0..jitterSeconds s, from the schedule id. @default 0 */
-  jitterSeconds: number;
-  /** Wall-clock limit for each run, in ms; null: the server's default. */
-  timeoutMs: number | null;
-  /** Attempts per fire time, including the first. @default 1 */
-  maxAttempts: number;
-  /** Delay before the first retry, doubling each time. @default 30000 */
-  retryBackoffMs: number;
-  /** A schedule whose expected run has not started this long after its fire time is flagged overdue. @default 300000 */
-  overdueAfterMs: number;
-}
+/**
+ * A schedule's policies, every one with its default (`DEFAULT_POLICIES`); ranges are checked by
+ * `validatePolicies`, with messages naming the field.
+ */
+export const schedulePoliciesSchema = z
+  .strictObject({
+    /** When the previous run of this schedule is still queued or running. @default 'skip' */
+    overlap: z.enum(OVERLAP_POLICIES).describe('Default skip'),
+    /** Fire times missed while no scheduler ran are caught up if they are at most this old. @default 3600000 (1 h) */
+    catchupWindowMs: z.number().int().describe('Catch up missed fire times at most this old (default 1 h)'),
+    /** Inside the window: one run for all missed fire times, or one each. @default 'coalesce' */
+    catchupMode: z.enum(CATCHUP_MODES).describe('Default coalesce'),
+    /** Deterministic offset in 0..jitterSeconds s, from the schedule id. @default 0 */
+    jitterSeconds: z.number().int().describe('Deterministic offset 0..J s (default 0)'),
+    /** Wall-clock limit for each run, in ms; null: the server's default. */
+    timeoutMs: z.number().int().nullable(),
+    /** Attempts per fire time, including the first. @default 1 */
+    maxAttempts: z.number().int().describe('Attempts per fire time, 1-10 (default 1)'),
+    /** Delay before the first retry, doubling each time. @default 30000 */
+    retryBackoffMs: z.number().int().describe('First retry delay, doubling (default 30 s)'),
+    /** A schedule whose expected run has not started this long after its fire time is flagged overdue. @default 300000 */
+    overdueAfterMs: z.number().int().describe('Flag the schedule overdue after this (default 5 min)'),
+  })
+  .meta({ id: 'SchedulePolicies' });
+export type SchedulePolicies = z.infer<typeof schedulePoliciesSchema>;
+
+/**
+ * A schedule (glossary "Schedule") as stored: the one definition its type, the API's bodies and the
+ * OpenAPI document derive from.
+ */
+export const scheduleSchema = z.object({
+  id: z.string(),
+  workspaceId: z.string(),
+  projectId: z.string(),
+  name: z.string().describe('What the schedule is for, unique in the project'),
+  cadence: cadenceSchema,
+  timezone: z.string().describe('IANA zone, for example Europe/Berlin'),
+  /** The inputs its runs use; the notebook's defaults fill the rest. */
+  inputs: z.record(z.string(), inputValueSchema),
+  policies: schedulePoliciesSchema,
+  enabled: z.boolean(),
+  /** A pause that ends by itself at this instant (null: until resumed, when `enabled` is false). */
+  pausedUntil: z.date().nullable(),
+  /** Why it is paused. */
+  pauseNote: z.string().nullable(),
+  /** The next fire time (the run's `scheduledFor`); null while disabled. */
+  nextFireAt: z.date().nullable(),
+  /** The next fire time plus the schedule's jitter: when a scheduler takes it. */
+  nextDueAt: z.date().nullable(),
+  createdBy: z.string().nullable(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+});
+export type Schedule = z.infer<typeof scheduleSchema>;
 
 export const DEFAULT_POLICIES: Readonly<SchedulePolicies> = Object.freeze({
   overlap: 'skip',

@@ -6,10 +6,12 @@
  */
 import { z } from 'zod';
 import { NotFoundError } from '../../domain/errors.ts';
+import type { Delivery } from '../../domain/notification/delivery.ts';
+import type { NotificationRule } from '../../domain/notification/rule.ts';
 import * as notifications from '../../services/notification-service.ts';
 import type { ServiceContext } from '../../services/service-context.ts';
-import type { Delivery, NotificationRule } from '../../store/notification-store.ts';
 import { type AnyRoute, route } from '../routes.ts';
+import * as S from '../schemas.ts';
 
 /** What the routes need from the notifier side (app/ wires the real ones). */
 export interface NotificationHttpDeps {
@@ -24,114 +26,15 @@ export interface NotificationHttpDeps {
   } | null;
 }
 
-const RuleBody = z
-  .object({
-    name: z.string().optional(),
-    scheduleId: z
-      .string()
-      .nullable()
-      .optional()
-      .describe('The schedule it belongs to; omitted or null: every scheduled run of the project'),
-    trigger: z
-      .record(z.string(), z.unknown())
-      .optional()
-      .describe(
-        '{kind: success | failure | all | recovery} | {kind: failure_streak, count} | {kind: condition, condition: {cell, measure: value | row_count, op: gt | gte | lt | lte | eq | ne, value, changedOnly}}; default failure',
-      ),
-    destinations: z
-      .array(z.record(z.string(), z.unknown()))
-      .describe(
-        '{kind: user, userId, via?} | {kind: group, groupId, via?} | {kind: slack_channel, channel} | {kind: webhook, url}; via: preference (default) | email | slack | both',
-      ),
-    content: z
-      .record(z.string(), z.unknown())
-      .optional()
-      .describe(
-        '{subject?, body?, screenshot?: png | pdf, csvCells?: [cell]}; subject and body are templates',
-      ),
-    enabled: z.boolean().optional(),
-  })
-  .strict();
-
-const Rule = z
-  .object({
-    id: z.string(),
-    projectId: z.string(),
-    scheduleId: z.string().nullable(),
-    name: z.string(),
-    trigger: z.record(z.string(), z.unknown()),
-    destinations: z.array(z.record(z.string(), z.unknown())),
-    content: z.record(z.string(), z.unknown()),
-    enabled: z.boolean(),
-    createdAt: z.string(),
-    updatedAt: z.string(),
-  })
-  .meta({ id: 'NotificationRule' });
-
-const DeliveryJson = z
-  .object({
-    id: z.string(),
-    runId: z.string(),
-    rule: z.string(),
-    channel: z.enum(['email', 'slack', 'webhook']),
-    destination: z.string(),
-    status: z.enum(['pending', 'sending', 'sent', 'failed']),
-    attempts: z.number().int(),
-    maxAttempts: z.number().int(),
-    nextAttemptAt: z.string().nullable(),
-    error: z.string().nullable(),
-    note: z.string().nullable(),
-    because: z.string(),
-    createdAt: z.string(),
-    sentAt: z.string().nullable(),
-  })
-  .meta({ id: 'Delivery' });
-
-const Integrations = z
-  .object({
-    smtp: z
-      .object({ host: z.string(), port: z.number(), secure: z.boolean(), user: z.string().nullable() })
-      .nullable(),
-    emailFrom: z.string(),
-    slack: z.boolean(),
-    allowPrivateWebhooks: z.boolean(),
-  })
-  .meta({ id: 'Integrations' });
-
-const IntegrationsBody = z
-  .object({
-    smtp: z
-      .object({
-        host: z.string(),
-        port: z.number().int().optional(),
-        secure: z.boolean().optional(),
-        user: z.string().nullable().optional(),
-        password: z.string().nullable().optional(),
-        allowSelfSigned: z.boolean().optional(),
-      })
-      .strict()
-      .nullable()
-      .optional()
-      .describe('null removes SMTP: email then goes to the outbox folder'),
-    emailFrom: z.string().optional(),
-    slackToken: z
-      .string()
-      .nullable()
-      .optional()
-      .describe('A bot token (xoxb-…); checked with Slack; null removes it'),
-    allowPrivateWebhooks: z.boolean().optional(),
-  })
-  .strict();
-
 function ruleJson(rule: NotificationRule) {
   return {
     id: rule.id,
     projectId: rule.projectId,
     scheduleId: rule.scheduleId,
     name: rule.spec.name,
-    trigger: rule.spec.trigger as unknown as Record<string, unknown>,
-    destinations: rule.spec.destinations as unknown as Record<string, unknown>[],
-    content: rule.spec.content as unknown as Record<string, unknown>,
+    trigger: rule.spec.trigger,
+    destinations: rule.spec.destinations,
+    content: rule.spec.content,
     enabled: rule.spec.enabled,
     createdAt: rule.createdAt.toISOString(),
     updatedAt: rule.updatedAt.toISOString(),
@@ -175,7 +78,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       }
     },
   };
-  const ruleInput = (body: z.infer<typeof RuleBody>) => {
+  const ruleInput = (body: z.infer<typeof S.RuleBody>) => {
     const { scheduleId: _, ...rule } = body;
     return rule;
   };
@@ -187,7 +90,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       tag: 'notifications',
       params: z.object({ project: z.string() }),
       query: z.object({ schedule: z.string().optional().describe('Only this schedule') }),
-      responses: { 200: { description: 'The rules', schema: z.array(Rule) } },
+      responses: { 200: { description: 'The rules', schema: z.array(S.Rule) } },
       handler: async ({ c, principal, params, query }) =>
         c.json(
           (
@@ -204,8 +107,8 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       summary: 'Add a notification rule to a project or one of its schedules',
       tag: 'notifications',
       params: z.object({ project: z.string() }),
-      body: RuleBody,
-      responses: { 201: { description: 'The rule', schema: Rule } },
+      body: S.RuleBody,
+      responses: { 201: { description: 'The rule', schema: S.Rule } },
       handler: async ({ c, principal, params, body }) =>
         c.json(
           ruleJson(
@@ -225,8 +128,8 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       summary: 'Replace a notification rule',
       tag: 'notifications',
       params: z.object({ rule: z.string() }),
-      body: RuleBody,
-      responses: { 200: { description: 'The rule', schema: Rule } },
+      body: S.RuleBody,
+      responses: { 200: { description: 'The rule', schema: S.Rule } },
       handler: async ({ c, principal, params, body }) =>
         c.json(
           ruleJson(await notifications.updateRule(ctx, principal, params.rule, ruleInput(body), checks)),
@@ -250,7 +153,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       summary: "A run's notifications: status, attempts and error per destination",
       tag: 'notifications',
       params: z.object({ run: z.string() }),
-      responses: { 200: { description: 'The deliveries', schema: z.array(DeliveryJson) } },
+      responses: { 200: { description: 'The deliveries', schema: z.array(S.Delivery) } },
       handler: async ({ c, principal, params }) =>
         c.json((await notifications.listRunDeliveries(ctx, principal, params.run)).map(deliveryJson)),
     }),
@@ -260,7 +163,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       summary: 'Send a delivery again (after it was sent or failed), with fresh attempts',
       tag: 'notifications',
       params: z.object({ delivery: z.string() }),
-      responses: { 200: { description: 'The delivery, pending again', schema: DeliveryJson } },
+      responses: { 200: { description: 'The delivery, pending again', schema: S.Delivery } },
       handler: async ({ c, principal, params }) =>
         c.json(deliveryJson(await notifications.resendDelivery(ctx, principal, params.delivery))),
     }),
@@ -269,7 +172,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       path: '/api/integrations',
       summary: "The workspace's notification integrations (never their secrets)",
       tag: 'notifications',
-      responses: { 200: { description: 'The integrations', schema: Integrations } },
+      responses: { 200: { description: 'The integrations', schema: S.Integrations } },
       handler: async ({ c, principal }) => c.json(await notifications.getIntegrations(ctx, principal)),
     }),
     route({
@@ -277,8 +180,8 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       path: '/api/integrations',
       summary: 'Set SMTP, the sender address, the Slack bot token or the private-webhook switch (admins)',
       tag: 'notifications',
-      body: IntegrationsBody,
-      responses: { 200: { description: 'The integrations', schema: Integrations } },
+      body: S.IntegrationsBody,
+      responses: { 200: { description: 'The integrations', schema: S.Integrations } },
       handler: async ({ c, principal, body }) =>
         c.json(
           await notifications.configureIntegrations(ctx, principal, body, {

@@ -1,7 +1,6 @@
 /**
  * Projects: list, create, read with the draft, visibility, the draft itself, and publishing it.
  */
-import { z } from 'zod';
 import { ValidationError } from '../../domain/errors.ts';
 import * as projects from '../../services/project-service.ts';
 import { projectJson, runJson, versionJson } from '../json.ts';
@@ -69,7 +68,7 @@ export function projectRoutes(deps: RouteDeps): AnyRoute[] {
         'Who sees the project and its app: workspace (every member) or restricted (admins, its creator, grantees)',
       tag: 'projects',
       params: S.ProjectParams,
-      body: z.object({ visibility: z.string() }).strict(),
+      body: S.VisibilityBody,
       responses: { 200: { description: 'The project', schema: S.Project } },
       handler: async ({ c, principal, params, body }) => {
         const project = await projects.setVisibility(ctx, principal, params.project, body.visibility);
