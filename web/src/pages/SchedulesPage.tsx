@@ -4,6 +4,7 @@
  * CLI does it, and the empty state says how.)
  */
 import { Badge, Code, Table, Text } from '@mantine/core';
+import type { CSSProperties } from 'react';
 import { useParams } from 'react-router';
 import type { Cadence } from '../api.ts';
 import { useProjectTitle, useSchedules } from '../project.ts';
@@ -107,12 +108,20 @@ export function SchedulesPage() {
                   </Table.Td>
                   <Table.Td>
                     {s.enabled && !s.pausedUntil ? (
-                      <Badge color="green" variant="light">
+                      <Badge
+                        color="green"
+                        variant="light"
+                        style={{ '--badge-color': 'var(--mantine-color-green-9)' } as CSSProperties}
+                      >
                         active
                       </Badge>
                     ) : (
                       <>
-                        <Badge color="gray" variant="light">
+                        <Badge
+                          color="gray"
+                          variant="light"
+                          style={{ '--badge-color': 'var(--mantine-color-gray-9)' } as CSSProperties}
+                        >
                           paused
                         </Badge>
                         {s.pauseNote ? (

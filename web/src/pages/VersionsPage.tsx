@@ -47,7 +47,7 @@ export function VersionsPage() {
                         v{v.number}
                       </Text>{' '}
                       {v.current ? (
-                        <Badge color="indigo" variant="filled" size="sm">
+                        <Badge color="indigo.8" variant="filled" size="sm">
                           current
                         </Badge>
                       ) : null}
