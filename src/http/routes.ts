@@ -51,6 +51,11 @@ export interface RouteSpec<
   params?: P;
   query?: Q;
   body?: B;
+  /**
+   * What the domain calls the body in its errors' fields (`rule`), so that the schema's errors name
+   * fields as the domain's checks of the same body do: `rule.trigger.kind`. @default none
+   */
+  bodyName?: string;
   responses: Record<number, ResponseSpec>;
   handler(input: {
     c: Context;
@@ -116,28 +121,34 @@ function ticketAllows(
 
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
 
-/** The field an issue is about, written as the domain writes it: `notifications[0].trigger.count`. */
+/**
+ * The field an issue is about, written as the domain writes it: `notifications[0].trigger.count`,
+ * after `prefix` (what the domain calls the body, such as `rule`). An unknown key is named itself.
+ */
 function fieldOf(issue: z.core.$ZodIssue, prefix: string): string {
-  const path = issue.path
+  const keys = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+  const path = keys
     .map((key, i) => (typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`))
     .join('');
-  return prefix ? (path ? `${prefix}.${path}` : prefix) : path || 'body';
+  if (!prefix) return path || 'body';
+  return path ? (path.startsWith('[') ? `${prefix}${path}` : `${prefix}.${path}`) : prefix;
 }
 
 function parseWith<S extends z.ZodType>(
   schema: S,
   value: unknown,
   where: 'params' | 'query' | 'body',
+  prefix = '',
 ): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  const field = fieldOf(issue, '');
+  const field = fieldOf(issue, prefix);
   const message =
     issue.code === 'invalid_type' && /received undefined/.test(issue.message)
       ? `is required (${where})`
       : issue.code === 'unrecognized_keys'
-        ? `has unknown field(s): ${issue.keys.join(', ')}`
+        ? `is not a field here${issue.keys.length > 1 ? ` (unknown fields: ${issue.keys.join(', ')})` : ''}`
         : issue.message;
   throw new ValidationError(field, message);
 }
@@ -197,7 +208,7 @@ export function mount(app: Hono, routes: readonly AnyRoute[], options: MountOpti
         if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
           throw new ValidationError('body', 'must be a JSON object');
         }
-        body = parseWith(spec.body, raw, 'body');
+        body = parseWith(spec.body, raw, 'body', spec.bodyName);
       }
       return spec.handler({ c, principal, caller, params, query, body });
     });

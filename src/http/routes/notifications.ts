@@ -108,6 +108,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       tag: 'notifications',
       params: z.object({ project: z.string() }),
       body: S.RuleBody,
+      bodyName: 'rule',
       responses: { 201: { description: 'The rule', schema: S.Rule } },
       handler: async ({ c, principal, params, body }) =>
         c.json(
@@ -129,6 +130,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
       tag: 'notifications',
       params: z.object({ rule: z.string() }),
       body: S.RuleBody,
+      bodyName: 'rule',
       responses: { 200: { description: 'The rule', schema: S.Rule } },
       handler: async ({ c, principal, params, body }) =>
         c.json(
