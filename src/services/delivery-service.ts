@@ -7,9 +7,9 @@
  * Rules and planning (which deliveries a finished run gets) stay in notification-service.ts; this module
  * is only the sending side.
  */
+import type { Delivery } from '../domain/notification/delivery.ts';
 import type { Run } from '../domain/run.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
-import type { Delivery } from '../store/notification-store.ts';
 import * as ns from '../store/notification-store.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
@@ -18,7 +18,7 @@ import { type Integrations, loadIntegrations } from './notification-service.ts';
 import type { ServiceContext } from './service-context.ts';
 import { issueViewTicket } from './workspace-service.ts';
 
-export type { Delivery, DeliveryChannel, DeliveryContent } from '../store/notification-store.ts';
+export type { Delivery, DeliveryChannel, DeliveryContent } from '../domain/notification/delivery.ts';
 export type { Integrations } from './notification-service.ts';
 
 /** What a notifier asks for when it claims. */

@@ -8,6 +8,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import { checkLength, MAX_NOTE_LENGTH } from '../domain/limits.ts';
+import type { Delivery } from '../domain/notification/delivery.ts';
 import {
   type SmtpSettings,
   validateEmailAddress,
@@ -17,6 +18,7 @@ import {
   type Destination,
   decide,
   isFailure,
+  type NotificationRule,
   type NotificationRuleSpec,
   ownersOnFailureRule,
   validateRule,
@@ -24,7 +26,7 @@ import {
 import type { Run, RunStatus } from '../domain/run.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
 import type { Db } from '../store/database.ts';
-import type { Delivery, NewDelivery, NotificationRule } from '../store/notification-store.ts';
+import type { NewDelivery } from '../store/notification-store.ts';
 import * as ns from '../store/notification-store.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';

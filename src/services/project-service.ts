@@ -11,10 +11,11 @@ import { validateProjectFiles } from '../domain/file-names.ts';
 import { checkBytes, MAX_NOTEBOOK_BYTES, MAX_PROJECT_BYTES, MAX_PROJECT_FILES } from '../domain/limits.ts';
 import type { Notebook } from '../domain/notebook/notebook.ts';
 import { parseNotebook } from '../domain/notebook/parse-notebook.ts';
-import { DEFAULT_MAX_ATTEMPTS, type Run } from '../domain/run.ts';
+import type { AppSettings, Project, Version } from '../domain/project.ts';
+import type { Run } from '../domain/run.ts';
+import { newRun } from '../domain/run-lifecycle.ts';
 import { type Db, transaction } from '../store/database.ts';
 import { isUniqueViolation } from '../store/errors.ts';
-import type { AppSettings, Project, Version } from '../store/project-store.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import { assertWorkspaceMember, canSeeProject } from './authorize.ts';
@@ -293,21 +294,19 @@ async function insertPublishRun(
 ): Promise<Run> {
   const notebook = await parseNotebook(version.source);
   const inputs = Object.fromEntries(notebook.inputs.map((i) => [i.name, i.default]));
-  return rs.insertRun(trx, {
-    id: randomUUID(),
-    workspaceId: project.workspaceId,
-    projectId: project.id,
-    versionId: version.id,
-    trigger: 'publish',
-    context: 'app',
-    private: false,
-    inputs,
-    createdBy: principal.userId,
-    createdAt: ctx.now(),
-    scheduledFor: null,
-    maxAttempts: DEFAULT_MAX_ATTEMPTS,
-    expiresAt: null,
-  });
+  return rs.insertRun(
+    trx,
+    newRun({
+      workspaceId: project.workspaceId,
+      projectId: project.id,
+      versionId: version.id,
+      trigger: 'publish',
+      context: 'app',
+      inputs,
+      createdBy: principal.userId,
+      createdAt: ctx.now(),
+    }),
+  );
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   fireTimesBetween,
   nextFireTimes,
 } from '../domain/schedule/fire-times.ts';
+import type { Schedule } from '../domain/schedule/schedule.ts';
 import {
   type Cadence,
   describeCadence,
@@ -31,7 +32,6 @@ import { type Db, transaction } from '../store/database.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
-import type { Schedule } from '../store/schedule-store.ts';
 import * as ss from '../store/schedule-store.ts';
 import { assertWorkspaceMember } from './authorize.ts';
 import { crashPoint } from './crash-points.ts';

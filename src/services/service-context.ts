@@ -2,9 +2,9 @@
  * What every service needs, built once by the composition root: the store, its capabilities, the
  * wake-up channel, the clock and the key for secrets. Services run their use cases in transactions.
  */
+import type { WorkspaceRole } from '../domain/workspace.ts';
 import type { Capabilities, Db, Dialect } from '../store/database.ts';
 import type { Wakeups } from '../store/wakeups.ts';
-import type { WorkspaceRole } from '../store/workspace-store.ts';
 
 export interface ServiceContext {
   /** The store, handed to `store/` functions (never queried here: queries live in `store/`). */
