@@ -9,6 +9,11 @@
  * 2. Nothing outside `store/` builds a query: no Kysely import, no `sql` template, no query-builder call
  *    (`selectFrom`, `insertInto`, `updateTable`, `deleteFrom`, …) and no `.transaction()`; services
  *    group store calls with `transaction(db, fn)` from store/database.ts.
+ * 3. Only services/ call the store's query modules (`store/*-store.ts`): the loops, the HTTP app, the
+ *    CLI and the composition root go through a service (the worker through the run service, the
+ *    notifier through the delivery service). Type imports from them are fine: they re-export the
+ *    glossary's types. The store's other modules (database, migrations, wake-ups, transient errors)
+ *    are plumbing the layers above may use.
  *
  * Where this differs from the brief (which draws app/ below http/ and cli/): app/ is the one
  * composition root, so it builds the HTTP app as it builds the loops, and imports http/ to do so.
@@ -78,25 +83,48 @@ function layerOf(file: string): Layer | null {
   return (LAYERS as readonly string[]).includes(top ?? '') ? (top as Layer) : null;
 }
 
+/** Whether an import or export declaration brings in types only. */
+function typeOnly(node: ts.ImportDeclaration | ts.ExportDeclaration): boolean {
+  if (ts.isExportDeclaration(node)) {
+    if (node.isTypeOnly) return true;
+    const clause = node.exportClause;
+    return !!clause && ts.isNamedExports(clause) && clause.elements.every((e) => e.isTypeOnly);
+  }
+  const clause = node.importClause;
+  if (!clause) return false; // a side-effect import runs the module
+  if (clause.isTypeOnly) return true;
+  if (clause.name) return false;
+  const bindings = clause.namedBindings;
+  return !!bindings && ts.isNamedImports(bindings) && bindings.elements.every((e) => e.isTypeOnly);
+}
+
+interface Import {
+  specifier: string;
+  line: number;
+  typeOnly: boolean;
+}
+
 /** The module specifiers a file imports or re-exports, with their lines (static, dynamic and type imports). */
-function importsOf(source: ts.SourceFile): { specifier: string; line: number }[] {
-  const out: { specifier: string; line: number }[] = [];
-  const add = (node: ts.Node, literal: ts.Expression | undefined) => {
+function importsOf(source: ts.SourceFile): Import[] {
+  const out: Import[] = [];
+  const add = (node: ts.Node, literal: ts.Expression | undefined, types = false) => {
     if (literal && ts.isStringLiteralLike(literal)) {
       out.push({
         specifier: literal.text,
         line: source.getLineAndCharacterOfPosition(node.getStart()).line + 1,
+        typeOnly: types,
       });
     }
   };
   const visit = (node: ts.Node) => {
-    if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) add(node, node.moduleSpecifier);
-    else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference)) {
-      add(node, node.moduleReference.expression);
+    if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) {
+      add(node, node.moduleSpecifier, typeOnly(node));
+    } else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference)) {
+      add(node, node.moduleReference.expression, node.isTypeOnly);
     } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
       add(node, node.arguments[0]);
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) {
-      add(node, node.argument.literal as ts.Expression);
+      add(node, node.argument.literal as ts.Expression, true);
     }
     ts.forEachChild(node, visit);
   };
@@ -112,12 +140,21 @@ export function checkFile(file: string, text: string): Finding[] {
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const findings: Finding[] = [];
   const at = (node: ts.Node) => source.getLineAndCharacterOfPosition(node.getStart()).line + 1;
-  for (const { specifier, line } of importsOf(source)) {
+  for (const { specifier, line, typeOnly } of importsOf(source)) {
     if (layer !== 'store' && (specifier === 'kysely' || specifier.startsWith('kysely/'))) {
       findings.push({ file, line, problem: `imports '${specifier}': queries live in src/store/` });
     }
     if (!specifier.startsWith('.')) continue;
-    const target = layerOf(resolve(dirname(file), specifier));
+    const path = resolve(dirname(file), specifier);
+    const target = layerOf(path);
+    const queries = target === 'store' && /-store\.ts$/.test(path);
+    if (queries && !typeOnly && layer !== 'store' && layer !== 'services') {
+      findings.push({
+        file,
+        line,
+        problem: `calls store queries ('${specifier}'): queries live in src/store/, and only services/ call them`,
+      });
+    }
     if (target === null) {
       findings.push({ file, line, problem: `imports '${specifier}', outside src/'s layers` });
     } else if (target !== layer && !MAY_IMPORT[layer].includes(target)) {
@@ -175,7 +212,7 @@ describe('layering (issue 15)', () => {
     assert.equal(report(findings), '');
   });
 
-  it('no query is built outside src/store/', () => {
+  it('no query is built outside src/store/, nor called from above services/', () => {
     const findings = files
       .flatMap((file) => checkFile(file, readFileSync(file, 'utf8')))
       .filter((f) => /queries live/.test(f.problem));
@@ -209,6 +246,24 @@ describe('layering (issue 15)', () => {
       '8 builds SQL (sql`…`)',
       '9 calls .transaction()',
     ]);
+    // Above services/, a store query module may be imported for its types only.
+    assert.deepEqual(
+      checkFile(
+        join(SRC, 'notify', 'example.ts'),
+        [
+          "import type { Delivery } from '../store/notification-store.ts';",
+          "import { type Run, findRun } from '../store/run-store.ts';",
+          "export { claimDeliveries } from '../store/notification-store.ts';",
+          "export type { Schedule } from '../store/schedule-store.ts';",
+          "import { retryTransient } from '../store/transient.ts';",
+          "import * as deliveries from '../services/delivery-service.ts';",
+        ].join('\n'),
+      ).map((f) => `${f.line} ${f.problem.split(':')[0]}`),
+      [
+        "2 calls store queries ('../store/run-store.ts')",
+        "3 calls store queries ('../store/notification-store.ts')",
+      ],
+    );
     // The same queries are the store's business.
     assert.deepEqual(
       checkFile(join(SRC, 'store', 'example.ts'), "import { sql } from 'kysely';\nsql`select 1`;"),
