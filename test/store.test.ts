@@ -450,6 +450,7 @@ for (const target of await storeTargets()) {
           skipLocked: store.capabilities.skipLocked,
         }))!;
         assert.equal(await rs.requestRunningCancel(db, 'r2', 'Grace Hopper'), true);
+        assert.equal(await rs.requestRunningCancel(db, 'r2', 'Ada Lovelace'), true, 'asked again');
         assert.deepEqual(await rs.renewLeases(db, 'w', [{ id: 'r2', token: claimed.claimEpoch }], now), {
           held: ['r2'],
           cancelRequested: [{ id: 'r2', by: 'Grace Hopper' }],

@@ -368,7 +368,8 @@ export async function cancelQueuedRun(db: Db, id: string, now: Date, by: string)
 export async function requestRunningCancel(db: Db, id: string, by: string): Promise<boolean> {
   const result = await db
     .updateTable('runs')
-    .set({ cancel_requested: 1, cancelled_by: by })
+    // The first to ask is the one the run names; a second cancel changes nothing.
+    .set({ cancel_requested: 1, cancelled_by: sql<string>`coalesce(cancelled_by, ${by})` })
     .where('id', '=', id)
     .where('status', '=', 'running')
     .executeTakeFirst();
