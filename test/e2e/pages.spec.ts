@@ -137,7 +137,7 @@ test.describe('at 390 px', () => {
     await page.getByRole('button', { name: 'Open the project menu' }).click();
     await expect(page.locator('nav[aria-label="Project"]')).toBeInViewport();
     await page.screenshot({ path: `${SHOTS}/app-390-menu.png` });
-    await page.getByRole('link', { name: 'Run log' }).click();
+    await page.locator('nav[aria-label="Project"]').getByRole('link', { name: 'Run log' }).click();
     await expect(page).toHaveURL(/\/apps\/sales\/runs$/);
     await check(page, 'run-log-390');
     // No page scrolls sideways.

@@ -4,7 +4,7 @@
  */
 import { Alert, Badge, Code, Skeleton, Stack, Text, Title } from '@mantine/core';
 import { useDocumentTitle } from '@mantine/hooks';
-import type { CSSProperties, ReactNode } from 'react';
+import type { ReactNode } from 'react';
 import { useLocation, useSearchParams } from 'react-router';
 import { ApiError, type RunStatus } from './api.ts';
 
@@ -111,8 +111,6 @@ export function StatusBadge({ status }: { status: string }) {
   return (
     <Badge
       color={known.color}
-      // The label a shade darker than Mantine's light variant: AA contrast on the tint.
-      style={{ '--badge-color': `var(--mantine-color-${known.color}-9)` } as CSSProperties}
       variant="light"
       radius="sm"
       className={`status status-${status}`}

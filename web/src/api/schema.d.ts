@@ -824,7 +824,9 @@ export interface components {
       /** @description Open the app on the last scheduled run or publish (default true) */
       showLastRun: boolean;
       defaultRunId: string | null;
+      /** @description Keep the newest N finished runs; null: no limit */
       keepRuns: number | null;
+      /** @description Keep runs for D days; null: no limit */
       keepDays: number | null;
     };
     Cadence:
@@ -867,9 +869,18 @@ export interface components {
           /** @description 5 fields (minute hour day month weekday) or 6 with seconds first */
           expression: string;
         };
+    Connection: {
+      id: string;
+      /** @description The id SQL cells use: ```sql name connection=<name> */
+      name: string;
+      /** @enum {string} */
+      kind: 'postgres';
+      createdAt: string;
+    };
     Delivery: {
       id: string;
       runId: string;
+      /** @description The rule's name when the delivery was made */
       rule: string;
       /** @enum {string} */
       channel: 'email' | 'slack' | 'webhook';
@@ -878,9 +889,11 @@ export interface components {
       status: 'pending' | 'sending' | 'sent' | 'failed';
       attempts: number;
       maxAttempts: number;
+      /** @description When it is pending: its next attempt */
       nextAttemptAt: string | null;
       error: string | null;
       note: string | null;
+      /** @description Why the rule fired, in words */
       because: string;
       createdAt: string;
       sentAt: string | null;
@@ -903,63 +916,289 @@ export interface components {
       slack: boolean;
       allowPrivateWebhooks: boolean;
     };
+    NotificationContent: {
+      /**
+       * @description A template; at most 500 characters
+       * @default null
+       */
+      subject: string | null;
+      /**
+       * @description A template; at most 20,000 characters
+       * @default null
+       */
+      body: string | null;
+      /**
+       * @description A picture of the run's app page (successful runs; not to webhooks)
+       * @default null
+       */
+      screenshot: ('png' | 'pdf') | null;
+      /**
+       * @description Table cells attached as CSV files
+       * @default []
+       */
+      csvCells: string[];
+    };
+    NotificationContent2: {
+      /**
+       * @description A template; at most 500 characters
+       * @default null
+       */
+      subject: string | null;
+      /**
+       * @description A template; at most 20,000 characters
+       * @default null
+       */
+      body: string | null;
+      /**
+       * @description A picture of the run's app page (successful runs; not to webhooks)
+       * @default null
+       */
+      screenshot: ('png' | 'pdf') | null;
+      /**
+       * @description Table cells attached as CSV files
+       * @default []
+       */
+      csvCells: string[];
+    };
     NotificationRule: {
       id: string;
       projectId: string;
       scheduleId: string | null;
       name: string;
-      trigger: {
-        [key: string]: unknown;
-      };
-      destinations: {
-        [key: string]: unknown;
-      }[];
-      content: {
-        [key: string]: unknown;
-      };
+      trigger: components['schemas']['NotifyTrigger'];
+      destinations: components['schemas']['NotifyDestination'][];
+      content: components['schemas']['NotificationContent2'];
       enabled: boolean;
       createdAt: string;
       updatedAt: string;
     };
+    NotificationRule2: {
+      id: string;
+      projectId: string;
+      scheduleId: string | null;
+      name: string;
+      trigger: components['schemas']['NotifyTrigger2'];
+      destinations: components['schemas']['NotifyDestination'][];
+      content: components['schemas']['NotificationContent2'];
+      enabled: boolean;
+      createdAt: string;
+      updatedAt: string;
+    };
+    NotificationRule3: {
+      id: string;
+      projectId: string;
+      scheduleId: string | null;
+      name: string;
+      trigger: components['schemas']['NotifyTrigger3'];
+      destinations: components['schemas']['NotifyDestination'][];
+      content: components['schemas']['NotificationContent2'];
+      enabled: boolean;
+      createdAt: string;
+      updatedAt: string;
+    };
+    NotifyCondition: {
+      /** @description The name of a cell of the notebook */
+      cell: string;
+      /**
+       * @description value: the cell's value (a one-row, one-column table counts); row_count: a table's rows
+       * @default value
+       * @enum {string}
+       */
+      measure: 'value' | 'row_count';
+      /**
+       * @description gt, gte, lt and lte compare numbers; eq and ne any value
+       * @enum {string}
+       */
+      op: 'gt' | 'gte' | 'lt' | 'lte' | 'eq' | 'ne';
+      value: number | string | boolean;
+      /**
+       * @description Send only when the result differs from the last successful run's
+       * @default false
+       */
+      changedOnly: boolean;
+    };
+    NotifyCondition2: {
+      /** @description The name of a cell of the notebook */
+      cell: string;
+      /**
+       * @description value: the cell's value (a one-row, one-column table counts); row_count: a table's rows
+       * @default value
+       * @enum {string}
+       */
+      measure: 'value' | 'row_count';
+      /**
+       * @description gt, gte, lt and lte compare numbers; eq and ne any value
+       * @enum {string}
+       */
+      op: 'gt' | 'gte' | 'lt' | 'lte' | 'eq' | 'ne';
+      value: number | string | boolean;
+      /**
+       * @description Send only when the result differs from the last successful run's
+       * @default false
+       */
+      changedOnly: boolean;
+    };
+    NotifyDestination:
+      | {
+          /** @constant */
+          kind: 'user';
+          userId: string;
+          /**
+           * @description preference (default): the user's own choice
+           * @enum {string}
+           */
+          via?: 'preference' | 'email' | 'slack' | 'both';
+        }
+      | {
+          /** @constant */
+          kind: 'group';
+          groupId: string;
+          /**
+           * @description preference (default): the user's own choice
+           * @enum {string}
+           */
+          via?: 'preference' | 'email' | 'slack' | 'both';
+        }
+      | {
+          /** @constant */
+          kind: 'slack_channel';
+          /** @description A channel name (with or without #) or id; the bot must be in it */
+          channel: string;
+        }
+      | {
+          /** @constant */
+          kind: 'webhook';
+          /** @description An http(s) URL without credentials; requests are signed */
+          url: string;
+        };
+    /** @description success, failure, all (both), recovery (the first success after failures), failure_streak (after count failures in a row, and at the recovery), or condition (on a cell of a successful run) */
+    NotifyTrigger:
+      | {
+          /** @constant */
+          kind: 'success';
+        }
+      | {
+          /** @constant */
+          kind: 'failure';
+        }
+      | {
+          /** @constant */
+          kind: 'all';
+        }
+      | {
+          /** @constant */
+          kind: 'recovery';
+        }
+      | {
+          /** @constant */
+          kind: 'failure_streak';
+          /** @description Failures in a row, 1-1000 */
+          count: number;
+        }
+      | {
+          /** @constant */
+          kind: 'condition';
+          condition: components['schemas']['NotifyCondition2'];
+        };
+    /** @description success, failure, all (both), recovery (the first success after failures), failure_streak (after count failures in a row, and at the recovery), or condition (on a cell of a successful run) */
+    NotifyTrigger2:
+      | {
+          /** @constant */
+          kind: 'success';
+        }
+      | {
+          /** @constant */
+          kind: 'failure';
+        }
+      | {
+          /** @constant */
+          kind: 'all';
+        }
+      | {
+          /** @constant */
+          kind: 'recovery';
+        }
+      | {
+          /** @constant */
+          kind: 'failure_streak';
+          /** @description Failures in a row, 1-1000 */
+          count: number;
+        }
+      | {
+          /** @constant */
+          kind: 'condition';
+          condition: components['schemas']['NotifyCondition2'];
+        };
+    /** @description success, failure, all (both), recovery (the first success after failures), failure_streak (after count failures in a row, and at the recovery), or condition (on a cell of a successful run) */
+    NotifyTrigger3:
+      | {
+          /** @constant */
+          kind: 'success';
+        }
+      | {
+          /** @constant */
+          kind: 'failure';
+        }
+      | {
+          /** @constant */
+          kind: 'all';
+        }
+      | {
+          /** @constant */
+          kind: 'recovery';
+        }
+      | {
+          /** @constant */
+          kind: 'failure_streak';
+          /** @description Failures in a row, 1-1000 */
+          count: number;
+        }
+      | {
+          /** @constant */
+          kind: 'condition';
+          condition: components['schemas']['NotifyCondition2'];
+        };
     Project: {
       id: string;
+      /** @description URL name, unique in the workspace */
       slug: string;
       title: string;
       draftUpdatedAt: string;
       createdAt: string;
-      /** @description Number of the current version (kept for older clients; same as currentVersion) */
-      latestVersion: number | null;
-      /** @description Number of the current version: the one schedules run and the app shows (after a rollback, not the newest) */
-      currentVersion: number | null;
-      appUrl: string;
       /**
        * @description workspace: every member sees it; restricted: admins, its creator and those granted view access
        * @enum {string}
        */
       visibility: 'workspace' | 'restricted';
+      /** @description Number of the current version (kept for older clients; same as currentVersion) */
+      latestVersion: number | null;
+      /** @description Number of the current version: the one schedules run and the app shows (after a rollback, not the newest) */
+      currentVersion: number | null;
+      appUrl: string;
     };
     ProjectWithDraft: {
       id: string;
+      /** @description URL name, unique in the workspace */
       slug: string;
       title: string;
       draftUpdatedAt: string;
       createdAt: string;
-      /** @description Number of the current version (kept for older clients; same as currentVersion) */
-      latestVersion: number | null;
-      /** @description Number of the current version: the one schedules run and the app shows (after a rollback, not the newest) */
-      currentVersion: number | null;
-      appUrl: string;
       /**
        * @description workspace: every member sees it; restricted: admins, its creator and those granted view access
        * @enum {string}
        */
       visibility: 'workspace' | 'restricted';
+      /** @description Number of the current version (kept for older clients; same as currentVersion) */
+      latestVersion: number | null;
+      /** @description Number of the current version: the one schedules run and the app shows (after a rollback, not the newest) */
+      currentVersion: number | null;
+      appUrl: string;
+      /** @description The draft notebook: Markdown with SQL/JS/TS cells */
       draftSource: string;
     };
     Run: {
       id: string;
-      /** @description Project id */
-      project: string;
+      /** @description The version it ran; null only for a skipped fire time of a project with no published version */
       versionId: string | null;
       /** @enum {string} */
       trigger: 'manual' | 'api' | 'publish' | 'schedule' | 'backfill';
@@ -967,6 +1206,7 @@ export interface components {
       context: 'logic' | 'app' | 'scheduled' | 'api-triggered';
       /** @enum {string} */
       status: 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'skipped';
+      /** @description A viewer's own re-run: never the default state, visible only to its creator, deleted after a TTL */
       private: boolean;
       /** @description In lists (GET /api/runs) each text value is cut to 200 characters followed by '… (N characters)'; GET /api/runs/{run} has them whole */
       inputs: {
@@ -974,28 +1214,31 @@ export interface components {
       };
       createdBy: string | null;
       createdAt: string;
+      /** @description The nominal fire time of a scheduled run */
       scheduledFor: string | null;
       startedAt: string | null;
       finishedAt: string | null;
+      /** @description Attempts so far; a graceful release gives its attempt back */
       attempts: number;
       maxAttempts: number;
       worker: string | null;
       reason: string | null;
+      scheduleId: string | null;
+      jitterMs: number | null;
+      retryOf: string | null;
+      retryNumber: number;
+      /** @description Project id */
+      project: string;
       error: {
         cell: string | null;
         message: string;
       } | null;
-      scheduleId: string | null;
-      jitterMs: number | null;
       /** @description Scheduled runs: from the fire time (plus jitter) to the claim by a worker */
       latenessMs: number | null;
-      retryOf: string | null;
-      retryNumber: number;
     };
     RunWithCells: {
       id: string;
-      /** @description Project id */
-      project: string;
+      /** @description The version it ran; null only for a skipped fire time of a project with no published version */
       versionId: string | null;
       /** @enum {string} */
       trigger: 'manual' | 'api' | 'publish' | 'schedule' | 'backfill';
@@ -1003,6 +1246,7 @@ export interface components {
       context: 'logic' | 'app' | 'scheduled' | 'api-triggered';
       /** @enum {string} */
       status: 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'skipped';
+      /** @description A viewer's own re-run: never the default state, visible only to its creator, deleted after a TTL */
       private: boolean;
       /** @description In lists (GET /api/runs) each text value is cut to 200 characters followed by '… (N characters)'; GET /api/runs/{run} has them whole */
       inputs: {
@@ -1010,23 +1254,27 @@ export interface components {
       };
       createdBy: string | null;
       createdAt: string;
+      /** @description The nominal fire time of a scheduled run */
       scheduledFor: string | null;
       startedAt: string | null;
       finishedAt: string | null;
+      /** @description Attempts so far; a graceful release gives its attempt back */
       attempts: number;
       maxAttempts: number;
       worker: string | null;
       reason: string | null;
+      scheduleId: string | null;
+      jitterMs: number | null;
+      retryOf: string | null;
+      retryNumber: number;
+      /** @description Project id */
+      project: string;
       error: {
         cell: string | null;
         message: string;
       } | null;
-      scheduleId: string | null;
-      jitterMs: number | null;
       /** @description Scheduled runs: from the fire time (plus jitter) to the claim by a worker */
       latenessMs: number | null;
-      retryOf: string | null;
-      retryNumber: number;
       projectSlug: string;
       versionNumber: number;
       cells: {
@@ -1034,17 +1282,17 @@ export interface components {
         name: string;
         kind: string;
         /** @enum {string} */
-        status: 'queued' | 'running' | 'succeeded' | 'failed' | 'skipped';
+        status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
         startedAt: string | null;
         durationMs: number | null;
       }[];
     };
     Schedule: {
       id: string;
-      project: string;
+      /** @description What the schedule is for, unique in the project */
       name: string;
-      description: string;
       cadence: components['schemas']['Cadence'];
+      /** @description IANA zone, for example Europe/Berlin */
       timezone: string;
       inputs: {
         [key: string]: string | number | boolean | null;
@@ -1055,8 +1303,35 @@ export interface components {
       pauseNote: string | null;
       nextFireAt: string | null;
       createdAt: string;
+      /** @description Project id */
+      project: string;
+      /** @description The cadence in words: "daily at 09:00 Europe/Berlin" */
+      description: string;
     };
     SchedulePolicies: {
+      /**
+       * @description Default skip
+       * @enum {string}
+       */
+      overlap: 'skip' | 'buffer_one' | 'allow' | 'cancel_previous';
+      /** @description Catch up missed fire times at most this old (default 1 h) */
+      catchupWindowMs: number;
+      /**
+       * @description Default coalesce
+       * @enum {string}
+       */
+      catchupMode: 'coalesce' | 'all';
+      /** @description Deterministic offset 0..J s (default 0) */
+      jitterSeconds: number;
+      timeoutMs: number | null;
+      /** @description Attempts per fire time, 1-10 (default 1) */
+      maxAttempts: number;
+      /** @description First retry delay, doubling (default 30 s) */
+      retryBackoffMs: number;
+      /** @description Flag the schedule overdue after this (default 5 min) */
+      overdueAfterMs: number;
+    };
+    SchedulePoliciesInput: {
       /**
        * @description Default skip
        * @enum {string}
@@ -1107,6 +1382,10 @@ export interface components {
       } | null;
       /** @description The current version: schedules run it and the app shows it */
       current: boolean;
+    };
+    WorkspaceSettings: {
+      /** @description May cells reach the network? false runs them in a network namespace (needs bubblewrap on workers) */
+      cellNetwork: boolean;
     };
   };
   responses: never;
@@ -1440,7 +1719,8 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          visibility: string;
+          /** @enum {string} */
+          visibility: 'workspace' | 'restricted';
         };
       };
     };
@@ -1824,6 +2104,7 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
+          /** @description Open the app on the last scheduled run or publish (default true) */
           showLastRun?: boolean;
           /** @description Keep the newest N finished runs; null: no limit */
           keepRuns?: number | null;
@@ -1876,7 +2157,30 @@ export interface operations {
           private?: boolean;
           /** @description Notification rules for this run only, shaped as NotificationRule bodies (see /api/projects/{project}/notification-rules) */
           notifications?: {
-            [key: string]: unknown;
+            /**
+             * @description 1-200 characters
+             * @default notification
+             */
+            name?: string;
+            /**
+             * @default {
+             *       "kind": "failure"
+             *     }
+             */
+            trigger?: components['schemas']['NotifyTrigger'];
+            /** @description At least one, at most 100 */
+            destinations: components['schemas']['NotifyDestination'][];
+            /**
+             * @default {
+             *       "subject": null,
+             *       "body": null,
+             *       "screenshot": null,
+             *       "csvCells": []
+             *     }
+             */
+            content?: components['schemas']['NotificationContent'];
+            /** @default true */
+            enabled?: boolean;
           }[];
         };
       };
@@ -1926,7 +2230,30 @@ export interface operations {
           version?: string;
           /** @description Notification rules for each of these runs, shaped as NotificationRule bodies */
           notifications?: {
-            [key: string]: unknown;
+            /**
+             * @description 1-200 characters
+             * @default notification
+             */
+            name?: string;
+            /**
+             * @default {
+             *       "kind": "failure"
+             *     }
+             */
+            trigger?: components['schemas']['NotifyTrigger'];
+            /** @description At least one, at most 100 */
+            destinations: components['schemas']['NotifyDestination'][];
+            /**
+             * @default {
+             *       "subject": null,
+             *       "body": null,
+             *       "screenshot": null,
+             *       "csvCells": []
+             *     }
+             */
+            content?: components['schemas']['NotificationContent'];
+            /** @default true */
+            enabled?: boolean;
           }[];
         };
       };
@@ -2186,7 +2513,7 @@ export interface operations {
             [key: string]: string | number | boolean | null;
           };
           enabled?: boolean;
-          policies?: components['schemas']['SchedulePolicies'];
+          policies?: components['schemas']['SchedulePoliciesInput'];
         };
       };
     };
@@ -2279,10 +2606,10 @@ export interface operations {
         content: {
           'application/json': {
             id: string;
-            project: string;
+            /** @description What the schedule is for, unique in the project */
             name: string;
-            description: string;
             cadence: components['schemas']['Cadence'];
+            /** @description IANA zone, for example Europe/Berlin */
             timezone: string;
             inputs: {
               [key: string]: string | number | boolean | null;
@@ -2293,6 +2620,10 @@ export interface operations {
             pauseNote: string | null;
             nextFireAt: string | null;
             createdAt: string;
+            /** @description Project id */
+            project: string;
+            /** @description The cadence in words: "daily at 09:00 Europe/Berlin" */
+            description: string;
             health: {
               lastRun: components['schemas']['Run'] | null;
               nextFireAt: string | null;
@@ -2368,7 +2699,7 @@ export interface operations {
             [key: string]: string | number | boolean | null;
           };
           enabled?: boolean;
-          policies?: components['schemas']['SchedulePolicies'];
+          policies?: components['schemas']['SchedulePoliciesInput'];
         };
       };
     };
@@ -2600,10 +2931,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            /** @description May cells reach the network? false runs them in a network namespace (needs bubblewrap on workers) */
-            cellNetwork: boolean;
-          };
+          'application/json': components['schemas']['WorkspaceSettings'];
         };
       };
       /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
@@ -2639,10 +2967,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            /** @description May cells reach the network? false runs them in a network namespace (needs bubblewrap on workers) */
-            cellNetwork: boolean;
-          };
+          'application/json': components['schemas']['WorkspaceSettings'];
         };
       };
       /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
@@ -2671,13 +2996,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            id: string;
-            name: string;
-            /** @constant */
-            kind: 'postgres';
-            createdAt: string;
-          }[];
+          'application/json': components['schemas']['Connection'][];
         };
       };
       /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
@@ -2715,13 +3034,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            id: string;
-            name: string;
-            /** @constant */
-            kind: 'postgres';
-            createdAt: string;
-          };
+          'application/json': components['schemas']['Connection'];
         };
       };
       /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
@@ -2781,22 +3094,32 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
+          /**
+           * @description 1-200 characters
+           * @default notification
+           */
           name?: string;
+          /**
+           * @default {
+           *       "kind": "failure"
+           *     }
+           */
+          trigger?: components['schemas']['NotifyTrigger2'];
+          /** @description At least one, at most 100 */
+          destinations: components['schemas']['NotifyDestination'][];
+          /**
+           * @default {
+           *       "subject": null,
+           *       "body": null,
+           *       "screenshot": null,
+           *       "csvCells": []
+           *     }
+           */
+          content?: components['schemas']['NotificationContent'];
+          /** @default true */
+          enabled?: boolean;
           /** @description The schedule it belongs to; omitted or null: every scheduled run of the project */
           scheduleId?: string | null;
-          /** @description {kind: success | failure | all | recovery} | {kind: failure_streak, count} | {kind: condition, condition: {cell, measure: value | row_count, op: gt | gte | lt | lte | eq | ne, value, changedOnly}}; default failure */
-          trigger?: {
-            [key: string]: unknown;
-          };
-          /** @description {kind: user, userId, via?} | {kind: group, groupId, via?} | {kind: slack_channel, channel} | {kind: webhook, url}; via: preference (default) | email | slack | both */
-          destinations: {
-            [key: string]: unknown;
-          }[];
-          /** @description {subject?, body?, screenshot?: png | pdf, csvCells?: [cell]}; subject and body are templates */
-          content?: {
-            [key: string]: unknown;
-          };
-          enabled?: boolean;
         };
       };
     };
@@ -2807,7 +3130,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': components['schemas']['NotificationRule'];
+          'application/json': components['schemas']['NotificationRule2'];
         };
       };
       /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
@@ -2833,22 +3156,32 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
+          /**
+           * @description 1-200 characters
+           * @default notification
+           */
           name?: string;
+          /**
+           * @default {
+           *       "kind": "failure"
+           *     }
+           */
+          trigger?: components['schemas']['NotifyTrigger3'];
+          /** @description At least one, at most 100 */
+          destinations: components['schemas']['NotifyDestination'][];
+          /**
+           * @default {
+           *       "subject": null,
+           *       "body": null,
+           *       "screenshot": null,
+           *       "csvCells": []
+           *     }
+           */
+          content?: components['schemas']['NotificationContent'];
+          /** @default true */
+          enabled?: boolean;
           /** @description The schedule it belongs to; omitted or null: every scheduled run of the project */
           scheduleId?: string | null;
-          /** @description {kind: success | failure | all | recovery} | {kind: failure_streak, count} | {kind: condition, condition: {cell, measure: value | row_count, op: gt | gte | lt | lte | eq | ne, value, changedOnly}}; default failure */
-          trigger?: {
-            [key: string]: unknown;
-          };
-          /** @description {kind: user, userId, via?} | {kind: group, groupId, via?} | {kind: slack_channel, channel} | {kind: webhook, url}; via: preference (default) | email | slack | both */
-          destinations: {
-            [key: string]: unknown;
-          }[];
-          /** @description {subject?, body?, screenshot?: png | pdf, csvCells?: [cell]}; subject and body are templates */
-          content?: {
-            [key: string]: unknown;
-          };
-          enabled?: boolean;
         };
       };
     };
@@ -2859,7 +3192,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': components['schemas']['NotificationRule'];
+          'application/json': components['schemas']['NotificationRule3'];
         };
       };
       /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */

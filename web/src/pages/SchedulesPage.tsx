@@ -4,7 +4,6 @@
  * CLI does it, and the empty state says how.)
  */
 import { Badge, Code, Table, Text } from '@mantine/core';
-import type { CSSProperties } from 'react';
 import { useParams } from 'react-router';
 import type { Cadence } from '../api.ts';
 import { useProjectTitle, useSchedules } from '../project.ts';
@@ -108,20 +107,12 @@ export function SchedulesPage() {
                   </Table.Td>
                   <Table.Td>
                     {s.enabled && !s.pausedUntil ? (
-                      <Badge
-                        color="green"
-                        variant="light"
-                        style={{ '--badge-color': 'var(--mantine-color-green-9)' } as CSSProperties}
-                      >
+                      <Badge color="green" variant="light" className="state status-succeeded">
                         active
                       </Badge>
                     ) : (
                       <>
-                        <Badge
-                          color="gray"
-                          variant="light"
-                          style={{ '--badge-color': 'var(--mantine-color-gray-9)' } as CSSProperties}
-                        >
+                        <Badge color="gray" variant="light" className="state status-cancelled">
                           paused
                         </Badge>
                         {s.pauseNote ? (
