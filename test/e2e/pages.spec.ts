@@ -79,6 +79,8 @@ test.describe('pages', () => {
     await check(page, 'run-log');
     await expect(page).toHaveTitle('Run log · Monthly sales report · Almanac');
     await expect(page.locator('table.run-table tbody tr')).toHaveCount(2);
+    // A scheduled run names its schedule.
+    await expect(page.locator('table.run-table tbody tr').first()).toContainText('Morning report');
     await page.getByLabel('Trigger').selectOption('publish');
     await expect(page).toHaveURL(/trigger=publish/);
     await expect(page.locator('table.run-table tbody tr')).toHaveCount(1);
@@ -133,9 +135,13 @@ test.describe('at 390 px', () => {
   test('the app reads well, with the sidebar behind a burger', async ({ page }) => {
     await page.goto('/apps/sales');
     await check(page, 'app-390');
+    const appOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(appOverflow, 'the app does not scroll sideways').toBeLessThanOrEqual(0);
     await expect(page.locator('nav[aria-label="Project"]')).not.toBeInViewport();
     await page.getByRole('button', { name: 'Open the project menu' }).click();
     await expect(page.locator('nav[aria-label="Project"]')).toBeInViewport();
+    // The sidebar slides in: shoot once it is all the way in.
+    await expect.poll(async () => (await page.locator('.sidebar').boundingBox())?.x).toBe(0);
     await page.screenshot({ path: `${SHOTS}/app-390-menu.png` });
     await page.locator('nav[aria-label="Project"]').getByRole('link', { name: 'Run log' }).click();
     await expect(page).toHaveURL(/\/apps\/sales\/runs$/);

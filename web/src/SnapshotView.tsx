@@ -274,7 +274,10 @@ function Cell({
       </section>
     );
   }
-  if ((cell.kind === 'js' || cell.kind === 'ts') && !showCodeOutputs) return null;
+  // Under hide_code a code cell's tables (and charts, above) still show: they are the app's content
+  // (issue 15, bug 11: the demo's "Snapshot history" table is a code cell's). Its other values, the
+  // working data that prose interpolates, show only when the code does.
+  if ((cell.kind === 'js' || cell.kind === 'ts') && !showCodeOutputs && output.kind !== 'table') return null;
   if (
     output.kind === 'value' &&
     (output.value === null || (output.value as { $type?: string })?.$type === 'undefined')
@@ -298,6 +301,7 @@ export function SnapshotView({
   onReady,
 }: {
   snapshot: Snapshot;
+  /** Show code cells' values too (hide_code off); their tables and charts always show. */
   showCodeOutputs: boolean;
   onReady: () => void;
 }) {

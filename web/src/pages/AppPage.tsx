@@ -379,7 +379,7 @@ function AppView({ project, runId }: { project: string; runId: string | null }) 
   const page = (
     <Page title={[runId ? `Run ${runId.slice(0, 8)}` : null, title]} ready={ready} className="app-main">
       <header className="app-header">
-        <Title order={1} size="h2">
+        <Title order={1} size="h4">
           {title}
         </Title>
         <Text size="sm" c="dimmed">
@@ -415,7 +415,7 @@ function AppView({ project, runId }: { project: string; runId: string | null }) 
           ) : null}
           .{' '}
           {print ? null : (
-            <Anchor component={Link} to={base}>
+            <Anchor component={Link} to={base} size="sm">
               Back to the current app
             </Anchor>
           )}
@@ -460,9 +460,9 @@ function AppView({ project, runId }: { project: string; runId: string | null }) 
       {snapshot && !running ? (
         <SnapshotView
           snapshot={snapshot}
-          // Issue 15, bug 11: hide_code hides a code cell's code, never its outputs (the demo's
-          // "Snapshot history" table is a code cell's output). The snapshot holds no code at all.
-          showCodeOutputs
+          // Issue 15, bug 11: hide_code hid code cells' tables too (the demo's "Snapshot history");
+          // SnapshotView now always shows their tables and charts, and their other values only here.
+          showCodeOutputs={!(manifest.data?.hideCode ?? true)}
           onReady={() => setReadyFor(snapshot.runId)}
         />
       ) : null}

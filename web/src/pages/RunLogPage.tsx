@@ -6,7 +6,7 @@ import { Anchor, Button, Group, NativeSelect, Table, Text } from '@mantine/core'
 import { useInfiniteQuery } from '@tanstack/react-query';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { client, type Run, unwrap } from '../api.ts';
-import { useProjectTitle } from '../project.ts';
+import { useProjectTitle, useSchedules } from '../project.ts';
 import { EmptyState, ErrorState, LoadingRows, Page, PageTitle, StatusBadge, Time } from '../ui.tsx';
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'skipped'];
@@ -50,6 +50,9 @@ export function RunLogPage() {
     else next.delete(name);
     setParams(next, { replace: true });
   };
+  // Which schedule a scheduled run came from, by name (issue 15, bug 5).
+  const schedules = useSchedules(project);
+  const scheduleName = new Map((schedules.data ?? []).map((s) => [s.id, s.name]));
   const list = runs.data?.pages.flatMap((p) => p.runs) ?? [];
   const base = `/apps/${encodeURIComponent(project)}`;
   return (
@@ -112,6 +115,11 @@ export function RunLogPage() {
                   <Table.Td>
                     {r.trigger}
                     {r.private ? ' (yours)' : ''}
+                    {r.scheduleId && scheduleName.has(r.scheduleId) ? (
+                      <Text size="xs" c="dimmed">
+                        {scheduleName.get(r.scheduleId)}
+                      </Text>
+                    ) : null}
                   </Table.Td>
                   <Table.Td>
                     <Time iso={r.createdAt} />
