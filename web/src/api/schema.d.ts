@@ -907,8 +907,11 @@ export interface components {
     };
     Integrations: {
       smtp: {
+        /** @description A host name or address */
         host: string;
+        /** @description 1-65535 (default 587) */
         port: number;
+        /** @description TLS from the start (default: on port 465 only); otherwise STARTTLS */
         secure: boolean;
         user: string | null;
       } | null;
@@ -1448,7 +1451,8 @@ export interface operations {
             userId: string;
             workspaceId: string;
             name: string;
-            role: string;
+            /** @enum {string} */
+            role: 'admin' | 'editor' | 'viewer';
           };
         };
       };
@@ -1563,7 +1567,8 @@ export interface operations {
               userId: string;
               workspaceId: string;
               name: string;
-              role: string;
+              /** @enum {string} */
+              role: 'admin' | 'editor' | 'viewer';
             };
             expiresAt: string;
           };
@@ -3338,11 +3343,15 @@ export interface operations {
         'application/json': {
           /** @description null removes SMTP: email then goes to the outbox folder */
           smtp?: {
+            /** @description A host name or address */
             host: string;
+            /** @description 1-65535 (default 587) */
             port?: number;
+            /** @description TLS from the start (default: on port 465 only); otherwise STARTTLS */
             secure?: boolean;
             user?: string | null;
             password?: string | null;
+            /** @description Accept a self-signed certificate (default false) */
             allowSelfSigned?: boolean;
           } | null;
           emailFrom?: string;
