@@ -25,7 +25,7 @@ import * as projects from '../src/services/project-service.ts';
 import * as runs from '../src/services/run-service.ts';
 import type { Principal } from '../src/services/service-context.ts';
 import { bootstrap } from '../src/services/workspace-service.ts';
-import { freshPostgresSchema } from '../test/support/services.ts';
+import { freshPostgresDatabase } from '../test/support/services.ts';
 
 const { values } = parseArgs({
   options: {
@@ -52,7 +52,7 @@ async function admin(ctx: Awaited<ReturnType<typeof openServices>>['ctx']): Prom
 }
 
 async function queueThroughput(workers: number, batch = BATCH, slots = SLOTS) {
-  const schema = await freshPostgresSchema();
+  const schema = await freshPostgresDatabase();
   const producer = await openServices(schema.url, { secretKey: () => Buffer.alloc(32) });
   const principal = await admin(producer.ctx);
   const project = await projects.createProject(producer.ctx, principal, {
@@ -183,7 +183,7 @@ function machineCpuMs(): number {
 
 async function endToEnd() {
   const dir = mkdtempSync(join(tmpdir(), 'almanac-scale-bench-'));
-  const schema = await freshPostgresSchema();
+  const schema = await freshPostgresDatabase();
   const server = await createServer(
     resolveConfig(
       { dataDir: dir, port: 0 },

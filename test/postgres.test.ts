@@ -2,15 +2,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TableOutput } from '../src/domain/snapshot.ts';
 import { cell, createHarness, fence, type Harness } from './support/harness.ts';
-import { freshPostgresSchema, postgresUnavailable } from './support/services.ts';
+import { freshPostgresDatabase, postgresUnavailable } from './support/services.ts';
 
 const unavailable = await postgresUnavailable();
 
 describe('executor: SQL on PostgreSQL', { skip: unavailable ?? false }, () => {
   let h: Harness;
-  let schema: Awaited<ReturnType<typeof freshPostgresSchema>>;
+  let schema: Awaited<ReturnType<typeof freshPostgresDatabase>>;
   before(async () => {
-    schema = await freshPostgresSchema();
+    schema = await freshPostgresDatabase();
     h = await createHarness({
       postgres: { warehouse: schema.url, down: 'postgres://postgres@127.0.0.1:1/none' },
     });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PostgresWakeups, RESYNC } from '../src/store/wakeups.ts';
-import { freshPostgresSchema, POSTGRES_URL, postgresUnavailable } from './support/services.ts';
+import { freshPostgresDatabase, POSTGRES_URL, postgresUnavailable } from './support/services.ts';
 import { until } from './support/until.ts';
 
 const unavailable = await postgresUnavailable();
@@ -24,11 +24,11 @@ function next(
 }
 
 describe('wake-ups on postgres', { skip: unavailable ?? false }, () => {
-  let schema: Awaited<ReturnType<typeof freshPostgresSchema>>;
+  let schema: Awaited<ReturnType<typeof freshPostgresDatabase>>;
   let a: PostgresWakeups;
   let b: PostgresWakeups;
   before(async () => {
-    schema = await freshPostgresSchema();
+    schema = await freshPostgresDatabase();
     a = await PostgresWakeups.open(schema.url);
     b = await PostgresWakeups.open(schema.url);
   });

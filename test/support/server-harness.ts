@@ -1,5 +1,5 @@
 /**
- * A whole server on a real store (a fresh SQLite file or PostgreSQL schema), with a fake clock and its
+ * A whole server on a real store (a fresh SQLite file or PostgreSQL database), with a fake clock and its
  * loops stopped, so tests drive the worker with `drain()` and housekeeping with `tick(now)`. Requests
  * go through `app.request` without sockets unless `listen` is set.
  */
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig } from '../../src/app/config.ts';
 import { type AlmanacServer, createServer, type ServerOptions } from '../../src/app/create-server.ts';
-import { freshPostgresSchema, postgresUnavailable } from './services.ts';
+import { freshPostgresDatabase, postgresUnavailable } from './services.ts';
 
 export class FakeClock {
   #now: number;
@@ -67,7 +67,7 @@ export async function testStores(): Promise<TestStore[]> {
       name: 'postgres',
       skip: pgUnavailable ?? false,
       async location() {
-        const schema = await freshPostgresSchema();
+        const schema = await freshPostgresDatabase();
         return { url: schema.url, drop: () => schema.drop() };
       },
     },

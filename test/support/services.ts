@@ -34,22 +34,85 @@ export function postgresUnavailable(): Promise<string | null> {
   return reachable;
 }
 
-/** A fresh schema for one test, and a connection URL whose search_path points at it. */
-export async function freshPostgresSchema(): Promise<{ url: string; schema: string; drop(): Promise<void> }> {
-  const schema = `t_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+/**
+ * PostgreSQL databases for tests, in the pattern of graphile-worker's suite: each test file (process)
+ * makes its own template database, and each test gets its own database cloned from it, so no suite
+ * shares the `test` database or another suite's tables. The template stays empty: migrations are part
+ * of what the store suite tests. Databases are named `almanac_t_<epoch seconds>_<hex>`; ones left by a
+ * crashed run (older than two hours) are dropped when the next suite starts.
+ */
+const PREFIX = 'almanac_t_';
+let template: Promise<string> | undefined;
+let clones = Promise.resolve();
+
+async function adminQuery(text: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: POSTGRES_URL, application_name: 'almanac-test-admin' });
   await admin.connect();
-  await admin.query(`create schema ${schema}`);
-  await admin.end();
-  const url = `${POSTGRES_URL}${POSTGRES_URL.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  try {
+    await admin.query(text);
+  } finally {
+    await admin.end().catch(() => {});
+  }
+}
+
+function newDatabaseName(): string {
+  return `${PREFIX}${Math.floor(Date.now() / 1000)}_${randomBytes(5).toString('hex')}`;
+}
+
+function suiteTemplate(): Promise<string> {
+  template ??= (async () => {
+    const admin = new pg.Client({ connectionString: POSTGRES_URL, application_name: 'almanac-test-admin' });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query<{ datname: string }>(
+        'select datname from pg_database where datname like $1',
+        [`${PREFIX}%`],
+      );
+      const stale = Math.floor(Date.now() / 1000) - 2 * 3600;
+      for (const { datname } of rows) {
+        const born = Number(/^almanac_t_(\d+)_/.exec(datname)?.[1] ?? Number.POSITIVE_INFINITY);
+        if (born < stale)
+          await admin.query(`drop database if exists ${datname} with (force)`).catch(() => {});
+      }
+      const name = newDatabaseName();
+      await admin.query(`create database ${name} template template0 encoding 'UTF8'`);
+      process.once('beforeExit', () => {
+        void adminQuery(`drop database if exists ${name} with (force)`).catch(() => {});
+      });
+      return name;
+    } finally {
+      await admin.end().catch(() => {});
+    }
+  })();
+  return template;
+}
+
+/** A URL naming `database` on the test server (same host, user and query as POSTGRES_URL). */
+function urlOf(database: string): string {
+  const url = new URL(POSTGRES_URL);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+/** A fresh, empty database for one test (cloned from the suite's template), and a way to drop it. */
+export async function freshPostgresDatabase(): Promise<{
+  url: string;
+  database: string;
+  drop(): Promise<void>;
+}> {
+  const source = await suiteTemplate();
+  const database = newDatabaseName();
+  // One clone at a time per process: PostgreSQL refuses to copy a template another CREATE is reading.
+  const created = clones.then(() =>
+    adminQuery(`create database ${database} template ${source} strategy file_copy`),
+  );
+  clones = created.catch(() => {});
+  await created;
   return {
-    url,
-    schema,
+    url: urlOf(database),
+    database,
     async drop() {
-      const c = new pg.Client({ connectionString: POSTGRES_URL });
-      await c.connect();
-      await c.query(`drop schema if exists ${schema} cascade`);
-      await c.end();
+      await adminQuery(`drop database if exists ${database} with (force)`);
     },
   };
 }

@@ -1,12 +1,12 @@
 /**
  * The store suite is written once and run against every database (STYLE.md, habit 4): a fresh SQLite
- * file, and a fresh PostgreSQL schema, per test.
+ * file, and a fresh PostgreSQL database (cloned from the suite's template), per test.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase, type StoreDatabase } from '../../src/store/database.ts';
-import { freshPostgresSchema, postgresUnavailable } from './services.ts';
+import { freshPostgresDatabase, postgresUnavailable } from './services.ts';
 
 export interface StoreTarget {
   name: 'sqlite' | 'postgres';
@@ -37,7 +37,7 @@ export async function storeTargets(): Promise<StoreTarget[]> {
       name: 'postgres',
       skip: pgUnavailable ?? false,
       async open<Schema>() {
-        const schema = await freshPostgresSchema();
+        const schema = await freshPostgresDatabase();
         const store = openDatabase<Schema>(schema.url);
         return {
           ...store,

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
-import { freshPostgresSchema } from '../../support/services.ts';
+import { freshPostgresDatabase } from '../../support/services.ts';
 
 const MAIN = resolve(import.meta.dirname, '../../../src/cli/main.ts');
 export const ADMIN_TOKEN = 'alm_reliability_admin_token_0123456789abcdef';
@@ -68,7 +68,7 @@ export class Cluster {
     let drop = async () => {};
     if (options.sqlite) url = join(dir, 'almanac.sqlite');
     else {
-      const schema = await freshPostgresSchema();
+      const schema = await freshPostgresDatabase();
       url = schema.url;
       drop = () => schema.drop();
     }
