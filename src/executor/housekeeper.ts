@@ -4,16 +4,16 @@
  * of its changes are guarded UPDATEs and DELETEs, so two housekeepers at once do no harm.
  */
 
+import type { LoopLog } from '../services/loop-log.ts';
 import { type Metrics, storeRetries } from '../services/metrics.ts';
 import { type HousekeepingReport, housekeeping } from '../services/run-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import { type RetryOptions, retryTransient } from '../store/transient.ts';
-import type { WorkerLog } from './worker.ts';
 
 export class Housekeeper {
   readonly #ctx: ServiceContext;
   readonly #intervalMs: number;
-  readonly #log: WorkerLog | null;
+  readonly #log: LoopLog | null;
   #timer: NodeJS.Timeout | null = null;
   #busy: Promise<HousekeepingReport> | null = null;
   readonly #retry: RetryOptions;
@@ -21,7 +21,7 @@ export class Housekeeper {
   /** `intervalMs` defaults to 5 s: a lost worker's run is requeued within a lease plus this. */
   constructor(
     ctx: ServiceContext,
-    options: { intervalMs?: number; log?: WorkerLog; metrics?: Metrics | null } = {},
+    options: { intervalMs?: number; log?: LoopLog; metrics?: Metrics | null } = {},
   ) {
     this.#ctx = ctx;
     this.#intervalMs = options.intervalMs ?? 5000;

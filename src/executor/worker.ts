@@ -14,6 +14,7 @@ import type { Run } from '../domain/run.ts';
 import { assertExhaustive } from '../domain/run-lifecycle.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
 import { crashPoint } from '../services/crash-points.ts';
+import { type LoopLog, QUIET_LOG } from '../services/loop-log.ts';
 import { type Metrics, storeRetries } from '../services/metrics.ts';
 import * as runs from '../services/run-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
@@ -24,13 +25,6 @@ import type { Executor, RunCancellation, RunEvent } from './executor.ts';
 import { PostgresEngine } from './sql/postgres-engine.ts';
 import type { SqlEngine } from './sql/sql-engine.ts';
 import { materializeVersion } from './version-workdir.ts';
-
-export interface WorkerLog {
-  debug?(object: object, message?: string): void;
-  info(object: object, message?: string): void;
-  warn(object: object, message?: string): void;
-  error(object: object, message?: string): void;
-}
 
 export interface WorkerOptions {
   ctx: ServiceContext;
@@ -48,7 +42,7 @@ export interface WorkerOptions {
   heartbeatMs?: number;
   /** Re-check the queue this often even without a wake-up. @default 30000 */
   fallbackMs?: number;
-  log?: WorkerLog;
+  log?: LoopLog;
   /** Called as soon as a run is claimed (benchmarks). */
   onClaimed?: (run: Run) => void;
   /** Claim latency, schedule lateness, claim statement time and finished runs go here. */
@@ -68,8 +62,6 @@ const MAX_COMPLETION_BATCH = 200;
 /** A cell's `running` state is stored once it has run this long; quicker cells store only their end. */
 const CELL_RUNNING_WRITE_DELAY_MS = 100;
 
-const quiet: WorkerLog = { info() {}, warn() {}, error() {} };
-
 export class Worker {
   readonly id: string;
   readonly #ctx: ServiceContext;
@@ -80,7 +72,7 @@ export class Worker {
   readonly #lease: runs.LeaseOptions;
   readonly #heartbeatMs: number;
   readonly #fallbackMs: number;
-  readonly #log: WorkerLog;
+  readonly #log: LoopLog;
   readonly #metrics: Metrics | null;
   readonly #retry: RetryOptions;
   readonly #active = new Map<string, ActiveRun>();
@@ -110,7 +102,7 @@ export class Worker {
     this.#lease = { worker: this.id, leaseMs };
     this.#heartbeatMs = options.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 3));
     this.#fallbackMs = options.fallbackMs ?? 30_000;
-    this.#log = options.log ?? quiet;
+    this.#log = options.log ?? QUIET_LOG;
     this.#metrics = options.metrics ?? null;
     this.#retry = storeRetries(this.#metrics, this.#log);
     this.#onClaimed = options.onClaimed;
