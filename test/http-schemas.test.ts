@@ -18,10 +18,12 @@ import { startTestServer, type TestServer, testStores } from './support/server-h
 
 type Json = any;
 
-/** The schema behind `node`, following `$ref`s into the enclosing schema's `$defs`. */
-function deref(root: Json, node: Json): Json {
+let doc: Json;
+
+/** The schema behind `node`, following a `$ref` into the document's components. */
+function deref(_root: Json, node: Json): Json {
   const ref = node?.$ref as string | undefined;
-  return ref ? root.$defs[ref.replace('#/$defs/', '')] : node;
+  return ref ? doc.components.schemas[ref.replace('#/components/schemas/', '')] : node;
 }
 
 /** The `kind` values of a discriminated union's options. */
@@ -29,11 +31,19 @@ function kinds(root: Json, union: Json): string[] {
   return deref(root, union).oneOf.map((option: Json) => deref(root, option).properties.kind.const);
 }
 
+/** Every `$ref` in `node`. */
+function refs(node: Json): string[] {
+  if (Array.isArray(node)) return node.flatMap(refs);
+  if (node === null || typeof node !== 'object') return [];
+  return Object.entries(node).flatMap(([key, value]) =>
+    key === '$ref' && typeof value === 'string' ? [value] : refs(value),
+  );
+}
+
 const sqlite = (await testStores()).find((s) => s.name === 'sqlite')!;
 
 describe('API shapes derive from the domain schemas', () => {
   let t: TestServer;
-  let doc: Json;
   before(async () => {
     t = await startTestServer(sqlite);
     doc = (await t.json('GET', '/api/openapi.json', undefined, null)).body;
@@ -44,6 +54,18 @@ describe('API shapes derive from the domain schemas', () => {
     doc.paths[path][method].requestBody.content['application/json'].schema;
   const response = (path: string, method: string, status: number) =>
     doc.paths[path][method].responses[status].content['application/json'].schema;
+
+  it('resolves every $ref of /api/openapi.json in the document itself', () => {
+    // Regression: zod's per-schema `$defs` stayed inside each operation while their references
+    // (`#/$defs/X`) pointed at the document's root, so no client generator could follow them.
+    const all = refs(doc.paths);
+    assert.ok(all.length > 20);
+    for (const ref of all) {
+      assert.match(ref, /^#\/components\/schemas\/\w+$/);
+      assert.ok(deref(null, { $ref: ref }), `${ref} resolves`);
+    }
+    assert.doesNotMatch(JSON.stringify(doc.paths), /"\$defs"/);
+  });
 
   it("documents a rule body's trigger, destinations and content with their real shapes", () => {
     const body = requestBody('/api/projects/{project}/notification-rules', 'post');

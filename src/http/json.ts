@@ -1,8 +1,9 @@
 /**
  * How the API writes the glossary's nouns as JSON: camelCase fields, ISO instants, and the shapes the
- * response schemas (`schemas.ts`) declare. Every route module serializes through these.
+ * response schemas (`schemas.ts`) declare. Every route module serializes through these, and each one's
+ * return type is its schema's, so the compiler keeps what is sent and what is documented the same.
  */
-
+import type { z } from 'zod';
 import { ValidationError } from '../domain/errors.ts';
 import { summarizeInputs } from '../domain/input-summary.ts';
 import type { Project, Version, VersionListing } from '../domain/project.ts';
@@ -10,8 +11,12 @@ import { latenessMs, type Run } from '../domain/run.ts';
 import type { Schedule } from '../domain/schedule/schedule.ts';
 import type { RunDetails } from '../services/run-service.ts';
 import { describe } from '../services/schedule-service.ts';
+import type * as S from './schemas.ts';
 
-export function projectJson(project: Project, latest: Version | null) {
+/** What a response schema says is sent. */
+type Json<T extends z.ZodType> = z.output<T>;
+
+export function projectJson(project: Project, latest: Version | null): Json<typeof S.Project> {
   return {
     id: project.id,
     slug: project.slug,
@@ -25,7 +30,7 @@ export function projectJson(project: Project, latest: Version | null) {
   };
 }
 
-export function versionJson(version: Version) {
+export function versionJson(version: Version): Json<typeof S.Version> {
   return {
     id: version.id,
     number: version.number,
@@ -35,7 +40,7 @@ export function versionJson(version: Version) {
   };
 }
 
-export function versionListingJson(version: VersionListing) {
+export function versionListingJson(version: VersionListing): Json<typeof S.VersionListing> {
   return {
     ...versionJson(version),
     createdBy: version.createdBy,
@@ -45,7 +50,7 @@ export function versionListingJson(version: VersionListing) {
   };
 }
 
-export function runJson(run: Run) {
+export function runJson(run: Run): Json<typeof S.Run> {
   return {
     id: run.id,
     project: run.projectId,
@@ -74,11 +79,11 @@ export function runJson(run: Run) {
 }
 
 /** A run in a list (the run log): input values shortened, so one huge value cannot bloat every page. */
-export function runSummaryJson(run: Run) {
+export function runSummaryJson(run: Run): Json<typeof S.Run> {
   return { ...runJson(run), inputs: summarizeInputs(run.inputs) };
 }
 
-export function scheduleJson(schedule: Schedule) {
+export function scheduleJson(schedule: Schedule): Json<typeof S.Schedule> {
   return {
     id: schedule.id,
     project: schedule.projectId,
@@ -106,7 +111,7 @@ export function instant(field: string, value: string | undefined): Date | undefi
   return date;
 }
 
-export function runDetailsJson(details: RunDetails) {
+export function runDetailsJson(details: RunDetails): Json<typeof S.RunWithCells> {
   return {
     ...runJson(details.run),
     projectSlug: details.projectSlug,

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { ForbiddenError, UnsupportedMediaTypeError, ValidationError } from '../domain/errors.ts';
 import type { Principal } from '../services/service-context.ts';
 import type { Caller } from '../services/workspace-service.ts';
+import { hoistDefs } from './hoist-defs.ts';
 import { type OriginOptions, sameOriginRequest } from './security-headers.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -287,6 +288,25 @@ export function openApiDocument(routes: readonly AnyRoute[], info: { title: stri
       responses,
     };
   }
+  // Every schema's `$defs` move into components, where their references can reach them.
+  const schemas: Record<string, unknown> = {
+    Error: {
+      type: 'object',
+      required: ['error'],
+      properties: {
+        error: {
+          type: 'object',
+          required: ['code', 'message'],
+          properties: {
+            code: { type: 'string' },
+            message: { type: 'string' },
+            field: { type: 'string' },
+          },
+        },
+      },
+    },
+  };
+  const bundled = hoistDefs(paths, schemas);
   return {
     openapi: '3.1.0',
     info: {
@@ -306,24 +326,8 @@ export function openApiDocument(routes: readonly AnyRoute[], info: { title: stri
           description: 'A browser session (GET /login?code=…, or POST /api/auth/session with a token)',
         },
       },
-      schemas: {
-        Error: {
-          type: 'object',
-          required: ['error'],
-          properties: {
-            error: {
-              type: 'object',
-              required: ['code', 'message'],
-              properties: {
-                code: { type: 'string' },
-                message: { type: 'string' },
-                field: { type: 'string' },
-              },
-            },
-          },
-        },
-      },
+      schemas: Object.fromEntries(Object.entries(schemas).sort(([a], [b]) => a.localeCompare(b))),
     },
-    paths,
+    paths: bundled,
   };
 }

@@ -20,6 +20,7 @@ import {
   MAX_PROJECT_FILES,
 } from '../domain/limits.ts';
 import { DELIVERY_CHANNELS, DELIVERY_STATUSES } from '../domain/notification/delivery.ts';
+import { integrationsChangeSchema, integrationsViewSchema } from '../domain/notification/integrations.ts';
 import {
   destinationSchema,
   notificationContentSchema,
@@ -42,7 +43,7 @@ import {
   runSchema,
 } from '../domain/run.ts';
 import { cadenceSchema, schedulePoliciesSchema, scheduleSchema } from '../domain/schedule/schedule.ts';
-import { connectionSchema, workspaceSettingsSchema } from '../domain/workspace.ts';
+import { connectionSchema, userSchema, workspaceSettingsSchema } from '../domain/workspace.ts';
 
 // Every request body and query is strict (`z.strictObject`): an unknown field is a 400 naming it, never
 // silently ignored (issue 14: `{"context": "logic"}` on POST /runs was accepted and did nothing).
@@ -363,11 +364,12 @@ export const UpdateWorkspaceSettingsBody = WorkspaceSettings.partial().strict();
 export const CreateTokenBody = z.strictObject({ name: name('What the token is for') });
 export const TokenCreated = z.object({ token: z.string().describe('Shown once; store it now') });
 
+/** The caller: a user of the workspace, with their role in it. */
 export const Me = z.object({
-  userId: z.string(),
-  workspaceId: z.string(),
-  name: z.string(),
-  role: z.string(),
+  userId: userSchema.shape.id,
+  workspaceId: userSchema.shape.workspaceId,
+  name: userSchema.shape.name,
+  role: userSchema.shape.role,
 });
 
 export const Health = z.object({ ok: z.literal(true), version: z.string() });
@@ -516,38 +518,6 @@ export const Delivery = z
   })
   .meta({ id: 'Delivery' });
 
-export const Integrations = z
-  .object({
-    smtp: z
-      .object({ host: z.string(), port: z.number(), secure: z.boolean(), user: z.string().nullable() })
-      .nullable(),
-    emailFrom: z.string(),
-    slack: z.boolean(),
-    allowPrivateWebhooks: z.boolean(),
-  })
-  .meta({ id: 'Integrations' });
+export const Integrations = integrationsViewSchema.meta({ id: 'Integrations' });
 
-export const IntegrationsBody = z
-  .object({
-    smtp: z
-      .object({
-        host: z.string(),
-        port: z.number().int().optional(),
-        secure: z.boolean().optional(),
-        user: z.string().nullable().optional(),
-        password: z.string().nullable().optional(),
-        allowSelfSigned: z.boolean().optional(),
-      })
-      .strict()
-      .nullable()
-      .optional()
-      .describe('null removes SMTP: email then goes to the outbox folder'),
-    emailFrom: z.string().optional(),
-    slackToken: z
-      .string()
-      .nullable()
-      .optional()
-      .describe('A bot token (xoxb-…); checked with Slack; null removes it'),
-    allowPrivateWebhooks: z.boolean().optional(),
-  })
-  .strict();
+export const IntegrationsBody = integrationsChangeSchema;

@@ -26,7 +26,7 @@ export interface NotificationHttpDeps {
   } | null;
 }
 
-function ruleJson(rule: NotificationRule) {
+function ruleJson(rule: NotificationRule): z.output<typeof S.Rule> {
   return {
     id: rule.id,
     projectId: rule.projectId,
@@ -41,7 +41,7 @@ function ruleJson(rule: NotificationRule) {
   };
 }
 
-export function deliveryJson(d: Delivery) {
+export function deliveryJson(d: Delivery): z.output<typeof S.Delivery> {
   return {
     id: d.id,
     runId: d.runId,
