@@ -19,6 +19,7 @@ import {
   MAX_PROJECT_BYTES,
   MAX_PROJECT_FILES,
 } from '../domain/limits.ts';
+import { INPUT_TYPES } from '../domain/notebook/notebook.ts';
 import { DELIVERY_CHANNELS, DELIVERY_STATUSES } from '../domain/notification/delivery.ts';
 import { integrationsChangeSchema, integrationsViewSchema } from '../domain/notification/integrations.ts';
 import {
@@ -323,7 +324,7 @@ export const AppManifest = z
     inputs: z.array(
       z.object({
         name: z.string(),
-        type: z.enum(['select', 'text', 'number', 'date', 'checkbox']),
+        type: z.enum(INPUT_TYPES),
         label: z.string(),
         default: inputValue,
         options: z.array(z.union([z.string(), z.number()])).optional(),

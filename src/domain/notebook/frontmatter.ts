@@ -10,6 +10,7 @@ import {
   MAX_NOTE_LENGTH,
   MAX_TITLE_LENGTH,
 } from '../limits.ts';
+import { INPUT_TYPES } from './notebook.ts';
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -53,7 +54,7 @@ const inputSchema = z.discriminatedUnion(
       ...base,
     }),
   ],
-  { error: 'type must be one of select, text, number, date, checkbox' },
+  { error: `type must be one of ${INPUT_TYPES.join(', ')}` },
 );
 
 export const frontmatterSchema = z.strictObject({

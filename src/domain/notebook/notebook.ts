@@ -4,7 +4,8 @@
  */
 import type { InputValue } from '../run-context.ts';
 
-export type InputType = 'select' | 'text' | 'number' | 'date' | 'checkbox';
+export const INPUT_TYPES = ['select', 'text', 'number', 'date', 'checkbox'] as const;
+export type InputType = (typeof INPUT_TYPES)[number];
 
 /** An app parameter with a default (glossary "Input"). */
 export interface InputSpec {
