@@ -221,7 +221,6 @@ export const Run = jsonOf(
     inputs: runSchema.shape.inputs.describe(
       `In lists (GET /api/runs) each text value is cut to ${INPUT_SUMMARY_CHARS} characters followed by '… (N characters)'; GET /api/runs/{run} has them whole`,
     ),
-    reason: z.string().nullable(),
     error: z.object({ cell: z.string().nullable(), message: z.string() }).nullable(),
     latenessMs: z
       .number()

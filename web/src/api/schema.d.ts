@@ -1225,7 +1225,24 @@ export interface components {
       attempts: number;
       maxAttempts: number;
       worker: string | null;
-      reason: string | null;
+      reason:
+        | (
+            | 'cell_error'
+            | 'timeout'
+            | 'memory_limit'
+            | 'cpu_limit'
+            | 'output_limit'
+            | 'cancelled'
+            | 'crashed'
+            | 'invalid_input'
+            | 'protocol_violation'
+            | 'worker_lost'
+            | 'overlap'
+            | 'missed'
+            | 'coalesced'
+            | 'no_version'
+          )
+        | null;
       scheduleId: string | null;
       jitterMs: number | null;
       retryOf: string | null;
@@ -1265,7 +1282,24 @@ export interface components {
       attempts: number;
       maxAttempts: number;
       worker: string | null;
-      reason: string | null;
+      reason:
+        | (
+            | 'cell_error'
+            | 'timeout'
+            | 'memory_limit'
+            | 'cpu_limit'
+            | 'output_limit'
+            | 'cancelled'
+            | 'crashed'
+            | 'invalid_input'
+            | 'protocol_violation'
+            | 'worker_lost'
+            | 'overlap'
+            | 'missed'
+            | 'coalesced'
+            | 'no_version'
+          )
+        | null;
       scheduleId: string | null;
       jitterMs: number | null;
       retryOf: string | null;
