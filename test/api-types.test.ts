@@ -51,7 +51,7 @@ describe('generated API types', () => {
   });
 
   it('bundleDefs hoists embedded $defs, keeping two different shapes under one name apart', () => {
-    const schema = (defs: object, ref: string) => ({ type: 'array', items: { $ref: ref }, $defs: defs });
+    const schema = (defs: any, ref: string): any => ({ type: 'array', items: { $ref: ref }, $defs: defs });
     const out = bundleDefs({
       paths: {
         a: schema({ Thing: { type: 'string' } }, '#/$defs/Thing'),

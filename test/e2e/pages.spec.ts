@@ -135,7 +135,9 @@ test.describe('at 390 px', () => {
   test('the app reads well, with the sidebar behind a burger', async ({ page }) => {
     await page.goto('/apps/sales');
     await check(page, 'app-390');
-    const appOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const appOverflow = Number(
+      await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'),
+    );
     expect(appOverflow, 'the app does not scroll sideways').toBeLessThanOrEqual(0);
     await expect(page.locator('nav[aria-label="Project"]')).not.toBeInViewport();
     await page.getByRole('button', { name: 'Open the project menu' }).click();
@@ -147,8 +149,38 @@ test.describe('at 390 px', () => {
     await expect(page).toHaveURL(/\/apps\/sales\/runs$/);
     await check(page, 'run-log-390');
     // No page scrolls sideways.
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = Number(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'));
     expect(overflow).toBeLessThanOrEqual(0);
+  });
+});
+
+test.describe('signed out', () => {
+  test.use({ storageState: { cookies: [], origins: [] } });
+
+  test('a page says how to sign in, in words', async ({ page }) => {
+    await page.goto('/apps/sales');
+    await check(page, 'signed-out');
+    await expect(page.getByText('You are not signed in')).toBeVisible();
+    await expect(page.getByText('almanac login-link')).toBeVisible();
+    await expect(page.locator('main')).not.toContainText('{"error"');
+  });
+});
+
+test.describe('sign out', () => {
+  // A session of its own, so signing out leaves the suite's session alone.
+  test.use({ storageState: { cookies: [], origins: [] } });
+
+  test('the user menu names the user and signs out', async ({ page, request }) => {
+    const response = await request.post('/api/auth/login-codes', {
+      headers: { authorization: `Bearer ${process.env['ALMANAC_E2E_TOKEN']}` },
+      data: { next: '/' },
+    });
+    const { path } = (await response.json()) as { path: string };
+    await page.goto(path);
+    await check(page, 'home-signed-in');
+    await page.getByRole('button', { name: /^Account: / }).click();
+    await page.getByRole('menuitem', { name: 'Sign out' }).click();
+    await expect(page.getByText('You are not signed in')).toBeVisible();
   });
 });
 
@@ -163,7 +195,11 @@ test.describe('keyboard', () => {
       let focused = false;
       for (let i = 0; i < 40 && !focused; i++) {
         await page.keyboard.press('Tab');
-        focused = await link.evaluate((el) => el === document.activeElement);
+        // Page scripts are strings: this file type-checks without the DOM library.
+        focused =
+          (await page.evaluate(
+            `document.activeElement?.closest('nav[aria-label="Project"]') ? document.activeElement.textContent : null`,
+          )) === name;
       }
       expect(focused, `Tab reaches ${name}`).toBe(true);
       await page.keyboard.press('Enter');
