@@ -383,7 +383,7 @@ function AppView({ project, runId }: { project: string; runId: string | null }) 
           {title}
         </Title>
         <Text size="sm" c="dimmed">
-          {version !== null ? `Version ${version}` : manifest.isPending ? '' : 'Not published yet'}
+          {version !== null ? `Version ${version}` : manifest.data ? 'Not published yet' : ''}
           {snapshot ? (
             <>
               {' · as of '}
@@ -429,7 +429,7 @@ function AppView({ project, runId }: { project: string; runId: string | null }) 
           onChange={(name, value) => setValues((old) => ({ ...old, [name]: value }))}
         />
       ) : null}
-      {print ? null : (
+      {print || manifest.isError ? null : (
         <Group my="sm" gap="sm" className="actions">
           <Button
             onClick={() => rerun.mutate()}
@@ -468,7 +468,8 @@ function AppView({ project, runId }: { project: string; runId: string | null }) 
       ) : null}
     </Page>
   );
-  if (print) return page;
+  // Without the app (not signed in, no access, no such project) a list of its runs has nothing to add.
+  if (print || manifest.isError) return page;
   return (
     <div className="app-layout">
       {page}

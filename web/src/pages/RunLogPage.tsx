@@ -85,7 +85,7 @@ export function RunLogPage() {
         </EmptyState>
       ) : null}
       {list.length > 0 ? (
-        <Table.ScrollContainer minWidth={560}>
+        <Table.ScrollContainer minWidth={380}>
           <Table verticalSpacing="xs" highlightOnHover className="run-table">
             <Table.Thead>
               <Table.Tr>
