@@ -317,14 +317,12 @@ function AppView({ project, runId }: { project: string; runId: string | null }) 
   });
   const running = !!followId && followed.isPending;
 
+  // The snapshot on screen: a followed run's once it is in (never the one before it, which would
+  // flag the page ready with the old results), else the past run's, else the default state's.
   let snapshot: Snapshot | null = null;
-  if (followId) snapshot = followedSnapshot.data ?? (rerunId ? previousSnapshot() : null);
+  if (followId) snapshot = followedSnapshot.data ?? null;
   else if (runId) snapshot = pastSnapshot.data ?? null;
   else if (opened.data && 'snapshot' in opened.data) snapshot = opened.data.snapshot;
-  function previousSnapshot(): Snapshot | null {
-    if (runId) return pastSnapshot.data ?? null;
-    return opened.data && 'snapshot' in opened.data ? opened.data.snapshot : null;
-  }
 
   // The form shows the inputs of the snapshot on screen (issue 15, bug 4), else the defaults.
   const [values, setValues] = useState<Values>({});
@@ -332,11 +330,11 @@ function AppView({ project, runId }: { project: string; runId: string | null }) 
   useEffect(() => {
     if (!manifest.data) return;
     const defaults = Object.fromEntries(manifest.data.inputs.map((i) => [i.name, i.default])) as Values;
-    setValues({
-      ...defaults,
-      ...(pastRun.data?.inputs ?? {}),
-      ...((shownInputs as Values | undefined) ?? {}),
-    });
+    const base = { ...defaults, ...(pastRun.data?.inputs ?? {}) };
+    // While a re-run goes (no snapshot on screen) the form keeps what the viewer chose.
+    setValues((old) =>
+      shownInputs ? { ...base, ...(shownInputs as Values) } : Object.keys(old).length > 0 ? old : base,
+    );
   }, [manifest.data, pastRun.data, shownInputs]);
 
   const rerun = useMutation({
