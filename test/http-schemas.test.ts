@@ -9,8 +9,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { ValidationError } from '../src/domain/errors.ts';
 import { DELIVERY_STATUSES } from '../src/domain/notification/delivery.ts';
-import { DESTINATION_KINDS, NOTIFY_VIAS, TRIGGER_KINDS } from '../src/domain/notification/rule.ts';
+import {
+  DESTINATION_KINDS,
+  NOTIFY_VIAS,
+  TRIGGER_KINDS,
+  validateRule,
+} from '../src/domain/notification/rule.ts';
 import { PROJECT_VISIBILITIES } from '../src/domain/project.ts';
 import { RUN_STATUSES } from '../src/domain/run.ts';
 import { CATCHUP_MODES, OVERLAP_POLICIES, WEEKDAYS } from '../src/domain/schedule/schedule.ts';
@@ -123,11 +129,26 @@ describe('API shapes derive from the domain schemas', () => {
       ],
       [{ destinations: 'everyone' }, 'rule.destinations', /has no recipients/],
     ];
+    cases.push(
+      [
+        { trigger: { kind: 'failure', cont: 2 }, destinations: [] },
+        'rule.trigger.cont',
+        /is not a known field/,
+      ],
+      [{ trigger: { kind: 'failure_streak' }, destinations: [] }, 'rule.trigger.count', /whole number/],
+    );
     for (const [body, field, message] of cases) {
       const answer = await t.json('POST', '/api/projects/any/notification-rules', body);
       assert.equal(answer.status, 400, JSON.stringify(answer.body));
       assert.equal(answer.body.error.field, field);
       assert.match(answer.body.error.message, message);
+      // The domain's validator reads the same schema, so it names the same field (the CLI's and
+      // inline rules' way in).
+      assert.throws(
+        () => validateRule(body),
+        (error: ValidationError) => error.field === field && message.test(error.message),
+        field,
+      );
     }
   });
 });

@@ -9,6 +9,7 @@ import type { Context, Hono } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { z } from 'zod';
 import { ForbiddenError, UnsupportedMediaTypeError, ValidationError } from '../domain/errors.ts';
+import { validationErrorOf } from '../domain/schema-errors.ts';
 import type { Principal } from '../services/service-context.ts';
 import type { Caller } from '../services/workspace-service.ts';
 import { hoistDefs } from './hoist-defs.ts';
@@ -122,19 +123,6 @@ function ticketAllows(
 
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
 
-/**
- * The field an issue is about, written as the domain writes it: `notifications[0].trigger.count`,
- * after `prefix` (what the domain calls the body, such as `rule`). An unknown key is named itself.
- */
-function fieldOf(issue: z.core.$ZodIssue, prefix: string): string {
-  const keys = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
-  const path = keys
-    .map((key, i) => (typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`))
-    .join('');
-  if (!prefix) return path || 'body';
-  return path ? (path.startsWith('[') ? `${prefix}${path}` : `${prefix}.${path}`) : prefix;
-}
-
 function parseWith<S extends z.ZodType>(
   schema: S,
   value: unknown,
@@ -143,15 +131,7 @@ function parseWith<S extends z.ZodType>(
 ): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  const field = fieldOf(issue, prefix);
-  const message =
-    issue.code === 'invalid_type' && /received undefined/.test(issue.message)
-      ? `is required (${where})`
-      : issue.code === 'unrecognized_keys'
-        ? `is not a field here${issue.keys.length > 1 ? ` (unknown fields: ${issue.keys.join(', ')})` : ''}`
-        : issue.message;
-  throw new ValidationError(field, message);
+  throw validationErrorOf(result.error.issues[0]!, { prefix, where });
 }
 
 export function mount(app: Hono, routes: readonly AnyRoute[], options: MountOptions): void {

@@ -4,9 +4,10 @@
  * triggers the rule, given the runs of the same schedule before it.
  */
 import { z } from 'zod';
-import { ValidationError } from '../errors.ts';
+import { assertExhaustive, ValidationError } from '../errors.ts';
 import { MAX_INPUT_VALUE_CHARS, MAX_NAME_LENGTH, MAX_URL_LENGTH } from '../limits.ts';
 import type { RunStatus } from '../run.ts';
+import { validationErrorOf } from '../schema-errors.ts';
 import { decodeValue, type RunSnapshot } from '../snapshot.ts';
 
 export const COMPARISONS = ['gt', 'gte', 'lt', 'lte', 'eq', 'ne'] as const;
@@ -241,129 +242,52 @@ export function isFailure(status: RunStatus): boolean {
   return FAILURES.includes(status);
 }
 
-/**
- * `value` as an object with only the `allowed` keys: an unknown key is refused, naming it, rather than
- * silently ignored (a misspelt `changedOnly` would otherwise change what the rule does).
- */
-function object(value: unknown, field: string, allowed: readonly string[]): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ValidationError(field, 'must be an object');
+function checkTrigger(trigger: NotifyTrigger, field: string): void {
+  if (trigger.kind === 'failure_streak' && (trigger.count < 1 || trigger.count > 1000)) {
+    throw new ValidationError(`${field}.count`, 'must be a whole number of failures in a row, 1-1000');
   }
-  const unknown = Object.keys(value).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0) {
+  if (trigger.kind !== 'condition') return;
+  const { cell, measure, op, value } = trigger.condition;
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(cell)) {
+    throw new ValidationError(`${field}.condition.cell`, 'must name a cell of the notebook');
+  }
+  if (typeof value === 'string' && value.length > MAX_INPUT_VALUE_CHARS) {
     throw new ValidationError(
-      `${field}.${unknown[0]!.slice(0, 60)}`,
-      `is not a field here; allowed: ${allowed.join(', ')}`,
+      `${field}.condition.value`,
+      `must be at most ${MAX_INPUT_VALUE_CHARS} characters (MAX_INPUT_VALUE_CHARS)`,
     );
   }
-  return value as Record<string, unknown>;
-}
-
-function oneOf<T extends string>(value: unknown, allowed: readonly T[], field: string): T {
-  if (typeof value !== 'string' || !allowed.includes(value as T)) {
-    throw new ValidationError(field, `must be one of ${allowed.join(', ')} (got ${JSON.stringify(value)})`);
+  if (measure === 'row_count' && typeof value !== 'number') {
+    throw new ValidationError(`${field}.condition.value`, 'must be a number to compare a row count with');
   }
-  return value as T;
-}
-
-function validateTrigger(input: unknown, field: string): NotifyTrigger {
-  const t = object(input, field, ['kind', 'count', 'condition']);
-  const kind = oneOf(t['kind'], TRIGGER_KINDS, `${field}.kind`);
-  switch (kind) {
-    case 'success':
-    case 'failure':
-    case 'all':
-    case 'recovery':
-      return { kind };
-    case 'failure_streak': {
-      const count = t['count'];
-      if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 1000) {
-        throw new ValidationError(`${field}.count`, 'must be a whole number of failures in a row, 1-1000');
-      }
-      return { kind, count };
-    }
-    case 'condition': {
-      const c = object(t['condition'], `${field}.condition`, [
-        'cell',
-        'measure',
-        'op',
-        'value',
-        'changedOnly',
-      ]);
-      const cell = c['cell'];
-      if (typeof cell !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(cell)) {
-        throw new ValidationError(`${field}.condition.cell`, 'must name a cell of the notebook');
-      }
-      const measure = oneOf(
-        c['measure'] ?? 'value',
-        ['value', 'row_count'] as const,
-        `${field}.condition.measure`,
-      );
-      const op = oneOf(c['op'], COMPARISONS, `${field}.condition.op`);
-      const value = c['value'];
-      if (!['number', 'string', 'boolean'].includes(typeof value)) {
-        throw new ValidationError(`${field}.condition.value`, 'must be a number, a string or a boolean');
-      }
-      if (typeof value === 'string' && value.length > MAX_INPUT_VALUE_CHARS) {
-        throw new ValidationError(
-          `${field}.condition.value`,
-          `must be at most ${MAX_INPUT_VALUE_CHARS} characters (MAX_INPUT_VALUE_CHARS)`,
-        );
-      }
-      if (measure === 'row_count' && typeof value !== 'number') {
-        throw new ValidationError(`${field}.condition.value`, 'must be a number to compare a row count with');
-      }
-      if (typeof value !== 'number' && !['eq', 'ne'].includes(op)) {
-        throw new ValidationError(
-          `${field}.condition.op`,
-          `'${op}' compares numbers; use eq or ne for ${typeof value}s`,
-        );
-      }
-      return {
-        kind,
-        condition: {
-          cell,
-          measure,
-          op,
-          value: value as number | string | boolean,
-          changedOnly: c['changedOnly'] === true,
-        },
-      };
-    }
+  if (typeof value !== 'number' && !['eq', 'ne'].includes(op)) {
+    throw new ValidationError(
+      `${field}.condition.op`,
+      `'${op}' compares numbers; use eq or ne for ${typeof value}s`,
+    );
   }
 }
 
-function validateDestination(input: unknown, field: string): Destination {
-  const d = object(input, field, ['kind', 'userId', 'groupId', 'via', 'channel', 'url']);
-  const kind = oneOf(d['kind'], DESTINATION_KINDS, `${field}.kind`);
-  const id = (key: string) => {
-    const value = d[key];
-    if (typeof value !== 'string' || value.length === 0)
-      throw new ValidationError(`${field}.${key}`, 'is required');
+/** A destination with its defaults filled in and its address normalized (`#ops` → `ops`). */
+function checkDestination(d: Destination, field: string): Destination {
+  const id = (key: string, value: string) => {
+    if (value.length === 0) throw new ValidationError(`${field}.${key}`, 'is required');
     return value;
   };
-  switch (kind) {
+  switch (d.kind) {
     case 'user':
-      return {
-        kind,
-        userId: id('userId'),
-        via: oneOf(d['via'] ?? 'preference', NOTIFY_VIAS, `${field}.via`),
-      };
+      return { kind: d.kind, userId: id('userId', d.userId), via: d.via ?? 'preference' };
     case 'group':
-      return {
-        kind,
-        groupId: id('groupId'),
-        via: oneOf(d['via'] ?? 'preference', NOTIFY_VIAS, `${field}.via`),
-      };
+      return { kind: d.kind, groupId: id('groupId', d.groupId), via: d.via ?? 'preference' };
     case 'slack_channel': {
-      const channel = id('channel').replace(/^#/, '');
+      const channel = id('channel', d.channel).replace(/^#/, '');
       if (!/^[A-Za-z0-9][\w.-]{0,79}$/.test(channel)) {
         throw new ValidationError(`${field}.channel`, `'${channel}' is not a Slack channel name or id`);
       }
-      return { kind, channel };
+      return { kind: d.kind, channel };
     }
     case 'webhook': {
-      const url = id('url');
+      const url = id('url', d.url);
       if (url.length > MAX_URL_LENGTH) {
         throw new ValidationError(
           `${field}.url`,
@@ -385,64 +309,61 @@ function validateDestination(input: unknown, field: string): Destination {
           'must not carry credentials; the request is signed instead',
         );
       }
-      return { kind, url: parsed.toString() };
+      return { kind: d.kind, url: parsed.toString() };
     }
+    default:
+      return assertExhaustive(d, 'destination');
   }
 }
 
-/** Validates a rule as sent by the API or CLI. The store and the services check what names refer to. */
+/**
+ * Validates a rule as sent by the API or CLI: its shape by `notificationRuleSpecSchema` (the same
+ * schema the API's bodies use; an unknown key is refused, naming it, rather than silently ignored: a
+ * misspelt `changedOnly` would change what the rule does), then what a shape cannot say. The store and
+ * the services check what names refer to.
+ */
 export function validateRule(input: unknown, field = 'rule'): NotificationRuleSpec {
-  const r = object(input, field, ['name', 'scheduleId', 'trigger', 'destinations', 'content', 'enabled']);
-  const name = r['name'] ?? 'notification';
-  if (typeof name !== 'string' || name.trim().length === 0 || name.length > MAX_NAME_LENGTH) {
+  // A rule's schedule travels next to it in some bodies; it is not part of the rule itself.
+  const isObject = typeof input === 'object' && input !== null && !Array.isArray(input);
+  const { scheduleId: _, ...rule } = isObject ? (input as Record<string, unknown>) : {};
+  const parsed = notificationRuleSpecSchema.safeParse(isObject ? rule : input);
+  if (!parsed.success) throw validationErrorOf(parsed.error.issues[0]!, { prefix: field });
+  const r = parsed.data;
+  const name = r.name.trim();
+  if (name.length === 0 || r.name.length > MAX_NAME_LENGTH) {
     throw new ValidationError(`${field}.name`, `must be 1-${MAX_NAME_LENGTH} characters (MAX_NAME_LENGTH)`);
   }
-  const trigger = validateTrigger(r['trigger'] ?? { kind: 'failure' }, `${field}.trigger`);
-  const list = r['destinations'];
-  if (!Array.isArray(list) || list.length === 0) {
+  checkTrigger(r.trigger, `${field}.trigger`);
+  if (r.destinations.length === 0) {
     throw new ValidationError(
       `${field}.destinations`,
       'has no recipients: add at least one user, group, Slack channel or webhook',
     );
   }
-  if (list.length > 100) throw new ValidationError(`${field}.destinations`, 'at most 100 per rule');
-  const destinations = list.map((d, i) => validateDestination(d, `${field}.destinations[${i}]`));
-  const c =
-    r['content'] === undefined
-      ? {}
-      : object(r['content'], `${field}.content`, ['subject', 'body', 'screenshot', 'csvCells']);
-  const text = (key: string, max: number) => {
-    const value = c[key];
-    if (value === undefined || value === null) return null;
-    if (typeof value !== 'string' || value.length > max) {
+  if (r.destinations.length > 100) throw new ValidationError(`${field}.destinations`, 'at most 100 per rule');
+  const destinations = r.destinations.map((d, i) => checkDestination(d, `${field}.destinations[${i}]`));
+  const text = (key: 'subject' | 'body', max: number) => {
+    const value = r.content[key];
+    if (value !== null && value.length > max) {
       throw new ValidationError(`${field}.content.${key}`, `must be text of at most ${max} characters`);
     }
     return value;
   };
-  const screenshot = c['screenshot'] ?? null;
-  if (screenshot !== null && screenshot !== 'png' && screenshot !== 'pdf') {
-    throw new ValidationError(
-      `${field}.content.screenshot`,
-      `must be png, pdf or null (got ${JSON.stringify(screenshot)})`,
-    );
-  }
-  const csv = c['csvCells'] ?? [];
-  if (!Array.isArray(csv) || csv.length > 100 || csv.some((x) => typeof x !== 'string' || x.length > 200)) {
+  const csv = r.content.csvCells;
+  if (csv.length > 100 || csv.some((x) => x.length > 200)) {
     throw new ValidationError(`${field}.content.csvCells`, 'must be a list of cell names');
   }
-  const enabled = r['enabled'] ?? true;
-  if (typeof enabled !== 'boolean') throw new ValidationError(`${field}.enabled`, 'must be true or false');
   const spec: NotificationRuleSpec = {
-    name: name.trim(),
-    trigger,
+    name,
+    trigger: r.trigger,
     destinations,
     content: {
       subject: text('subject', 500),
       body: text('body', 20_000),
-      screenshot,
-      csvCells: [...new Set(csv as string[])],
+      screenshot: r.content.screenshot,
+      csvCells: [...new Set(csv)],
     },
-    enabled,
+    enabled: r.enabled,
   };
   checkScreenshot(spec, field);
   return spec;
