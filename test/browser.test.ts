@@ -116,6 +116,20 @@ describe('app page in headless Chromium', { skip }, () => {
     assert.ok(streams.length >= 1, 'the re-run was followed over SSE');
   });
 
+  it('with "show results from the last run" off, the app starts a run and follows it live to its snapshot', async () => {
+    const off = await t.json('PATCH', '/api/projects/sales/app/settings', { showLastRun: false });
+    assert.equal(off.status, 200, JSON.stringify(off.body));
+    try {
+      await page.goto(`${t.server.url}/apps/sales`);
+      await page.waitForSelector('main[data-ready="true"]', { timeout: 20_000 });
+      const shown = await page.getAttribute('.snapshot', 'data-run');
+      assert.ok(shown && shown !== publishRun, 'a fresh run, not the cached default state');
+      assert.match((await page.textContent('.snapshot'))!, /Orders for all regions/);
+    } finally {
+      await t.json('PATCH', '/api/projects/sales/app/settings', { showLastRun: true });
+    }
+  });
+
   it('Bug 11: the demo shows its own "Snapshot history" table (hide_code hid code cells\' outputs)', async () => {
     // Issue 15, bug 11: `hide_code` hid every output of a code cell, so the demo's "Snapshot history"
     // (the table the `history` code cell returns) never showed. A scheduled run records a row and shows it.
