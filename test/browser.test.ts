@@ -101,19 +101,32 @@ describe('app page in headless Chromium', { skip }, () => {
     page.on('request', (r) => {
       if (r.url().endsWith('/events')) streams.push(r.url());
     });
-    await page.click('button:has-text("Re-run")');
-    await page.waitForSelector('main[data-ready="false"]');
-    // Open the publish run while the re-run is still going (the shell navigates in the page).
-    await page.click(`[data-run-link="${publishRun}"]`);
-    await page.waitForSelector(`main[data-ready="true"][data-view="/apps/sales/runs/${publishRun}"]`, {
-      timeout: 20_000,
-    });
-    await t.server.worker!.drain();
-    // Give a stale follow every chance to land: the page must still show the run in the URL.
-    await page.evaluate('new Promise((r) => setTimeout(r, 300))');
-    assert.equal(await page.getAttribute('.snapshot', 'data-run'), publishRun);
-    assert.equal(new URL(page.url()).pathname, `/apps/sales/runs/${publishRun}`);
-    assert.ok(streams.length >= 1, 'the re-run was followed over SSE');
+    // The worker stops claiming, so the re-run stays queued (and its stream open) while we leave.
+    await t.server.worker!.stop();
+    try {
+      await page.click('button:has-text("Re-run")');
+      await page.waitForSelector('main[data-ready="false"]');
+      await page.waitForSelector('.progress');
+      assert.equal(streams.length, 1, 'the re-run is followed over SSE');
+      // The browser reports a stream the page closes as an aborted request.
+      const closing = page.waitForEvent('requestfailed', {
+        predicate: (r) => r.url().endsWith('/events'),
+        timeout: 10_000,
+      });
+      // Open the publish run while the re-run is still queued (the shell navigates in the page).
+      await page.click(`[data-run-link="${publishRun}"]`);
+      await page.waitForSelector(`main[data-ready="true"][data-view="/apps/sales/runs/${publishRun}"]`, {
+        timeout: 20_000,
+      });
+      // Leaving closed the stream...
+      assert.equal((await closing).url(), streams[0], 'leaving the view closed its event stream');
+      // ...so the re-run ending now changes nothing on screen.
+      await t.server.worker!.drain();
+      assert.equal(await page.getAttribute('.snapshot', 'data-run'), publishRun);
+      assert.equal(new URL(page.url()).pathname, `/apps/sales/runs/${publishRun}`);
+    } finally {
+      t.server.worker!.start();
+    }
   });
 
   it('with "show results from the last run" off, the app starts a run and follows it live to its snapshot', async () => {
