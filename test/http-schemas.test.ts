@@ -110,6 +110,38 @@ describe('API shapes derive from the domain schemas', () => {
     assert.equal(policies.required, undefined);
   });
 
+  it('answers a schedule body of the wrong shape with a 400 naming the field and the choices', async () => {
+    // The domain's enum lists word the error: `z.enum`'s own message listed the values in quotes and
+    // pipes ("Invalid option: expected one of \"skip\"|…").
+    const cases: [unknown, string, RegExp][] = [
+      [
+        { cadence: { kind: 'yearly' } },
+        'cadence.kind',
+        /must be one of hourly, daily, weekly, monthly, cron/,
+      ],
+      [
+        { cadence: { kind: 'weekly', days: ['mon', 'funday'], time: '09:00' } },
+        'cadence.days[1]',
+        /must be one of sun, mon, tue, wed, thu, fri, sat \(got "funday"\)/,
+      ],
+      [
+        { cadence: { kind: 'daily', time: '09:00' }, policies: { overlap: 'queue' } },
+        'policies.overlap',
+        /must be one of skip, buffer_one, allow, cancel_previous/,
+      ],
+    ];
+    for (const [body, field, message] of cases) {
+      const answer = await t.json('POST', '/api/projects/any/schedules', {
+        name: 'n',
+        timezone: 'UTC',
+        ...(body as object),
+      });
+      assert.equal(answer.status, 400, JSON.stringify(answer.body));
+      assert.equal(answer.body.error.field, field);
+      assert.match(answer.body.error.message, message);
+    }
+  });
+
   it('answers a rule body of the wrong shape with a 400 naming the field', async () => {
     const cases: [unknown, string, RegExp][] = [
       [

@@ -4,6 +4,7 @@
  * for the HTTP layer (request bodies, queries, parameters) and the domain's own checks, so a field is
  * named the same way whichever of them finds the problem.
  */
+import { z } from 'zod';
 import { ValidationError } from './errors.ts';
 
 /** The parts of a zod issue this needs (zod's `$ZodIssue` has them). */
@@ -44,3 +45,15 @@ export function validationErrorOf(
         : issue.message;
   return new ValidationError(field, message);
 }
+
+/** A discriminated union's error when `kind` is none of its options: names them. */
+export const kindError = (issue: { code: string; options?: unknown; input?: unknown }) =>
+  issue.code === 'invalid_union' && Array.isArray(issue.options)
+    ? `must be one of ${issue.options.join(', ')} (got ${JSON.stringify(issue.input)})`
+    : undefined;
+
+/** An enum whose error lists the allowed values, as `validateRule` says it. */
+export const oneOfSchema = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, {
+    error: (issue) => `must be one of ${values.join(', ')} (got ${JSON.stringify(issue.input)})`,
+  });

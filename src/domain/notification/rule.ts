@@ -7,24 +7,12 @@ import { z } from 'zod';
 import { assertExhaustive, ValidationError } from '../errors.ts';
 import { MAX_INPUT_VALUE_CHARS, MAX_NAME_LENGTH, MAX_URL_LENGTH } from '../limits.ts';
 import type { RunStatus } from '../run.ts';
-import { validationErrorOf } from '../schema-errors.ts';
+import { kindError, oneOfSchema, validationErrorOf } from '../schema-errors.ts';
 import { decodeValue, type RunSnapshot } from '../snapshot.ts';
 
 export const COMPARISONS = ['gt', 'gte', 'lt', 'lte', 'eq', 'ne'] as const;
 export type Comparison = (typeof COMPARISONS)[number];
 export const CONDITION_MEASURES = ['value', 'row_count'] as const;
-
-/** A discriminated union's error when `kind` is none of its options: names them. */
-const kindError = (issue: { code: string; options?: unknown; input?: unknown }) =>
-  issue.code === 'invalid_union' && Array.isArray(issue.options)
-    ? `must be one of ${issue.options.join(', ')} (got ${JSON.stringify(issue.input)})`
-    : undefined;
-
-/** An enum whose error lists the allowed values, as `validateRule` says it. */
-const oneOfSchema = <const T extends readonly [string, ...string[]]>(values: T) =>
-  z.enum(values, {
-    error: (issue) => `must be one of ${values.join(', ')} (got ${JSON.stringify(issue.input)})`,
-  });
 
 // The schemas below are the one definition of a rule's shape (issue 15): the types, the API's request
 // and response bodies and the OpenAPI document derive from them. Their output is the stored form, with

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
 import { inputValueSchema } from '../run.ts';
+import { kindError, oneOfSchema } from '../schema-errors.ts';
 import { type ParsedCron, parseCron } from './cron.ts';
 import type { FireSpec } from './fire-times.ts';
 import { isTimeZone } from './zoned-time.ts';
@@ -24,34 +25,37 @@ const hhmm = z.string().describe('Local time HH:MM in the schedule timezone');
  * `cadenceSpec`, with messages naming the field.
  */
 export const cadenceSchema = z
-  .discriminatedUnion('kind', [
-    z.strictObject({
-      kind: z.literal('hourly'),
-      minute: z.number().int().describe('Minute of the hour, 0-59'),
-    }),
-    z.strictObject({ kind: z.literal('daily'), time: hhmm }),
-    z.strictObject({
-      kind: z.literal('weekly'),
-      days: z.array(z.enum(WEEKDAYS)).describe('Days of the week'),
-      time: hhmm,
-    }),
-    z.strictObject({
-      kind: z.literal('monthly'),
-      day: z.number().int().describe('Day of the month, 1-31'),
-      time: hhmm,
-      shortMonths: z
-        .enum(['last_day', 'skip'])
-        .optional()
-        .describe('Days 29-31 in shorter months: fire on the last day (default) or skip the month'),
-    }),
-    z.strictObject({
-      kind: z.literal('cron'),
-      expression: z
-        .string()
-        .max(200, 'must be at most 200 characters')
-        .describe('5 fields (minute hour day month weekday) or 6 with seconds first'),
-    }),
-  ])
+  .discriminatedUnion(
+    'kind',
+    [
+      z.strictObject({
+        kind: z.literal('hourly'),
+        minute: z.number().int().describe('Minute of the hour, 0-59'),
+      }),
+      z.strictObject({ kind: z.literal('daily'), time: hhmm }),
+      z.strictObject({
+        kind: z.literal('weekly'),
+        days: z.array(oneOfSchema(WEEKDAYS)).describe('Days of the week'),
+        time: hhmm,
+      }),
+      z.strictObject({
+        kind: z.literal('monthly'),
+        day: z.number().int().describe('Day of the month, 1-31'),
+        time: hhmm,
+        shortMonths: oneOfSchema(['last_day', 'skip'])
+          .optional()
+          .describe('Days 29-31 in shorter months: fire on the last day (default) or skip the month'),
+      }),
+      z.strictObject({
+        kind: z.literal('cron'),
+        expression: z
+          .string()
+          .max(200, 'must be at most 200 characters')
+          .describe('5 fields (minute hour day month weekday) or 6 with seconds first'),
+      }),
+    ],
+    { error: kindError },
+  )
   .meta({ id: 'Cadence' });
 export type Cadence = z.infer<typeof cadenceSchema>;
 
@@ -67,11 +71,11 @@ export type CatchupMode = (typeof CATCHUP_MODES)[number];
 export const schedulePoliciesSchema = z
   .strictObject({
     /** When the previous run of this schedule is still queued or running. @default 'skip' */
-    overlap: z.enum(OVERLAP_POLICIES).describe('Default skip'),
+    overlap: oneOfSchema(OVERLAP_POLICIES).describe('Default skip'),
     /** Fire times missed while no scheduler ran are caught up if they are at most this old. @default 3600000 (1 h) */
     catchupWindowMs: z.number().int().describe('Catch up missed fire times at most this old (default 1 h)'),
     /** Inside the window: one run for all missed fire times, or one each. @default 'coalesce' */
-    catchupMode: z.enum(CATCHUP_MODES).describe('Default coalesce'),
+    catchupMode: oneOfSchema(CATCHUP_MODES).describe('Default coalesce'),
     /** Deterministic offset in 0..jitterSeconds s, from the schedule id. @default 0 */
     jitterSeconds: z.number().int().describe('Deterministic offset 0..J s (default 0)'),
     /** Wall-clock limit for each run, in ms; null: the server's default. */
