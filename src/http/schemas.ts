@@ -51,16 +51,12 @@ import { connectionSchema, userSchema, workspaceSettingsSchema } from '../domain
 // Sizes (input values, notebooks, files) are checked by the domain with a 413 naming the limit; lengths
 // (names, notes) here with a 400 naming the field (limits in src/domain/limits.ts).
 
-const inputValue = inputValueSchema;
-
 /** A `Date` field as JSON: an ISO 8601 instant, keeping the field's description. */
 type JsonField<F> = F extends z.ZodDate
   ? z.ZodString
   : F extends z.ZodNullable<z.ZodDate>
     ? z.ZodNullable<z.ZodString>
-    : F extends z.ZodOptional<z.ZodNullable<z.ZodDate>>
-      ? z.ZodOptional<z.ZodNullable<z.ZodString>>
-      : F;
+    : F;
 
 function jsonField(field: z.ZodType): z.ZodType {
   const inner = field instanceof z.ZodNullable ? (field.unwrap() as z.ZodType) : field;
@@ -81,7 +77,7 @@ export function jsonOf<S extends z.ZodRawShape>(
 
 /** Input values of a request: sizes are checked by the domain (413 naming the input and the limit). */
 const inputValues = z
-  .record(z.string(), inputValue)
+  .record(z.string(), inputValueSchema)
   .describe(
     `Input values by name; defaults fill the rest. At most ${MAX_INPUTS} values of ${MAX_INPUT_VALUE_CHARS.toLocaleString('en-US')} characters each (413 beyond)`,
   );
@@ -325,7 +321,7 @@ export const AppManifest = z
         name: z.string(),
         type: z.enum(INPUT_TYPES),
         label: z.string(),
-        default: inputValue,
+        default: inputValueSchema,
         options: z.array(z.union([z.string(), z.number()])).optional(),
         min: z.number().optional(),
         max: z.number().optional(),
