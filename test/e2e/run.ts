@@ -4,8 +4,9 @@
  * must be built first (`npm run build:web`; `npm test` does it).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -43,9 +44,16 @@ const port = await new Promise<number>((resolve, reject) => {
     probe.close(() => resolve(port));
   });
 });
+// The server's data dir, removed afterwards (playwright.config.ts makes one itself when run directly).
+const dataDir = mkdtempSync(join(tmpdir(), 'almanac-e2e-'));
 const result = spawnSync(
   join(ROOT, 'node_modules', '.bin', 'playwright'),
   ['test', '--config', join(ROOT, 'playwright.config.ts'), ...process.argv.slice(2)],
-  { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ALMANAC_E2E_PORT: String(port) } },
+  {
+    cwd: ROOT,
+    stdio: 'inherit',
+    env: { ...process.env, ALMANAC_E2E_PORT: String(port), ALMANAC_E2E_DATA_DIR: dataDir },
+  },
 );
+rmSync(dataDir, { recursive: true, force: true });
 process.exit(result.status ?? 1);
