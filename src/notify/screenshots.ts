@@ -138,6 +138,10 @@ export class Screenshots {
     const timeout = this.#o.timeoutMs ?? 20_000;
     try {
       const base = new URL(this.#o.baseUrl());
+      // Print mode (UI.md): the app as a report, inputs as text, no top bar, sidebar or controls.
+      const printed = new URL(path, base);
+      printed.searchParams.set('print', '1');
+      const shown = `${printed.pathname}${printed.search}`;
       const { context, idle } = await this.#contextFor(viewer);
       // The fresh ticket replaces the last one; the context keeps only its caches.
       await context.addCookies([
@@ -149,12 +153,12 @@ export class Screenshots {
       let healthy = false;
       if (page && !page.isClosed() && new URL(page.url()).origin === base.origin) {
         await page.evaluate(
-          `(() => { history.pushState(null, '', ${JSON.stringify(path)}); dispatchEvent(new PopStateEvent('popstate')); })()`,
+          `(() => { history.pushState(null, '', ${JSON.stringify(shown)}); dispatchEvent(new PopStateEvent('popstate')); })()`,
         );
       } else {
         page = await context.newPage();
         page.setDefaultTimeout(timeout);
-        await page.goto(new URL(path, base).toString(), { waitUntil: 'domcontentloaded', timeout });
+        await page.goto(new URL(shown, base).toString(), { waitUntil: 'domcontentloaded', timeout });
       }
       try {
         const view = JSON.stringify(new URL(path, base).pathname);
