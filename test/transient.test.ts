@@ -73,7 +73,11 @@ for (const store of await testStores()) {
     it('every connection of a server terminated, twice: all runs finish once, and wake-ups resume', async () => {
       const app = `almanac-cut-${process.pid}-${Date.now()}`;
       const t = await startTestServer(store, {
-        locationTransform: (url) => `${url}&application_name=${app}`,
+        locationTransform: (url) => {
+          const named = new URL(url);
+          named.searchParams.set('application_name', app);
+          return named.toString();
+        },
       });
       const admin = new pg.Client({ connectionString: POSTGRES_URL });
       await admin.connect();
