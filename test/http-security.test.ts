@@ -290,7 +290,9 @@ describe('HTTP security (issue 14)', () => {
       const cookie = cookiePair(setCookie);
       const me = await request('/api/me', { headers: { cookie } });
       assert.equal(me.status, 200);
-      assert.equal(((await me.json()) as any).userId, adminId);
+      const caller = (await me.json()) as any;
+      assert.equal(caller.userId, adminId);
+      assert.equal(caller.workspaceName, 'Default workspace', 'the top bar names the workspace');
       // Single use.
       const again = await request(link);
       assert.equal(again.status, 401);

@@ -366,6 +366,7 @@ export const Me = z.object({
   workspaceId: userSchema.shape.workspaceId,
   name: userSchema.shape.name,
   role: userSchema.shape.role,
+  workspaceName: z.string().describe("The workspace's name, as the top bar shows it"),
 });
 
 export const Health = z.object({ ok: z.literal(true), version: z.string() });

@@ -307,6 +307,15 @@ export async function bootstrap(
 }
 
 /** The first admin of a workspace (the default one unless named), as a principal: for seeding and tests. */
+/** The caller as the web app's top bar shows it: the principal and its workspace's name. */
+export async function describeCaller(
+  ctx: ServiceContext,
+  principal: Principal,
+): Promise<Principal & { workspaceName: string }> {
+  const workspace = await ws.findWorkspace(ctx.db, principal.workspaceId);
+  return { ...principal, workspaceName: workspace?.name ?? principal.workspaceId };
+}
+
 export async function firstAdmin(ctx: ServiceContext, workspaceId = DEFAULT_WORKSPACE): Promise<Principal> {
   const admin = await ws.findFirstAdmin(ctx.db, workspaceId);
   if (!admin) throw new Error(`workspace '${workspaceId}' has no admin; start the server once to create one`);

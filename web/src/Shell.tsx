@@ -47,13 +47,10 @@ export function useProjects() {
   });
 }
 
-/**
- * The workspace's name, once the API says it (`/api/me` carries `workspaceName` when the server has
- * it); until then, nothing rather than a made-up label.
- */
+/** The workspace's name from `/api/me`; until it loads, nothing rather than a made-up label. */
 function WorkspaceName() {
   const me = useMe();
-  const name = (me.data as { workspaceName?: string } | undefined)?.workspaceName;
+  const name = me.data?.workspaceName;
   if (!name) return null;
   return (
     <Text size="sm" c="dimmed" visibleFrom="xs" className="workspace">

@@ -1,12 +1,13 @@
 /**
  * The server itself: liveness with the package version, and who the caller is.
  */
+import * as workspaces from '../../services/workspace-service.ts';
 import type { RouteDeps } from '../route-deps.ts';
 import { type AnyRoute, route } from '../routes.ts';
 import * as S from '../schemas.ts';
 
 export function systemRoutes(deps: RouteDeps): AnyRoute[] {
-  const { version } = deps;
+  const { ctx, version } = deps;
   return [
     route({
       method: 'get',
@@ -23,7 +24,7 @@ export function systemRoutes(deps: RouteDeps): AnyRoute[] {
       summary: 'The caller',
       tag: 'system',
       responses: { 200: { description: 'Who the token belongs to', schema: S.Me } },
-      handler: async ({ c, principal }) => c.json(principal),
+      handler: async ({ c, principal }) => c.json(await workspaces.describeCaller(ctx, principal)),
     }),
   ];
 }

@@ -1487,6 +1487,8 @@ export interface operations {
             name: string;
             /** @enum {string} */
             role: 'admin' | 'editor' | 'viewer';
+            /** @description The workspace's name, as the top bar shows it */
+            workspaceName: string;
           };
         };
       };
@@ -1603,6 +1605,8 @@ export interface operations {
               name: string;
               /** @enum {string} */
               role: 'admin' | 'editor' | 'viewer';
+              /** @description The workspace's name, as the top bar shows it */
+              workspaceName: string;
             };
             expiresAt: string;
           };
