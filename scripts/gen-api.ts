@@ -48,63 +48,6 @@ export async function openApiDocument(): Promise<unknown> {
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-/**
- * Moves every schema's local `$defs` into `components.schemas` and points its `#/$defs/X` references
- * there. The served document embeds zod's `$defs` inside each operation's schema, but its references
- * (`#/$defs/X`) resolve against the document's root, where there are none, so openapi-typescript (and
- * any validator) cannot follow them. A name that two schemas define differently (a request's input and
- * a response's output shape of one concept) gets a numbered name, so neither is lost.
- */
-export function bundleDefs(document: Record<string, Json>): Record<string, Json> {
-  const components = { ...(document['components'] as Record<string, Json> | undefined) };
-  const schemas = { ...(components['schemas'] as Record<string, Json> | undefined) };
-  const visit = (node: Json): Json => {
-    if (Array.isArray(node)) return node.map(visit);
-    if (node === null || typeof node !== 'object') return node;
-    const defs = node['$defs'] as Record<string, Json> | undefined;
-    const renames = new Map<string, string>();
-    if (defs && typeof defs === 'object') {
-      for (const [name, def] of Object.entries(defs)) {
-        // Compared as it will read once its own references point at components.
-        const text = JSON.stringify(def).replaceAll('"#/$defs/', '"#/components/schemas/');
-        let target = name;
-        for (let n = 2; schemas[target] !== undefined && JSON.stringify(schemas[target]) !== text; n++) {
-          target = `${name}${n}`;
-        }
-        renames.set(name, target);
-      }
-    }
-    const rewrite = (inner: Json): Json => {
-      if (Array.isArray(inner)) return inner.map(rewrite);
-      if (inner === null || typeof inner !== 'object') return inner;
-      const out: Record<string, Json> = {};
-      for (const [key, value] of Object.entries(inner)) {
-        if (key === '$ref' && typeof value === 'string' && value.startsWith('#/$defs/')) {
-          const name = value.slice('#/$defs/'.length);
-          out[key] = `#/components/schemas/${renames.get(name) ?? name}`;
-        } else out[key] = rewrite(value);
-      }
-      return out;
-    };
-    const rewritten = renames.size > 0 ? (rewrite(node) as Record<string, Json>) : node;
-    const out: Record<string, Json> = {};
-    for (const [key, value] of Object.entries(rewritten)) {
-      if (key === '$defs' && renames.size > 0) {
-        for (const [name, def] of Object.entries(value as Record<string, Json>)) {
-          schemas[renames.get(name)!] = visit(def);
-        }
-      } else out[key] = visit(value);
-    }
-    return out;
-  };
-  const paths = visit(document['paths'] ?? {});
-  return { ...document, components: { ...components, schemas: sortKeys(schemas) }, paths };
-}
-
-function sortKeys(record: Record<string, Json>): Record<string, Json> {
-  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => a.localeCompare(b)));
-}
-
 /** Formats `text` as Biome formats the file at `path` (the files are committed, and linted). */
 function biomeFormat(text: string, path: string): string {
   const biome = join(ROOT, 'node_modules', '.bin', 'biome');
@@ -126,7 +69,8 @@ const HEADER = `/**
 
 /** The two files' contents, as `npm run gen:api` writes them. */
 export async function generate(): Promise<{ document: string; schema: string }> {
-  const document = bundleDefs((await openApiDocument()) as Record<string, Json>);
+  // The served document is used as it is: src/http/routes.ts hoists zod's $defs into components.
+  const document = (await openApiDocument()) as Record<string, Json>;
   const ast = await openapiTS(document as unknown as Parameters<typeof openapiTS>[0]);
   return {
     document: biomeFormat(`${JSON.stringify(document, null, 2)}\n`, DOCUMENT_PATH),

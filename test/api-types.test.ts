@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { bundleDefs, DOCUMENT_PATH, generate, SCHEMA_PATH } from '../scripts/gen-api.ts';
+import { DOCUMENT_PATH, generate, SCHEMA_PATH } from '../scripts/gen-api.ts';
 
 describe('generated API types', () => {
   it('web/src/api/schema.d.ts and openapi.json match the server (else: run npm run gen:api)', async () => {
@@ -48,19 +48,5 @@ describe('generated API types', () => {
       assert.match(ref, /^#\/components\/schemas\//);
       assert.ok(names.has(ref.slice('#/components/schemas/'.length)), `${ref} resolves`);
     }
-  });
-
-  it('bundleDefs hoists embedded $defs, keeping two different shapes under one name apart', () => {
-    const schema = (defs: any, ref: string): any => ({ type: 'array', items: { $ref: ref }, $defs: defs });
-    const out = bundleDefs({
-      paths: {
-        a: schema({ Thing: { type: 'string' } }, '#/$defs/Thing'),
-        b: schema({ Thing: { type: 'string' } }, '#/$defs/Thing'),
-        c: schema({ Thing: { type: 'number' } }, '#/$defs/Thing'),
-      },
-    }) as any;
-    assert.deepEqual(out.components.schemas, { Thing: { type: 'string' }, Thing2: { type: 'number' } });
-    assert.deepEqual(out.paths.a, { type: 'array', items: { $ref: '#/components/schemas/Thing' } });
-    assert.deepEqual(out.paths.c.items, { $ref: '#/components/schemas/Thing2' });
   });
 });

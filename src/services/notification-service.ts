@@ -9,6 +9,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import { checkLength, MAX_NOTE_LENGTH } from '../domain/limits.ts';
 import type { Delivery } from '../domain/notification/delivery.ts';
+import type { IntegrationsView } from '../domain/notification/integrations.ts';
 import {
   type SmtpSettings,
   validateEmailAddress,
@@ -414,13 +415,8 @@ export interface Integrations {
   allowPrivateWebhooks: boolean;
 }
 
-/** What the API shows of the integrations: whether each is set, never a secret. */
-export interface IntegrationsView {
-  smtp: { host: string; port: number; secure: boolean; user: string | null } | null;
-  emailFrom: string;
-  slack: boolean;
-  allowPrivateWebhooks: boolean;
-}
+/** What the API shows of the integrations (src/domain/notification/integrations.ts). */
+export type { IntegrationsView };
 
 const DEFAULT_FROM = 'almanac@localhost';
 

@@ -8,6 +8,7 @@ import { isPostgresUrl } from '../domain/connection-url.ts';
 import { UnauthorizedError, ValidationError } from '../domain/errors.ts';
 import { IDENTIFIER } from '../domain/notebook/frontmatter.ts';
 import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
+import type { Connection } from '../domain/workspace.ts';
 import { lockForTransaction, transaction } from '../store/database.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import * as ws from '../store/workspace-store.ts';
@@ -390,12 +391,8 @@ export async function createApiToken(
   return token;
 }
 
-export interface ConnectionInfo {
-  id: string;
-  name: string;
-  kind: 'postgres';
-  createdAt: Date;
-}
+/** A connection as the API lists it: the domain's Connection without its workspace. */
+export type ConnectionInfo = Omit<Connection, 'workspaceId'>;
 
 /** Adds a connection; its URL (with credentials) is encrypted before it reaches the store. */
 export async function createConnection(

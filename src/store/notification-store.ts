@@ -5,7 +5,7 @@
  * (run, destination) means a run reaches each destination once, even if rules repeat it or the finishing
  * transaction is retried.
  */
-import type { Kysely, Selectable } from 'kysely';
+import type { Selectable } from 'kysely';
 import type {
   Delivery,
   DeliveryChannel,
@@ -14,12 +14,8 @@ import type {
 } from '../domain/notification/delivery.ts';
 import type { NotificationRule, NotificationRuleSpec } from '../domain/notification/rule.ts';
 import type { RunStatus } from '../domain/run.ts';
-import type {
-  DeliveriesTable,
-  NotificationRulesTable,
-  Schema,
-  WorkspaceIntegrationsTable,
-} from './schema.ts';
+import type { Db } from './database.ts';
+import type { DeliveriesTable, NotificationRulesTable, WorkspaceIntegrationsTable } from './schema.ts';
 import { iso, toDate } from './schema.ts';
 
 // The glossary's Notification rule and Delivery are defined once, in domain/; re-exported here for
@@ -31,8 +27,6 @@ export type {
   DeliveryStatus,
 } from '../domain/notification/delivery.ts';
 export type { NotificationRule } from '../domain/notification/rule.ts';
-
-type Db = Kysely<Schema>;
 
 function toRule(row: Selectable<NotificationRulesTable>): NotificationRule {
   return {

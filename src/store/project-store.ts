@@ -1,16 +1,15 @@
 /**
  * Queries on projects (drafts), their immutable versions with files, and app settings.
  */
-import { type Kysely, type Selectable, sql } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { AppSettings, Project, Version, VersionListing } from '../domain/project.ts';
 import { DEFAULT_STATE_TRIGGERS } from '../domain/run.ts';
-import type { ProjectsTable, Schema, VersionsTable } from './schema.ts';
+import type { Db } from './database.ts';
+import type { ProjectsTable, VersionsTable } from './schema.ts';
 import { iso, toBuffer, toDate } from './schema.ts';
 
 // The glossary's nouns are defined once, in domain/; re-exported here for the store's importers.
 export type { AppSettings, Project, Version, VersionListing } from '../domain/project.ts';
-
-type Db = Kysely<Schema>;
 
 function toProject(row: Selectable<ProjectsTable>): Project {
   return {

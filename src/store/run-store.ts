@@ -3,7 +3,7 @@
  * and on its per-cell progress, snapshots and cached SQL results. No business rules here: services
  * decide when to call what, inside their transactions.
  */
-import { type Kysely, type Selectable, sql } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import {
   FINAL_STATUSES,
   type Run,
@@ -14,10 +14,9 @@ import {
 } from '../domain/run.ts';
 import type { InputValue, RunContext } from '../domain/run-context.ts';
 import { assertInitial, assertTransition, type NewRun } from '../domain/run-lifecycle.ts';
-import type { RunCellsTable, RunsTable, Schema } from './schema.ts';
+import type { Db } from './database.ts';
+import type { RunCellsTable, RunsTable } from './schema.ts';
 import { iso, toBuffer, toDate } from './schema.ts';
-
-type Db = Kysely<Schema>;
 
 export function toRun(row: Selectable<RunsTable>): Run {
   return {

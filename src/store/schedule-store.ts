@@ -2,18 +2,17 @@
  * Queries on schedules. The scheduler takes due schedules with `FOR UPDATE SKIP LOCKED` on PostgreSQL,
  * so several schedulers share the work; advancing `next_fire_at` is guarded by its old value.
  */
-import { type Kysely, type Selectable, type SelectQueryBuilder, sql } from 'kysely';
+import { type Selectable, type SelectQueryBuilder, sql } from 'kysely';
 import type { Run } from '../domain/run.ts';
 import type { InputValue } from '../domain/run-context.ts';
 import type { Cadence, Schedule, SchedulePolicies } from '../domain/schedule/schedule.ts';
+import type { Db } from './database.ts';
 import { toRun } from './run-store.ts';
 import type { SchedulesTable, Schema } from './schema.ts';
 import { iso, toDate } from './schema.ts';
 
 // The glossary's Schedule is defined once, in domain/; re-exported here for the store's importers.
 export type { Schedule } from '../domain/schedule/schedule.ts';
-
-type Db = Kysely<Schema>;
 
 export function toSchedule(row: Selectable<SchedulesTable>): Schedule {
   return {

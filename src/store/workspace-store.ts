@@ -1,15 +1,13 @@
 /**
  * Queries on workspaces, their members, groups, API tokens and connections.
  */
-import type { Kysely } from 'kysely';
+import type { NotifyVia } from '../domain/notification/rule.ts';
 import type { Connection, User, WorkspaceSettings } from '../domain/workspace.ts';
-import type { Schema } from './schema.ts';
+import type { Db } from './database.ts';
 import { iso, toDate } from './schema.ts';
 
 // The glossary's nouns are defined once, in domain/; re-exported here for the store's importers.
 export type { Connection, User, WorkspaceRole, WorkspaceSettings } from '../domain/workspace.ts';
-
-type Db = Kysely<Schema>;
 
 export async function insertWorkspace(db: Db, id: string, name: string): Promise<void> {
   await db.insertInto('workspaces').values({ id, name }).execute();
@@ -350,7 +348,7 @@ export async function findGroup(
 }
 
 /** How a user likes to hear from notification rules that leave it to them. */
-export type NotifyVia = 'email' | 'slack' | 'both';
+export type { NotifyVia } from '../domain/notification/rule.ts';
 
 /** Of `userIds`, the users in `workspaceId`, with where notifications reach them. */
 export async function listRecipients(
