@@ -18,7 +18,8 @@ import { createServer } from '../src/app/create-server.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' } } });
 const RUNS = Number(values.runs);
-const MAIN = resolve('src/cli/main.ts');
+/** The installed executable (package.json `bin`). */
+const MAIN = resolve('bin/almanac.js');
 const ROOT = resolve('.');
 /** Clock ticks per second of /proc's times (USER_HZ, 100 on Linux). */
 const TICKS = 100;
