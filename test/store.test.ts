@@ -28,6 +28,7 @@ for (const target of await storeTargets()) {
           '0008_login_codes_and_sessions',
           '0009_current_version_and_owner_rules',
           '0010_run_claim_epoch_and_cancelled_by',
+          '0011_accounts',
         ]);
         assert.deepEqual(await migrate(store.db, store.dialect), []);
         // Indexes only lookups of non-null values use leave the nulls (most runs) out.

@@ -251,6 +251,7 @@ async function assemble(
     ctx,
     webDir,
     notify: { slack, outbox: email },
+    mail: email,
     ops: { metrics, metricsToken: config.metricsToken, roles: [...roles] },
     trustProxy: config.trustProxy,
     publicUrl: config.publicUrl,

@@ -47,6 +47,12 @@ export class HotPathCache {
     this.#callers.delete(`bearer:${hash}`);
     this.#callers.delete(`cookie:${hash}`);
   }
+  /** Drops every cached credential of a user at once (deactivation, a new password, a role change). */
+  forgetUser(userId: string): void {
+    for (const [key, hit] of this.#callers) {
+      if (hit.caller.principal.userId === userId) this.#callers.delete(key);
+    }
+  }
   state(key: string): { runId: string; projectId: string } | null {
     const hit = this.#states.get(key);
     return hit && hit.until > Date.now() ? hit : null;

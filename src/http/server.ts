@@ -24,6 +24,7 @@ import { HotPathCache } from './hot-path-cache.ts';
 import { mountOps, type OpsDeps } from './ops.ts';
 import type { RouteDeps } from './route-deps.ts';
 import { appRoutes } from './routes/apps.ts';
+import { type AccountMailChannel, accountRoutes } from './routes/accounts.ts';
 import { authRoutes } from './routes/auth.ts';
 import { connectionRoutes } from './routes/connections.ts';
 import { type NotificationHttpDeps, notificationRoutes } from './routes/notifications.ts';
@@ -32,6 +33,7 @@ import { projectRoutes } from './routes/projects.ts';
 import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { systemRoutes } from './routes/system.ts';
+import { tokenRoutes } from './routes/tokens.ts';
 import { versionRoutes } from './routes/versions.ts';
 import { workspaceRoutes } from './routes/workspace.ts';
 import { type AnyRoute, mount, openApiDocument, SESSION_COOKIE } from './routes.ts';
@@ -67,6 +69,8 @@ export interface HttpOptions {
   onError?: (error: unknown, c: Context) => void;
   /** Slack and the email outbox, for the notification routes. */
   notify?: Omit<NotificationHttpDeps, 'ctx'> & Omit<OutboxDeps, 'ctx'>;
+  /** The email channel account mail (invitations, password resets) goes through. */
+  mail?: AccountMailChannel | null;
   /** /metrics, /healthz and /readyz (http/ops.ts); without them those paths are not served. */
   ops?: Omit<OpsDeps, 'ctx' | 'authenticate'>;
   /** Trust `X-Forwarded-Proto`/`X-Forwarded-Host` from a proxy in front (Secure cookies, CSRF origin). @default false */
@@ -116,6 +120,8 @@ export function createHttpApp(options: HttpOptions): HttpApp {
   const table: AnyRoute[] = [
     ...systemRoutes(deps),
     ...authRoutes(deps),
+    ...tokenRoutes(deps),
+    ...accountRoutes(deps, options.mail ?? null),
     ...projectRoutes(deps),
     ...versionRoutes(deps),
     ...appRoutes(deps),

@@ -154,7 +154,8 @@ export interface StartedSession {
   expiresAt: Date;
 }
 
-async function startSession(ctx: ServiceContext, user: ws.User): Promise<StartedSession> {
+/** Starts a session for `user` (sign-in of any kind): a fresh secret, so sign-in always rotates it. */
+export async function startSession(ctx: ServiceContext, user: ws.User): Promise<StartedSession> {
   const secret = SESSION_PREFIX + randomBytes(32).toString('base64url');
   const now = ctx.now();
   const expiresAt = new Date(now.getTime() + SESSION_MAX_MS);
@@ -216,6 +217,7 @@ export async function authenticateSession(ctx: ServiceContext, secret: string): 
     idleExpiresAt = new Date(Math.min(now.getTime() + SESSION_IDLE_MS, session.expiresAt.getTime()));
     lastSeenAt = now;
     await ws.touchSession(ctx.db, session.id, now, idleExpiresAt);
+    await ws.touchUserLastSeen(ctx.db, session.user.id, now);
   }
   const { user } = session;
   return {
@@ -244,7 +246,8 @@ export async function authenticateCaller(
   if (!credential) throw new UnauthorizedError();
   if (credential.startsWith(TICKET_PREFIX)) return authenticateViewTicket(ctx, credential);
   if (from === 'cookie') return authenticateSession(ctx, credential);
-  return { principal: await authenticate(ctx, credential), via: 'token', scope: null, expiresAt: null };
+  const { principal, expiresAt } = await authenticateToken(ctx, credential);
+  return { principal, via: 'token', scope: null, expiresAt };
 }
 
 export interface Bootstrap {
@@ -327,6 +330,14 @@ export async function authenticate(
   ctx: ServiceContext,
   token: string | null | undefined,
 ): Promise<Principal> {
+  return (await authenticateToken(ctx, token)).principal;
+}
+
+/** An API token's user, and when the token expires by itself (null: never). */
+async function authenticateToken(
+  ctx: ServiceContext,
+  token: string | null | undefined,
+): Promise<{ principal: Principal; expiresAt: Date | null }> {
   if (!token) throw new UnauthorizedError();
   // A view ticket is no API token: it reads one page, through the HTTP layer's scope check only.
   if (token.startsWith(TICKET_PREFIX)) {
@@ -340,9 +351,21 @@ export async function authenticate(
   if (!token.startsWith(TOKEN_PREFIX)) {
     throw new UnauthorizedError(`that is not an Almanac API token (tokens start with '${TOKEN_PREFIX}')`);
   }
-  const user = await ws.findUserByTokenHash(ctx.db, hashToken(token));
-  if (!user) throw new UnauthorizedError('the API token is not valid or was revoked');
-  return { userId: user.id, workspaceId: user.workspaceId, role: user.role, name: user.name };
+  const now = ctx.now();
+  const user = await ws.findUserByTokenHash(ctx.db, hashToken(token), now);
+  if (!user) {
+    throw new UnauthorizedError(
+      'the API token is not valid, expired, or was revoked (or its user was deactivated); create a new one with `almanac tokens create`',
+    );
+  }
+  // "Last used", to the minute: one write a minute per token, not one per request.
+  if (!user.lastUsedAt || now.getTime() - user.lastUsedAt.getTime() >= SESSION_TOUCH_MS) {
+    await ws.touchApiToken(ctx.db, user.tokenId, user.id, now);
+  }
+  return {
+    principal: { userId: user.id, workspaceId: user.workspaceId, role: user.role, name: user.name },
+    expiresAt: user.expiresAt,
+  };
 }
 
 /** Creates a workspace with one user and returns that user's token (tests, admin tooling). */

@@ -491,6 +491,36 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('runs').addColumn('cancelled_by', 'text').execute();
       },
     },
+    '0011_accounts': {
+      // Issue 16, accounts: users sign in with an email and a password (an argon2id hash), are invited
+      // and reset their password by single-use codes sent by email, and carry a status. Emails are
+      // unique per workspace whatever their case. API tokens get an optional expiry and a shown prefix.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .alterTable('users')
+          .addColumn('status', 'text', (c) => c.notNull().defaultTo('active'))
+          .execute();
+        await db.schema.alterTable('users').addColumn('password_hash', 'text').execute();
+        await db.schema.alterTable('users').addColumn('last_seen_at', t.timestamp).execute();
+        await sql`create unique index users_workspace_email_ci on users (workspace_id, lower(email))`.execute(
+          db,
+        );
+        await db.schema.alterTable('api_tokens').addColumn('expires_at', t.timestamp).execute();
+        await db.schema.alterTable('api_tokens').addColumn('prefix', 'text').execute();
+        await db.schema.createIndex('api_tokens_user').on('api_tokens').column('user_id').execute();
+        await db.schema
+          .createTable('account_codes')
+          .addColumn('code_hash', 'text', (c) => c.primaryKey())
+          .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('invite', 'reset')`))
+          .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+          .addColumn('created_at', t.timestamp, (c) => c.notNull())
+          .addColumn('expires_at', t.timestamp, (c) => c.notNull())
+          .addColumn('used_at', t.timestamp)
+          .execute();
+        await db.schema.createIndex('account_codes_user').on('account_codes').column('user_id').execute();
+      },
+    },
   };
 }
 

@@ -29,6 +29,12 @@ export interface UsersTable {
   created_at: Generated<Instant>;
   /** email | slack | both: how notifications reach this user when a rule leaves it to them. */
   notify_via: Generated<string>;
+  /** invited | active | deactivated (migration 0011). Only active users sign in or use tokens. */
+  status: Generated<string>;
+  /** An argon2id hash in PHC form (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`); null: no password yet. */
+  password_hash: Generated<string | null>;
+  /** The last time the user signed in or used a session or token (at most once a minute). */
+  last_seen_at: Generated<Instant | null>;
 }
 
 export interface GroupsTable {
@@ -52,6 +58,22 @@ export interface ApiTokensTable {
   created_at: InstantIn | Instant;
   last_used_at: InstantIn | Instant | null;
   revoked_at: InstantIn | Instant | null;
+  /** When the token stops working by itself; null: never (migration 0011). */
+  expires_at: Generated<InstantIn | Instant | null>;
+  /** The token's first characters, to recognize it in a list (the secret is never shown again). */
+  prefix: Generated<string | null>;
+}
+
+/** A single-use code sent by email: an invitation (7 days) or a password reset (1 hour). */
+export interface AccountCodesTable {
+  /** SHA-256 of the code, hex. */
+  code_hash: string;
+  kind: 'invite' | 'reset';
+  user_id: string;
+  created_by: string | null;
+  created_at: InstantIn | Instant;
+  expires_at: InstantIn | Instant;
+  used_at: InstantIn | Instant | null;
 }
 
 /** A one-time code that signs a browser in (`GET /login?code=…`); used once, within minutes. */
@@ -314,6 +336,7 @@ export interface Schema {
   groups: GroupsTable;
   group_members: GroupMembersTable;
   api_tokens: ApiTokensTable;
+  account_codes: AccountCodesTable;
   login_codes: LoginCodesTable;
   sessions: SessionsTable;
   projects: ProjectsTable;

@@ -1,7 +1,10 @@
 /**
  * Queries on workspaces, their members, groups, API tokens and connections.
  */
+
+import { sql } from 'kysely';
 import type { NotifyVia } from '../domain/notification/rule.ts';
+import type { Account, UserStatus } from '../domain/user.ts';
 import type { Connection, User, WorkspaceSettings } from '../domain/workspace.ts';
 import type { Db } from './database.ts';
 import { iso, toDate } from './schema.ts';
@@ -48,7 +51,10 @@ export async function countUsers(db: Db): Promise<number> {
   return Number(row.n);
 }
 
-export async function insertUser(db: Db, user: User): Promise<void> {
+export async function insertUser(
+  db: Db,
+  user: User & { status?: UserStatus; passwordHash?: string | null },
+): Promise<void> {
   await db
     .insertInto('users')
     .values({
@@ -57,6 +63,8 @@ export async function insertUser(db: Db, user: User): Promise<void> {
       email: user.email,
       name: user.name,
       role: user.role,
+      ...(user.status ? { status: user.status } : {}),
+      ...(user.passwordHash ? { password_hash: user.passwordHash } : {}),
     })
     .execute();
 }
@@ -93,7 +101,15 @@ export async function listGroupMembers(db: Db, groupId: string): Promise<string[
 
 export async function insertApiToken(
   db: Db,
-  token: { id: string; userId: string; name: string; tokenHash: string; now: Date },
+  token: {
+    id: string;
+    userId: string;
+    name: string;
+    tokenHash: string;
+    now: Date;
+    expiresAt?: Date | null;
+    prefix?: string | null;
+  },
 ): Promise<void> {
   await db
     .insertInto('api_tokens')
@@ -105,20 +121,28 @@ export async function insertApiToken(
       created_at: iso(token.now),
       last_used_at: null,
       revoked_at: null,
+      expires_at: token.expiresAt ? iso(token.expiresAt) : null,
+      prefix: token.prefix ?? null,
     })
     .execute();
 }
 
-/** The user a live (not revoked) token belongs to. */
+/**
+ * The user a live token belongs to: not revoked, not expired at `now` (when given), and its user
+ * active. Without `now` (bootstrap's "is this token known"), expiry and status are not checked.
+ */
 export async function findUserByTokenHash(
   db: Db,
   tokenHash: string,
-): Promise<(User & { tokenId: string }) | null> {
-  const row = await db
+  now?: Date,
+): Promise<(User & { tokenId: string; lastUsedAt: Date | null; expiresAt: Date | null }) | null> {
+  let query = db
     .selectFrom('api_tokens')
     .innerJoin('users', 'users.id', 'api_tokens.user_id')
     .select([
       'api_tokens.id as token_id',
+      'api_tokens.last_used_at',
+      'api_tokens.expires_at',
       'users.id',
       'users.workspace_id',
       'users.email',
@@ -126,11 +150,20 @@ export async function findUserByTokenHash(
       'users.role',
     ])
     .where('api_tokens.token_hash', '=', tokenHash)
-    .where('api_tokens.revoked_at', 'is', null)
-    .executeTakeFirst();
+    .where('api_tokens.revoked_at', 'is', null);
+  if (now) {
+    query = query
+      .where('users.status', '=', 'active')
+      .where((eb) =>
+        eb.or([eb('api_tokens.expires_at', 'is', null), eb('api_tokens.expires_at', '>', iso(now))]),
+      );
+  }
+  const row = await query.executeTakeFirst();
   return row
     ? {
         tokenId: row.token_id,
+        lastUsedAt: row.last_used_at ? toDate(row.last_used_at) : null,
+        expiresAt: row.expires_at ? toDate(row.expires_at) : null,
         id: row.id,
         workspaceId: row.workspace_id,
         email: row.email,
@@ -138,6 +171,263 @@ export async function findUserByTokenHash(
         role: row.role,
       }
     : null;
+}
+
+/** Records a token's use (and its user's), for the token list's "last used". */
+export async function touchApiToken(db: Db, tokenId: string, userId: string, now: Date): Promise<void> {
+  await db
+    .updateTable('api_tokens')
+    .set({ last_used_at: iso(now) })
+    .where('id', '=', tokenId)
+    .execute();
+  await touchUserLastSeen(db, userId, now);
+}
+
+export async function touchUserLastSeen(db: Db, userId: string, now: Date): Promise<void> {
+  await db
+    .updateTable('users')
+    .set({ last_seen_at: iso(now) })
+    .where('id', '=', userId)
+    .execute();
+}
+
+/** A token as its owner lists it: never its secret nor its hash. */
+export interface ApiTokenInfo {
+  id: string;
+  name: string;
+  prefix: string | null;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  expiresAt: Date | null;
+}
+
+/** A user's tokens that are not revoked (expired ones too, marked by their expiry), newest first. */
+export async function listApiTokens(db: Db, userId: string): Promise<ApiTokenInfo[]> {
+  const rows = await db
+    .selectFrom('api_tokens')
+    .select(['id', 'name', 'prefix', 'created_at', 'last_used_at', 'expires_at'])
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .orderBy('created_at', 'desc')
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    prefix: r.prefix,
+    createdAt: toDate(r.created_at),
+    lastUsedAt: r.last_used_at ? toDate(r.last_used_at) : null,
+    expiresAt: r.expires_at ? toDate(r.expires_at) : null,
+  }));
+}
+
+/** Revokes one of a user's tokens; true when a live one was revoked. */
+export async function revokeApiToken(db: Db, id: string, userId: string, now: Date): Promise<boolean> {
+  const result = await db
+    .updateTable('api_tokens')
+    .set({ revoked_at: iso(now) })
+    .where('id', '=', id)
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+/** Revokes every session and API token of a user (deactivation, a new password). */
+export async function revokeUserCredentials(db: Db, userId: string, now: Date): Promise<void> {
+  await db
+    .updateTable('sessions')
+    .set({ revoked_at: iso(now) })
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .execute();
+  await db
+    .updateTable('api_tokens')
+    .set({ revoked_at: iso(now) })
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .execute();
+}
+
+function accountOf(row: {
+  id: string;
+  workspace_id: string;
+  email: string;
+  name: string;
+  role: User['role'];
+  status: string;
+  created_at: Date | string;
+  last_seen_at: Date | string | null;
+}): Account {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    email: row.email,
+    name: row.name,
+    role: row.role,
+    status: row.status as UserStatus,
+    createdAt: toDate(row.created_at),
+    lastSeenAt: row.last_seen_at ? toDate(row.last_seen_at) : null,
+  };
+}
+
+const ACCOUNT_COLUMNS = [
+  'id',
+  'workspace_id',
+  'email',
+  'name',
+  'role',
+  'status',
+  'created_at',
+  'last_seen_at',
+] as const;
+
+export async function findAccount(db: Db, id: string): Promise<Account | null> {
+  const row = await db.selectFrom('users').select(ACCOUNT_COLUMNS).where('id', '=', id).executeTakeFirst();
+  return row ? accountOf(row) : null;
+}
+
+/** A workspace's users, by email. */
+export async function listAccounts(db: Db, workspaceId: string): Promise<Account[]> {
+  const rows = await db
+    .selectFrom('users')
+    .select(ACCOUNT_COLUMNS)
+    .where('workspace_id', '=', workspaceId)
+    .orderBy(sql`lower(email)`)
+    .orderBy('id')
+    .execute();
+  return rows.map(accountOf);
+}
+
+/**
+ * The users with this email (any case), with their password hashes: one per workspace at most. Only
+ * `workspaceId`'s when given.
+ */
+export async function findAccountsByEmail(
+  db: Db,
+  email: string,
+  workspaceId?: string,
+): Promise<(Account & { passwordHash: string | null })[]> {
+  let query = db
+    .selectFrom('users')
+    .select([...ACCOUNT_COLUMNS, 'password_hash'])
+    .where(sql`lower(email)`, '=', email.trim().toLowerCase());
+  if (workspaceId !== undefined) query = query.where('workspace_id', '=', workspaceId);
+  const rows = await query.orderBy('created_at').orderBy('id').execute();
+  return rows.map((r) => ({ ...accountOf(r), passwordHash: r.password_hash }));
+}
+
+/** A user's password hash (null: none set yet); null when there is no such user. */
+export async function findPasswordHash(
+  db: Db,
+  userId: string,
+): Promise<{ passwordHash: string | null } | null> {
+  const row = await db
+    .selectFrom('users')
+    .select('password_hash')
+    .where('id', '=', userId)
+    .executeTakeFirst();
+  return row ? { passwordHash: row.password_hash } : null;
+}
+
+export async function updateAccount(
+  db: Db,
+  id: string,
+  set: { name?: string; status?: UserStatus; role?: User['role']; passwordHash?: string; email?: string },
+): Promise<void> {
+  await db
+    .updateTable('users')
+    .set({
+      ...(set.name !== undefined ? { name: set.name } : {}),
+      ...(set.status !== undefined ? { status: set.status } : {}),
+      ...(set.role !== undefined ? { role: set.role } : {}),
+      ...(set.email !== undefined ? { email: set.email } : {}),
+      ...(set.passwordHash !== undefined ? { password_hash: set.passwordHash } : {}),
+    })
+    .where('id', '=', id)
+    .execute();
+}
+
+/** How many active admins a workspace has (the last one may not be deactivated or demoted). */
+export async function countActiveAdmins(db: Db, workspaceId: string): Promise<number> {
+  const row = await db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<string | number>().as('n'))
+    .where('workspace_id', '=', workspaceId)
+    .where('role', '=', 'admin')
+    .where('status', '=', 'active')
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+export type AccountCodeKind = 'invite' | 'reset';
+
+export async function insertAccountCode(
+  db: Db,
+  code: {
+    codeHash: string;
+    kind: AccountCodeKind;
+    userId: string;
+    createdBy: string | null;
+    now: Date;
+    expiresAt: Date;
+  },
+): Promise<void> {
+  await db
+    .insertInto('account_codes')
+    .values({
+      code_hash: code.codeHash,
+      kind: code.kind,
+      user_id: code.userId,
+      created_by: code.createdBy,
+      created_at: iso(code.now),
+      expires_at: iso(code.expiresAt),
+      used_at: null,
+    })
+    .execute();
+}
+
+/**
+ * Marks a code used in one guarded UPDATE (two requests with one code cannot both win). Returns its
+ * user when the code was of `kind`, unused and not expired at `now`.
+ */
+export async function consumeAccountCode(
+  db: Db,
+  codeHash: string,
+  kind: AccountCodeKind,
+  now: Date,
+): Promise<string | null> {
+  const row = await db
+    .updateTable('account_codes')
+    .set({ used_at: iso(now) })
+    .where('code_hash', '=', codeHash)
+    .where('kind', '=', kind)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', iso(now))
+    .returning('user_id')
+    .executeTakeFirst();
+  return row?.user_id ?? null;
+}
+
+/** Ends a user's unused codes of `kind` (a fresh invitation or reset replaces the older ones). */
+export async function expireAccountCodes(
+  db: Db,
+  userId: string,
+  kind: AccountCodeKind,
+  now: Date,
+): Promise<void> {
+  await db
+    .updateTable('account_codes')
+    .set({ used_at: iso(now) })
+    .where('user_id', '=', userId)
+    .where('kind', '=', kind)
+    .where('used_at', 'is', null)
+    .execute();
+}
+
+/** Unused for long: kept a day past expiry, then deleted. */
+export async function deleteExpiredAccountCodes(db: Db, before: Date): Promise<void> {
+  await db.deleteFrom('account_codes').where('expires_at', '<', iso(before)).execute();
 }
 
 /** A connection with its encrypted URL (`secret`), which only the executor's side decrypts. */
@@ -266,6 +556,7 @@ export async function findLiveSession(db: Db, secretHash: string, now: Date): Pr
     ])
     .where('sessions.secret_hash', '=', secretHash)
     .where('sessions.revoked_at', 'is', null)
+    .where('users.status', '=', 'active')
     .where('sessions.idle_expires_at', '>', iso(now))
     .where('sessions.expires_at', '>', iso(now))
     .executeTakeFirst();

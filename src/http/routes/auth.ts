@@ -1,5 +1,6 @@
 /**
- * Credentials: API tokens, one-time login links for browsers, browser sessions and sign-out.
+ * Credentials: one-time login links for browsers, browser sessions and sign-out (API tokens are in
+ * tokens.ts; passwords, invitations and resets in accounts.ts).
  */
 import { deleteCookie, getCookie } from 'hono/cookie';
 import { z } from 'zod';
@@ -14,16 +15,6 @@ import { isHttps, requestOrigin, safeNext, sameOriginRequest } from '../security
 export function authRoutes(deps: RouteDeps): AnyRoute[] {
   const { ctx, publicUrl, origin, hot, setSessionCookie } = deps;
   return [
-    route({
-      method: 'post',
-      path: '/api/tokens',
-      summary: 'Create an API token for the caller',
-      tag: 'system',
-      body: S.CreateTokenBody,
-      responses: { 201: { description: 'The token, shown once', schema: S.TokenCreated } },
-      handler: async ({ c, principal, body }) =>
-        c.json({ token: await workspaces.createApiToken(ctx, principal, body.name) }, 201),
-    }),
     route({
       method: 'post',
       path: '/api/auth/login-codes',
