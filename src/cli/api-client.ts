@@ -3,6 +3,9 @@
  * JSON in and out, and Server-Sent Events for live progress. Errors keep the server's code, message
  * and field, so the CLI can print them as one line.
  */
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { AlmanacError, type ErrorCode } from '../domain/errors.ts';
 
 export class ApiError extends AlmanacError {
@@ -125,4 +128,60 @@ export class ApiClient {
       }
     }
   }
+}
+
+/**
+ * Where `almanac login` keeps tokens: `$XDG_CONFIG_HOME/almanac/credentials.json` (default
+ * `~/.config/almanac/credentials.json`), mode 0600 in a 0700 folder. One token per server origin, and
+ * the server signed in to last, which commands use when neither `--server` nor ALMANAC_URL is given.
+ */
+export interface StoredCredentials {
+  /** The origin of the server `almanac login` signed in to last. */
+  current: string | null;
+  servers: Record<string, { token: string; email: string; savedAt: string }>;
+}
+
+export function credentialsPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env['XDG_CONFIG_HOME'] || join(homedir(), '.config');
+  return join(base, 'almanac', 'credentials.json');
+}
+
+export function readCredentials(env: NodeJS.ProcessEnv = process.env): StoredCredentials {
+  try {
+    const parsed = JSON.parse(readFileSync(credentialsPath(env), 'utf8')) as Partial<StoredCredentials>;
+    return { current: parsed.current ?? null, servers: parsed.servers ?? {} };
+  } catch {
+    return { current: null, servers: {} };
+  }
+}
+
+/** The token `almanac login` stored for this server (by origin), if any. */
+export function storedToken(server: string, env: NodeJS.ProcessEnv = process.env): string | null {
+  let origin: string;
+  try {
+    origin = new URL(server).origin;
+  } catch {
+    return null;
+  }
+  return readCredentials(env).servers[origin]?.token ?? null;
+}
+
+/** Saves a server's token (replacing the one it had) and makes that server the current one. */
+export function saveCredential(
+  server: string,
+  entry: { token: string; email: string },
+  now: Date,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  const path = credentialsPath(env);
+  const origin = new URL(server).origin;
+  const credentials = readCredentials(env);
+  credentials.servers[origin] = { ...entry, savedAt: now.toISOString() };
+  credentials.current = origin;
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(temporary, 0o600);
+  renameSync(temporary, path);
+  return path;
 }

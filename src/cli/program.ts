@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { AlmanacError } from '../domain/errors.ts';
 import { RUN_CONTEXTS } from '../domain/run-context.ts';
+import { registerAccountCommands } from './account-commands.ts';
 import { ServerUnavailableError } from './api-client.ts';
 import { collect, parseDuration } from './options.ts';
 import type { RunFlags } from './run-command.ts';
@@ -80,6 +81,7 @@ export function buildProgram(): Command {
       process.exitCode = await runCommand(file, flags);
     });
   registerServerCommands(program);
+  registerAccountCommands(program);
   return program;
 }
 

@@ -8,7 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ValidationError } from '../domain/errors.ts';
 import { MAX_BULK_RUNS, RUN_STATUSES, RUN_TRIGGERS } from '../domain/run.ts';
-import { ApiClient, ApiError } from './api-client.ts';
+import { ApiClient, ApiError, readCredentials, storedToken } from './api-client.ts';
 import { registerNotifyCommands } from './notify-commands.ts';
 import { collect, parseInputs, parseInputsLines } from './options.ts';
 import { terminalText } from './render.ts';
@@ -32,7 +32,7 @@ export interface ServeFlags {
   seed: string[];
 }
 
-interface ClientFlags {
+export interface ClientFlags {
   server?: string;
   token?: string;
   dataDir?: string;
@@ -55,12 +55,14 @@ interface RunJson {
   cells?: { index: number; name: string; kind: string; status: string; durationMs: number | null }[];
 }
 
-function client(flags: ClientFlags): ApiClient {
-  const server = flags.server ?? process.env['ALMANAC_URL'] ?? 'http://127.0.0.1:3100';
+export function client(flags: ClientFlags): ApiClient {
+  const server =
+    flags.server ?? process.env['ALMANAC_URL'] ?? readCredentials().current ?? 'http://127.0.0.1:3100';
   if (!/^https?:\/\/[^/]+/.test(server)) {
     throw new ValidationError('--server', `'${server}' is not an http:// or https:// URL`);
   }
-  let token = flags.token ?? process.env['ALMANAC_TOKEN'] ?? null;
+  // Then the token `almanac login` saved for this server, then the admin token of a local `serve`.
+  let token = flags.token ?? process.env['ALMANAC_TOKEN'] ?? storedToken(server);
   if (!token) {
     const file = join(
       resolve(flags.dataDir ?? process.env['ALMANAC_DATA_DIR'] ?? '.almanac'),
@@ -71,13 +73,13 @@ function client(flags: ClientFlags): ApiClient {
   if (!token) {
     throw new ValidationError(
       '--token',
-      'no API token: pass --token, set ALMANAC_TOKEN, or run this next to the data dir of `almanac serve`',
+      'no API token: run `almanac login`, pass --token, set ALMANAC_TOKEN, or run this next to the data dir of `almanac serve`',
     );
   }
   return new ApiClient(server, token);
 }
 
-function addClientOptions(command: Command): Command {
+export function addClientOptions(command: Command): Command {
   return command
     .option('--server <url>', 'the Almanac server (default ALMANAC_URL or http://127.0.0.1:3100)')
     .option('--token <token>', 'API token (default ALMANAC_TOKEN, or the admin token saved by serve)')
