@@ -276,6 +276,8 @@ describe('boundaries: limits and strict validation (issue 14)', () => {
       },
       'put /api/integrations': {},
       'put /api/me/notify-via': { via: 'email' },
+      'put /api/projects/{project}/access': { workspace: 'can_view' },
+      'put /api/projects/{project}/grants': { principal: 'user:x', access: 'app_only' },
     };
     const document = (await t.json('GET', '/api/openapi.json')).body;
     let tried = 0;

@@ -429,7 +429,7 @@ describe('HTTP security (issue 14)', () => {
         workspaceId: 'default',
         name: 'Default',
         email: 'viewer@example.com',
-        role: 'viewer',
+        role: 'member',
       });
       const refused = await t.json('POST', '/api/auth/login-codes', {}, viewer.token);
       assert.equal(refused.status, 403);

@@ -481,6 +481,39 @@ describe('HTTP: bad input and the OpenAPI document', () => {
       field: 'visibility',
       message: /must be workspace or restricted/,
     },
+    // Sharing (issue 16).
+    {
+      method: 'GET',
+      path: '/api/projects/nope/access',
+      status: 404,
+      code: 'not_found',
+      message: /project 'nope'/,
+    },
+    {
+      method: 'PUT',
+      path: '/api/projects/shop/access',
+      body: { workspace: 'everyone' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'workspace',
+      message: /none/,
+    },
+    {
+      method: 'PUT',
+      path: '/api/projects/shop/grants',
+      body: { principal: 'ada', access: 'can_edit' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'principal',
+      message: /user:<id> or group:<id>/,
+    },
+    {
+      method: 'DELETE',
+      path: '/api/projects/shop/grants/user:nobody',
+      status: 404,
+      code: 'not_found',
+      message: /grant 'user:nobody'/,
+    },
     // Notifications.
     {
       method: 'POST',

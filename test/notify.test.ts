@@ -588,14 +588,14 @@ for (const store of await testStores()) {
           workspace_id: admin.workspaceId,
           email: `v${counter}@example.com`,
           name: 'Viewer',
-          role: 'viewer',
+          role: 'member',
         })
         .execute();
       assert.ok(viewer);
       const { createApiToken } = await import('../src/services/workspace-service.ts');
       const token = await createApiToken(
         t.server.ctx,
-        { userId: `v${counter}`, workspaceId: admin.workspaceId, role: 'viewer', name: 'Viewer' },
+        { userId: `v${counter}`, workspaceId: admin.workspaceId, role: 'member', name: 'Viewer' },
         'viewer',
       );
       const denied = await t.json('PUT', '/api/integrations', { allowPrivateWebhooks: false }, token);
@@ -613,13 +613,13 @@ for (const store of await testStores()) {
           workspace_id: admin.workspaceId,
           email: `${viewerId}@example.com`,
           name: 'V',
-          role: 'viewer',
+          role: 'member',
         })
         .execute();
       const { createApiToken } = await import('../src/services/workspace-service.ts');
       const token = await createApiToken(
         t.server.ctx,
-        { userId: viewerId, workspaceId: admin.workspaceId, role: 'viewer', name: 'V' },
+        { userId: viewerId, workspaceId: admin.workspaceId, role: 'member', name: 'V' },
         'viewer',
       );
       const runId = await fire(schedule);
@@ -664,7 +664,10 @@ for (const store of await testStores()) {
         200,
         'now they see the app',
       );
-      assert.equal((await t.api('GET', `/api/runs/${runId}/snapshot`, undefined, token)).status, 200);
+      // App Only (issue 16): the app, and the runs they are told about; not the runs before they were.
+      assert.equal((await t.api('GET', `/api/runs/${runId}/snapshot`, undefined, token)).status, 403);
+      const toldAbout = await fire(schedule);
+      assert.equal((await t.api('GET', `/api/runs/${toldAbout}/snapshot`, undefined, token)).status, 200);
     });
 
     it('rejects a rule with no recipients, an unknown user, or a CSV of a cell that is not a table', async () => {

@@ -58,12 +58,12 @@ for (const store of await testStores()) {
           workspace_id: admin.workspaceId,
           email: 'v@example.com',
           name: 'V',
-          role: 'viewer',
+          role: 'member',
         })
         .execute();
       const viewer = await createApiToken(
         t.server.ctx,
-        { userId: 'ops-viewer', workspaceId: admin.workspaceId, role: 'viewer', name: 'V' },
+        { userId: 'ops-viewer', workspaceId: admin.workspaceId, role: 'member', name: 'V' },
         'viewer',
       );
       const denied = await t.json('GET', '/metrics', undefined, viewer);

@@ -52,7 +52,7 @@ describe('notification screenshots in headless Chromium', { skip }, () => {
       workspaceId: admin.workspaceId,
       email: 'analyst@example.com',
       name: 'Analyst',
-      role: 'viewer',
+      role: 'member',
     });
     const schedule = await schedules.createSchedule(t.server.ctx, admin, 'sales', {
       name: 'morning',

@@ -222,7 +222,7 @@ for (const store of await testStores()) {
         workspaceId: 'default',
         name: 'Default workspace',
         email: 'viewer@example.com',
-        role: 'viewer',
+        role: 'member',
       });
       assert.equal(
         (await t.json('GET', `/api/runs/${mine.body.id}`, undefined, other_user.token)).status,

@@ -29,6 +29,7 @@ for (const target of await storeTargets()) {
           '0009_current_version_and_owner_rules',
           '0010_run_claim_epoch_and_cancelled_by',
           '0011_accounts',
+          '0012_roles_and_access_levels',
         ]);
         assert.deepEqual(await migrate(store.db, store.dialect), []);
         // Indexes only lookups of non-null values use leave the nulls (most runs) out.
@@ -78,7 +79,7 @@ for (const target of await storeTargets()) {
         await assert.rejects(
           store.db
             .insertInto('users')
-            .values({ id: 'u2', workspace_id: 'w1', email: 'ada@example.com', name: 'Ada 2', role: 'viewer' })
+            .values({ id: 'u2', workspace_id: 'w1', email: 'ada@example.com', name: 'Ada 2', role: 'member' })
             .execute(),
           /unique|UNIQUE/,
         );

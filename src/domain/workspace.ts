@@ -6,8 +6,13 @@
  */
 import { z } from 'zod';
 
-/** A user's role in their workspace. */
-export const WORKSPACE_ROLES = ['admin', 'editor', 'viewer'] as const;
+/**
+ * A user's role in their workspace (domain/access-policy.ts says what each may do): `admin` everything,
+ * people and integrations included; `editor` also creates projects; `member` sees the projects shared
+ * with the workspace; `guest` sees only what is shared with them by name. (Stores from before
+ * migration 0012 held `viewer`, which became `member`.)
+ */
+export const WORKSPACE_ROLES = ['admin', 'editor', 'member', 'guest'] as const;
 export type WorkspaceRole = (typeof WORKSPACE_ROLES)[number];
 
 export const userSchema = z.object({

@@ -8,8 +8,10 @@
 import type { Context, Hono } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { z } from 'zod';
+import type { Action } from '../domain/access-policy.ts';
 import { ForbiddenError, UnsupportedMediaTypeError, ValidationError } from '../domain/errors.ts';
 import { validationErrorOf } from '../domain/schema-errors.ts';
+import type { ActionTarget } from '../services/authorize.ts';
 import type { Principal } from '../services/service-context.ts';
 import type { Caller } from '../services/workspace-service.ts';
 import { hoistDefs } from './hoist-defs.ts';
@@ -36,6 +38,12 @@ export interface RouteSpec<
   path: string;
   summary: string;
   tag: string;
+  /**
+   * What the route does, in the access policy's terms (domain/access-policy.ts): `mount` asks the
+   * policy before the handler runs, for the project the request names (`:project`, `?project=`, or
+   * through `:schedule`, `:run`, `:rule`, `:delivery`). Routes without a credential say `public`.
+   */
+  action: Action;
   /** Whether a credential is required. @default true */
   auth?: boolean;
   /**
@@ -102,6 +110,23 @@ export interface MountOptions {
   authenticate: (credential: string | null, from: 'bearer' | 'cookie') => Promise<Caller>;
   /** How to tell this server's own origin, for the CSRF check. */
   origin: OriginOptions;
+  /** Applies the access policy to a signed-in request (throws 403/404); services/authorize.ts. */
+  authorize: (principal: Principal, action: Action, target: ActionTarget) => Promise<void>;
+}
+
+/** The things a request names, from its path parameters (or a list's `?project=`). */
+export function targetOf(
+  params: Record<string, unknown> | undefined,
+  query: Record<string, unknown> | undefined,
+): ActionTarget {
+  const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+  return {
+    project: text(params?.['project']) ?? text(query?.['project']),
+    schedule: text(params?.['schedule']),
+    run: text(params?.['run']),
+    rule: text(params?.['rule']),
+    delivery: text(params?.['delivery']),
+  };
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -164,6 +189,9 @@ export function mount(app: Hono, routes: readonly AnyRoute[], options: MountOpti
         throw new ForbiddenError(
           `a view ticket only reads the app page it was issued for (run ${caller.scope.runId} of '${caller.scope.projectSlug}'); ${method} ${c.req.path} needs an API token or a signed-in session`,
         );
+      }
+      if (caller) {
+        await options.authorize(caller.principal, spec.action, targetOf(params, query));
       }
       let body: unknown;
       if (spec.body) {
@@ -255,6 +283,7 @@ export function openApiDocument(routes: readonly AnyRoute[], info: { title: stri
       summary: spec.summary,
       tags: [spec.tag],
       operationId: `${spec.method}${path.replace(/[{}]/g, '').replace(/(^|[/_-])(\w)/g, (_, __, ch: string) => ch.toUpperCase())}`,
+      'x-almanac-action': spec.action,
       ...(spec.auth === false ? { security: [] } : {}),
       ...(parameters.length ? { parameters } : {}),
       ...(spec.body

@@ -16,6 +16,7 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { setCookie } from 'hono/cookie';
 import { ForbiddenError, PayloadTooLargeError, ValidationError } from '../domain/errors.ts';
+import { authorizeAction } from '../services/authorize.ts';
 import * as projects from '../services/project-service.ts';
 import type { ServiceContext } from '../services/service-context.ts';
 import * as workspaces from '../services/workspace-service.ts';
@@ -23,8 +24,8 @@ import { handleErrors, notFoundResponse } from './errors.ts';
 import { HotPathCache } from './hot-path-cache.ts';
 import { mountOps, type OpsDeps } from './ops.ts';
 import type { RouteDeps } from './route-deps.ts';
-import { appRoutes } from './routes/apps.ts';
 import { type AccountMailChannel, accountRoutes } from './routes/accounts.ts';
+import { appRoutes } from './routes/apps.ts';
 import { authRoutes } from './routes/auth.ts';
 import { connectionRoutes } from './routes/connections.ts';
 import { type NotificationHttpDeps, notificationRoutes } from './routes/notifications.ts';
@@ -158,7 +159,11 @@ export function createHttpApp(options: HttpOptions): HttpApp {
   if (options.ops) mountOps(app, { ...options.ops, ctx, authenticate: authenticateToken });
   const document = openApiDocument(table, { title: 'Almanac API', version });
   app.get('/api/openapi.json', (c) => c.json(document));
-  mount(app, table, { authenticate: authenticateCaller, origin });
+  mount(app, table, {
+    authenticate: authenticateCaller,
+    origin,
+    authorize: (principal, action, target) => authorizeAction(ctx, principal, action, target),
+  });
   app.all('/api/*', (c) =>
     notFoundResponse(c, `no API route ${c.req.method} ${c.req.path}; see /api/openapi.json`),
   );

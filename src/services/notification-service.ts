@@ -6,6 +6,7 @@
  */
 
 import { randomBytes, randomUUID } from 'node:crypto';
+import { allowed } from '../domain/access-policy.ts';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import { checkLength, MAX_NOTE_LENGTH } from '../domain/limits.ts';
 import type { Delivery } from '../domain/notification/delivery.ts';
@@ -538,11 +539,17 @@ export async function setNotifyVia(ctx: ServiceContext, principal: Principal, vi
   await ws.setNotifyVia(ctx.db, principal.userId, via);
 }
 
-/** Of `ids` (deliveries named by outbox files), those in the principal's workspace. */
+/**
+ * Of `ids` (deliveries named by outbox files), those the principal may read: an admin reads every one
+ * of the workspace (`outbox.read_all`), anyone else only mail addressed to them (`outbox.read_own`).
+ */
 export async function ownDeliveryIds(
   ctx: ServiceContext,
   principal: Principal,
   ids: readonly string[],
 ): Promise<Set<string>> {
-  return ns.deliveryIdsInWorkspace(ctx.db, principal.workspaceId, ids);
+  if (allowed('outbox.read_all', null, principal.role)) {
+    return ns.deliveryIdsInWorkspace(ctx.db, principal.workspaceId, ids);
+  }
+  return ns.deliveryIdsAddressedTo(ctx.db, principal.workspaceId, principal.userId, ids);
 }

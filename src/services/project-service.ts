@@ -6,7 +6,8 @@
  * `makeCurrent`. The project points at its current version: schedules run it and apps show it.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../domain/errors.ts';
+import { type AccessLevel, type Action, atLeast, type WorkspaceDefault } from '../domain/access-policy.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import { validateProjectFiles } from '../domain/file-names.ts';
 import { checkBytes, MAX_NOTEBOOK_BYTES, MAX_PROJECT_BYTES, MAX_PROJECT_FILES } from '../domain/limits.ts';
 import type { Notebook } from '../domain/notebook/notebook.ts';
@@ -18,7 +19,7 @@ import { type Db, transaction } from '../store/database.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
-import { assertWorkspaceMember, canSeeProject } from './authorize.ts';
+import { accessByProject, assertAllowed, assertWorkspaceMember, projectAccess } from './authorize.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 
 /** Limits on what a version may carry (domain/limits.ts; re-exported for older imports). */
@@ -112,19 +113,26 @@ export async function getProject(
   const project = await ps.findProject(ctx.db, principal.workspaceId, idOrSlug);
   if (!project) throw new NotFoundError('project', idOrSlug);
   assertWorkspaceMember(principal, project.workspaceId, 'project', idOrSlug);
-  // A restricted project the caller may not see does not exist for them (404, not 403).
-  if (!(await canSee(ctx, principal, project))) throw new NotFoundError('project', idOrSlug);
+  // A project the caller has no access to does not exist for them (404, not 403).
+  const access = await projectAccess(ctx, principal, project.id);
+  if (!access || access.access === null) throw new NotFoundError('project', idOrSlug);
   return project;
 }
 
-async function canSee(ctx: ServiceContext, principal: Principal, project: Project): Promise<boolean> {
-  if (project.visibility === 'workspace' || principal.role === 'admin') return true;
-  return canSeeProject(
-    principal,
-    project,
-    await ps.grantKeysOf(ctx.db, principal.userId),
-    await ps.listGrants(ctx.db, project.id),
-  );
+/**
+ * A project the caller may do `action` on: 404 when they cannot see it at all, 403 naming the access
+ * it needs when they can see it but their access does not reach (domain/access-policy.ts).
+ */
+export async function projectFor(
+  ctx: ServiceContext,
+  principal: Principal,
+  action: Action,
+  idOrSlug: string,
+): Promise<Project> {
+  const project = await getProject(ctx, principal, idOrSlug);
+  const access = await projectAccess(ctx, principal, project.id);
+  assertAllowed(principal, action, access!, 'project', idOrSlug);
+  return project;
 }
 
 /** Throws NotFoundError(what, id) unless the caller sees the project `projectId` (for runs, schedules, rules). */
@@ -137,30 +145,28 @@ export async function assertSeesProject(
 ): Promise<void> {
   // Admins see every project of their workspace (the caller checked the workspace): no read needed.
   if (principal.role === 'admin') return;
-  const project = await ps.findProject(ctx.db, principal.workspaceId, projectId);
-  if (!project || !(await canSee(ctx, principal, project))) throw new NotFoundError(what, id);
+  const access = await projectAccess(ctx, principal, projectId);
+  if (!access || access.access === null) throw new NotFoundError(what, id);
 }
 
-/** Ids of the workspace's restricted projects the caller may not see (to leave out of listings). */
-export async function hiddenProjectIds(ctx: ServiceContext, principal: Principal): Promise<string[]> {
+/**
+ * Ids of the workspace's projects where the caller's access is below `min` (to leave out of
+ * listings): runs and schedules list what Can View reaches; projects, what App Only does.
+ */
+export async function hiddenProjectIds(
+  ctx: ServiceContext,
+  principal: Principal,
+  min: AccessLevel = 'can_view',
+): Promise<string[]> {
   if (principal.role === 'admin') return [];
-  const restricted = await ps.restrictedProjects(ctx.db, principal.workspaceId);
-  if (restricted.length === 0) return [];
-  const keys = await ps.grantKeysOf(ctx.db, principal.userId);
-  return restricted
-    .filter(
-      (p) =>
-        !canSeeProject(
-          principal,
-          { ...p, workspaceId: principal.workspaceId, visibility: 'restricted' },
-          keys,
-          p.grants,
-        ),
-    )
-    .map((p) => p.id);
+  const access = await accessByProject(ctx, principal);
+  return [...access].filter(([, level]) => !atLeast(level, min)).map(([id]) => id);
 }
 
-/** Who may see a project: `workspace` (every member) or `restricted`. Admins and the creator may change it. */
+/**
+ * Who sees a project: `workspace` (the workspace default, Can View) or `restricted` (only grantees,
+ * admins and its creator). Changing it is sharing: Full access.
+ */
 export async function setVisibility(
   ctx: ServiceContext,
   principal: Principal,
@@ -173,18 +179,78 @@ export async function setVisibility(
       `must be workspace or restricted (got ${JSON.stringify(visibility)})`,
     );
   }
-  const project = await getProject(ctx, principal, idOrSlug);
-  if (principal.role !== 'admin' && project.createdBy !== principal.userId) {
-    throw new ForbiddenError("only an admin or the project's creator may change who sees it");
-  }
+  const project = await projectFor(ctx, principal, 'project.share', idOrSlug);
   await ps.setVisibility(ctx.db, project.id, visibility);
   // Servers drop what they cached for the app, so the change holds at once.
   await ctx.wakeups.notify('app_state', project.id);
   return { ...project, visibility };
 }
 
+/** A project's sharing: its workspace default and its grants (user:<id> or group:<id>) with levels. */
+export async function listAccess(
+  ctx: ServiceContext,
+  principal: Principal,
+  idOrSlug: string,
+): Promise<{
+  workspace: WorkspaceDefault;
+  grants: { principal: string; access: AccessLevel; reason: string }[];
+}> {
+  const project = await projectFor(ctx, principal, 'project.share', idOrSlug);
+  const [row] = await ps.accessRows(ctx.db, principal.workspaceId, principal.userId, project.id);
+  return { workspace: row!.workspaceDefault, grants: await ps.listGrantLevels(ctx.db, project.id) };
+}
+
+/** Grants (or changes) a user's or group's access to a project; Full access holders share. */
+export async function shareProject(
+  ctx: ServiceContext,
+  principal: Principal,
+  idOrSlug: string,
+  grant: { principal: string; access: AccessLevel },
+): Promise<void> {
+  const project = await projectFor(ctx, principal, 'project.share', idOrSlug);
+  if (!/^(user|group):.+$/.test(grant.principal)) {
+    throw new ValidationError(
+      'principal',
+      `must be user:<id> or group:<id> (got ${JSON.stringify(grant.principal)})`,
+    );
+  }
+  await ps.upsertGrant(ctx.db, {
+    projectId: project.id,
+    principal: grant.principal,
+    access: grant.access,
+    reason: 'shared',
+    grantedBy: principal.userId,
+    now: ctx.now(),
+  });
+  await ctx.wakeups.notify('app_state', project.id);
+}
+
+/** Takes a user's or group's grant away. */
+export async function unshareProject(
+  ctx: ServiceContext,
+  principal: Principal,
+  idOrSlug: string,
+  grantee: string,
+): Promise<void> {
+  const project = await projectFor(ctx, principal, 'project.share', idOrSlug);
+  if (!(await ps.deleteGrant(ctx.db, project.id, grantee))) throw new NotFoundError('grant', grantee);
+  await ctx.wakeups.notify('app_state', project.id);
+}
+
+/** What every member of the workspace gets on a project. */
+export async function setWorkspaceAccess(
+  ctx: ServiceContext,
+  principal: Principal,
+  idOrSlug: string,
+  access: WorkspaceDefault,
+): Promise<void> {
+  const project = await projectFor(ctx, principal, 'project.share', idOrSlug);
+  await ps.setWorkspaceAccess(ctx.db, project.id, access);
+  await ctx.wakeups.notify('app_state', project.id);
+}
+
 export async function listProjects(ctx: ServiceContext, principal: Principal): Promise<Project[]> {
-  const hidden = new Set(await hiddenProjectIds(ctx, principal));
+  const hidden = new Set(await hiddenProjectIds(ctx, principal, 'app_only'));
   return (await ps.listProjects(ctx.db, principal.workspaceId)).filter((p) => !hidden.has(p.id));
 }
 
@@ -194,7 +260,7 @@ export async function updateDraft(
   idOrSlug: string,
   source: string,
 ): Promise<Project> {
-  const project = await getProject(ctx, principal, idOrSlug);
+  const project = await projectFor(ctx, principal, 'project.edit_draft', idOrSlug);
   const notebook = await parseForRequest(source, 'source');
   const now = ctx.now();
   await ps.updateDraft(ctx.db, project.id, source, notebook.title, now);
@@ -243,7 +309,7 @@ export async function publish(
   idOrSlug: string,
   options: { files?: ReadonlyMap<string, Buffer> | undefined; message?: string | undefined } = {},
 ): Promise<PublishResult> {
-  const project = await getProject(ctx, principal, idOrSlug);
+  const project = await projectFor(ctx, principal, 'project.publish', idOrSlug);
   await parseForRequest(project.draftSource, 'draft');
   const message = options.message?.trim() || null;
   if (message !== null && message.length > MAX_PUBLISH_MESSAGE) {
@@ -343,7 +409,7 @@ export async function makeCurrent(
   idOrSlug: string,
   versionRef: string,
 ): Promise<MakeCurrentResult> {
-  const project = await getProject(ctx, principal, idOrSlug);
+  const project = await projectFor(ctx, principal, 'project.rollback', idOrSlug);
   const version = await ps.findVersion(ctx.db, project.id, versionRef);
   if (!version) throw new NotFoundError('version', versionRef);
   const result = await transaction(ctx.db, (trx) => makeCurrentIn(trx, ctx, principal, project, version));
@@ -357,7 +423,7 @@ export async function listVersions(
   principal: Principal,
   idOrSlug: string,
 ): Promise<ps.VersionListing[]> {
-  const project = await getProject(ctx, principal, idOrSlug);
+  const project = await projectFor(ctx, principal, 'project.view_source', idOrSlug);
   return ps.listVersionsDetailed(ctx.db, project.id);
 }
 
@@ -375,7 +441,7 @@ export async function getVersion(
   idOrSlug: string,
   version: string,
 ): Promise<Version> {
-  const project = await getProject(ctx, principal, idOrSlug);
+  const project = await projectFor(ctx, principal, 'project.view_source', idOrSlug);
   const found = await ps.findVersion(ctx.db, project.id, version);
   if (!found) throw new NotFoundError('version', version);
   return found;
@@ -400,7 +466,7 @@ export async function updateAppSettings(
     keepDays?: number | null | undefined;
   },
 ): Promise<AppSettings> {
-  const project = await getProject(ctx, principal, idOrSlug);
+  const project = await projectFor(ctx, principal, 'project.settings', idOrSlug);
   for (const field of ['keepRuns', 'keepDays'] as const) {
     const value = patch[field];
     if (value !== undefined && value !== null && (!Number.isInteger(value) || value < 1)) {

@@ -491,6 +491,46 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('runs').addColumn('cancelled_by', 'text').execute();
       },
     },
+    '0012_roles_and_access_levels': {
+      async up(db: Kysely<any>) {
+        // Issue 16: workspace roles are admin | editor | member | guest ('viewer' becomes 'member'). The
+        // old column's CHECK cannot be widened in SQLite, so the column is replaced: renamed, a new one
+        // added with the new CHECK, filled, and the old one (with its CHECK) dropped. Rows that point at
+        // users are untouched (no table is rebuilt, so no cascade runs).
+        await db.schema.alterTable('users').renameColumn('role', 'legacy_role').execute();
+        await db.schema
+          .alterTable('users')
+          .addColumn('role', 'text', (c) =>
+            c.notNull().defaultTo('member').check(sql`role in ('admin', 'editor', 'member', 'guest')`),
+          )
+          .execute();
+        await sql`update users set role = case legacy_role when 'viewer' then 'member' else legacy_role end`.execute(
+          db,
+        );
+        await db.schema.alterTable('users').dropColumn('legacy_role').execute();
+        // Project access levels: a grant carries one (grants so far were recipients' App Only), and a
+        // project has a workspace default (none for restricted projects; Can View for the others).
+        await db.schema
+          .alterTable('project_grants')
+          .addColumn('access', 'text', (c) =>
+            c
+              .notNull()
+              .defaultTo('app_only')
+              .check(sql`access in ('app_only', 'can_view', 'can_edit', 'full_access')`),
+          )
+          .execute();
+        await db.schema
+          .alterTable('projects')
+          .addColumn('workspace_access', 'text', (c) =>
+            c
+              .notNull()
+              .defaultTo('can_view')
+              .check(sql`workspace_access in ('none', 'app_only', 'can_view', 'can_edit')`),
+          )
+          .execute();
+        await sql`update projects set workspace_access = 'none' where visibility = 'restricted'`.execute(db);
+      },
+    },
     '0011_accounts': {
       // Issue 16, accounts: users sign in with an email and a password (an argon2id hash), are invited
       // and reset their password by single-use codes sent by email, and carry a status. Emails are

@@ -367,6 +367,44 @@ export async function deliveryIdsInWorkspace(
   return new Set(rows.map((r) => r.id));
 }
 
+/** Whether one of a run's deliveries went to the user `userId` (email or Slack DM to their address). */
+export async function runAddressedTo(db: Db, runId: string, userId: string): Promise<boolean> {
+  const user = await db.selectFrom('users').select('email').where('id', '=', userId).executeTakeFirst();
+  if (!user) return false;
+  const rows = await db.selectFrom('deliveries').select('destination').where('run_id', '=', runId).execute();
+  const email = user.email.toLowerCase();
+  return rows.some(
+    (r) => (/^(?:email|slack-dm):(.*)$/.exec(r.destination)?.[1] ?? '').toLowerCase() === email,
+  );
+}
+
+/** Of `ids`, the deliveries of the workspace addressed to the user `userId` (email or Slack DM to their address). */
+export async function deliveryIdsAddressedTo(
+  db: Db,
+  workspaceId: string,
+  userId: string,
+  ids: readonly string[],
+): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const user = await db.selectFrom('users').select('email').where('id', '=', userId).executeTakeFirst();
+  if (!user) return new Set();
+  const rows = await db
+    .selectFrom('deliveries')
+    .select(['id', 'destination'])
+    .where('workspace_id', '=', workspaceId)
+    .where('id', 'in', ids.slice(0, 1000))
+    .execute();
+  const email = user.email.toLowerCase();
+  return new Set(
+    rows
+      .filter((r) => {
+        const [, address = ''] = /^(?:email|slack-dm):(.*)$/.exec(r.destination) ?? [];
+        return address.toLowerCase() === email;
+      })
+      .map((r) => r.id),
+  );
+}
+
 /** The rules sent inline with an API-triggered run (kept on the run), or [] when it has none. */
 export async function inlineRulesOfRun(db: Db, runId: string): Promise<NotificationRuleSpec[]> {
   const row = await db.selectFrom('runs').select('notify').where('id', '=', runId).executeTakeFirst();

@@ -2,6 +2,12 @@
  * Queries on projects (drafts), their immutable versions with files, and app settings.
  */
 import { type Selectable, sql } from 'kysely';
+import {
+  ACCESS_LEVELS,
+  type AccessLevel,
+  WORKSPACE_DEFAULTS,
+  type WorkspaceDefault,
+} from '../domain/access-policy.ts';
 import type { AppSettings, Project, Version, VersionListing } from '../domain/project.ts';
 import { DEFAULT_STATE_TRIGGERS } from '../domain/run.ts';
 import type { Db } from './database.ts';
@@ -376,6 +382,152 @@ export async function setVisibility(
   visibility: Project['visibility'],
 ): Promise<void> {
   await db.updateTable('projects').set({ visibility }).where('id', '=', projectId).execute();
+  // The workspace default follows: a restricted project grants the workspace nothing, and opening
+  // one up again grants Can View (a default it already had is kept).
+  await db
+    .updateTable('projects')
+    .set({ workspace_access: visibility === 'restricted' ? 'none' : 'can_view' })
+    .where('id', '=', projectId)
+    .where((eb) =>
+      visibility === 'restricted'
+        ? eb('workspace_access', '!=', 'none')
+        : eb('workspace_access', '=', 'none'),
+    )
+    .execute();
+}
+
+function accessLevel(value: string): AccessLevel {
+  return (ACCESS_LEVELS as readonly string[]).includes(value) ? (value as AccessLevel) : 'app_only';
+}
+
+function workspaceDefault(value: string, visibility: string): WorkspaceDefault {
+  if (visibility === 'restricted') return 'none';
+  return (WORKSPACE_DEFAULTS as readonly string[]).includes(value) ? (value as WorkspaceDefault) : 'none';
+}
+
+/** What decides one user's access to a project (domain/access-policy.ts `effectiveAccess`). */
+export interface ProjectAccessRow {
+  projectId: string;
+  slug: string;
+  createdBy: string | null;
+  workspaceDefault: WorkspaceDefault;
+  /** The user's own grant. */
+  own: AccessLevel | null;
+  /** Their groups' grants. */
+  groups: AccessLevel[];
+}
+
+/**
+ * For each project of the workspace (or only `projectId`, by id or slug): its creator, its workspace
+ * default, and the grants that hold for `userId` directly or through their groups.
+ */
+export async function accessRows(
+  db: Db,
+  workspaceId: string,
+  userId: string,
+  projectId?: string,
+): Promise<ProjectAccessRow[]> {
+  const keys = await grantKeysOf(db, userId);
+  let query = db
+    .selectFrom('projects')
+    .leftJoin('project_grants', (join) =>
+      join.onRef('project_grants.project_id', '=', 'projects.id').on('project_grants.principal', 'in', keys),
+    )
+    .select([
+      'projects.id',
+      'projects.slug',
+      'projects.created_by',
+      'projects.visibility',
+      'projects.workspace_access',
+      'project_grants.principal',
+      'project_grants.access',
+    ])
+    .where('projects.workspace_id', '=', workspaceId);
+  if (projectId !== undefined) {
+    query = query.where((eb) =>
+      eb.or([eb('projects.id', '=', projectId), eb('projects.slug', '=', projectId)]),
+    );
+  }
+  const byId = new Map<string, ProjectAccessRow>();
+  for (const row of await query.execute()) {
+    const entry = byId.get(row.id) ?? {
+      projectId: row.id,
+      slug: row.slug,
+      createdBy: row.created_by,
+      workspaceDefault: workspaceDefault(row.workspace_access, row.visibility),
+      own: null,
+      groups: [],
+    };
+    if (row.principal && row.access) {
+      if (row.principal === `user:${userId}`) entry.own = accessLevel(row.access);
+      else entry.groups.push(accessLevel(row.access));
+    }
+    byId.set(row.id, entry);
+  }
+  return [...byId.values()];
+}
+
+/** A project's grants with their levels. */
+export async function listGrantLevels(
+  db: Db,
+  projectId: string,
+): Promise<{ principal: string; access: AccessLevel; reason: string }[]> {
+  const rows = await db
+    .selectFrom('project_grants')
+    .select(['principal', 'access', 'reason'])
+    .where('project_id', '=', projectId)
+    .orderBy('principal')
+    .execute();
+  return rows.map((r) => ({ principal: r.principal, access: accessLevel(r.access), reason: r.reason }));
+}
+
+/** Sets (or replaces) a grant's level. */
+export async function upsertGrant(
+  db: Db,
+  grant: {
+    projectId: string;
+    principal: string;
+    access: AccessLevel;
+    reason: string;
+    grantedBy: string | null;
+    now: Date;
+  },
+): Promise<void> {
+  await db
+    .insertInto('project_grants')
+    .values({
+      project_id: grant.projectId,
+      principal: grant.principal,
+      access: grant.access,
+      reason: grant.reason,
+      granted_by: grant.grantedBy,
+      created_at: iso(grant.now),
+    })
+    .onConflict((oc) =>
+      oc.columns(['project_id', 'principal']).doUpdateSet({
+        access: grant.access,
+        reason: grant.reason,
+        granted_by: grant.grantedBy,
+      }),
+    )
+    .execute();
+}
+
+export async function deleteGrant(db: Db, projectId: string, principal: string): Promise<boolean> {
+  const result = await db
+    .deleteFrom('project_grants')
+    .where('project_id', '=', projectId)
+    .where('principal', '=', principal)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
+
+export async function setWorkspaceAccess(db: Db, projectId: string, access: WorkspaceDefault): Promise<void> {
+  await db
+    .updateTable('projects')
+    .set({ workspace_access: access, visibility: access === 'none' ? 'restricted' : 'workspace' })
+    .where('id', '=', projectId)
+    .execute();
 }
 
 /** The grant keys (`user:<id>`, `group:<id>`) that hold for a user: theirs and their groups'. */

@@ -25,7 +25,8 @@ export interface UsersTable {
   workspace_id: string;
   email: string;
   name: string;
-  role: 'admin' | 'editor' | 'viewer';
+  /** The workspace role (domain/workspace.ts); migration 0012 replaced the column. */
+  role: 'admin' | 'editor' | 'member' | 'guest';
   created_at: Generated<Instant>;
   /** email | slack | both: how notifications reach this user when a rule leaves it to them. */
   notify_via: Generated<string>;
@@ -118,6 +119,8 @@ export interface ProjectsTable {
    * Null until the first publish. A rollback points it at an older version (migration 0009).
    */
   current_version_id: Generated<string | null>;
+  /** What every member gets: none | app_only | can_view | can_edit (migration 0012). */
+  workspace_access: Generated<string>;
 }
 
 export interface VersionsTable {
@@ -259,6 +262,8 @@ export interface ProjectGrantsTable {
   reason: string;
   granted_by: string | null;
   created_at: InstantIn | Instant;
+  /** app_only | can_view | can_edit | full_access (migration 0012). */
+  access: Generated<string>;
 }
 
 export interface SchedulesTable {

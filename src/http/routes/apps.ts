@@ -16,6 +16,7 @@ export function appRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/projects/:project/app',
+      action: 'project.view_app',
       summary:
         "Open the app: its cached default state, or a fresh run when 'show results from the last run' is off",
       tag: 'apps',
@@ -62,6 +63,7 @@ export function appRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/projects/:project/app/manifest',
+      action: 'project.view_app',
       summary: "What an app page needs besides the snapshot: the published version's title and inputs",
       tag: 'apps',
       ticket: 'project',
@@ -87,6 +89,7 @@ export function appRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/projects/:project/app/settings',
+      action: 'project.view_source',
       summary: 'App settings',
       tag: 'apps',
       params: S.ProjectParams,
@@ -99,6 +102,7 @@ export function appRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'patch',
       path: '/api/projects/:project/app/settings',
+      action: 'project.settings',
       summary: "Change app settings ('show results from the last run', retention)",
       tag: 'apps',
       params: S.ProjectParams,

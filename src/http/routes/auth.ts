@@ -18,6 +18,7 @@ export function authRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/auth/login-codes',
+      action: 'workspace.login_links',
       summary:
         'Mint a one-time login link for the caller (admins, with an API token): it signs a browser in once, within 10 minutes',
       tag: 'auth',
@@ -45,6 +46,7 @@ export function authRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/auth/session',
+      action: 'session.manage_own',
       summary:
         'Start a browser session for the holder of an API token (sent in Authorization, never in a URL); sets the session cookie',
       tag: 'auth',
@@ -66,6 +68,7 @@ export function authRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/auth/logout',
+      action: 'public',
       summary: "End the browser's session and clear its cookie (a no-op without one)",
       tag: 'auth',
       auth: false,

@@ -12,6 +12,7 @@ export function connectionRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/connections',
+      action: 'connection.list',
       summary: 'List connections (never their credentials)',
       tag: 'connections',
       responses: { 200: { description: 'Connections', schema: S.Connection.array() } },
@@ -26,6 +27,7 @@ export function connectionRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/connections',
+      action: 'connection.manage',
       summary: 'Add a PostgreSQL connection; its URL is encrypted at rest',
       tag: 'connections',
       body: S.CreateConnectionBody,

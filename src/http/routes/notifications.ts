@@ -86,6 +86,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/projects/:project/notification-rules',
+      action: 'project.view_rules',
       summary: "A project's notification rules (of every schedule, and project-wide)",
       tag: 'notifications',
       params: z.object({ project: z.string() }),
@@ -104,6 +105,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/projects/:project/notification-rules',
+      action: 'rule.manage',
       summary: 'Add a notification rule to a project or one of its schedules',
       tag: 'notifications',
       params: z.object({ project: z.string() }),
@@ -126,6 +128,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
     route({
       method: 'put',
       path: '/api/notification-rules/:rule',
+      action: 'rule.manage',
       summary: 'Replace a notification rule',
       tag: 'notifications',
       params: z.object({ rule: z.string() }),
@@ -140,6 +143,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
     route({
       method: 'delete',
       path: '/api/notification-rules/:rule',
+      action: 'rule.manage',
       summary: 'Delete a notification rule',
       tag: 'notifications',
       params: z.object({ rule: z.string() }),
@@ -152,6 +156,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/runs/:run/deliveries',
+      action: 'delivery.view',
       summary: "A run's notifications: status, attempts and error per destination",
       tag: 'notifications',
       params: z.object({ run: z.string() }),
@@ -162,6 +167,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/deliveries/:delivery/resend',
+      action: 'delivery.resend',
       summary: 'Send a delivery again (after it was sent or failed), with fresh attempts',
       tag: 'notifications',
       params: z.object({ delivery: z.string() }),
@@ -172,6 +178,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/integrations',
+      action: 'workspace.read_integrations',
       summary: "The workspace's notification integrations (never their secrets)",
       tag: 'notifications',
       responses: { 200: { description: 'The integrations', schema: S.Integrations } },
@@ -180,6 +187,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
     route({
       method: 'put',
       path: '/api/integrations',
+      action: 'workspace.integrations',
       summary: 'Set SMTP, the sender address, the Slack bot token or the private-webhook switch (admins)',
       tag: 'notifications',
       body: S.IntegrationsBody,
@@ -194,6 +202,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/integrations/webhook-key',
+      action: 'workspace.integrations',
       summary: 'The key that signs webhook requests, to verify them (admins)',
       tag: 'notifications',
       responses: {
@@ -205,6 +214,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/integrations/slack/channels',
+      action: 'workspace.read_integrations',
       summary: 'Slack channels the bot can see, and whether it is in them',
       tag: 'notifications',
       responses: {
@@ -229,6 +239,7 @@ export function notificationRoutes(deps: NotificationHttpDeps): AnyRoute[] {
     route({
       method: 'put',
       path: '/api/me/notify-via',
+      action: 'me.preferences',
       summary: 'How rules that leave it to you reach you: email, slack or both',
       tag: 'notifications',
       body: z.object({ via: z.string() }).strict(),

@@ -24,6 +24,7 @@ export function outboxRoutes(deps: OutboxDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/outbox',
+      action: 'outbox.read_own',
       summary: 'Email written to the outbox folder (no SMTP configured), newest first',
       tag: 'notifications',
       responses: {
@@ -60,6 +61,7 @@ export function outboxRoutes(deps: OutboxDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/outbox/:file',
+      action: 'outbox.read_own',
       summary: 'One outbox message as message/rfc822 (.eml), with its attachments',
       tag: 'notifications',
       params: z.object({ file: z.string() }),
@@ -75,6 +77,7 @@ export function outboxRoutes(deps: OutboxDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/outbox/:file/message',
+      action: 'outbox.read_own',
       summary: 'One outbox message, parsed: headers, text and its attachments (with URLs)',
       tag: 'notifications',
       params: z.object({ file: z.string() }),
@@ -122,6 +125,7 @@ export function outboxRoutes(deps: OutboxDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/outbox/:file/attachments/:index',
+      action: 'outbox.read_own',
       summary: 'One attachment of an outbox message (the screenshot, a CSV…)',
       tag: 'notifications',
       params: z.object({ file: z.string(), index: z.coerce.number().int().min(0) }),

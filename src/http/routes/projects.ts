@@ -1,6 +1,8 @@
 /**
  * Projects: list, create, read with the draft, visibility, the draft itself, and publishing it.
  */
+import { z } from 'zod';
+import { ACCESS_LEVELS, WORKSPACE_DEFAULTS } from '../../domain/access-policy.ts';
 import { ValidationError } from '../../domain/errors.ts';
 import * as projects from '../../services/project-service.ts';
 import { projectJson, runJson, versionJson } from '../json.ts';
@@ -20,12 +22,29 @@ function decodeFiles(files: Record<string, string> | undefined): Map<string, Buf
   return map;
 }
 
+/** A project's sharing: what the workspace gets, and each grant. */
+const ProjectAccess = z
+  .object({
+    workspace: z
+      .enum(WORKSPACE_DEFAULTS)
+      .describe('What every member of the workspace gets (guests excepted)'),
+    grants: z.array(
+      z.object({
+        principal: z.string().describe('user:<id> or group:<id>'),
+        access: z.enum(ACCESS_LEVELS),
+        reason: z.string().describe('shared, or notification recipient'),
+      }),
+    ),
+  })
+  .meta({ id: 'ProjectAccess' });
+
 export function projectRoutes(deps: RouteDeps): AnyRoute[] {
   const { ctx, currentVersion } = deps;
   return [
     route({
       method: 'get',
       path: '/api/projects',
+      action: 'project.list',
       summary: 'List projects',
       tag: 'projects',
       responses: { 200: { description: 'Projects of the workspace', schema: S.Project.array() } },
@@ -37,6 +56,7 @@ export function projectRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/projects',
+      action: 'project.create',
       summary: 'Create a project from a notebook',
       tag: 'projects',
       body: S.CreateProjectBody,
@@ -49,6 +69,7 @@ export function projectRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/projects/:project',
+      action: 'project.view_source',
       summary: 'Get a project with its draft',
       tag: 'projects',
       params: S.ProjectParams,
@@ -64,6 +85,7 @@ export function projectRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'put',
       path: '/api/projects/:project/visibility',
+      action: 'project.share',
       summary:
         'Who sees the project and its app: workspace (every member) or restricted (admins, its creator, grantees)',
       tag: 'projects',
@@ -76,8 +98,68 @@ export function projectRoutes(deps: RouteDeps): AnyRoute[] {
       },
     }),
     route({
+      method: 'get',
+      path: '/api/projects/:project/access',
+      action: 'project.share',
+      summary: "Who may do what on the project: the workspace default and each user's or group's grant",
+      tag: 'projects',
+      params: S.ProjectParams,
+      responses: { 200: { description: 'The sharing', schema: ProjectAccess } },
+      handler: async ({ c, principal, params }) =>
+        c.json(await projects.listAccess(ctx, principal, params.project)),
+    }),
+    route({
+      method: 'put',
+      path: '/api/projects/:project/access',
+      action: 'project.share',
+      summary:
+        'Set what every member of the workspace gets on the project: none, app_only, can_view or can_edit',
+      tag: 'projects',
+      params: S.ProjectParams,
+      body: z.object({ workspace: z.enum(WORKSPACE_DEFAULTS) }).strict(),
+      responses: { 200: { description: 'The sharing', schema: ProjectAccess } },
+      handler: async ({ c, principal, params, body }) => {
+        await projects.setWorkspaceAccess(ctx, principal, params.project, body.workspace);
+        return c.json(await projects.listAccess(ctx, principal, params.project));
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/api/projects/:project/grants',
+      action: 'project.share',
+      summary:
+        'Share the project with a user or group (or change their level): app_only, can_view, can_edit or full_access',
+      tag: 'projects',
+      params: S.ProjectParams,
+      body: z
+        .object({
+          principal: z.string().max(200).describe('user:<id> or group:<id>'),
+          access: z.enum(ACCESS_LEVELS),
+        })
+        .strict(),
+      responses: { 200: { description: 'The sharing', schema: ProjectAccess } },
+      handler: async ({ c, principal, params, body }) => {
+        await projects.shareProject(ctx, principal, params.project, body);
+        return c.json(await projects.listAccess(ctx, principal, params.project));
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/api/projects/:project/grants/:grantee',
+      action: 'project.share',
+      summary: "Take a user's or group's grant away (user:<id> or group:<id>)",
+      tag: 'projects',
+      params: z.object({ project: z.string(), grantee: z.string() }),
+      responses: { 204: { description: 'Unshared' } },
+      handler: async ({ c, principal, params }) => {
+        await projects.unshareProject(ctx, principal, params.project, params.grantee);
+        return c.body(null, 204);
+      },
+    }),
+    route({
       method: 'put',
       path: '/api/projects/:project/draft',
+      action: 'project.edit_draft',
       summary: "Replace the project's draft",
       tag: 'projects',
       params: S.ProjectParams,
@@ -94,6 +176,7 @@ export function projectRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/projects/:project/publish',
+      action: 'project.publish',
       summary: 'Publish the draft as a version and start its publish run',
       tag: 'projects',
       params: S.ProjectParams,

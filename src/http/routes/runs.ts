@@ -4,6 +4,7 @@
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { isFinal } from '../../domain/run.ts';
+import { authorizeAction } from '../../services/authorize.ts';
 import * as runs from '../../services/run-service.ts';
 import { runDetailsJson, runJson, runSummaryJson } from '../json.ts';
 import type { RouteDeps } from '../route-deps.ts';
@@ -17,12 +18,16 @@ export function runRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/projects/:project/runs',
+      action: 'project.rerun_private',
       summary: 'Start a run: API-triggered (context api-triggered), or a private re-run in context app',
       tag: 'runs',
       params: S.ProjectParams,
       body: S.CreateRunBody,
       responses: { 201: { description: 'The queued run', schema: S.Run } },
       handler: async ({ c, principal, params, body }) => {
+        // A private re-run needs App Only (the route's action); an API-triggered one, Can Edit.
+        if (!body.private)
+          await authorizeAction(ctx, principal, 'project.run_api', { project: params.project });
         const run = await runs.enqueueRun(ctx, principal, params.project, {
           inputs: body.inputs,
           version: body.version,
@@ -37,6 +42,7 @@ export function runRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/projects/:project/runs/batch',
+      action: 'project.run_api',
       summary:
         'Queue many API-triggered runs at once (up to 1,000, one statement and one wake-up); all or none',
       tag: 'runs',
@@ -64,6 +70,7 @@ export function runRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/runs',
+      action: 'project.view_runs',
       summary: 'The run log: list runs, newest first, with filters and keyset pagination',
       tag: 'runs',
       ticket: 'project',
@@ -77,6 +84,7 @@ export function runRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/runs/:run',
+      action: 'run.view',
       summary: 'A run with its per-cell progress',
       tag: 'runs',
       ticket: 'run',
@@ -88,6 +96,7 @@ export function runRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/runs/:run/cancel',
+      action: 'run.cancel',
       summary: "Cancel a queued or running run (a running run's process is killed)",
       tag: 'runs',
       params: S.RunParams,
@@ -98,6 +107,7 @@ export function runRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/runs/:run/snapshot',
+      action: 'run.view',
       summary: "A finished run's snapshot: the app as it was at that run",
       tag: 'runs',
       ticket: 'run',
@@ -112,6 +122,7 @@ export function runRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/runs/:run/events',
+      action: 'run.view',
       summary: 'Live progress as Server-Sent Events: a `run` event per change, then `end`',
       tag: 'runs',
       ticket: 'run',

@@ -16,6 +16,7 @@ export function scheduleRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/projects/:project/schedules',
+      action: 'schedule.manage',
       summary: 'Create a schedule: a cadence in an IANA timezone, inputs and policies',
       tag: 'schedules',
       params: S.ProjectParams,
@@ -27,6 +28,7 @@ export function scheduleRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/projects/:project/schedules',
+      action: 'project.view_schedules',
       summary: "A project's schedules",
       tag: 'schedules',
       params: S.ProjectParams,
@@ -37,6 +39,7 @@ export function scheduleRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/schedules/preview',
+      action: 'schedule.preview',
       summary: 'The next fire times of a cadence, in local and UTC time, marking DST moves',
       tag: 'schedules',
       body: S.PreviewBody,
@@ -56,6 +59,7 @@ export function scheduleRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/schedules/:schedule',
+      action: 'project.view_schedules',
       summary:
         'A schedule with its health: last run, next fire time, skipped and missed counts, overdue flag',
       tag: 'schedules',
@@ -77,6 +81,7 @@ export function scheduleRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'patch',
       path: '/api/schedules/:schedule',
+      action: 'schedule.manage',
       summary: 'Change a schedule',
       tag: 'schedules',
       params: S.ScheduleParams,
@@ -88,6 +93,7 @@ export function scheduleRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'delete',
       path: '/api/schedules/:schedule',
+      action: 'schedule.manage',
       summary: 'Delete a schedule (its runs stay in the run log)',
       tag: 'schedules',
       params: S.ScheduleParams,
@@ -100,6 +106,7 @@ export function scheduleRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/schedules/:schedule/pause',
+      action: 'schedule.manage',
       summary: 'Pause, optionally until an instant (it resumes by itself), with a note',
       tag: 'schedules',
       params: S.ScheduleParams,
@@ -118,6 +125,7 @@ export function scheduleRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/schedules/:schedule/resume',
+      action: 'schedule.manage',
       summary: 'Resume a paused schedule from now',
       tag: 'schedules',
       params: S.ScheduleParams,
@@ -128,6 +136,7 @@ export function scheduleRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/schedules/:schedule/run',
+      action: 'schedule.manage',
       summary:
         "Run now: a scheduled run started early (trigger schedule, context scheduled, the schedule's inputs); it refreshes the default state",
       tag: 'schedules',
@@ -139,6 +148,7 @@ export function scheduleRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/schedules/:schedule/backfill',
+      action: 'schedule.manage',
       summary: 'Create runs for the fire times in (from, to], each with its own almanac.scheduledFor',
       tag: 'schedules',
       params: S.ScheduleParams,
@@ -160,6 +170,7 @@ export function scheduleRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/schedules/:schedule/preview',
+      action: 'project.view_schedules',
       summary: "A schedule's next fire times, in local and UTC time, marking DST moves",
       tag: 'schedules',
       params: S.ScheduleParams,

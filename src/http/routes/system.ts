@@ -12,6 +12,7 @@ export function systemRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/health',
+      action: 'public',
       summary: 'Liveness',
       tag: 'system',
       auth: false,
@@ -21,6 +22,7 @@ export function systemRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/me',
+      action: 'me.read',
       summary: 'The caller',
       tag: 'system',
       responses: { 200: { description: 'Who the token belongs to', schema: S.Me } },

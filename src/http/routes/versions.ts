@@ -14,6 +14,7 @@ export function versionRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/projects/:project/versions',
+      action: 'project.view_source',
       summary: 'List versions, newest first, with who published each, its publish run and which is current',
       tag: 'projects',
       params: S.ProjectParams,
@@ -24,6 +25,7 @@ export function versionRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'post',
       path: '/api/projects/:project/versions/:version/make-current',
+      action: 'project.rollback',
       summary:
         "Roll back (or forward): make a version current. Its last good run's snapshot becomes the app's default state, or a publish run is queued",
       tag: 'projects',
@@ -42,6 +44,7 @@ export function versionRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/projects/:project/versions/:version',
+      action: 'project.view_source',
       summary: 'Get a version with its notebook source',
       tag: 'projects',
       params: S.VersionParams,

@@ -12,6 +12,7 @@ export function workspaceRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'get',
       path: '/api/workspace/settings',
+      action: 'workspace.read_settings',
       summary: "The workspace's settings (network access for cells)",
       tag: 'workspace',
       responses: { 200: { description: 'Settings', schema: S.WorkspaceSettings } },
@@ -20,6 +21,7 @@ export function workspaceRoutes(deps: RouteDeps): AnyRoute[] {
     route({
       method: 'put',
       path: '/api/workspace/settings',
+      action: 'workspace.settings',
       summary: "Change the workspace's settings (admins)",
       tag: 'workspace',
       body: S.UpdateWorkspaceSettingsBody,
