@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
-import { LIMITS } from '../src/http/routes/accounts.ts';
+import { LIMITS, RateLimiter } from '../src/http/routes/accounts.ts';
 import { SESSION_COOKIE } from '../src/http/routes.ts';
 import { hashPassword, verifyPassword } from '../src/services/account-service.ts';
 import { startTestServer, type TestServer, testStores } from './support/server-harness.ts';
@@ -87,6 +87,21 @@ describe('password hashing', () => {
     assert.equal(await verifyPassword(hash, PASSWORD), true);
     assert.equal(await verifyPassword(hash, `${PASSWORD}!`), false);
     assert.notEqual(await hashPassword(PASSWORD), hash, 'each hash has its own salt');
+  });
+});
+
+describe('rate limiter', () => {
+  it('allows a burst per key, then one attempt per interval, and says how long to wait', () => {
+    let now = Date.parse('2026-03-01T09:00:00Z');
+    const limiter = new RateLimiter(() => new Date(now));
+    const rule = { burst: 2, everyMs: 10_000 };
+    assert.equal(limiter.take('ip:1', rule), null);
+    assert.equal(limiter.take('ip:1', rule), null);
+    assert.equal(limiter.take('ip:1', rule), 10, 'the third waits 10 s');
+    assert.equal(limiter.take('ip:2', rule), null, 'another key has its own bucket');
+    now += 10_000;
+    assert.equal(limiter.take('ip:1', rule), null);
+    assert.equal(limiter.take('ip:1', rule), 10);
   });
 });
 
@@ -288,6 +303,78 @@ for (const store of await testStores()) {
       assert.equal((await t.api('GET', '/api/me', undefined, forever.body.token)).status, 401);
       t.clock.advance(86_400_000);
       assert.equal((await t.api('GET', '/api/me', undefined, secret)).status, 401, 'expired');
+    });
+
+    it('changing a password needs the current one, and revokes every session and token', async () => {
+      const cookie = await inviteAndAccept(t, 'change@example.com');
+      const token = await browserPost(t, '/api/tokens', { name: 'script' }, cookie);
+      const wrong = await browserPost(
+        t,
+        '/api/auth/password',
+        { currentPassword: 'not my password', newPassword: 'a changed password' },
+        cookie,
+      );
+      assert.equal(wrong.status, 400);
+      assert.equal(wrong.body.error.field, 'currentPassword');
+      const short = await browserPost(
+        t,
+        '/api/auth/password',
+        { currentPassword: PASSWORD, newPassword: 'short' },
+        cookie,
+      );
+      assert.equal(short.status, 400);
+      assert.equal(short.body.error.field, 'newPassword');
+      const changed = await browserPost(
+        t,
+        '/api/auth/password',
+        { currentPassword: PASSWORD, newPassword: 'a changed password' },
+        cookie,
+      );
+      assert.equal(changed.status, 200, JSON.stringify(changed.body));
+      assert.equal(await me(t, cookie), 401, 'the old session is revoked');
+      assert.equal(await me(t, sessionCookie(changed.response)), 200, 'this browser gets a fresh one');
+      assert.equal((await t.api('GET', '/api/me', undefined, token.body.token)).status, 401, 'tokens too');
+      const login = await browserPost(t, '/api/auth/login', {
+        email: 'change@example.com',
+        password: 'a changed password',
+      });
+      assert.equal(login.status, 200);
+    });
+
+    it('the first admin (a token, no password yet) sets a password and then signs in with it', async () => {
+      // Regression: changing the password revoked ALMANAC_ADMIN_TOKEN's row, and the next start failed
+      // inserting the configured token's hash a second time (a unique key); the token must work again.
+      const env = { ALMANAC_ADMIN_TOKEN: 'alm_configured_admin_token_0001' };
+      const fresh = await startTestServer(store, { env });
+      try {
+        const set = await fresh.json('POST', '/api/auth/password', {
+          currentPassword: '',
+          newPassword: PASSWORD,
+        });
+        assert.equal(set.status, 200, JSON.stringify(set.body));
+        assert.equal((await fresh.api('GET', '/api/me')).status, 401, 'the admin token was revoked with it');
+        const login = await browserPost(fresh, '/api/auth/login', {
+          email: 'admin@localhost',
+          password: PASSWORD,
+        });
+        assert.equal(login.status, 200);
+        assert.equal(login.body.user.role, 'admin');
+        const restarted = await startTestServer(store, {
+          env,
+          shared: { dataDir: fresh.dataDir, url: fresh.url },
+        });
+        try {
+          assert.equal(
+            (await restarted.api('GET', '/api/me')).status,
+            200,
+            'the configured token works again',
+          );
+        } finally {
+          await restarted.close();
+        }
+      } finally {
+        await fresh.close();
+      }
     });
 
     it('admins change roles; the last admin keeps theirs', async () => {

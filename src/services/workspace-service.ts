@@ -272,11 +272,13 @@ export async function bootstrap(
     if ((await ws.countUsers(trx)) > 0) {
       if (options.adminToken) {
         // A configured admin token is always accepted, so automation keeps working across restarts.
-        const existing = await ws.findUserByTokenHash(trx, hashToken(options.adminToken));
+        // Also when the token was revoked since (the admin changed their password, say): the
+        // configuration wins at start (before, the second insert of its hash failed the start).
+        const existing = await ws.findUserByTokenHash(trx, hashToken(options.adminToken), ctx.now());
         if (!existing) {
           const admin = await ws.findFirstAdmin(trx);
           if (admin) {
-            await ws.insertApiToken(trx, {
+            await ws.reinstateApiToken(trx, {
               id: randomUUID(),
               userId: admin.id,
               name: 'ALMANAC_ADMIN_TOKEN',

@@ -173,6 +173,33 @@ export async function findUserByTokenHash(
     : null;
 }
 
+/**
+ * Makes a configured token (ALMANAC_ADMIN_TOKEN) work for `userId` again: un-revokes its row, or
+ * inserts one. Returns whether a row changed. (A password change or a revocation revokes the row;
+ * the configuration wins at the next start, as it always has.)
+ */
+export async function reinstateApiToken(
+  db: Db,
+  token: { id: string; userId: string; name: string; tokenHash: string; now: Date },
+): Promise<boolean> {
+  const existing = await db
+    .selectFrom('api_tokens')
+    .select(['id', 'revoked_at', 'user_id'])
+    .where('token_hash', '=', token.tokenHash)
+    .executeTakeFirst();
+  if (!existing) {
+    await insertApiToken(db, token);
+    return true;
+  }
+  if (existing.revoked_at === null && existing.user_id === token.userId) return false;
+  await db
+    .updateTable('api_tokens')
+    .set({ revoked_at: null, user_id: token.userId, expires_at: null })
+    .where('id', '=', existing.id)
+    .execute();
+  return true;
+}
+
 /** Records a token's use (and its user's), for the token list's "last used". */
 export async function touchApiToken(db: Db, tokenId: string, userId: string, now: Date): Promise<void> {
   await db
@@ -606,7 +633,7 @@ export async function findRunPage(
 
 /** The workspace's first admin by creation time (or, without `workspaceId`, the store's first admin). */
 export async function findFirstAdmin(db: Db, workspaceId?: string): Promise<User | null> {
-  let query = db.selectFrom('users').selectAll().where('role', '=', 'admin');
+  let query = db.selectFrom('users').selectAll().where('role', '=', 'admin').where('status', '=', 'active');
   if (workspaceId !== undefined) query = query.where('workspace_id', '=', workspaceId);
   const row = await query.orderBy('created_at').orderBy('id').executeTakeFirst();
   return row

@@ -165,6 +165,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
       summary:
         'Sign in with an email and a password; sets the session cookie. Every failure answers the same 401, whether or not the address exists',
       tag: 'auth',
+      action: 'public',
       auth: false,
       body: z.strictObject({ email: Email, password: Password, workspace: Workspace }),
       responses: {
@@ -191,6 +192,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
       summary:
         'Sign a program in (`almanac login`): an email and a password buy an API token acting as that user, shown once',
       tag: 'auth',
+      action: 'public',
       auth: false,
       body: z.strictObject({
         email: Email,
@@ -233,6 +235,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
       summary:
         "Accept an invitation (its link's code, once, within 7 days): sets a name and password and signs in",
       tag: 'auth',
+      action: 'public',
       auth: false,
       body: z.strictObject({
         code: z.string().max(200),
@@ -263,6 +266,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
       summary:
         'Ask for a password reset link by email. Always 202, whether or not the address has an account',
       tag: 'auth',
+      action: 'public',
       auth: false,
       body: z.strictObject({ email: Email, workspace: Workspace }),
       responses: {
@@ -299,6 +303,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
       summary:
         "Set a new password with a reset link's code (once, within 1 hour); every session and token of the user is revoked, and this browser is signed in",
       tag: 'auth',
+      action: 'public',
       auth: false,
       body: z.strictObject({ code: z.string().max(200), password: Password }),
       responses: {
@@ -327,6 +332,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
       summary:
         "Change the caller's password; every session and token of theirs is revoked, and a browser gets a fresh session",
       tag: 'auth',
+      action: 'session.manage_own',
       body: z.strictObject({
         currentPassword: Password.describe('Empty for an admin created at first start, who has none yet'),
         newPassword: Password,
@@ -343,6 +349,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
       path: '/api/users',
       summary: "The workspace's users, with their status and last sign-in (admins)",
       tag: 'people',
+      action: 'workspace.people',
       responses: { 200: { description: 'The users', schema: Accounts } },
       handler: async ({ c, principal }) => {
         assertAdminOf(principal);
@@ -355,6 +362,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
       summary:
         'Invite someone by email (admins): an invited user and a single-use link that works for 7 days, sent through the mailer (the outbox folder without SMTP)',
       tag: 'people',
+      action: 'workspace.people',
       body: z.strictObject({
         email: Email,
         name: z.string().max(200).optional(),
@@ -390,6 +398,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
       summary:
         'Deactivate a user (admins): they cannot sign in, and every session and API token of theirs is revoked',
       tag: 'people',
+      action: 'workspace.people',
       params: z.object({ user: z.string() }),
       responses: { 200: { description: 'The user, deactivated', schema: accountSchema } },
       handler: async ({ c, principal, params }) => {
@@ -403,6 +412,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
       path: '/api/users/:user/role',
       summary: "Change a user's workspace role (admins); the last admin keeps theirs",
       tag: 'people',
+      action: 'workspace.people',
       params: z.object({ user: z.string() }),
       body: z.strictObject({ role: z.enum(WORKSPACE_ROLES) }),
       responses: { 200: { description: 'The user with the new role', schema: accountSchema } },

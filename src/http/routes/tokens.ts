@@ -39,6 +39,7 @@ export function tokenRoutes(deps: RouteDeps): AnyRoute[] {
       path: '/api/tokens',
       summary: 'Create an API token for the caller, acting with their rights; the secret is shown once',
       tag: 'auth',
+      action: 'token.manage_own',
       body: z.strictObject({
         name: z.string().min(1).max(200).describe('What the token is for'),
         expiresAt: z.iso
@@ -66,6 +67,7 @@ export function tokenRoutes(deps: RouteDeps): AnyRoute[] {
       path: '/api/tokens',
       summary: "The caller's API tokens: name, prefix, last use and expiry (never the secret)",
       tag: 'auth',
+      action: 'token.manage_own',
       responses: { 200: { description: 'The tokens, newest first', schema: z.array(TokenInfo) } },
       handler: async ({ c, principal }) => c.json((await accounts.listTokens(ctx, principal)).map(tokenJson)),
     }),
@@ -74,6 +76,7 @@ export function tokenRoutes(deps: RouteDeps): AnyRoute[] {
       path: '/api/tokens/:token',
       summary: "Revoke one of the caller's API tokens",
       tag: 'auth',
+      action: 'token.manage_own',
       params: z.object({ token: z.string().describe("The token's id (from the list), not its secret") }),
       responses: { 204: { description: 'Revoked' } },
       handler: async ({ c, principal, params }) => {
