@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
 import {
   ACTIONS,
   allowed,
@@ -18,7 +19,10 @@ import {
 import * as projects from '../src/services/project-service.ts';
 import type { Principal } from '../src/services/service-context.ts';
 import { createWorkspaceWithUser } from '../src/services/workspace-service.ts';
+import { migrate } from '../src/store/migrations.ts';
+import * as ps from '../src/store/project-store.ts';
 import { notebook, startTestServer, type TestServer, testStores } from './support/server-harness.ts';
+import { storeTargets } from './support/store-targets.ts';
 
 describe('access policy: pure functions', () => {
   const base = {
@@ -185,6 +189,25 @@ describe('access policy: the server', async () => {
     assert.equal((await t.api('GET', '/api/projects/sales/app', undefined, tokens['guest'])).status, 404);
   });
 
+  it('naming a guest as a recipient grants App Only, never more', async () => {
+    // Before issue 16 a recipient grant gave full edit rights, and a guest on a workspace project got none.
+    const guest = users['guest']!;
+    const rule = await t.json('POST', '/api/projects/sales/notification-rules', {
+      trigger: { kind: 'failure' },
+      destinations: [{ kind: 'user', userId: guest.userId }],
+    });
+    assert.equal(rule.status, 201, JSON.stringify(rule.body));
+    const sharing = await t.json('GET', '/api/projects/sales/access');
+    assert.deepEqual(
+      sharing.body.grants.filter((g: { principal: string }) => g.principal === `user:${guest.userId}`),
+      [{ principal: `user:${guest.userId}`, access: 'app_only', reason: 'notification recipient' }],
+    );
+    assert.equal((await t.api('GET', '/api/projects/sales/app', undefined, tokens['guest'])).status, 200);
+    assert.equal((await t.api('GET', '/api/projects/sales', undefined, tokens['guest'])).status, 403);
+    assert.equal((await t.api('DELETE', `/api/projects/sales/grants/user:${guest.userId}`)).status, 204);
+    assert.equal((await t.api('DELETE', `/api/notification-rules/${rule.body.id}`)).status, 204);
+  });
+
   it('the outbox: a member reads only mail addressed to them; an admin reads all', async () => {
     const schedule = await t.json('POST', '/api/projects/sales/schedules', {
       name: 'daily',
@@ -212,3 +235,99 @@ describe('access policy: the server', async () => {
     assert.ok(all.body.some((m: { file: string }) => m.file === theirs.body[0].file));
   });
 });
+
+for (const target of await storeTargets()) {
+  describe(`access policy: migration 0012 on ${target.name}`, { skip: target.skip }, () => {
+    it("turns 'viewer' into 'member', gives old grants App Only and restricted projects no workspace default", async () => {
+      const store = await target.open<any>();
+      try {
+        const db = store.db;
+        await migrate(db, store.dialect);
+        // Back to the store as 0011 left it: roles admin | editor | viewer, grants without a level.
+        await db.schema.alterTable('projects').dropColumn('workspace_access').execute();
+        await db.schema.alterTable('project_grants').dropColumn('access').execute();
+        await db.schema.alterTable('users').renameColumn('role', 'new_role').execute();
+        await db.schema
+          .alterTable('users')
+          .addColumn('role', 'text', (c) =>
+            c.notNull().defaultTo('viewer').check(sql`role in ('admin', 'editor', 'viewer')`),
+          )
+          .execute();
+        await db.schema.alterTable('users').dropColumn('new_role').execute();
+        await db
+          .deleteFrom('almanac_migrations')
+          .where('name', '=', '0012_roles_and_access_levels')
+          .execute();
+        const now = new Date('2026-03-01T09:00:00.000Z').toISOString();
+        await db.insertInto('workspaces').values({ id: 'w1', name: 'Acme' }).execute();
+        await db
+          .insertInto('users')
+          .values([
+            { id: 'u1', workspace_id: 'w1', email: 'a@x', name: 'A', role: 'admin' },
+            { id: 'u2', workspace_id: 'w1', email: 'v@x', name: 'V', role: 'viewer' },
+          ])
+          .execute();
+        for (const [id, visibility] of [
+          ['p1', 'workspace'],
+          ['p2', 'restricted'],
+        ]) {
+          await db
+            .insertInto('projects')
+            .values({
+              id,
+              workspace_id: 'w1',
+              slug: id,
+              title: id,
+              draft_source: '# x',
+              draft_updated_at: now,
+              created_by: 'u1',
+              created_at: now,
+              visibility,
+            })
+            .execute();
+        }
+        await db
+          .insertInto('project_grants')
+          .values({
+            project_id: 'p2',
+            principal: 'user:u2',
+            reason: 'notification recipient',
+            created_at: now,
+          })
+          .execute();
+        assert.deepEqual(await migrate(db, store.dialect), ['0012_roles_and_access_levels']);
+        const plain = (rows: object[]) => rows.map((r) => ({ ...r }));
+        const roles = plain(await db.selectFrom('users').select(['id', 'role']).orderBy('id').execute());
+        assert.deepEqual(roles, [
+          { id: 'u1', role: 'admin' },
+          { id: 'u2', role: 'member' },
+        ]);
+        const defaults = plain(
+          await db.selectFrom('projects').select(['id', 'workspace_access']).orderBy('id').execute(),
+        );
+        assert.deepEqual(defaults, [
+          { id: 'p1', workspace_access: 'can_view' },
+          { id: 'p2', workspace_access: 'none' },
+        ]);
+        assert.deepEqual(plain(await db.selectFrom('project_grants').select('access').execute()), [
+          { access: 'app_only' },
+        ]);
+        const [row] = await ps.accessRows(db, 'w1', 'u2', 'p2');
+        assert.deepEqual([row?.own, row?.workspaceDefault], ['app_only', 'none']);
+        await assert.rejects(
+          db
+            .insertInto('users')
+            .values({ id: 'u3', workspace_id: 'w1', email: 'g@x', name: 'G', role: 'viewer' })
+            .execute(),
+          /check|CHECK/,
+        );
+        await db
+          .insertInto('users')
+          .values({ id: 'u4', workspace_id: 'w1', email: 'h@x', name: 'H', role: 'guest' })
+          .execute();
+      } finally {
+        await store.dispose();
+      }
+    });
+  });
+}

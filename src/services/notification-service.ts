@@ -6,7 +6,7 @@
  */
 
 import { randomBytes, randomUUID } from 'node:crypto';
-import { allowed } from '../domain/access-policy.ts';
+import { allowed, effectiveAccess } from '../domain/access-policy.ts';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import { checkLength, MAX_NOTE_LENGTH } from '../domain/limits.ts';
 import type { Delivery } from '../domain/notification/delivery.ts';
@@ -126,8 +126,9 @@ export async function validateInlineRules(
 }
 
 /**
- * Records that a recipient may view the app, if the project is restricted and they could not (as Hex
- * grants "App Only" access to recipients).
+ * Naming a recipient who could not see the app grants them App Only, never more (issue 16; as Hex
+ * grants "App Only" to recipients): a user whose effective access is none (a guest, or a member of a
+ * project with no workspace default), or a group on a project with no workspace default.
  */
 async function grantView(
   db: Db,
@@ -137,7 +138,26 @@ async function grantView(
   now: Date,
 ): Promise<void> {
   const project = await ps.findProjectById(db, projectId);
-  if (project?.visibility !== 'restricted') return;
+  if (!project) return;
+  const [kind, id = ''] = principalKey.split(':');
+  if (kind === 'user') {
+    const user = await ws.findUser(db, id);
+    if (!user) return;
+    const [row] = await ps.accessRows(db, project.workspaceId, user.id, projectId);
+    const access = row
+      ? effectiveAccess({
+          role: user.role,
+          userId: user.id,
+          createdBy: row.createdBy,
+          own: row.own,
+          groups: row.groups,
+          workspaceDefault: row.workspaceDefault,
+        })
+      : null;
+    if (access !== null) return;
+  } else if (project.visibility !== 'restricted') {
+    return;
+  }
   await ps.insertGrant(db, {
     projectId,
     principal: principalKey,
