@@ -208,6 +208,29 @@ describe('access policy: the server', async () => {
     assert.equal((await t.api('DELETE', `/api/notification-rules/${rule.body.id}`)).status, 204);
   });
 
+  it('a run event stream closes when its reader loses access', { timeout: 20_000 }, async () => {
+    // SSE streams ask the policy on every change, not only when they open: a reader lowered to App
+    // Only (who still sees the project, so reading the run alone would go on) kept getting events.
+    const run = await t.json('POST', '/api/projects/sales/runs', {});
+    assert.equal(run.status, 201, JSON.stringify(run.body));
+    const response = await t.api('GET', `/api/runs/${run.body.id}/events`, undefined, tokens['viewer']);
+    assert.equal(response.status, 200);
+    const reader = response.body!.getReader();
+    const first = await reader.read();
+    assert.match(new TextDecoder().decode(first.value), /event: run/);
+    await projects.setWorkspaceAccess(t.server.ctx, admin, 'sales', 'app_only');
+    try {
+      await t.server.ctx.wakeups.notify('run_progress', run.body.id);
+      const next = await reader.read();
+      assert.equal(next.done, true, new TextDecoder().decode(next.value));
+      const again = await t.api('GET', `/api/runs/${run.body.id}/events`, undefined, tokens['viewer']);
+      assert.equal(again.status, 403);
+    } finally {
+      await projects.setWorkspaceAccess(t.server.ctx, admin, 'sales', 'can_view');
+    }
+    assert.equal((await t.api('POST', `/api/runs/${run.body.id}/cancel`)).status, 200);
+  });
+
   it('the outbox: a member reads only mail addressed to them; an admin reads all', async () => {
     const schedule = await t.json('POST', '/api/projects/sales/schedules', {
       name: 'daily',

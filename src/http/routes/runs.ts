@@ -154,7 +154,16 @@ export function runRoutes(deps: RouteDeps): AnyRoute[] {
             while (!stream.aborted) {
               if (pending) {
                 pending = false;
-                if (id > 0) details = await runs.getRun(ctx, principal, params.run);
+                if (id > 0) {
+                  // Access is asked again on every change: a caller who lost it gets no more events
+                  // (the stream closes, and a reconnect answers 403 or 404).
+                  const still = await authorizeAction(ctx, principal, 'run.view', { run: params.run }).then(
+                    () => true,
+                    () => false,
+                  );
+                  if (!still) break;
+                  details = await runs.getRun(ctx, principal, params.run);
+                }
                 await stream.writeSSE({
                   event: 'run',
                   id: String(id++),
