@@ -341,10 +341,13 @@ for (const store of await testStores()) {
       assert.equal(login.status, 200);
     });
 
-    it('the first admin (a token, no password yet) sets a password and then signs in with it', async () => {
+    it('the first admin (ALMANAC_ADMIN_EMAIL, a token, no password yet) sets a password and signs in with it', async () => {
       // Regression: changing the password revoked ALMANAC_ADMIN_TOKEN's row, and the next start failed
       // inserting the configured token's hash a second time (a unique key); the token must work again.
-      const env = { ALMANAC_ADMIN_TOKEN: 'alm_configured_admin_token_0001' };
+      const env = {
+        ALMANAC_ADMIN_TOKEN: 'alm_configured_admin_token_0001',
+        ALMANAC_ADMIN_EMAIL: 'Owner@Example.com',
+      };
       const fresh = await startTestServer(store, { env });
       try {
         const set = await fresh.json('POST', '/api/auth/password', {
@@ -354,7 +357,7 @@ for (const store of await testStores()) {
         assert.equal(set.status, 200, JSON.stringify(set.body));
         assert.equal((await fresh.api('GET', '/api/me')).status, 401, 'the admin token was revoked with it');
         const login = await browserPost(fresh, '/api/auth/login', {
-          email: 'admin@localhost',
+          email: 'owner@example.com',
           password: PASSWORD,
         });
         assert.equal(login.status, 200);

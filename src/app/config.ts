@@ -47,6 +47,8 @@ export interface AlmanacConfig {
   port: number;
   /** The first admin's token instead of a random one (`ALMANAC_ADMIN_TOKEN`). */
   adminToken: string | null;
+  /** The first admin's email, for password sign-in. @default admin@localhost (`ALMANAC_ADMIN_EMAIL`, `serve --admin-email`) */
+  adminEmail: string | null;
   /** Runs a worker executes at once. @default 2 (`ALMANAC_WORKER_CONCURRENCY`) */
   workerConcurrency: number;
   /** How long a run's claim lasts without a heartbeat. @default 30000 (`ALMANAC_LEASE_MS`) */
@@ -84,6 +86,7 @@ export interface AlmanacConfig {
 /** Every setting that comes from the environment (or a config file), as documented in docs/configuration.md. */
 export const CONFIG_KEYS = [
   'DATABASE_URL',
+  'ALMANAC_ADMIN_EMAIL',
   'ALMANAC_ADMIN_TOKEN',
   'ALMANAC_CELL_BLOCK_PRIVATE_NETWORKS',
   'ALMANAC_CHROMIUM',
@@ -172,6 +175,7 @@ export interface ConfigOverrides {
   rowLimit?: number;
   port?: number;
   host?: string;
+  adminEmail?: string;
 }
 
 export function resolveConfig(
@@ -249,6 +253,7 @@ export function resolveConfig(
     host: overrides.host ?? env['ALMANAC_HOST'] ?? '127.0.0.1',
     port: overrides.port ?? numberFrom(env, 'ALMANAC_PORT', 3100),
     adminToken: adminToken(env['ALMANAC_ADMIN_TOKEN']),
+    adminEmail: adminEmail(overrides.adminEmail ?? env['ALMANAC_ADMIN_EMAIL']),
     workerConcurrency: positive(
       numberFrom(env, 'ALMANAC_WORKER_CONCURRENCY', 2),
       'ALMANAC_WORKER_CONCURRENCY',
@@ -392,6 +397,17 @@ function databaseUrl(raw: string | undefined, dataDir: string): string {
     );
   }
   return resolve(raw);
+}
+
+function adminEmail(raw: string | undefined): string | null {
+  if (!raw) return null;
+  if (!/^[^\s@]+@[^\s@]+$/.test(raw.trim())) {
+    throw new ValidationError(
+      'ALMANAC_ADMIN_EMAIL',
+      `'${raw.slice(0, 80)}' is not an email address (like ada@example.com)`,
+    );
+  }
+  return raw.trim();
 }
 
 function adminToken(raw: string | undefined): string | null {

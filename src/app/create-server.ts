@@ -172,7 +172,7 @@ async function assemble(
     secretKey: (dialect) => secretKey(config, dialect),
   });
   const { ctx } = services;
-  const boot = await bootstrap(ctx, { adminToken: config.adminToken });
+  const boot = await bootstrap(ctx, { adminToken: config.adminToken, adminEmail: config.adminEmail });
   const versionsDir = join(config.dataDir, 'versions');
   mkdirSync(versionsDir, { recursive: true });
   const almanac = await createAlmanac(config, { projectDirs: [versionsDir] });

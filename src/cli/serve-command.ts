@@ -38,6 +38,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
       ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
       ...(port !== undefined ? { port } : {}),
       ...(flags.host ? { host: flags.host } : {}),
+      ...(flags.adminEmail ? { adminEmail: flags.adminEmail } : {}),
     },
     env,
   );

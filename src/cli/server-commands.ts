@@ -30,6 +30,7 @@ export interface ServeFlags {
   role?: string;
   config?: string;
   seed: string[];
+  adminEmail?: string;
 }
 
 export interface ClientFlags {
@@ -155,6 +156,10 @@ export function registerServerCommands(program: Command): void {
       `comma-separated roles to run: ${SERVE_ROLES.join(', ')} (default ALMANAC_ROLES or all; a subset needs PostgreSQL)`,
     )
     .option('--config <file>', 'a JSON file of settings (docs/configuration.md); env and flags override it')
+    .option(
+      '--admin-email <email>',
+      "the first admin's email on first start (default ALMANAC_ADMIN_EMAIL or admin@localhost)",
+    )
     .option(
       '--seed <notebook>',
       'create or update this project and publish it on start (repeat for several)',

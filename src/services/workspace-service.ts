@@ -263,7 +263,7 @@ export interface Bootstrap {
  */
 export async function bootstrap(
   ctx: ServiceContext,
-  options: { adminToken?: string | null } = {},
+  options: { adminToken?: string | null; adminEmail?: string | null } = {},
 ): Promise<Bootstrap> {
   return transaction(ctx.db, async (trx) => {
     // Several processes starting at once on an empty store: one creates the admin, the others wait for
@@ -296,7 +296,7 @@ export async function bootstrap(
     await ws.insertUser(trx, {
       id: userId,
       workspaceId: DEFAULT_WORKSPACE,
-      email: 'admin@localhost',
+      email: options.adminEmail ?? 'admin@localhost',
       name: 'Admin',
       role: 'admin',
     });
@@ -356,9 +356,8 @@ async function authenticateToken(
   const now = ctx.now();
   const user = await ws.findUserByTokenHash(ctx.db, hashToken(token), now);
   if (!user) {
-    throw new UnauthorizedError(
-      'the API token is not valid, expired, or was revoked (or its user was deactivated); create a new one with `almanac tokens create`',
-    );
+    // Word for word as before (scripts match it): an expired token, or a deactivated user's, is not valid.
+    throw new UnauthorizedError('the API token is not valid or was revoked');
   }
   // "Last used", to the minute: one write a minute per token, not one per request.
   if (!user.lastUsedAt || now.getTime() - user.lastUsedAt.getTime() >= SESSION_TOUCH_MS) {
