@@ -10,9 +10,10 @@
  * What a principal is denied is predicted by the policy alone: 401 without a credential, 404 for a
  * project they cannot see (or another workspace's), 403 for an action their access does not reach.
  * What they are allowed answers the route's success status, except where the fixture makes the
- * allowed answer something else (`ALLOWED_STATUS`, each with its reason). Routes this test has no
- * fixture for (added later) are still checked for every denial; their allowed answer must then be
- * neither 401, 403, 404 nor a 5xx, and the test prints how many were checked so.
+ * allowed answer something else (`ALLOWED_STATUS`, each with its reason). A public route without a
+ * fixture must answer every principal as it answers anonymous. Other routes this test has no fixture
+ * for (added later) are still checked for every denial; their allowed answer must then be neither
+ * 401, 403, 404 nor a 5xx, and the test prints which were checked so.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -40,7 +41,18 @@ const SOURCE = notebook(
 const WORKSPACE_DEFAULT: WorkspaceDefault = 'app_only';
 
 /** Path parameters this test fills with things of the fixture. */
-const KNOWN_PARAMS = ['project', 'schedule', 'rule', 'run', 'delivery', 'version', 'file', 'index'];
+const KNOWN_PARAMS = [
+  'project',
+  'schedule',
+  'rule',
+  'run',
+  'delivery',
+  'version',
+  'file',
+  'index',
+  'user',
+  'grantee',
+];
 
 interface MatrixPrincipal {
   name: string;
@@ -83,6 +95,7 @@ function bodies(fixture: Fixture, nth: number): Record<string, unknown> {
     'put /api/integrations': {},
     'put /api/me/notify-via': { via: 'email' },
     'put /api/users/{user}/role': { role: 'member' },
+    'post /api/users/invitations': { email: `invited-${nth}@example.com`, role: 'member' },
     'put /api/projects/{project}/access': { workspace: fixture.workspaceDefault },
     'put /api/projects/{project}/grants': { principal: `user:${fixture.spareUser}`, access: 'app_only' },
   };
@@ -293,6 +306,7 @@ describe('authorization matrix', async () => {
     const failures: string[] = [];
     let checked = 0;
     let loose = 0;
+    const looseKeys = new Set<string>();
     let nth = 0;
     for (const op of operations) {
       const key = `${op.method} ${op.path}`;
@@ -302,6 +316,8 @@ describe('authorization matrix', async () => {
         ALLOWED_STATUS[key] !== undefined ||
         key in bodies(fixture, 0) ||
         (!op.hasBody && params.every((name) => KNOWN_PARAMS.includes(name)));
+      // A public route's answer does not depend on who asks: every principal gets anonymous's status.
+      let publicStatus: number | null = null;
       for (const p of principals) {
         nth++;
         const url = await urlFor(op.path, op.method);
@@ -318,8 +334,16 @@ describe('authorization matrix', async () => {
         checked++;
         if (expectation === 'allowed') {
           const exact = ALLOWED_STATUS[key]?.status ?? (known ? op.success : null);
-          if (exact === null) {
+          if (exact === null && POLICY[op.action].kind === 'public') {
+            publicStatus ??= response.status;
+            if (response.status !== publicStatus || response.status >= 500) {
+              failures.push(
+                `${key} as ${p.name}: public, expected ${publicStatus} as for anonymous, got ${response.status} ${text}`,
+              );
+            }
+          } else if (exact === null) {
             loose++;
+            looseKeys.add(key);
             if ([401, 403, 404].includes(response.status) || response.status >= 500) {
               failures.push(`${key} as ${p.name}: allowed by ${op.action}, got ${response.status} ${text}`);
             }
@@ -336,7 +360,7 @@ describe('authorization matrix', async () => {
       }
     }
     console.log(
-      `authorization matrix: ${operations.length} operations × ${principals.length} principals = ${checked} requests (${loose} allowed answers checked loosely: routes without a fixture here)`,
+      `authorization matrix: ${operations.length} operations × ${principals.length} principals = ${checked} requests (${loose} allowed answers checked loosely: routes without a fixture here: ${[...looseKeys].join(', ')})`,
     );
     assert.deepEqual(failures, []);
   });
@@ -360,6 +384,16 @@ describe('authorization matrix', async () => {
       });
       ruleId = made.body.id;
     }
+    let userId = fixture.spareUser;
+    if (path === '/api/users/{user}/deactivate') {
+      const made = await createWorkspaceWithUser(t.server.ctx, {
+        workspaceId: admin.workspaceId,
+        name: 'w',
+        email: `leaving-${Math.random()}@example.com`,
+        role: 'member',
+      });
+      userId = made.principal.userId;
+    }
     if (method === 'delete' && path === '/api/projects/{project}/grants/{grantee}') {
       await projects.shareProject(t.server.ctx, admin, 'sales', {
         principal: `user:${fixture.spareUser}`,
@@ -379,7 +413,7 @@ describe('authorization matrix', async () => {
       version: String(fixture.version),
       file: '20260301T090000000Z-00000000-0000-4000-8000-000000000000.eml',
       index: '0',
-      user: fixture.spareUser,
+      user: userId,
       grantee: `user:${fixture.spareUser}`,
     };
     const url = path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(values[name] ?? 'x'));
