@@ -38,23 +38,6 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  '/api/tokens': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    get?: never;
-    put?: never;
-    /** Create an API token for the caller */
-    post: operations['postApiTokens'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
   '/api/auth/login-codes': {
     parameters: {
       query?: never;
@@ -100,6 +83,211 @@ export interface paths {
     put?: never;
     /** End the browser's session and clear its cookie (a no-op without one) */
     post: operations['postApiAuthLogout'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/tokens': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The caller's API tokens: name, prefix, last use and expiry (never the secret) */
+    get: operations['getApiTokens'];
+    put?: never;
+    /** Create an API token for the caller, acting with their rights; the secret is shown once */
+    post: operations['postApiTokens'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/tokens/{token}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Revoke one of the caller's API tokens */
+    delete: operations['deleteApiTokensToken'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/login': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Sign in with an email and a password; sets the session cookie. Every failure answers the same 401, whether or not the address exists */
+    post: operations['postApiAuthLogin'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/token': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Sign a program in (`almanac login`): an email and a password buy an API token acting as that user, shown once */
+    post: operations['postApiAuthToken'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/accept-invite': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Accept an invitation (its link's code, once, within 7 days): sets a name and password and signs in */
+    post: operations['postApiAuthAcceptInvite'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/password-reset': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Ask for a password reset link by email. Always 202, whether or not the address has an account */
+    post: operations['postApiAuthPasswordReset'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/password-reset/complete': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Set a new password with a reset link's code (once, within 1 hour); every session and token of the user is revoked, and this browser is signed in */
+    post: operations['postApiAuthPasswordResetComplete'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/password': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Change the caller's password; every session and token of theirs is revoked, and a browser gets a fresh session */
+    post: operations['postApiAuthPassword'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/users': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The workspace's users, with their status and last sign-in (admins) */
+    get: operations['getApiUsers'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/users/invitations': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Invite someone by email (admins): an invited user and a single-use link that works for 7 days, sent through the mailer (the outbox folder without SMTP) */
+    post: operations['postApiUsersInvitations'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/users/{user}/deactivate': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Deactivate a user (admins): they cannot sign in, and every session and API token of theirs is revoked */
+    post: operations['postApiUsersUserDeactivate'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/users/{user}/role': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /** Change a user's workspace role (admins); the last admin keeps theirs */
+    put: operations['putApiUsersUserRole'];
+    post?: never;
     delete?: never;
     options?: never;
     head?: never;
@@ -153,6 +341,58 @@ export interface paths {
     put: operations['putApiProjectsProjectVisibility'];
     post?: never;
     delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/projects/{project}/access': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Who may do what on the project: the workspace default and each user's or group's grant */
+    get: operations['getApiProjectsProjectAccess'];
+    /** Set what every member of the workspace gets on the project: none, app_only, can_view or can_edit */
+    put: operations['putApiProjectsProjectAccess'];
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/projects/{project}/grants': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /** Share the project with a user or group (or change their level): app_only, can_view, can_edit or full_access */
+    put: operations['putApiProjectsProjectGrants'];
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/projects/{project}/grants/{grantee}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Take a user's or group's grant away (user:<id> or group:<id>) */
+    delete: operations['deleteApiProjectsProjectGrantsGrantee'];
     options?: never;
     head?: never;
     patch?: never;
@@ -800,6 +1040,29 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
   schemas: {
+    Account: {
+      id: string;
+      workspaceId: string;
+      email: string;
+      name: string;
+      /** @enum {string} */
+      role: 'admin' | 'editor' | 'member' | 'guest';
+      /** @enum {string} */
+      status: 'invited' | 'active' | 'deactivated';
+      createdAt: unknown;
+      /** @description The last sign-in or use of a session or token (to the minute) */
+      lastSeenAt: unknown | null;
+    };
+    ApiToken: {
+      id: string;
+      name: string;
+      /** @description The first characters of the token, to recognize it */
+      prefix: string | null;
+      createdAt: string;
+      /** @description To the minute */
+      lastUsedAt: string | null;
+      expiresAt: string | null;
+    };
     AppManifest: {
       project: string;
       title: string;
@@ -1179,6 +1442,21 @@ export interface components {
       currentVersion: number | null;
       appUrl: string;
     };
+    ProjectAccess: {
+      /**
+       * @description What every member of the workspace gets (guests excepted)
+       * @enum {string}
+       */
+      workspace: 'none' | 'app_only' | 'can_view' | 'can_edit';
+      grants: {
+        /** @description user:<id> or group:<id> */
+        principal: string;
+        /** @enum {string} */
+        access: 'app_only' | 'can_view' | 'can_edit' | 'full_access';
+        /** @description shared, or notification recipient */
+        reason: string;
+      }[];
+    };
     ProjectWithDraft: {
       id: string;
       /** @description URL name, unique in the workspace */
@@ -1486,48 +1764,9 @@ export interface operations {
             workspaceId: string;
             name: string;
             /** @enum {string} */
-            role: 'admin' | 'editor' | 'viewer';
+            role: 'admin' | 'editor' | 'member' | 'guest';
             /** @description The workspace's name, as the top bar shows it */
             workspaceName: string;
-          };
-        };
-      };
-      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
-      default: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['Error'];
-        };
-      };
-    };
-  };
-  postApiTokens: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': {
-          /** @description What the token is for */
-          name: string;
-        };
-      };
-    };
-    responses: {
-      /** @description The token, shown once */
-      201: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': {
-            /** @description Shown once; store it now */
-            token: string;
           };
         };
       };
@@ -1604,7 +1843,7 @@ export interface operations {
               workspaceId: string;
               name: string;
               /** @enum {string} */
-              role: 'admin' | 'editor' | 'viewer';
+              role: 'admin' | 'editor' | 'member' | 'guest';
               /** @description The workspace's name, as the top bar shows it */
               workspaceName: string;
             };
@@ -1638,6 +1877,570 @@ export interface operations {
           [name: string]: unknown;
         };
         content?: never;
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiTokens: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The tokens, newest first */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ApiToken'][];
+        };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiTokens: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description What the token is for */
+          name: string;
+          /**
+           * Format: date-time
+           * @description When the token stops working (default: never)
+           */
+          expiresAt?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description The token, shown once */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            /** @description The first characters of the token, to recognize it */
+            prefix: string | null;
+            createdAt: string;
+            /** @description To the minute */
+            lastUsedAt: string | null;
+            expiresAt: string | null;
+            /** @description Shown once; store it now */
+            token: string;
+          };
+        };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  deleteApiTokensToken: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description The token's id (from the list), not its secret */
+        token: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Revoked */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiAuthLogin: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description An email address (compared without case) */
+          email: string;
+          password: string;
+          /** @description The workspace, when one address belongs to several (default: any) */
+          workspace?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Signed in; the session cookie is set */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            user: {
+              userId: string;
+              workspaceId: string;
+              name: string;
+              /** @enum {string} */
+              role: 'admin' | 'editor' | 'member' | 'guest';
+            };
+            /** @description When the session ends at the latest */
+            expiresAt: string;
+          };
+        };
+      };
+      /** @description Too many attempts for this address or from this IP; see Retry-After */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiAuthToken: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description An email address (compared without case) */
+          email: string;
+          password: string;
+          /** @description The workspace, when one address belongs to several (default: any) */
+          workspace?: string;
+          /** @description What the token is for (like "laptop CLI") */
+          name: string;
+          /**
+           * Format: date-time
+           * @description When the token stops working
+           */
+          expiresAt?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description The token, shown once */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            token: string;
+            id: string;
+          };
+        };
+      };
+      /** @description Too many attempts for this address or from this IP; see Retry-After */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiAuthAcceptInvite: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          code: string;
+          name: string;
+          password: string;
+        };
+      };
+    };
+    responses: {
+      /** @description The user is active and signed in */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            user: {
+              userId: string;
+              workspaceId: string;
+              name: string;
+              /** @enum {string} */
+              role: 'admin' | 'editor' | 'member' | 'guest';
+            };
+            /** @description When the session ends at the latest */
+            expiresAt: string;
+          };
+        };
+      };
+      /** @description Too many attempts; see Retry-After */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiAuthPasswordReset: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description An email address (compared without case) */
+          email: string;
+          /** @description The workspace, when one address belongs to several (default: any) */
+          workspace?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description If the address has an account, a link that works for 1 hour is on its way */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Too many requests for this address or from this IP; see Retry-After */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiAuthPasswordResetComplete: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          code: string;
+          password: string;
+        };
+      };
+    };
+    responses: {
+      /** @description The password is set and the browser signed in */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            user: {
+              userId: string;
+              workspaceId: string;
+              name: string;
+              /** @enum {string} */
+              role: 'admin' | 'editor' | 'member' | 'guest';
+            };
+            /** @description When the session ends at the latest */
+            expiresAt: string;
+          };
+        };
+      };
+      /** @description Too many attempts; see Retry-After */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiAuthPassword: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description Empty for an admin created at first start, who has none yet */
+          currentPassword: string;
+          newPassword: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Changed; a fresh session cookie is set */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            user: {
+              userId: string;
+              workspaceId: string;
+              name: string;
+              /** @enum {string} */
+              role: 'admin' | 'editor' | 'member' | 'guest';
+            };
+            /** @description When the session ends at the latest */
+            expiresAt: string;
+          };
+        };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiUsers: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The users */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Account'][];
+        };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiUsersInvitations: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description An email address (compared without case) */
+          email: string;
+          name?: string;
+          /**
+           * @description @default member
+           * @enum {string}
+           */
+          role?: 'admin' | 'editor' | 'member' | 'guest';
+        };
+      };
+    };
+    responses: {
+      /** @description Invited; the link is in the email, never in this answer */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            user: components['schemas']['Account'];
+            expiresAt: string;
+            sentTo: string;
+          };
+        };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiUsersUserDeactivate: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        user: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The user, deactivated */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Account'];
+        };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  putApiUsersUserRole: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        user: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @enum {string} */
+          role: 'admin' | 'editor' | 'member' | 'guest';
+        };
+      };
+    };
+    responses: {
+      /** @description The user with the new role */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Account'];
+        };
       };
       /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
       default: {
@@ -1776,6 +2579,148 @@ export interface operations {
         content: {
           'application/json': components['schemas']['Project'];
         };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiProjectsProjectAccess: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Project id or slug */
+        project: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The sharing */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProjectAccess'];
+        };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  putApiProjectsProjectAccess: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Project id or slug */
+        project: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @enum {string} */
+          workspace: 'none' | 'app_only' | 'can_view' | 'can_edit';
+        };
+      };
+    };
+    responses: {
+      /** @description The sharing */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProjectAccess'];
+        };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  putApiProjectsProjectGrants: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Project id or slug */
+        project: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description user:<id> or group:<id> */
+          principal: string;
+          /** @enum {string} */
+          access: 'app_only' | 'can_view' | 'can_edit' | 'full_access';
+        };
+      };
+    };
+    responses: {
+      /** @description The sharing */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProjectAccess'];
+        };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  deleteApiProjectsProjectGrantsGrantee: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        project: string;
+        grantee: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Unshared */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
       };
       /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
       default: {
