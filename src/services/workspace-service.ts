@@ -106,8 +106,9 @@ export async function authenticateViewTicket(ctx: ServiceContext, ticket: string
   // A ticket without a scope (from an older build) reads nothing.
   if (!claims.p || !claims.s || !claims.r) throw new UnauthorizedError('the view ticket is not valid');
   if (ctx.now().getTime() >= claims.e) throw new UnauthorizedError('the view ticket has expired');
-  const user = await ws.findUser(ctx.db, claims.u);
-  if (!user) throw new UnauthorizedError('the view ticket is not valid');
+  // A deactivated user's tickets end with their sessions and tokens.
+  const user = await ws.findAccount(ctx.db, claims.u);
+  if (user?.status !== 'active') throw new UnauthorizedError('the view ticket is not valid');
   return {
     principal: { userId: user.id, workspaceId: user.workspaceId, role: user.role, name: user.name },
     via: 'ticket',
