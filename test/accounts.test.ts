@@ -212,6 +212,29 @@ for (const store of await testStores()) {
       assert.equal(later.status, 200);
     });
 
+    it('reset requests are rate limited per client IP too (behind a trusted proxy, its first X-Forwarded-For hop)', async () => {
+      const proxied = await startTestServer(store, { env: { ALMANAC_TRUST_PROXY: 'true' } });
+      try {
+        const ask = (i: number, ip: string) =>
+          proxied.server.http.app.request('/api/auth/password-reset', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-forwarded-for': `${ip}, 10.0.0.1` },
+            body: JSON.stringify({ email: `someone${i}@example.com` }),
+          });
+        const statuses: number[] = [];
+        for (let i = 0; i <= LIMITS.resetPerIp.burst; i++)
+          statuses.push((await ask(i, '203.0.113.7')).status);
+        assert.deepEqual(
+          statuses,
+          [...Array(LIMITS.resetPerIp.burst).fill(202), 429],
+          'a new address each time',
+        );
+        assert.equal((await ask(99, '198.51.100.2')).status, 202, 'another client has its own bucket');
+      } finally {
+        await proxied.close();
+      }
+    });
+
     it('password reset: always 202, a single-use code for an hour, and every old credential revoked', async () => {
       const oldCookie = await inviteAndAccept(t, 'reset@example.com');
       const token = await browserPost(t, '/api/tokens', { name: 'laptop' }, oldCookie);
