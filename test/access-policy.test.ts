@@ -133,8 +133,14 @@ describe('access policy: the server', async () => {
       .filter((r) => !isAction(r.action))
       .map((r) => `${r.method} ${r.path}`);
     assert.deepEqual(missing, []);
-    const used = new Set(t.server.http.routes.map((r) => r.action));
-    assert.ok(used.size >= 25, `only ${used.size} actions used`);
+    const used = new Set<string>(t.server.http.routes.map((r) => r.action));
+    // Asked by services rather than by a route's declaration, or with no route yet.
+    for (const action of ['outbox.read_all', 'rule.add_webhook', 'project.delete']) used.add(action);
+    assert.deepEqual(
+      ACTIONS.filter((a) => !used.has(a)),
+      [],
+      'every action of the table is asked somewhere',
+    );
     for (const route of t.server.http.routes) {
       if (route.auth === false)
         assert.equal(POLICY[route.action].kind, 'public', `${route.path} has no credential`);

@@ -74,7 +74,6 @@ export const POLICY = {
   'schedule.preview': SIGNED_IN,
   // Lists filtered to what the caller sees.
   'project.list': SIGNED_IN,
-  'run.list': SIGNED_IN,
   'connection.list': SIGNED_IN,
   'workspace.read_settings': SIGNED_IN,
   'workspace.read_integrations': SIGNED_IN,
@@ -200,7 +199,6 @@ export const ACTION_DESCRIPTIONS: Readonly<Record<Action, string>> = {
   'outbox.read_own': 'read the outbox mail addressed to them',
   'schedule.preview': 'preview the fire times of a cadence',
   'project.list': 'list the projects they can see',
-  'run.list': 'list the runs of projects they can see',
   'connection.list': "list the workspace's connections (never their credentials)",
   'workspace.read_settings': "read the workspace's settings",
   'workspace.read_integrations':
@@ -225,7 +223,7 @@ export const ACTION_DESCRIPTIONS: Readonly<Record<Action, string>> = {
   'delivery.resend': 'resend a delivery',
   'project.settings': "change the app's settings (last-run results, retention)",
   'project.share': 'share the project: grants, the workspace default, visibility',
-  'project.delete': 'delete the project',
+  'project.delete': 'delete the project (no route yet)',
   'workspace.settings': "change the workspace's settings",
   'workspace.integrations': 'change notification integrations (SMTP, Slack, webhook keys)',
   'workspace.people': 'invite people, change roles, deactivate users, manage groups',

@@ -93,6 +93,18 @@ export function assertAllowed(
   }
 }
 
+/** Throws unless the caller may do `action` on the project `projectId` (404 or 403, as `assertAllowed`). */
+export async function assertProjectAction(
+  ctx: ServiceContext,
+  principal: Principal,
+  action: Action,
+  projectId: string,
+): Promise<void> {
+  const project = await projectAccess(ctx, principal, projectId);
+  if (!project) throw new NotFoundError('project', projectId);
+  assertAllowed(principal, action, project, 'project', projectId);
+}
+
 /** What a request names, from which the project it acts on is found. */
 export interface ActionTarget {
   project?: string | undefined;

@@ -34,7 +34,7 @@ import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import * as ss from '../store/schedule-store.ts';
 import * as ws from '../store/workspace-store.ts';
-import { assertAdmin, assertCanSeeRun, assertWorkspaceMember } from './authorize.ts';
+import { assertAdmin, assertCanSeeRun, assertProjectAction, assertWorkspaceMember } from './authorize.ts';
 import { assertSeesProject, getProject } from './project-service.ts';
 import { decryptSecret, encryptSecret } from './secrets.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
@@ -63,6 +63,10 @@ async function checkSpec(
 ): Promise<void> {
   for (const [i, d] of spec.destinations.entries()) {
     const field = `rule.destinations[${i}]`;
+    // Slack channels and webhooks reach outside the workspace: the policy names them apart.
+    if (d.kind === 'slack_channel' || d.kind === 'webhook') {
+      await assertProjectAction(ctx, principal, 'rule.add_webhook', projectId);
+    }
     if (d.kind === 'user') {
       const user = await ws.findUser(ctx.db, d.userId);
       if (!user || user.workspaceId !== principal.workspaceId) {
