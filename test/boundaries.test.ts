@@ -278,6 +278,14 @@ describe('boundaries: limits and strict validation (issue 14)', () => {
       'put /api/me/notify-via': { via: 'email' },
       'put /api/projects/{project}/access': { workspace: 'can_view' },
       'put /api/projects/{project}/grants': { principal: 'user:x', access: 'app_only' },
+      'post /api/auth/login': { email: 'a@example.com', password: 'p' },
+      'post /api/auth/token': { email: 'a@example.com', password: 'p', name: 'n' },
+      'post /api/auth/accept-invite': { code: 'c', name: 'n', password: 'p' },
+      'post /api/auth/password-reset': { email: 'a@example.com' },
+      'post /api/auth/password-reset/complete': { code: 'c', password: 'p' },
+      'post /api/auth/password': { currentPassword: '', newPassword: 'p' },
+      'post /api/users/invitations': { email: 'a@example.com' },
+      'put /api/users/{user}/role': { role: 'member' },
     };
     const document = (await t.json('GET', '/api/openapi.json')).body;
     let tried = 0;
