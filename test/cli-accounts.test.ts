@@ -116,6 +116,22 @@ describe('almanac login, users and tokens against a server', () => {
     const forbidden = await almanac(['users', 'list']);
     assert.equal(forbidden.code, 2);
     assert.match(forbidden.stderr, /admin/);
+
+    // Sign out revokes the saved token and forgets it; sign in again for the next test.
+    const savedToken = stored.servers[stored.current].token;
+    const out = await almanac(['logout', '--json']);
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout), { server: stored.current, revoked: true, forgotten: true });
+    const me = await fetch(`${t.server.url}/api/me`, { headers: { authorization: `Bearer ${savedToken}` } });
+    assert.equal(me.status, 401, 'the token is revoked on the server');
+    assert.equal(JSON.parse(readFileSync(file, 'utf8')).current, null);
+    const again = await almanac(
+      ['login', '--server', t.server.url!, '--email', 'cli@example.com', '--password-stdin'],
+      {},
+      PASSWORD,
+    );
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^Signed in to http:\/\/\S+ as cli@example\.com; the token is saved in /);
   });
 
   it('admins list users, change a role and deactivate, which ends the user’s saved token', async () => {

@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { ValidationError } from '../domain/errors.ts';
-import { ApiClient, saveCredential } from './api-client.ts';
+import { ApiClient, forgetCredential, readCredentials, saveCredential } from './api-client.ts';
 import { parseDuration } from './options.ts';
 import { addClientOptions, type ClientFlags, client } from './server-commands.ts';
 
@@ -141,7 +141,11 @@ export function registerAccountCommands(program: Command): void {
           name: flags.name ?? `almanac CLI on ${hostname()}`,
           ...(flags.workspace ? { workspace: flags.workspace } : {}),
         });
-        const path = saveCredential(api.baseUrl, { token: data.token, email: flags.email }, new Date());
+        const path = saveCredential(
+          api.baseUrl,
+          { token: data.token, tokenId: data.id, email: flags.email },
+          new Date(),
+        );
         print(
           flags.json,
           { server: new URL(api.baseUrl).origin, email: flags.email, tokenId: data.id, credentials: path },
@@ -149,6 +153,42 @@ export function registerAccountCommands(program: Command): void {
         );
       },
     );
+
+  program
+    .command('logout')
+    .description('revoke the token `almanac login` saved for a server, and forget it')
+    .option('--server <url>', 'the server (default ALMANAC_URL, or the one signed in to last)')
+    .option('--json', 'print what was done as JSON', false)
+    .action(async (flags: { server?: string; json: boolean }) => {
+      const credentials = readCredentials();
+      const server = flags.server ?? process.env['ALMANAC_URL'] ?? credentials.current;
+      const entry = server ? credentials.servers[new URL(server).origin] : undefined;
+      if (!server || !entry) {
+        throw new ValidationError(
+          '--server',
+          `not signed in to ${server ?? 'any server'} with \`almanac login\``,
+        );
+      }
+      let revoked = false;
+      if (entry.tokenId) {
+        try {
+          await new ApiClient(server, entry.token).request(
+            'DELETE',
+            `/api/tokens/${encodeURIComponent(entry.tokenId)}`,
+          );
+          revoked = true;
+        } catch {
+          // Already revoked, or the server is gone: forgetting it is what is left to do.
+        }
+      }
+      forgetCredential(server);
+      const origin = new URL(server).origin;
+      print(
+        flags.json,
+        { server: origin, revoked, forgotten: true },
+        `Signed out of ${origin}${revoked ? '; the token is revoked' : ''}\n`,
+      );
+    });
 
   const users = program.command('users').description("the workspace's people (admins)");
   addClientOptions(users.command('list').description('list users with their role and status'))

@@ -138,7 +138,7 @@ export class ApiClient {
 export interface StoredCredentials {
   /** The origin of the server `almanac login` signed in to last. */
   current: string | null;
-  servers: Record<string, { token: string; email: string; savedAt: string }>;
+  servers: Record<string, { token: string; tokenId?: string; email: string; savedAt: string }>;
 }
 
 export function credentialsPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -169,7 +169,7 @@ export function storedToken(server: string, env: NodeJS.ProcessEnv = process.env
 /** Saves a server's token (replacing the one it had) and makes that server the current one. */
 export function saveCredential(
   server: string,
-  entry: { token: string; email: string },
+  entry: { token: string; tokenId: string; email: string },
   now: Date,
   env: NodeJS.ProcessEnv = process.env,
 ): string {
@@ -178,10 +178,25 @@ export function saveCredential(
   const credentials = readCredentials(env);
   credentials.servers[origin] = { ...entry, savedAt: now.toISOString() };
   credentials.current = origin;
+  writeCredentials(path, credentials);
+  return path;
+}
+
+/** Forgets a server's token (and, if it was the current server, the current server). */
+export function forgetCredential(server: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  const origin = new URL(server).origin;
+  const credentials = readCredentials(env);
+  if (!credentials.servers[origin]) return false;
+  delete credentials.servers[origin];
+  if (credentials.current === origin) credentials.current = null;
+  writeCredentials(credentialsPath(env), credentials);
+  return true;
+}
+
+function writeCredentials(path: string, credentials: StoredCredentials): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const temporary = `${path}.${process.pid}.tmp`;
   writeFileSync(temporary, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
   chmodSync(temporary, 0o600);
   renameSync(temporary, path);
-  return path;
 }
