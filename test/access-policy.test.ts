@@ -18,7 +18,7 @@ import {
 } from '../src/domain/access-policy.ts';
 import * as projects from '../src/services/project-service.ts';
 import type { Principal } from '../src/services/service-context.ts';
-import { createWorkspaceWithUser } from '../src/services/workspace-service.ts';
+import { createWorkspaceWithUser, issueViewTicket } from '../src/services/workspace-service.ts';
 import { migrate } from '../src/store/migrations.ts';
 import * as ps from '../src/store/project-store.ts';
 import { notebook, startTestServer, type TestServer, testStores } from './support/server-harness.ts';
@@ -235,6 +235,28 @@ describe('access policy: the server', async () => {
       await projects.setWorkspaceAccess(t.server.ctx, admin, 'sales', 'can_view');
     }
     assert.equal((await t.api('POST', `/api/runs/${run.body.id}/cancel`)).status, 200);
+  });
+
+  it("a screenshot's view ticket reads the run page with the recipient's access", async () => {
+    // Screenshots are rendered as their recipient: an App Only recipient's ticket opens the app, and
+    // a run they were not told about is refused as it is to them.
+    const guest = users['guest']!;
+    await projects.shareProject(t.server.ctx, admin, 'sales', {
+      principal: `user:${guest.userId}`,
+      access: 'app_only',
+    });
+    try {
+      const run = await t.json('POST', '/api/projects/sales/runs', {});
+      await t.server.worker!.drain();
+      const ticket = await issueViewTicket(t.server.ctx, guest.userId, run.body.id);
+      assert.equal((await t.api('GET', '/api/projects/sales/app/manifest', undefined, ticket)).status, 200);
+      const refused = await t.json('GET', `/api/runs/${run.body.id}`, undefined, ticket);
+      assert.equal(refused.status, 403, JSON.stringify(refused.body));
+      const asAdmin = await issueViewTicket(t.server.ctx, admin.userId, run.body.id);
+      assert.equal((await t.api('GET', `/api/runs/${run.body.id}`, undefined, asAdmin)).status, 200);
+    } finally {
+      await projects.unshareProject(t.server.ctx, admin, 'sales', `user:${guest.userId}`);
+    }
   });
 
   it('the outbox: a member reads only mail addressed to them; an admin reads all', async () => {
