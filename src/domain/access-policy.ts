@@ -104,6 +104,7 @@ export const POLICY = {
   'workspace.integrations': ADMIN,
   'workspace.people': ADMIN,
   'workspace.login_links': ADMIN,
+  'workspace.metrics': ADMIN,
   'outbox.read_all': ADMIN,
   'connection.manage': ADMIN,
 } as const satisfies Record<string, ActionRule>;
@@ -228,6 +229,7 @@ export const ACTION_DESCRIPTIONS: Readonly<Record<Action, string>> = {
   'workspace.integrations': 'change notification integrations (SMTP, Slack, webhook keys)',
   'workspace.people': 'invite people, change roles, deactivate users, manage groups',
   'workspace.login_links': 'mint one-time login links',
+  'workspace.metrics': 'read /metrics (scrapers use ALMANAC_METRICS_TOKEN instead)',
   'outbox.read_all': 'read all outbox mail of the workspace',
   'connection.manage': 'add and change connections',
 };

@@ -8,6 +8,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
+import { allowed } from '../domain/access-policy.ts';
 import { ForbiddenError } from '../domain/errors.ts';
 import { type Metrics, readiness } from '../services/metrics.ts';
 import type { Principal, ServiceContext } from '../services/service-context.ts';
@@ -42,7 +43,7 @@ export function mountOps(app: Hono, deps: OpsDeps): void {
     const token = tokenOf(c);
     if (!(deps.metricsToken && token && same(token, deps.metricsToken))) {
       const principal = await deps.authenticate(token);
-      if (principal.role !== 'admin') {
+      if (!allowed('workspace.metrics', null, principal.role)) {
         throw new ForbiddenError('metrics are for admins, or for scrapers holding ALMANAC_METRICS_TOKEN');
       }
     }
