@@ -11,7 +11,9 @@ import { simpleParser } from 'mailparser';
 import { LIMITS, RateLimiter } from '../src/http/routes/accounts.ts';
 import { SESSION_COOKIE } from '../src/http/routes.ts';
 import { hashPassword, verifyPassword } from '../src/services/account-service.ts';
-import { startTestServer, type TestServer, testStores } from './support/server-harness.ts';
+import { issueViewTicket } from '../src/services/workspace-service.ts';
+import { fence } from './support/harness.ts';
+import { notebook, startTestServer, type TestServer, testStores } from './support/server-harness.ts';
 import { until } from './support/until.ts';
 
 const ORIGIN = 'http://localhost';
@@ -289,6 +291,18 @@ for (const store of await testStores()) {
       assert.equal((await t.api('GET', '/api/me', undefined, token.body.token)).status, 200);
       const users = await t.json('GET', '/api/users');
       const leaver = users.body.find((u: { email: string }) => u.email === 'leaver@example.com');
+      // A screenshot's view ticket issued for them (a run page of a workspace project they can see).
+      await t.json('POST', '/api/projects', {
+        source: notebook('Leaver', fence('sql one', 'select 1 as n')),
+        slug: 'leaver',
+      });
+      const runId = (await t.json('POST', '/api/projects/leaver/publish', {})).body.run.id;
+      const ticket = await issueViewTicket(t.server.ctx, leaver.id, runId);
+      const viaTicket = () =>
+        t.server.http.app.request(`/api/runs/${runId}`, {
+          headers: { cookie: `${SESSION_COOKIE}=${ticket}` },
+        });
+      assert.equal((await viaTicket()).status, 200);
       const done = await t.json('POST', `/api/users/${leaver.id}/deactivate`);
       assert.equal(done.status, 200);
       assert.equal(done.body.status, 'deactivated');
@@ -299,6 +313,7 @@ for (const store of await testStores()) {
         password: PASSWORD,
       });
       assert.equal(login.status, 401);
+      assert.equal((await viaTicket()).status, 401, 'their view tickets end too');
     });
 
     it('API tokens: created with an expiry, listed without secrets, revoked; they act with their user’s rights', async () => {
