@@ -23,6 +23,7 @@ import { ServerUnavailableError } from './api-client.ts';
 import { collect, parseDuration } from './options.ts';
 import type { RunFlags } from './run-command.ts';
 import { registerServerCommands } from './server-commands.ts';
+import { registerShareCommands } from './share-commands.ts';
 
 export { parseDuration };
 
@@ -82,6 +83,7 @@ export function buildProgram(): Command {
     });
   registerServerCommands(program);
   registerAccountCommands(program);
+  registerShareCommands(program);
   return program;
 }
 
