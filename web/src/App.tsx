@@ -8,9 +8,12 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { createBrowserRouter, RouterProvider } from 'react-router';
 import { ApiError } from './api.ts';
 import { AppPage } from './pages/AppPage.tsx';
+import { AcceptInvitePage, ForgotPasswordPage, ResetPasswordPage, SignInPage } from './pages/AuthPages.tsx';
 import { Home } from './pages/Home.tsx';
 import { NotFound } from './pages/NotFound.tsx';
 import { OutboxPage } from './pages/OutboxPage.tsx';
+import { PeoplePage } from './pages/PeoplePage.tsx';
+import { ProfilePage } from './pages/ProfilePage.tsx';
 import { RunLogPage } from './pages/RunLogPage.tsx';
 import { SchedulesPage } from './pages/SchedulesPage.tsx';
 import { SettingsPage } from './pages/SettingsPage.tsx';
@@ -50,6 +53,12 @@ export const router = createBrowserRouter([
     element: <Shell />,
     children: [
       { index: true, element: <Home /> },
+      { path: 'sign-in', element: <SignInPage /> },
+      { path: 'invite', element: <AcceptInvitePage /> },
+      { path: 'forgot-password', element: <ForgotPasswordPage /> },
+      { path: 'reset-password', element: <ResetPasswordPage /> },
+      { path: 'settings/profile', element: <ProfilePage /> },
+      { path: 'settings/people', element: <PeoplePage /> },
       { path: 'outbox', element: <OutboxPage /> },
       { path: 'outbox/:file', element: <OutboxPage /> },
       {

@@ -4,8 +4,10 @@
  * behind a burger under 900 px. `?print=1` drops the frame: the page alone, as a report.
  */
 import {
+  Anchor,
   AppShell,
   Burger,
+  Button,
   Group,
   Kbd,
   NavLink as MantineNavLink,
@@ -19,17 +21,20 @@ import { Spotlight, type SpotlightActionData, spotlight } from '@mantine/spotlig
 import { useMutation, useQuery } from '@tanstack/react-query';
 import { useEffect } from 'react';
 import { Link, NavLink, Outlet, useLocation, useMatch, useNavigate } from 'react-router';
+import { type AccessLevel, atLeast, useProjectAccess } from './access.ts';
 import { client, unwrap } from './api.ts';
+import { ShareDialog } from './ShareDialog.tsx';
+import { signInHref } from './sign-in.ts';
 import { usePrintMode } from './ui.tsx';
 
 /** The tabs of a project, in sidebar order. `path` is relative to /apps/:project. */
 export const PROJECT_TABS = [
-  { path: '', label: 'App' },
-  { path: 'schedules', label: 'Scheduled runs' },
-  { path: 'runs', label: 'Run log' },
-  { path: 'versions', label: 'Versions' },
-  { path: 'settings', label: 'Settings' },
-] as const;
+  { path: '', label: 'App', min: 'app_only' },
+  { path: 'schedules', label: 'Scheduled runs', min: 'can_view' },
+  { path: 'runs', label: 'Run log', min: 'can_view' },
+  { path: 'versions', label: 'Versions', min: 'can_view' },
+  { path: 'settings', label: 'Settings', min: 'full_access' },
+] as const satisfies readonly { path: string; label: string; min: AccessLevel }[];
 
 export function useMe() {
   return useQuery({
@@ -61,15 +66,19 @@ function WorkspaceName() {
 
 function UserMenu() {
   const me = useMe();
+  const { pathname, search } = useLocation();
   const signOut = useMutation({
     mutationFn: async () => unwrap(await client.POST('/api/auth/logout')),
-    onSettled: () => window.location.assign('/'),
+    onSettled: () => window.location.assign('/sign-in'),
   });
   if (!me.data) {
+    if (me.isPending) return <span className="user-menu" />;
+    // On the sign-in pages themselves the link would go nowhere new.
+    if (/^\/(sign-in|invite|forgot-password|reset-password)$/.test(pathname)) return null;
     return (
-      <Text size="sm" c="dimmed" className="user-menu">
-        {me.isPending ? '' : 'Not signed in'}
-      </Text>
+      <Anchor component={Link} to={signInHref(`${pathname}${search}`)} size="sm" className="user-menu">
+        Sign in
+      </Anchor>
     );
   }
   return (
@@ -85,6 +94,14 @@ function UserMenu() {
         <Menu.Label>
           {me.data.name} · {me.data.role}
         </Menu.Label>
+        <Menu.Item component={Link} to="/settings/profile">
+          Profile and API tokens
+        </Menu.Item>
+        {me.data.role === 'admin' ? (
+          <Menu.Item component={Link} to="/settings/people">
+            People
+          </Menu.Item>
+        ) : null}
         <Menu.Item component={Link} to="/outbox">
           Email outbox
         </Menu.Item>
@@ -115,6 +132,19 @@ function CommandPalette() {
       onClick: () => navigate('/outbox'),
     },
   ];
+  actions.push({
+    id: 'profile',
+    label: 'Profile',
+    description: 'Your password, notification preference and API tokens',
+    onClick: () => navigate('/settings/profile'),
+  });
+  if (me.data?.role === 'admin')
+    actions.push({
+      id: 'people',
+      label: 'People',
+      description: 'Users, invitations and roles',
+      onClick: () => navigate('/settings/people'),
+    });
   for (const p of projects.data ?? []) {
     for (const tab of PROJECT_TABS) {
       const to = `/apps/${encodeURIComponent(p.slug)}${tab.path ? `/${tab.path}` : ''}`;
@@ -141,9 +171,15 @@ function CommandPalette() {
 function ProjectNav({ project, onNavigate }: { project: string; onNavigate: () => void }) {
   const base = `/apps/${encodeURIComponent(project)}`;
   const { pathname } = useLocation();
+  const access = useProjectAccess(project);
+  const projects = useProjects();
+  const [sharing, share] = useDisclosure(false);
+  const title = projects.data?.find((p) => p.slug === project)?.title ?? project;
+  // Until the access is known only the App tab shows: a tab never appears and then vanishes.
+  const tabs = PROJECT_TABS.filter((tab) => atLeast(access ?? 'app_only', tab.min));
   return (
     <nav aria-label="Project">
-      {PROJECT_TABS.map((tab) => {
+      {tabs.map((tab) => {
         const to = tab.path ? `${base}/${tab.path}` : base;
         // "App" is also active on a past run's page (/runs/:run), which shows the app; "Run log" only
         // on the list itself.
@@ -164,6 +200,14 @@ function ProjectNav({ project, onNavigate }: { project: string; onNavigate: () =
           />
         );
       })}
+      {access === 'full_access' ? (
+        <>
+          <Button variant="light" size="xs" mt="sm" mx="xs" onClick={share.open} className="share-button">
+            Share
+          </Button>
+          <ShareDialog project={project} title={title} opened={sharing} onClose={share.close} />
+        </>
+      ) : null}
     </nav>
   );
 }

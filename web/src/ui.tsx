@@ -2,11 +2,12 @@
  * Small shared parts of every page: the page frame (`<main>` with its title and readiness), times,
  * status badges, and the loading, empty and error states (UI.md: every state has a design).
  */
-import { Alert, Badge, Code, Skeleton, Stack, Text, Title } from '@mantine/core';
+import { Alert, Anchor, Badge, Code, Skeleton, Stack, Text, Title } from '@mantine/core';
 import { useDocumentTitle } from '@mantine/hooks';
 import type { ReactNode } from 'react';
-import { useLocation, useSearchParams } from 'react-router';
+import { Link, useLocation, useSearchParams } from 'react-router';
 import { ApiError, type RunStatus } from './api.ts';
+import { signInHref } from './sign-in.ts';
 
 /** `?print=1`: the page as a report for screenshots, without the top bar, sidebar or controls. */
 export function usePrintMode(): boolean {
@@ -152,16 +153,23 @@ export function EmptyState({ title, children }: { title: string; children?: Reac
  * how to sign in (a one-time login link from `almanac login-link`).
  */
 export function ErrorState({ what, error }: { what: string; error: unknown }) {
+  const { pathname, search } = useLocation();
   const status = error instanceof ApiError ? error.status : 0;
   const reason = error instanceof Error ? error.message : String(error);
   let hint: ReactNode = 'Reload the page to try again.';
   if (status === 401)
     hint = (
       <>
-        You are not signed in. Open a login link: an admin prints one with <Code>almanac login-link</Code>.
+        You are not signed in.{' '}
+        <Anchor component={Link} to={signInHref(`${pathname}${search}`)}>
+          Sign in
+        </Anchor>{' '}
+        to come back here, or open a login link: an admin prints one with <Code>almanac login-link</Code>.
       </>
     );
-  else if (status === 403) hint = 'Ask an admin or the project owner for access.';
+  else if (status === 403)
+    hint =
+      'You may not open this. Ask an admin or someone with Full access to the project to share it with you.';
   else if (status === 404) hint = 'Check the address, or go back to the projects list.';
   return (
     <Alert color="red" variant="light" title={`Could not load ${what}`} className="banner failed">
