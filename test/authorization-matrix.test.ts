@@ -89,6 +89,7 @@ function bodies(fixture: Fixture, nth: number): Record<string, unknown> {
     'post /api/schedules/{schedule}/pause': {},
     'post /api/schedules/{schedule}/backfill': { from: '2026-02-26T00:00:00Z', to: '2026-02-27T00:00:00Z' },
     'put /api/workspace/settings': {},
+    'put /api/workspace/plan': { plan: 'team' },
     'post /api/connections': { name: `wh${nth}`, url: 'postgres://u:p@db.example:5432/w' },
     'post /api/projects/{project}/notification-rules': webhook,
     'put /api/notification-rules/{rule}': webhook,

@@ -267,6 +267,7 @@ describe('boundaries: limits and strict validation (issue 14)', () => {
         to: '2026-01-02T00:00:00Z',
       },
       'put /api/workspace/settings': {},
+      'put /api/workspace/plan': { plan: 'team' },
       'post /api/connections': { name: 'wh', url: 'postgres://u:p@db.example:5432/w' },
       'post /api/projects/{project}/notification-rules': {
         destinations: [{ kind: 'webhook', url: 'https://example.com/h' }],

@@ -408,6 +408,16 @@ describe('HTTP: bad input and the OpenAPI document', () => {
     },
     { method: 'GET', path: '/api/connections', status: 401, code: 'unauthorized', message: /token/ },
     { method: 'GET', path: '/api/workspace/settings', status: 401, code: 'unauthorized', message: /token/ },
+    { method: 'GET', path: '/api/workspace/plan', status: 401, code: 'unauthorized', message: /token/ },
+    {
+      method: 'PUT',
+      path: '/api/workspace/plan',
+      body: { plan: 'gold' },
+      status: 400,
+      code: 'invalid_input',
+      field: 'plan',
+      message: /professional/,
+    },
     {
       method: 'PUT',
       path: '/api/workspace/settings',

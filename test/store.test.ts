@@ -30,6 +30,7 @@ for (const target of await storeTargets()) {
           '0010_run_claim_epoch_and_cancelled_by',
           '0011_accounts',
           '0012_roles_and_access_levels',
+          '0013_workspace_plan',
         ]);
         assert.deepEqual(await migrate(store.db, store.dialect), []);
         // Indexes only lookups of non-null values use leave the nulls (most runs) out.

@@ -21,6 +21,7 @@ import { RUN_CONTEXTS } from '../domain/run-context.ts';
 import { registerAccountCommands } from './account-commands.ts';
 import { ServerUnavailableError } from './api-client.ts';
 import { collect, parseDuration } from './options.ts';
+import { registerPlanCommands } from './plan-commands.ts';
 import type { RunFlags } from './run-command.ts';
 import { registerServerCommands } from './server-commands.ts';
 import { registerShareCommands } from './share-commands.ts';
@@ -84,6 +85,7 @@ export function buildProgram(): Command {
   registerServerCommands(program);
   registerAccountCommands(program);
   registerShareCommands(program);
+  registerPlanCommands(program);
   return program;
 }
 

@@ -77,6 +77,7 @@ export const POLICY = {
   'connection.list': SIGNED_IN,
   'workspace.read_settings': SIGNED_IN,
   'workspace.read_integrations': SIGNED_IN,
+  'workspace.read_plan': SIGNED_IN,
   // Projects.
   'project.create': { kind: 'workspace', roles: ['admin', 'editor'] },
   'project.view_app': project('app_only'),
@@ -105,6 +106,7 @@ export const POLICY = {
   'workspace.people': ADMIN,
   'workspace.login_links': ADMIN,
   'workspace.metrics': ADMIN,
+  'workspace.plan': ADMIN,
   'outbox.read_all': ADMIN,
   'connection.manage': ADMIN,
 } as const satisfies Record<string, ActionRule>;
@@ -204,6 +206,7 @@ export const ACTION_DESCRIPTIONS: Readonly<Record<Action, string>> = {
   'workspace.read_settings': "read the workspace's settings",
   'workspace.read_integrations':
     "see which integrations are set up (never their secrets) and Slack's channels",
+  'workspace.read_plan': "read the workspace's plan and its limits",
   'project.create': 'create projects',
   'project.view_app': 'open the published app',
   'project.rerun_private': 'start a private re-run of the app with their inputs',
@@ -230,6 +233,7 @@ export const ACTION_DESCRIPTIONS: Readonly<Record<Action, string>> = {
   'workspace.people': 'invite people, change roles, deactivate users, manage groups',
   'workspace.login_links': 'mint one-time login links',
   'workspace.metrics': 'read /metrics (scrapers use ALMANAC_METRICS_TOKEN instead)',
+  'workspace.plan': "set the workspace's plan (a downgrade pauses what it does not allow)",
   'outbox.read_all': 'read all outbox mail of the workspace',
   'connection.manage': 'add and change connections',
 };

@@ -30,6 +30,7 @@ import { authRoutes } from './routes/auth.ts';
 import { connectionRoutes } from './routes/connections.ts';
 import { type NotificationHttpDeps, notificationRoutes } from './routes/notifications.ts';
 import { type OutboxDeps, outboxRoutes } from './routes/outbox.ts';
+import { planRoutes } from './routes/plan.ts';
 import { projectRoutes } from './routes/projects.ts';
 import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
@@ -129,6 +130,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
     ...runRoutes(deps),
     ...scheduleRoutes(deps),
     ...workspaceRoutes(deps),
+    ...planRoutes(deps),
     ...connectionRoutes(deps),
     ...notificationRoutes(notify),
     ...outboxRoutes(notify),

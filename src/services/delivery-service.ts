@@ -8,12 +8,14 @@
  * is only the sending side.
  */
 import type { Delivery } from '../domain/notification/delivery.ts';
+import { DEFAULT_PLAN, PLAN_LIMITS, type Plan, slackSkippedReason } from '../domain/plan.ts';
 import type { Run } from '../domain/run.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
 import * as ns from '../store/notification-store.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import * as ss from '../store/schedule-store.ts';
+import * as ws from '../store/workspace-store.ts';
 import { type Integrations, loadIntegrations } from './notification-service.ts';
 import type { ServiceContext } from './service-context.ts';
 import { issueViewTicket } from './workspace-service.ts';
@@ -36,15 +38,39 @@ export interface ClaimRequest {
  * they were handed off. Each claim counts as an attempt. (A delivery whose notifier died after the
  * hand-off ends as failed instead, since it may have arrived: at most once per destination.)
  */
-export function claimDueDeliveries(ctx: ServiceContext, request: ClaimRequest): Promise<Delivery[]> {
+export async function claimDueDeliveries(ctx: ServiceContext, request: ClaimRequest): Promise<Delivery[]> {
   const now = ctx.now();
-  return ns.claimDeliveries(ctx.db, {
+  const claimed = await ns.claimDeliveries(ctx.db, {
     worker: request.notifier,
     now,
     leaseUntil: new Date(now.getTime() + request.leaseMs),
     limit: request.limit,
     skipLocked: ctx.capabilities.skipLocked,
   });
+  // A workspace whose plan has no Slack (after a downgrade: its rules still name Slack) gets its Slack
+  // deliveries skipped here, each ending with the reason recorded; nothing is sent.
+  const plans = new Map<string, Plan>();
+  const out: Delivery[] = [];
+  for (const delivery of claimed) {
+    if (delivery.channel === 'slack') {
+      let plan = plans.get(delivery.workspaceId);
+      if (!plan) {
+        plan = (await ws.findWorkspacePlan(ctx.db, delivery.workspaceId)) ?? DEFAULT_PLAN;
+        plans.set(delivery.workspaceId, plan);
+      }
+      if (!PLAN_LIMITS[plan].slack) {
+        const reason = slackSkippedReason(plan);
+        await ns.finishDelivery(ctx.db, delivery.id, request.notifier, {
+          status: 'failed',
+          error: reason,
+          note: reason,
+        });
+        continue;
+      }
+    }
+    out.push(delivery);
+  }
+  return out;
 }
 
 /** When the earliest pending delivery is due (the notifier sleeps until then), or null. */

@@ -25,6 +25,7 @@ import {
   ownersOnFailureRule,
   validateRule,
 } from '../domain/notification/rule.ts';
+import { DEFAULT_PLAN, LIMIT_WORDS, PLAN_LIMITS, PlanLimitError } from '../domain/plan.ts';
 import type { Run, RunStatus } from '../domain/run.ts';
 import type { RunSnapshot } from '../domain/snapshot.ts';
 import type { Db } from '../store/database.ts';
@@ -61,6 +62,16 @@ async function checkSpec(
   spec: NotificationRuleSpec,
   check: DestinationCheck,
 ): Promise<void> {
+  // The plan first (domain/plan.ts): a refused rule must not leave auto-grants behind.
+  const plan = (await ws.findWorkspacePlan(ctx.db, principal.workspaceId)) ?? DEFAULT_PLAN;
+  if (!PLAN_LIMITS[plan].slack) {
+    const slack = spec.destinations.some(
+      (d) =>
+        d.kind === 'slack_channel' ||
+        ((d.kind === 'user' || d.kind === 'group') && (d.via === 'slack' || d.via === 'both')),
+    );
+    if (slack) throw new PlanLimitError(plan, LIMIT_WORDS.slack);
+  }
   for (const [i, d] of spec.destinations.entries()) {
     const field = `rule.destinations[${i}]`;
     // Slack channels and webhooks reach outside the workspace: the policy names them apart.

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import { checkInputSizes, checkLength, MAX_NAME_LENGTH, MAX_NOTE_LENGTH } from '../domain/limits.ts';
 import { resolveInputs } from '../domain/notebook/inputs.ts';
+import { LIMIT_WORDS, PLAN_LIMITS, type Plan, PlanLimitError } from '../domain/plan.ts';
 import { DEFAULT_MAX_ATTEMPTS, RUN_NOW_TRIGGER, type Run, type RunReason } from '../domain/run.ts';
 import type { InputValue } from '../domain/run-context.ts';
 import {
@@ -33,6 +34,7 @@ import { isUniqueViolation } from '../store/errors.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import * as ss from '../store/schedule-store.ts';
+import { findWorkspacePlan } from '../store/workspace-store.ts';
 import { assertWorkspaceMember } from './authorize.ts';
 import { crashPoint } from './crash-points.ts';
 import { addOwnersOnFailureRule } from './notification-service.ts';
@@ -69,6 +71,29 @@ async function validInputs(ctx: ServiceContext, projectId: string, inputs: Recor
   return Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v as InputValue]));
 }
 
+/**
+ * Refuses what the workspace's plan does not allow (domain/plan.ts), with a 403 naming the plan and
+ * the limit: a cron cadence, or more schedules in the project than the plan allows. `enabling` says the
+ * schedule will be active afterwards (created, or resumed); `changingCadence` that its cadence is set.
+ */
+async function assertPlanAllows(
+  ctx: ServiceContext,
+  schedule: { id: string | null; workspaceId: string; projectId: string; cadence: Cadence },
+  how: { creating: boolean; enabling: boolean; changingCadence: boolean },
+): Promise<void> {
+  const plan: Plan = (await findWorkspacePlan(ctx.db, schedule.workspaceId)) ?? 'team';
+  const limits = PLAN_LIMITS[plan];
+  if (!limits.cronSchedules && schedule.cadence.kind === 'cron' && (how.changingCadence || how.enabling)) {
+    throw new PlanLimitError(plan, LIMIT_WORDS.cron);
+  }
+  const max = limits.schedulesPerProject;
+  if (max === null || !(how.creating || how.enabling)) return;
+  const others = (await ss.listSchedules(ctx.db, schedule.workspaceId, schedule.projectId)).filter(
+    (s) => s.id !== schedule.id && (how.creating || s.enabled),
+  );
+  if (others.length >= max) throw new PlanLimitError(plan, LIMIT_WORDS.schedules(max));
+}
+
 export async function createSchedule(
   ctx: ServiceContext,
   principal: Principal,
@@ -84,6 +109,11 @@ export async function createSchedule(
   const now = ctx.now();
   const id = randomUUID();
   const enabled = input.enabled ?? true;
+  await assertPlanAllows(
+    ctx,
+    { id: null, workspaceId: project.workspaceId, projectId: project.id, cadence: input.cadence },
+    { creating: true, enabling: enabled, changingCadence: true },
+  );
   const base = { id, cadence: input.cadence, timezone: input.timezone, policies };
   const next = enabled ? firstAfter(base, now) : { fireAt: null, dueAt: null };
   const schedule: Schedule = {
@@ -150,6 +180,11 @@ export async function updateSchedule(
   fireSpec(cadence, timezone);
   const policies = validatePolicies({ ...current.policies, ...patch.policies });
   const enabled = patch.enabled ?? current.enabled;
+  await assertPlanAllows(
+    ctx,
+    { ...current, cadence },
+    { creating: false, enabling: enabled && !current.enabled, changingCadence: patch.cadence !== undefined },
+  );
   const now = ctx.now();
   const next = enabled ? firstAfter({ id, cadence, timezone, policies }, now) : { fireAt: null, dueAt: null };
   const updated: Schedule = {

@@ -8,9 +8,19 @@ import { isPostgresUrl } from '../domain/connection-url.ts';
 import { UnauthorizedError, ValidationError } from '../domain/errors.ts';
 import { IDENTIFIER } from '../domain/notebook/frontmatter.ts';
 import { EMBEDDED_CONNECTION } from '../domain/notebook/notebook.ts';
+import {
+  DEFAULT_PLAN,
+  downgradePauseNote,
+  isPlan,
+  PLAN_LIMITS,
+  PLANS,
+  type PlanView,
+  planView,
+} from '../domain/plan.ts';
 import type { Connection } from '../domain/workspace.ts';
 import { lockForTransaction, transaction } from '../store/database.ts';
 import { isUniqueViolation } from '../store/errors.ts';
+import * as ss from '../store/schedule-store.ts';
 import * as ws from '../store/workspace-store.ts';
 import { assertAdmin } from './authorize.ts';
 import { decryptSecret, encryptSecret } from './secrets.ts';
@@ -490,6 +500,62 @@ export async function updateSettings(
   // Workers cache a workspace's run settings with its connections.
   await ctx.wakeups.notify('connections_changed', principal.workspaceId);
   return next;
+}
+
+/** The workspace's plan and its limits (domain/plan.ts). Every member may read it. */
+export async function getPlan(ctx: ServiceContext, principal: Principal): Promise<PlanView> {
+  return planView((await ws.findWorkspacePlan(ctx.db, principal.workspaceId)) ?? DEFAULT_PLAN);
+}
+
+/** What setting a plan did: the plan, and the schedules it paused (a downgrade loses nothing). */
+export interface PlanChange extends PlanView {
+  paused: { id: string; name: string; projectId: string; note: string }[];
+}
+
+/**
+ * Sets the workspace's plan (admins only). Moving to a plan with limits pauses, with a note naming the
+ * plan, the schedules it does not allow: cron cadences, and in each project the schedules beyond the
+ * limit (the oldest are kept). Nothing is deleted; after an upgrade they are resumed as usual. Slack
+ * deliveries are skipped at send time (delivery-service.ts), so rules keep their destinations.
+ */
+export async function setPlan(ctx: ServiceContext, principal: Principal, plan: unknown): Promise<PlanChange> {
+  assertAdmin(principal, 'the plan');
+  if (!isPlan(plan)) {
+    throw new ValidationError('plan', `must be ${PLANS.join(', ')} (got ${JSON.stringify(plan)})`);
+  }
+  const limits = PLAN_LIMITS[plan];
+  const now = ctx.now();
+  const paused: PlanChange['paused'] = [];
+  await transaction(ctx.db, async (trx) => {
+    await ws.updateWorkspacePlan(trx, principal.workspaceId, plan);
+    const schedules = (await ss.listSchedules(trx, principal.workspaceId))
+      .filter((s) => s.enabled)
+      .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id));
+    const kept = new Map<string, number>();
+    for (const schedule of schedules) {
+      let why: 'cron' | 'schedules' | null = null;
+      if (!limits.cronSchedules && schedule.cadence.kind === 'cron') why = 'cron';
+      else if (limits.schedulesPerProject !== null) {
+        const count = kept.get(schedule.projectId) ?? 0;
+        if (count >= limits.schedulesPerProject) why = 'schedules';
+        else kept.set(schedule.projectId, count + 1);
+      }
+      if (!why) continue;
+      const note = downgradePauseNote(plan, why);
+      await ss.updateSchedule(trx, {
+        ...schedule,
+        enabled: false,
+        pausedUntil: null,
+        pauseNote: note,
+        nextFireAt: null,
+        nextDueAt: null,
+        updatedAt: now,
+      });
+      paused.push({ id: schedule.id, name: schedule.name, projectId: schedule.projectId, note });
+    }
+  });
+  for (const p of paused) await ctx.wakeups.notify('schedule_changed', p.id);
+  return { ...planView(plan), paused };
 }
 
 /** What a worker needs to run a workspace's notebooks: connection URLs (decrypted) and settings. */

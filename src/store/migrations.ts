@@ -561,6 +561,17 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('account_codes_user').on('account_codes').column('user_id').execute();
       },
     },
+    '0013_workspace_plan': {
+      // Issue 16, plans: a workspace's plan (domain/plan.ts) limits what it may use; self-hosted is Team.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .alterTable('workspaces')
+          .addColumn('plan', 'text', (c) =>
+            c.notNull().defaultTo('team').check(sql`plan in ('professional', 'team', 'enterprise')`),
+          )
+          .execute();
+      },
+    },
   };
 }
 

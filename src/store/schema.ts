@@ -18,6 +18,8 @@ export interface WorkspacesTable {
   created_at: Generated<Instant>;
   /** 1: cells may reach the network; 0: they run without it. */
   cell_network: Generated<number>;
+  /** professional | team | enterprise (domain/plan.ts; migration 0013). */
+  plan: Generated<string>;
 }
 
 export interface UsersTable {

@@ -4,6 +4,7 @@
 
 import { sql } from 'kysely';
 import type { NotifyVia } from '../domain/notification/rule.ts';
+import { DEFAULT_PLAN, isPlan, type Plan } from '../domain/plan.ts';
 import type { Account, UserStatus } from '../domain/user.ts';
 import type { Connection, User, WorkspaceSettings } from '../domain/workspace.ts';
 import type { Db } from './database.ts';
@@ -41,6 +42,17 @@ export async function updateWorkspaceSettings(
     .set({ cell_network: settings.cellNetwork ? 1 : 0 })
     .where('id', '=', id)
     .execute();
+}
+
+/** The workspace's plan (domain/plan.ts), or null when there is no such workspace. */
+export async function findWorkspacePlan(db: Db, id: string): Promise<Plan | null> {
+  const row = await db.selectFrom('workspaces').select('plan').where('id', '=', id).executeTakeFirst();
+  if (!row) return null;
+  return isPlan(row.plan) ? row.plan : DEFAULT_PLAN;
+}
+
+export async function updateWorkspacePlan(db: Db, id: string, plan: Plan): Promise<void> {
+  await db.updateTable('workspaces').set({ plan }).where('id', '=', id).execute();
 }
 
 export async function countUsers(db: Db): Promise<number> {

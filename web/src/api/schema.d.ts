@@ -811,6 +811,24 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/workspace/plan': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The workspace's plan and its limits */
+    get: operations['getApiWorkspacePlan'];
+    /** Set the workspace's plan (admins); a downgrade pauses the schedules it does not allow, with a note */
+    put: operations['putApiWorkspacePlan'];
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/connections': {
     parameters: {
       query?: never;
@@ -1697,6 +1715,47 @@ export interface components {
       } | null;
       /** @description The current version: schedules run it and the app shows it */
       current: boolean;
+    };
+    WorkspacePlan: {
+      /**
+       * @description professional | team | enterprise
+       * @enum {string}
+       */
+      plan: 'professional' | 'team' | 'enterprise';
+      limits: {
+        /** @description null: no limit */
+        schedulesPerProject: number | null;
+        /** @description custom cron cadences (false: presets only) */
+        cronSchedules: boolean;
+        /** @description Slack notifications: channels and DMs */
+        slack: boolean;
+        ssoEnforcement: boolean;
+        auditExport: boolean;
+      };
+    };
+    WorkspacePlanChange: {
+      /**
+       * @description professional | team | enterprise
+       * @enum {string}
+       */
+      plan: 'professional' | 'team' | 'enterprise';
+      limits: {
+        /** @description null: no limit */
+        schedulesPerProject: number | null;
+        /** @description custom cron cadences (false: presets only) */
+        cronSchedules: boolean;
+        /** @description Slack notifications: channels and DMs */
+        slack: boolean;
+        ssoEnforcement: boolean;
+        auditExport: boolean;
+      };
+      /** @description Schedules the new plan does not allow, paused with a note (nothing is deleted) */
+      paused: {
+        id: string;
+        name: string;
+        projectId: string;
+        note: string;
+      }[];
     };
     WorkspaceSettings: {
       /** @description May cells reach the network? false runs them in a network namespace (needs bubblewrap on workers) */
@@ -3956,6 +4015,74 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['WorkspaceSettings'];
+        };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiWorkspacePlan: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The plan */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['WorkspacePlan'];
+        };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  putApiWorkspacePlan: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /**
+           * @description professional | team | enterprise
+           * @enum {string}
+           */
+          plan: 'professional' | 'team' | 'enterprise';
+        };
+      };
+    };
+    responses: {
+      /** @description The new plan, and what it paused */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['WorkspacePlanChange'];
         };
       };
       /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
