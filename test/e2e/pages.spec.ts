@@ -180,6 +180,9 @@ test.describe('sign out', () => {
     await check(page, 'home-signed-in');
     await page.getByRole('button', { name: /^Account: / }).click();
     await page.getByRole('menuitem', { name: 'Sign out' }).click();
+    await expect(page).toHaveURL(/\/sign-in$/);
+    // The session is gone: an app page now says how to sign in.
+    await page.goto('/apps/sales');
     await expect(page.getByText('You are not signed in')).toBeVisible();
   });
 });

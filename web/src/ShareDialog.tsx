@@ -116,7 +116,14 @@ export function ShareDialog({
   const failure = setDefault.error ?? grant.error ?? remove.error;
 
   return (
-    <Modal opened={opened} onClose={onClose} title={`Share ${title}`} size="lg" className="share-dialog">
+    <Modal
+      closeButtonProps={{ 'aria-label': 'Close' }}
+      opened={opened}
+      onClose={onClose}
+      title={`Share ${title}`}
+      size="lg"
+      className="share-dialog"
+    >
       {access.isPending ? <LoadingRows rows={3} label="Loading the sharing" /> : null}
       {access.isError ? <ErrorState what="the sharing" error={access.error} /> : null}
       {access.data ? (

@@ -75,7 +75,12 @@ function InviteDialog({ opened, onClose }: { opened: boolean; onClose: () => voi
     invite.mutate();
   };
   return (
-    <Modal opened={opened} onClose={onClose} title="Invite someone">
+    <Modal
+      closeButtonProps={{ 'aria-label': 'Close' }}
+      opened={opened}
+      onClose={onClose}
+      title="Invite someone"
+    >
       <form onSubmit={submit} noValidate>
         <Stack gap="sm">
           <TextInput
@@ -156,7 +161,7 @@ export function PeoplePage() {
   });
   const ready = !me.isPending && (!admin || !users.isPending);
   return (
-    <Page title={['People']} ready={ready}>
+    <Page title={['People']} ready={ready} className="settings-page">
       <Group justify="space-between" align="flex-start" wrap="wrap">
         <PageTitle sub="Everyone in the workspace: invite people, change their role, deactivate them.">
           People
@@ -247,6 +252,7 @@ export function PeoplePage() {
       ) : null}
       <InviteDialog opened={inviting} onClose={invite.close} />
       <Modal
+        closeButtonProps={{ 'aria-label': 'Close' }}
         opened={deactivating !== null}
         onClose={() => setDeactivating(null)}
         title={deactivating ? `Deactivate ${deactivating.name}?` : ''}

@@ -344,6 +344,7 @@ function Tokens() {
         ) : null}
       </div>
       <Modal
+        closeButtonProps={{ 'aria-label': 'Close' }}
         opened={revoking !== null}
         onClose={() => setRevoking(null)}
         title={revoking ? `Revoke the token “${revoking.name}”?` : ''}
