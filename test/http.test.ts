@@ -410,6 +410,14 @@ describe('HTTP: bad input and the OpenAPI document', () => {
     { method: 'GET', path: '/api/workspace/settings', status: 401, code: 'unauthorized', message: /token/ },
     { method: 'GET', path: '/api/workspace/plan', status: 401, code: 'unauthorized', message: /token/ },
     {
+      method: 'GET',
+      path: '/api/audit?since=yesterday',
+      status: 400,
+      code: 'invalid_input',
+      field: 'since',
+      message: /ISO 8601/,
+    },
+    {
       method: 'PUT',
       path: '/api/workspace/plan',
       body: { plan: 'gold' },

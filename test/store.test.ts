@@ -31,6 +31,7 @@ for (const target of await storeTargets()) {
           '0011_accounts',
           '0012_roles_and_access_levels',
           '0013_workspace_plan',
+          '0014_audit_log',
         ]);
         assert.deepEqual(await migrate(store.db, store.dialect), []);
         // Indexes only lookups of non-null values use leave the nulls (most runs) out.

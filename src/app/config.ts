@@ -71,6 +71,8 @@ export interface AlmanacConfig {
   webUrl: string | null;
   /** Housekeeping (reaping lost runs, retention) interval. @default 5000 (`ALMANAC_HOUSEKEEPING_MS`) */
   housekeepingMs: number;
+  /** How long the audit log keeps events, in days (housekeeping prunes older ones). @default 365 (`ALMANAC_AUDIT_RETENTION_DAYS`) */
+  auditRetentionDays: number;
   /** How long a webhook receiver may take to answer. @default 10000 (`ALMANAC_WEBHOOK_TIMEOUT_MS`) */
   webhookTimeoutMs: number;
   /** Tests only: a file holding the instant every process of a test takes as now (`ALMANAC_TEST_CLOCK`). */
@@ -88,6 +90,7 @@ export const CONFIG_KEYS = [
   'DATABASE_URL',
   'ALMANAC_ADMIN_EMAIL',
   'ALMANAC_ADMIN_TOKEN',
+  'ALMANAC_AUDIT_RETENTION_DAYS',
   'ALMANAC_CELL_BLOCK_PRIVATE_NETWORKS',
   'ALMANAC_CHROMIUM',
   'ALMANAC_DATA_DIR',
@@ -272,6 +275,10 @@ export function resolveConfig(
       ? httpUrl(env['ALMANAC_WEB_URL'], 'ALMANAC_WEB_URL').replace(/\/+$/, '')
       : null,
     housekeepingMs: positive(numberFrom(env, 'ALMANAC_HOUSEKEEPING_MS', 5000), 'ALMANAC_HOUSEKEEPING_MS'),
+    auditRetentionDays: positive(
+      numberFrom(env, 'ALMANAC_AUDIT_RETENTION_DAYS', 365),
+      'ALMANAC_AUDIT_RETENTION_DAYS',
+    ),
     webhookTimeoutMs: positive(
       numberFrom(env, 'ALMANAC_WEBHOOK_TIMEOUT_MS', 10_000),
       'ALMANAC_WEBHOOK_TIMEOUT_MS',

@@ -170,6 +170,7 @@ async function assemble(
   const services = await openServices(config.databaseUrl, {
     ...(options.now ? { now: options.now } : {}),
     secretKey: (dialect) => secretKey(config, dialect),
+    auditRetentionDays: config.auditRetentionDays,
   });
   const { ctx } = services;
   const boot = await bootstrap(ctx, { adminToken: config.adminToken, adminEmail: config.adminEmail });

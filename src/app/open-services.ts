@@ -18,7 +18,7 @@ export interface OpenedServices {
 
 export async function openServices(
   url: string,
-  options: { now?: () => Date; secretKey: (dialect: Dialect) => Buffer },
+  options: { now?: () => Date; secretKey: (dialect: Dialect) => Buffer; auditRetentionDays?: number },
 ): Promise<OpenedServices> {
   const store = openDatabase<Schema>(url);
   try {
@@ -35,6 +35,7 @@ export async function openServices(
       wakeups,
       now: options.now ?? (() => new Date()),
       secretKey: options.secretKey(store.dialect),
+      ...(options.auditRetentionDays !== undefined ? { auditRetentionDays: options.auditRetentionDays } : {}),
     };
     return {
       ctx,

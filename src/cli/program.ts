@@ -20,6 +20,7 @@ import { AlmanacError } from '../domain/errors.ts';
 import { RUN_CONTEXTS } from '../domain/run-context.ts';
 import { registerAccountCommands } from './account-commands.ts';
 import { ServerUnavailableError } from './api-client.ts';
+import { registerAuditCommands } from './audit-commands.ts';
 import { collect, parseDuration } from './options.ts';
 import { registerPlanCommands } from './plan-commands.ts';
 import type { RunFlags } from './run-command.ts';
@@ -86,6 +87,7 @@ export function buildProgram(): Command {
   registerAccountCommands(program);
   registerShareCommands(program);
   registerPlanCommands(program);
+  registerAuditCommands(program);
   return program;
 }
 

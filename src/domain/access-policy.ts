@@ -107,6 +107,7 @@ export const POLICY = {
   'workspace.login_links': ADMIN,
   'workspace.metrics': ADMIN,
   'workspace.plan': ADMIN,
+  'workspace.audit': ADMIN,
   'outbox.read_all': ADMIN,
   'connection.manage': ADMIN,
 } as const satisfies Record<string, ActionRule>;
@@ -234,6 +235,7 @@ export const ACTION_DESCRIPTIONS: Readonly<Record<Action, string>> = {
   'workspace.login_links': 'mint one-time login links',
   'workspace.metrics': 'read /metrics (scrapers use ALMANAC_METRICS_TOKEN instead)',
   'workspace.plan': "set the workspace's plan (a downgrade pauses what it does not allow)",
+  'workspace.audit': 'read the audit log (who did what, when and from where)',
   'outbox.read_all': 'read all outbox mail of the workspace',
   'connection.manage': 'add and change connections',
 };

@@ -15,7 +15,7 @@ import type { ActionTarget } from '../services/authorize.ts';
 import type { Principal } from '../services/service-context.ts';
 import type { Caller } from '../services/workspace-service.ts';
 import { hoistDefs } from './hoist-defs.ts';
-import { type OriginOptions, sameOriginRequest } from './security-headers.ts';
+import { clientIp, type OriginOptions, sameOriginRequest } from './security-headers.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -182,7 +182,10 @@ export function mount(app: Hono, routes: readonly AnyRoute[], options: MountOpti
           }
         }
       }
-      const principal = caller?.principal ?? (null as unknown as Principal);
+      // The client's address travels with the principal, for the audit log (services/audit-service.ts).
+      const principal = caller
+        ? { ...caller.principal, ip: clientIp(c, options.origin) }
+        : (null as unknown as Principal);
       const params = spec.params ? parseWith(spec.params, c.req.param(), 'params') : undefined;
       const query = spec.query ? parseWith(spec.query, c.req.query(), 'query') : undefined;
       if (caller?.scope && !ticketAllows(spec, method, caller, params, query)) {

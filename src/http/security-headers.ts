@@ -68,6 +68,16 @@ function firstValue(header: string | undefined): string | undefined {
 }
 
 /** Whether the request came over https: the URL's scheme, or behind a trusted proxy its header. */
+/** The client's address: the socket's, or (behind a trusted proxy) X-Forwarded-For's first hop. */
+export function clientIp(c: Context, origin: OriginOptions): string {
+  if (origin.trustProxy) {
+    const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
+    if (forwarded) return forwarded;
+  }
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+  return env?.incoming?.socket?.remoteAddress ?? 'unknown';
+}
+
 export function isHttps(c: Context, options: OriginOptions): boolean {
   if (options.trustProxy) {
     const proto = firstValue(c.req.header('x-forwarded-proto'));

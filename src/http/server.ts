@@ -26,6 +26,7 @@ import { mountOps, type OpsDeps } from './ops.ts';
 import type { RouteDeps } from './route-deps.ts';
 import { type AccountMailChannel, accountRoutes } from './routes/accounts.ts';
 import { appRoutes } from './routes/apps.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { authRoutes } from './routes/auth.ts';
 import { connectionRoutes } from './routes/connections.ts';
 import { type NotificationHttpDeps, notificationRoutes } from './routes/notifications.ts';
@@ -131,6 +132,7 @@ export function createHttpApp(options: HttpOptions): HttpApp {
     ...scheduleRoutes(deps),
     ...workspaceRoutes(deps),
     ...planRoutes(deps),
+    ...auditRoutes(deps),
     ...connectionRoutes(deps),
     ...notificationRoutes(notify),
     ...outboxRoutes(notify),

@@ -11,9 +11,16 @@ import { WORKSPACE_ROLES, type WorkspaceRole } from '../domain/workspace.ts';
 import { transaction } from '../store/database.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import * as ws from '../store/workspace-store.ts';
+import { recordAudit } from './audit-service.ts';
 import { assertAdmin } from './authorize.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
-import { hashToken, newToken, type StartedSession, startSession } from './workspace-service.ts';
+import {
+  DEFAULT_WORKSPACE,
+  hashToken,
+  newToken,
+  type StartedSession,
+  startSession,
+} from './workspace-service.ts';
 
 /**
  * argon2id at OWASP's first recommended setting (19 MiB, 2 passes, 1 lane): about 80 ms a hash on one
@@ -84,7 +91,7 @@ export const SIGN_IN_FAILED = 'the email or password is not right (or the accoun
  */
 export async function signInWithPassword(
   ctx: ServiceContext,
-  input: { email: string; password: string; workspace?: string | undefined },
+  input: { email: string; password: string; workspace?: string | undefined; ip?: string | undefined },
 ): Promise<StartedSession> {
   const candidates = (await ws.findAccountsByEmail(ctx.db, input.email, input.workspace)).filter(
     (a) => a.status === 'active' && a.passwordHash,
@@ -100,8 +107,25 @@ export async function signInWithPassword(
     dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
     await verifyPassword(await dummyHash, input.password);
   }
-  if (!user) throw new UnauthorizedError(SIGN_IN_FAILED);
+  if (!user) {
+    // Failed sign-ins are recorded too: the address tried (never the password), and from where.
+    await recordAudit(
+      ctx,
+      {
+        userId: null,
+        workspaceId: input.workspace ?? candidates[0]?.workspaceId ?? DEFAULT_WORKSPACE,
+        name: input.email.slice(0, 254),
+      },
+      { action: 'auth.sign_in_failed', detail: { email: input.email.slice(0, 254) }, ip: input.ip },
+    );
+    throw new UnauthorizedError(SIGN_IN_FAILED);
+  }
   await ws.touchUserLastSeen(ctx.db, user.id, ctx.now());
+  await recordAudit(
+    ctx,
+    { userId: user.id, workspaceId: user.workspaceId, name: user.name },
+    { action: 'auth.sign_in', target: `user:${user.id}`, detail: { email: user.email }, ip: input.ip },
+  );
   return startSession(ctx, user);
 }
 
@@ -164,6 +188,11 @@ export async function inviteUser(
   }
   if (existing) {
     if (existing.role !== role) await ws.updateAccount(ctx.db, existing.id, { role });
+    await recordAudit(ctx, principal, {
+      action: 'user.invite',
+      target: `user:${existing.id}`,
+      detail: { email, role, again: true },
+    });
     return issueCode(ctx, 'invite', { ...existing, role }, principal.userId);
   }
   const id = randomUUID();
@@ -180,6 +209,7 @@ export async function inviteUser(
     if (isUniqueViolation(error)) throw new ConflictError(`'${email}' was invited a moment ago`);
     throw error;
   }
+  await recordAudit(ctx, principal, { action: 'user.invite', target: `user:${id}`, detail: { email, role } });
   return issueCode(ctx, 'invite', (await ws.findAccount(ctx.db, id))!, principal.userId);
 }
 
@@ -189,7 +219,7 @@ const BAD_INVITE =
 /** Accepts an invitation (once, within 7 days): the user becomes active with this name and password. */
 export async function acceptInvite(
   ctx: ServiceContext,
-  input: { code: string; name: string; password: string },
+  input: { code: string; name: string; password: string; ip?: string | undefined },
 ): Promise<StartedSession> {
   if (!input.name.trim()) throw new ValidationError('name', 'must not be empty: say what people call you');
   assertPassword(input.password);
@@ -203,6 +233,11 @@ export async function acceptInvite(
     await ws.touchUserLastSeen(trx, account.id, ctx.now());
     return { ...account, name: input.name.trim(), status: 'active' as const };
   });
+  await recordAudit(
+    ctx,
+    { userId: user.id, workspaceId: user.workspaceId, name: user.name },
+    { action: 'user.accept_invite', target: `user:${user.id}`, detail: { email: user.email }, ip: input.ip },
+  );
   return startSession(ctx, user);
 }
 
@@ -231,7 +266,7 @@ const BAD_RESET =
  */
 export async function completePasswordReset(
   ctx: ServiceContext,
-  input: { code: string; password: string },
+  input: { code: string; password: string; ip?: string | undefined },
 ): Promise<StartedSession> {
   assertPassword(input.password);
   if (!input.code.startsWith(RESET_CODE_PREFIX)) throw new UnauthorizedError(BAD_RESET);
@@ -244,6 +279,11 @@ export async function completePasswordReset(
     await ws.revokeUserCredentials(trx, account.id, ctx.now());
     return account;
   });
+  await recordAudit(
+    ctx,
+    { userId: user.id, workspaceId: user.workspaceId, name: user.name },
+    { action: 'auth.password_reset', target: `user:${user.id}`, ip: input.ip },
+  );
   return startSession(ctx, user);
 }
 
@@ -268,6 +308,7 @@ export async function changePassword(
     await ws.updateAccount(trx, principal.userId, { passwordHash });
     await ws.revokeUserCredentials(trx, principal.userId, ctx.now());
   });
+  await recordAudit(ctx, principal, { action: 'auth.password_changed', target: `user:${principal.userId}` });
   return startSession(ctx, (await ws.findUser(ctx.db, principal.userId))!);
 }
 
@@ -309,6 +350,11 @@ export async function deactivateUser(
     await ws.expireAccountCodes(trx, account.id, 'invite', ctx.now());
     await ws.expireAccountCodes(trx, account.id, 'reset', ctx.now());
   });
+  await recordAudit(ctx, principal, {
+    action: 'user.deactivate',
+    target: `user:${account.id}`,
+    detail: { email: account.email },
+  });
   return { ...account, status: 'deactivated' };
 }
 
@@ -325,6 +371,11 @@ export async function setUserRole(
   if (account.role === next) return account;
   if (next !== 'admin') await assertNotLastAdmin(ctx, account, 'make another user admin first');
   await ws.updateAccount(ctx.db, account.id, { role: next });
+  await recordAudit(ctx, principal, {
+    action: 'user.role',
+    target: `user:${account.id}`,
+    detail: { email: account.email, from: account.role, to: next },
+  });
   return { ...account, role: next };
 }
 
@@ -360,6 +411,11 @@ export async function createToken(
     expiresAt: input.expiresAt ?? null,
     prefix,
   });
+  await recordAudit(ctx, principal, {
+    action: 'token.create',
+    target: `token:${id}`,
+    detail: { name, prefix, expiresAt: input.expiresAt?.toISOString() ?? null },
+  });
   return { id, name, prefix, createdAt: now, lastUsedAt: null, expiresAt: input.expiresAt ?? null, token };
 }
 
@@ -372,4 +428,5 @@ export async function listTokens(ctx: ServiceContext, principal: Principal): Pro
 export async function revokeToken(ctx: ServiceContext, principal: Principal, id: string): Promise<void> {
   if (!(await ws.revokeApiToken(ctx.db, id, principal.userId, ctx.now())))
     throw new NotFoundError('token', id);
+  await recordAudit(ctx, principal, { action: 'token.revoke', target: `token:${id}` });
 }

@@ -35,6 +35,7 @@ import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import * as ss from '../store/schedule-store.ts';
 import * as ws from '../store/workspace-store.ts';
+import { recordAudit } from './audit-service.ts';
 import { assertAdmin, assertCanSeeRun, assertProjectAction, assertWorkspaceMember } from './authorize.ts';
 import { assertSeesProject, getProject } from './project-service.ts';
 import { decryptSecret, encryptSecret } from './secrets.ts';
@@ -180,6 +181,16 @@ async function grantView(
     grantedBy: by.userId,
     now,
   });
+  await recordAudit({ db, now: () => now }, by, {
+    action: 'grant.auto',
+    target: `project:${projectId}`,
+    detail: {
+      project: project.slug,
+      principal: principalKey,
+      access: 'app_only',
+      reason: 'notification recipient',
+    },
+  });
 }
 
 export async function createRule(
@@ -209,7 +220,30 @@ export async function createRule(
     updatedAt: now,
   };
   await ns.insertRule(ctx.db, rule);
+  await recordAudit(ctx, principal, {
+    action: 'rule.create',
+    target: `rule:${rule.id}`,
+    detail: { project: project.slug, scheduleId, name: spec.name, destinations: destinationsOf(spec) },
+  });
   return rule;
+}
+
+/** A rule's destinations as the audit log names them (kinds and ids; a webhook by its host only). */
+function destinationsOf(spec: NotificationRuleSpec): string[] {
+  return spec.destinations.map((d) => {
+    switch (d.kind) {
+      case 'user':
+        return `user:${d.userId}`;
+      case 'group':
+        return `group:${d.groupId}`;
+      case 'slack_channel':
+        return `slack:#${d.channel}`;
+      case 'webhook':
+        return `webhook:${URL.canParse(d.url) ? new URL(d.url).host : '?'}`;
+      default:
+        return 'unknown';
+    }
+  });
 }
 
 /**
@@ -262,12 +296,22 @@ export async function updateRule(
   const spec = validateRule(input);
   await checkSpec(ctx, principal, rule.projectId, spec, check);
   await ns.updateRule(ctx.db, id, spec, ctx.now());
+  await recordAudit(ctx, principal, {
+    action: 'rule.update',
+    target: `rule:${id}`,
+    detail: { name: spec.name, destinations: destinationsOf(spec) },
+  });
   return { ...rule, spec, updatedAt: ctx.now() };
 }
 
 export async function deleteRule(ctx: ServiceContext, principal: Principal, id: string): Promise<void> {
-  await getRule(ctx, principal, id);
+  const rule = await getRule(ctx, principal, id);
   await ns.deleteRule(ctx.db, id);
+  await recordAudit(ctx, principal, {
+    action: 'rule.delete',
+    target: `rule:${id}`,
+    detail: { name: rule.spec.name },
+  });
 }
 
 export async function listRules(
@@ -557,6 +601,20 @@ export async function configureIntegrations(
     set.allowPrivateWebhooks = patch.allowPrivateWebhooks;
   }
   await ns.updateIntegrations(ctx.db, principal.workspaceId, set, ctx.now());
+  // Which settings changed, and whether each secret is now set or removed: never the values.
+  await recordAudit(ctx, principal, {
+    action: 'integrations.update',
+    target: `workspace:${principal.workspaceId}`,
+    detail: {
+      changed: Object.keys(set),
+      ...(patch.smtp !== undefined ? { smtpConfigured: patch.smtp !== null } : {}),
+      ...(patch.slackToken !== undefined ? { slackConfigured: patch.slackToken !== null } : {}),
+      ...(patch.emailFrom !== undefined ? { emailFrom: set.emailFrom ?? null } : {}),
+      ...(patch.allowPrivateWebhooks !== undefined
+        ? { allowPrivateWebhooks: patch.allowPrivateWebhooks }
+        : {}),
+    },
+  });
   return getIntegrations(ctx, principal);
 }
 

@@ -19,6 +19,7 @@ import { type Db, transaction } from '../store/database.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
+import { recordAudit } from './audit-service.ts';
 import { accessByProject, assertAllowed, assertWorkspaceMember, projectAccess } from './authorize.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
 
@@ -222,6 +223,11 @@ export async function shareProject(
     grantedBy: principal.userId,
     now: ctx.now(),
   });
+  await recordAudit(ctx, principal, {
+    action: 'grant.set',
+    target: `project:${project.id}`,
+    detail: { project: project.slug, principal: grant.principal, access: grant.access },
+  });
   await ctx.wakeups.notify('app_state', project.id);
 }
 
@@ -234,6 +240,11 @@ export async function unshareProject(
 ): Promise<void> {
   const project = await projectFor(ctx, principal, 'project.share', idOrSlug);
   if (!(await ps.deleteGrant(ctx.db, project.id, grantee))) throw new NotFoundError('grant', grantee);
+  await recordAudit(ctx, principal, {
+    action: 'grant.remove',
+    target: `project:${project.id}`,
+    detail: { project: project.slug, principal: grantee },
+  });
   await ctx.wakeups.notify('app_state', project.id);
 }
 
@@ -246,6 +257,11 @@ export async function setWorkspaceAccess(
 ): Promise<void> {
   const project = await projectFor(ctx, principal, 'project.share', idOrSlug);
   await ps.setWorkspaceAccess(ctx.db, project.id, access);
+  await recordAudit(ctx, principal, {
+    action: 'project.workspace_access',
+    target: `project:${project.id}`,
+    detail: { project: project.slug, access },
+  });
   await ctx.wakeups.notify('app_state', project.id);
 }
 
@@ -346,6 +362,16 @@ export async function publish(
     const run = await insertPublishRun(trx, ctx, principal, project, version);
     return { version, created: true, reused: false, madeCurrent: true, run, defaultRunId: null };
   });
+  await recordAudit(ctx, principal, {
+    action: 'project.publish',
+    target: `project:${project.id}`,
+    detail: {
+      project: project.slug,
+      version: result.version.number,
+      created: result.created,
+      madeCurrent: result.madeCurrent,
+    },
+  });
   if (result.run) await ctx.wakeups.notify('run_queued', result.run.id);
   if (result.madeCurrent) await ctx.wakeups.notify('app_state', project.id);
   return result;
@@ -413,6 +439,11 @@ export async function makeCurrent(
   const version = await ps.findVersion(ctx.db, project.id, versionRef);
   if (!version) throw new NotFoundError('version', versionRef);
   const result = await transaction(ctx.db, (trx) => makeCurrentIn(trx, ctx, principal, project, version));
+  await recordAudit(ctx, principal, {
+    action: 'project.rollback',
+    target: `project:${project.id}`,
+    detail: { project: project.slug, version: version.number, madeCurrent: result.madeCurrent },
+  });
   if (result.run) await ctx.wakeups.notify('run_queued', result.run.id);
   if (result.madeCurrent) await ctx.wakeups.notify('app_state', project.id);
   return result;

@@ -27,6 +27,7 @@ import type { CellResult, RunSnapshot } from '../domain/snapshot.ts';
 import { transaction } from '../store/database.ts';
 import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
+import { pruneAudit } from './audit-service.ts';
 import { assertCanSeeRun } from './authorize.ts';
 import { crashPoint } from './crash-points.ts';
 import { assertSeesProject, getProject, hiddenProjectIds } from './project-service.ts';
@@ -539,6 +540,8 @@ export interface HousekeepingReport {
   lost: string[];
   expiredPrivate: number;
   pruned: number;
+  /** Audit events older than the retention (`ALMANAC_AUDIT_RETENTION_DAYS`). */
+  auditPruned: number;
 }
 
 /**
@@ -572,9 +575,10 @@ export async function housekeeping(ctx: ServiceContext, now: Date = ctx.now()): 
       });
     });
   }
+  const auditPruned = await pruneAudit(ctx.db, now, ctx.auditRetentionDays);
   for (const id of reaped.requeued) await ctx.wakeups.notify('run_queued', id);
   for (const id of [...reaped.requeued, ...reaped.lost]) await ctx.wakeups.notify('run_progress', id);
-  return { ...reaped, expiredPrivate, pruned };
+  return { ...reaped, expiredPrivate, pruned, auditPruned };
 }
 
 export async function releaseRun(ctx: ServiceContext, worker: string, run: Run): Promise<void> {

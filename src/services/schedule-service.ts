@@ -35,6 +35,7 @@ import * as ps from '../store/project-store.ts';
 import * as rs from '../store/run-store.ts';
 import * as ss from '../store/schedule-store.ts';
 import { findWorkspacePlan } from '../store/workspace-store.ts';
+import { recordAudit } from './audit-service.ts';
 import { assertWorkspaceMember } from './authorize.ts';
 import { crashPoint } from './crash-points.ts';
 import { addOwnersOnFailureRule } from './notification-service.ts';
@@ -147,6 +148,11 @@ export async function createSchedule(
     }
     throw error;
   }
+  await recordAudit(ctx, principal, {
+    action: 'schedule.create',
+    target: `schedule:${id}`,
+    detail: { project: project.slug, name: schedule.name, cadence: schedule.cadence, enabled },
+  });
   await ctx.wakeups.notify('schedule_changed', id);
   return schedule;
 }
@@ -202,13 +208,23 @@ export async function updateSchedule(
     updatedAt: now,
   };
   await ss.updateSchedule(ctx.db, updated);
+  await recordAudit(ctx, principal, {
+    action: 'schedule.update',
+    target: `schedule:${id}`,
+    detail: { name: updated.name, changed: Object.keys(patch).filter((k) => k !== 'inputs'), enabled },
+  });
   await ctx.wakeups.notify('schedule_changed', id);
   return updated;
 }
 
 export async function deleteSchedule(ctx: ServiceContext, principal: Principal, id: string): Promise<void> {
-  await getSchedule(ctx, principal, id);
+  const schedule = await getSchedule(ctx, principal, id);
   await ss.deleteSchedule(ctx.db, id);
+  await recordAudit(ctx, principal, {
+    action: 'schedule.delete',
+    target: `schedule:${id}`,
+    detail: { name: schedule.name },
+  });
 }
 
 /** Pauses a schedule, optionally until an instant (it then resumes by itself), with a note. */
@@ -234,6 +250,11 @@ export async function pauseSchedule(
     updatedAt: now,
   };
   await ss.updateSchedule(ctx.db, updated);
+  await recordAudit(ctx, principal, {
+    action: 'schedule.pause',
+    target: `schedule:${id}`,
+    detail: { name: current.name, until: options.until?.toISOString() ?? null, note: options.note ?? null },
+  });
   await ctx.wakeups.notify('schedule_changed', id);
   return updated;
 }

@@ -16,6 +16,8 @@ export interface ServiceContext {
   now: () => Date;
   /** 32-byte key for secrets at rest. */
   secretKey: Buffer;
+  /** How long the audit log keeps events. @default 365 (`ALMANAC_AUDIT_RETENTION_DAYS`) */
+  auditRetentionDays?: number;
 }
 
 /**
@@ -28,4 +30,6 @@ export interface Principal {
   /** The user's role in the workspace (not a process role: those are `ProcessRole`, app/create-server.ts). */
   role: WorkspaceRole;
   name: string;
+  /** The client's address, set by the HTTP layer per request (the audit log records it). */
+  ip?: string | undefined;
 }

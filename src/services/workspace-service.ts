@@ -22,6 +22,7 @@ import { lockForTransaction, transaction } from '../store/database.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import * as ss from '../store/schedule-store.ts';
 import * as ws from '../store/workspace-store.ts';
+import { recordAudit } from './audit-service.ts';
 import { assertAdmin } from './authorize.ts';
 import { decryptSecret, encryptSecret } from './secrets.ts';
 import type { Principal, ServiceContext } from './service-context.ts';
@@ -497,6 +498,11 @@ export async function updateSettings(
   assertAdmin(principal, 'change workspace settings');
   const next = { ...(await getSettings(ctx, principal)), ...patch };
   await ws.updateWorkspaceSettings(ctx.db, principal.workspaceId, next);
+  await recordAudit(ctx, principal, {
+    action: 'workspace.settings',
+    target: `workspace:${principal.workspaceId}`,
+    detail: { ...next },
+  });
   // Workers cache a workspace's run settings with its connections.
   await ctx.wakeups.notify('connections_changed', principal.workspaceId);
   return next;
@@ -553,6 +559,11 @@ export async function setPlan(ctx: ServiceContext, principal: Principal, plan: u
       });
       paused.push({ id: schedule.id, name: schedule.name, projectId: schedule.projectId, note });
     }
+  });
+  await recordAudit(ctx, principal, {
+    action: 'workspace.plan',
+    target: `workspace:${principal.workspaceId}`,
+    detail: { plan, paused: paused.map((p) => p.id) },
   });
   for (const p of paused) await ctx.wakeups.notify('schedule_changed', p.id);
   return { ...planView(plan), paused };

@@ -561,6 +561,30 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('account_codes_user').on('account_codes').column('user_id').execute();
       },
     },
+    '0014_audit_log': {
+      // Issue 16, the audit log: append-only; housekeeping deletes what is older than the retention.
+      // No foreign keys: an event outlives the user, token or schedule it names.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('audit_events')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('at', t.timestamp, (c) => c.notNull())
+          .addColumn('actor_id', 'text')
+          .addColumn('actor_name', 'text', (c) => c.notNull())
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('target', 'text')
+          .addColumn('detail', 'text', (c) => c.notNull())
+          .addColumn('ip', 'text')
+          .execute();
+        await db.schema
+          .createIndex('audit_events_workspace_at')
+          .on('audit_events')
+          .columns(['workspace_id', 'at', 'id'])
+          .execute();
+        await db.schema.createIndex('audit_events_at').on('audit_events').column('at').execute();
+      },
+    },
     '0013_workspace_plan': {
       // Issue 16, plans: a workspace's plan (domain/plan.ts) limits what it may use; self-hosted is Team.
       async up(db: Kysely<any>) {

@@ -12,6 +12,20 @@ export type Instant = Date | string;
 /** What a column of instants accepts on insert and update. */
 export type InstantIn = string;
 
+/** The audit log (domain/audit.ts; migration 0014): append-only. */
+export interface AuditEventsTable {
+  id: string;
+  workspace_id: string;
+  at: InstantIn | Instant;
+  actor_id: string | null;
+  actor_name: string;
+  action: string;
+  target: string | null;
+  /** JSON object, never a secret. */
+  detail: string;
+  ip: string | null;
+}
+
 export interface WorkspacesTable {
   id: string;
   name: string;
@@ -339,6 +353,7 @@ export interface SqlCacheTable {
 
 export interface Schema {
   workspaces: WorkspacesTable;
+  audit_events: AuditEventsTable;
   users: UsersTable;
   groups: GroupsTable;
   group_members: GroupMembersTable;

@@ -16,7 +16,7 @@ import type { ServiceContext } from '../../services/service-context.ts';
 import * as workspaces from '../../services/workspace-service.ts';
 import type { RouteDeps } from '../route-deps.ts';
 import { type AnyRoute, route, SESSION_COOKIE } from '../routes.ts';
-import { type OriginOptions, requestOrigin, sameOriginRequest } from '../security-headers.ts';
+import { clientIp, type OriginOptions, requestOrigin, sameOriginRequest } from '../security-headers.ts';
 
 /**
  * Sends account email (invitations, resets) through the notifier's email channel: over the workspace's
@@ -80,16 +80,6 @@ export class RateLimiter {
     this.#buckets.set(key, { tokens: tokens - 1, at: now });
     return null;
   }
-}
-
-/** The client's address: the socket's, or (behind a trusted proxy) X-Forwarded-For's first hop. */
-export function clientIp(c: Context, origin: OriginOptions): string {
-  if (origin.trustProxy) {
-    const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
-    if (forwarded) return forwarded;
-  }
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
-  return env?.incoming?.socket?.remoteAddress ?? 'unknown';
 }
 
 function tooMany(c: Context, seconds: number, what: string): Response {
@@ -183,7 +173,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
           'sign-in',
         );
         if (stop) return stop;
-        return signedIn(c, await accounts.signInWithPassword(ctx, body), 200);
+        return signedIn(c, await accounts.signInWithPassword(ctx, { ...body, ip: clientIp(c, origin) }), 200);
       },
     }),
     route({
@@ -218,13 +208,17 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
           'sign-in',
         );
         if (stop) return stop;
-        const session = await accounts.signInWithPassword(ctx, body);
+        const session = await accounts.signInWithPassword(ctx, { ...body, ip: clientIp(c, origin) });
         // The session only proved the password; the program keeps the token.
         await workspaces.endSession(ctx, session.secret);
-        const created = await accounts.createToken(ctx, session.principal, {
-          name: body.name,
-          expiresAt: body.expiresAt ? new Date(body.expiresAt) : null,
-        });
+        const created = await accounts.createToken(
+          ctx,
+          { ...session.principal, ip: clientIp(c, origin) },
+          {
+            name: body.name,
+            expiresAt: body.expiresAt ? new Date(body.expiresAt) : null,
+          },
+        );
         c.header('Cache-Control', 'no-store');
         return c.json({ token: created.token, id: created.id }, 201);
       },
@@ -257,7 +251,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
           'invitation',
         );
         if (stop) return stop;
-        return signedIn(c, await accounts.acceptInvite(ctx, body), 201);
+        return signedIn(c, await accounts.acceptInvite(ctx, { ...body, ip: clientIp(c, origin) }), 201);
       },
     }),
     route({
@@ -321,7 +315,7 @@ export function accountRoutes(deps: RouteDeps, mail: AccountMailChannel | null):
           'password reset',
         );
         if (stop) return stop;
-        const session = await accounts.completePasswordReset(ctx, body);
+        const session = await accounts.completePasswordReset(ctx, { ...body, ip: clientIp(c, origin) });
         hot.forgetUser(session.principal.userId);
         return signedIn(c, session, 200);
       },

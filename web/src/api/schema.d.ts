@@ -829,6 +829,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/audit': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The audit log: who did what, when and from where (admins), newest first */
+    get: operations['getApiAudit'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/connections': {
     parameters: {
       query?: never;
@@ -1109,6 +1126,30 @@ export interface components {
       keepRuns: number | null;
       /** @description Keep runs for D days; null: no limit */
       keepDays: number | null;
+    };
+    AuditEvent: {
+      id: string;
+      /** @description When (ISO 8601) */
+      at: string;
+      /** @description The user who acted; null for a failed sign-in */
+      actorId: string | null;
+      /** @description Their name then (or the address a failed sign-in tried) */
+      actorName: string;
+      /** @description What they did: auth.sign_in, schedule.update, grant.auto… */
+      action: string;
+      /** @description What it acted on: kind:id */
+      target: string | null;
+      /** @description What changed; never a secret */
+      detail: {
+        [key: string]: unknown;
+      };
+      /** @description The client's address */
+      ip: string | null;
+    };
+    AuditPage: {
+      events: components['schemas']['AuditEvent'][];
+      /** @description The cursor of the next page; null on the last */
+      next: string | null;
     };
     Cadence:
       | {
@@ -4083,6 +4124,46 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['WorkspacePlanChange'];
+        };
+      };
+      /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiAudit: {
+    parameters: {
+      query?: {
+        /** @description Only events of this user id */
+        actor?: string;
+        /** @description Only this action (`schedule.update`), or an area (`schedule`: every schedule change) */
+        action?: string;
+        /** @description Only events at or after this instant (ISO 8601) */
+        since?: string;
+        /** @description `next` of the previous page */
+        cursor?: string;
+        /** @description Page size, 1-500 (default 100) */
+        limit?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of events */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AuditPage'];
         };
       };
       /** @description An error: 400 bad input (names the field), 401 no or bad token, 403 not allowed, 404 not found, 409 conflict, 413 body too large, 415 body not application/json */
