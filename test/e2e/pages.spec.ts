@@ -163,6 +163,11 @@ test.describe('signed out', () => {
     await expect(page.getByText('You are not signed in')).toBeVisible();
     await expect(page.getByText('almanac login-link')).toBeVisible();
     await expect(page.locator('main')).not.toContainText('{"error"');
+    // The sign-in link comes back to this page.
+    await expect(page.locator('main').getByRole('link', { name: 'Sign in' })).toHaveAttribute(
+      'href',
+      '/sign-in?next=%2Fapps%2Fsales',
+    );
   });
 });
 

@@ -161,7 +161,7 @@ export function ErrorState({ what, error }: { what: string; error: unknown }) {
     hint = (
       <>
         You are not signed in.{' '}
-        <Anchor component={Link} to={signInHref(`${pathname}${search}`)}>
+        <Anchor component={Link} to={signInHref(`${pathname}${search}`)} underline="always">
           Sign in
         </Anchor>{' '}
         to come back here, or open a login link: an admin prints one with <Code>almanac login-link</Code>.
