@@ -122,6 +122,12 @@ test.describe('people', () => {
     }
     await page.reload();
     await expect(row).toContainText('Active');
+    // Deactivating asks first, naming the person.
+    await row.getByRole('button', { name: 'Deactivate Ada Lovelace' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Deactivate Ada Lovelace?' });
+    await expect(confirm).toContainText(email);
+    await confirm.getByRole('button', { name: 'Deactivate Ada Lovelace' }).click();
+    await expect(row).toContainText('Deactivated');
   });
 
   test('an App Only user opens the app, but the Run log is hidden and its address refused', async ({
@@ -231,6 +237,24 @@ test.describe('people', () => {
   });
 });
 
+test.describe('workspace settings', () => {
+  test('the plan lists its limits, and the audit log lists what happened', async ({ page }) => {
+    await page.goto('/settings/plan');
+    await check(page, 'plan');
+    await expect(page).toHaveTitle('Plan · Almanac');
+    await expect(page.locator('table.plan-limits')).toContainText('Schedules per project');
+    await expect(page.getByLabel('Change the plan')).toBeVisible();
+    await page.goto('/settings/audit');
+    await check(page, 'audit');
+    await expect(page).toHaveTitle('Audit log · Almanac');
+    await expect(page.locator('table.audit tbody tr').first()).toBeVisible();
+    await page.getByLabel('Action or area').fill('no.such.action');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect(page).toHaveURL(/action=no\.such\.action/);
+    await expect(page.getByText('No events match this filter')).toBeVisible();
+  });
+});
+
 test.describe('people at 390 px', () => {
   test.use({ viewport: { width: 390, height: 844 } });
 
@@ -239,6 +263,7 @@ test.describe('people at 390 px', () => {
       ['/settings/profile', 'profile-390'],
       ['/settings/people', 'people-390'],
       ['/sign-in', 'sign-in-390'],
+      ['/settings/audit', 'audit-390'],
     ] as const) {
       await page.goto(path);
       await check(page, name);

@@ -8,11 +8,13 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { createBrowserRouter, RouterProvider } from 'react-router';
 import { ApiError } from './api.ts';
 import { AppPage } from './pages/AppPage.tsx';
+import { AuditPage } from './pages/AuditPage.tsx';
 import { AcceptInvitePage, ForgotPasswordPage, ResetPasswordPage, SignInPage } from './pages/AuthPages.tsx';
 import { Home } from './pages/Home.tsx';
 import { NotFound } from './pages/NotFound.tsx';
 import { OutboxPage } from './pages/OutboxPage.tsx';
 import { PeoplePage } from './pages/PeoplePage.tsx';
+import { PlanPage } from './pages/PlanPage.tsx';
 import { ProfilePage } from './pages/ProfilePage.tsx';
 import { RunLogPage } from './pages/RunLogPage.tsx';
 import { SchedulesPage } from './pages/SchedulesPage.tsx';
@@ -59,6 +61,8 @@ export const router = createBrowserRouter([
       { path: 'reset-password', element: <ResetPasswordPage /> },
       { path: 'settings/profile', element: <ProfilePage /> },
       { path: 'settings/people', element: <PeoplePage /> },
+      { path: 'settings/plan', element: <PlanPage /> },
+      { path: 'settings/audit', element: <AuditPage /> },
       { path: 'outbox', element: <OutboxPage /> },
       { path: 'outbox/:file', element: <OutboxPage /> },
       {

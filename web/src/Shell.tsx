@@ -98,10 +98,18 @@ function UserMenu() {
           Profile and API tokens
         </Menu.Item>
         {me.data.role === 'admin' ? (
-          <Menu.Item component={Link} to="/settings/people">
-            People
-          </Menu.Item>
+          <>
+            <Menu.Item component={Link} to="/settings/people">
+              People
+            </Menu.Item>
+            <Menu.Item component={Link} to="/settings/audit">
+              Audit log
+            </Menu.Item>
+          </>
         ) : null}
+        <Menu.Item component={Link} to="/settings/plan">
+          Plan
+        </Menu.Item>
         <Menu.Item component={Link} to="/outbox">
           Email outbox
         </Menu.Item>

@@ -294,7 +294,8 @@ function Tokens() {
           </Button>
         </Alert>
       ) : null}
-      <div className="table-scroll">
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: it scrolls at 390 px, so the keyboard must reach it */}
+      <section className="table-scroll" aria-label="Your API tokens" tabIndex={0}>
         {tokens.isPending ? <LoadingRows rows={2} label="Loading your tokens" /> : null}
         {tokens.isError ? <ErrorState what="your API tokens" error={tokens.error} /> : null}
         {tokens.data?.length === 0 ? (
@@ -342,7 +343,7 @@ function Tokens() {
             </Table.Tbody>
           </Table>
         ) : null}
-      </div>
+      </section>
       <Modal
         closeButtonProps={{ 'aria-label': 'Close' }}
         opened={revoking !== null}
