@@ -14,6 +14,13 @@ type AuditEventsPage = components['schemas']['AuditPage'];
 import { useMe } from '../Shell.tsx';
 import { EmptyState, ErrorState, LoadingRows, Page, PageTitle, Time } from '../ui.tsx';
 
+/** "project:92da2deb" for "project:92da2deb-1bc8-…": the kind and enough of the id to tell apart. */
+function shortTarget(target: string | null): string {
+  if (!target) return '—';
+  const [kind, id] = target.split(':', 2);
+  return id && id.length > 12 ? `${kind}:${id.slice(0, 8)}` : target;
+}
+
 export function AuditPage() {
   const me = useMe();
   const admin = me.data?.role === 'admin';
@@ -103,8 +110,8 @@ export function AuditPage() {
                     <Code>{e.action}</Code>
                   </Table.Td>
                   <Table.Td>
-                    <Text size="sm" className="audit-target">
-                      {e.target ?? '—'}
+                    <Text size="sm" className="audit-target" title={e.target ?? undefined}>
+                      {shortTarget(e.target)}
                     </Text>
                   </Table.Td>
                   <Table.Td>{e.ip ?? '—'}</Table.Td>
