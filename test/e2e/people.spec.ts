@@ -183,6 +183,8 @@ test.describe('people', () => {
       await expect(nav.getByRole('link', { name: 'App', exact: true })).toBeVisible();
       await expect(nav.getByRole('link', { name: 'Run log' })).toHaveCount(0);
       await expect(nav.getByRole('button', { name: 'Share' })).toHaveCount(0);
+      // Nor a list of runs beside the app.
+      await expect(them.locator('aside.runlog')).toHaveCount(0);
       await them.goto('/apps/sales/runs');
       await check(them, 'run-log-app-only');
       await expect(them.locator('main')).toContainText(/Could not load/);

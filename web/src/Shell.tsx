@@ -23,6 +23,7 @@ import { useEffect } from 'react';
 import { Link, NavLink, Outlet, useLocation, useMatch, useNavigate } from 'react-router';
 import { type AccessLevel, atLeast, useProjectAccess } from './access.ts';
 import { client, unwrap } from './api.ts';
+import { useMe } from './me.ts';
 import { ShareDialog } from './ShareDialog.tsx';
 import { signInHref } from './sign-in.ts';
 import { usePrintMode } from './ui.tsx';
@@ -36,14 +37,8 @@ export const PROJECT_TABS = [
   { path: 'settings', label: 'Settings', min: 'full_access' },
 ] as const satisfies readonly { path: string; label: string; min: AccessLevel }[];
 
-export function useMe() {
-  return useQuery({
-    queryKey: ['me'],
-    queryFn: async ({ signal }) => unwrap(await client.GET('/api/me', { signal })),
-    retry: false,
-    staleTime: 5 * 60_000,
-  });
-}
+/** Kept here too for the pages that import it from the shell. */
+export { useMe };
 
 export function useProjects() {
   return useQuery({

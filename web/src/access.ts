@@ -6,7 +6,7 @@
  */
 import { useQuery } from '@tanstack/react-query';
 import { ApiError, client } from './api.ts';
-import { useMe } from './Shell.tsx';
+import { useMe } from './me.ts';
 
 /** Project access levels, lowest first (domain/access-policy.ts). */
 export const ACCESS_LEVELS = ['app_only', 'can_view', 'can_edit', 'full_access'] as const;

@@ -27,6 +27,7 @@ import {
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import { Link, useParams } from 'react-router';
+import { useProjectAccess } from '../access.ts';
 import {
   client,
   followRun,
@@ -274,6 +275,8 @@ function AppView({ project, runId }: { project: string; runId: string | null }) 
   const print = usePrintMode();
   const queryClient = useQueryClient();
   const manifest = useManifest(project);
+  // App Only sees the app but not its run log (issue 16): no runs beside it.
+  const access = useProjectAccess(project);
   // The default state (no run in the URL).
   const opened = useQuery({
     queryKey: ['app', project],
@@ -467,7 +470,7 @@ function AppView({ project, runId }: { project: string; runId: string | null }) 
     </Page>
   );
   // Without the app (not signed in, no access, no such project) a list of its runs has nothing to add.
-  if (print || manifest.isError) return page;
+  if (print || manifest.isError || access === 'app_only') return page;
   return (
     <div className="app-layout">
       {page}

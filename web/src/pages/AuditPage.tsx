@@ -11,7 +11,7 @@ import { client, unwrap } from '../api.ts';
 
 type AuditEventsPage = components['schemas']['AuditPage'];
 
-import { useMe } from '../Shell.tsx';
+import { useMe } from '../me.ts';
 import { EmptyState, ErrorState, LoadingRows, Page, PageTitle, Time } from '../ui.tsx';
 
 /** "project:92da2deb" for "project:92da2deb-1bc8-…": the kind and enough of the id to tell apart. */

@@ -21,7 +21,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { ROLE_LABELS, WORKSPACE_ROLES, type WorkspaceRole } from '../access.ts';
 import { client, unwrap } from '../api.ts';
-import { useMe } from '../Shell.tsx';
+import { useMe } from '../me.ts';
 import { EmptyState, ErrorState, LoadingRows, Page, PageTitle, Time } from '../ui.tsx';
 
 /** The API sends times as ISO strings (its schema types them loosely, as dates). */

@@ -7,7 +7,7 @@ import { notifications } from '@mantine/notifications';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { client, unwrap } from '../api.ts';
-import { useMe } from '../Shell.tsx';
+import { useMe } from '../me.ts';
 import { ErrorState, LoadingRows, Page, PageTitle } from '../ui.tsx';
 
 const PLANS = ['professional', 'team', 'enterprise'] as const;

@@ -25,7 +25,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { ROLE_LABELS } from '../access.ts';
 import { client, unwrap } from '../api.ts';
-import { useMe } from '../Shell.tsx';
+import { useMe } from '../me.ts';
 import { EmptyState, ErrorState, LoadingRows, Page, PageTitle, Time } from '../ui.tsx';
 
 const MIN_PASSWORD = 10;
