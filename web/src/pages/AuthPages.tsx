@@ -9,6 +9,7 @@ import { useMutation } from '@tanstack/react-query';
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { ApiError, client, unwrap } from '../api.ts';
+import { useMe } from '../me.ts';
 import { safeNext } from '../sign-in.ts';
 import { Page, PageTitle } from '../ui.tsx';
 
@@ -55,6 +56,7 @@ function AuthFrame({
 export function SignInPage() {
   const [params] = useSearchParams();
   const next = safeNext(params.get('next'));
+  const me = useMe();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const signIn = useMutation({
@@ -90,6 +92,15 @@ export function SignInPage() {
     >
       <form onSubmit={submit} noValidate>
         <Stack gap="md">
+          {me.data ? (
+            <Text size="sm" className="signed-in-as">
+              You are signed in as {me.data.name}.{' '}
+              <Anchor component={Link} to={next} underline="always">
+                Go on
+              </Anchor>
+              , or sign in as someone else.
+            </Text>
+          ) : null}
           <TextInput
             label="Email"
             type="email"
