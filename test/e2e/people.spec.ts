@@ -117,6 +117,16 @@ test.describe('people', () => {
       await them.getByRole('button', { name: 'Account: Ada Lovelace' }).click();
       await expect(them.getByRole('menuitem', { name: 'Profile and API tokens' })).toBeVisible();
       await expect(them.getByRole('menuitem', { name: 'People' })).toHaveCount(0);
+      // Changing the password keeps this browser signed in (a fresh session) and the new one works.
+      await them.getByRole('menuitem', { name: 'Profile and API tokens' }).click();
+      await expect(them.locator('main[data-ready="true"]')).toHaveCount(1);
+      await them.getByRole('textbox', { name: 'Current password', exact: true }).fill(PASSWORD);
+      await them.getByRole('textbox', { name: 'New password', exact: true }).fill(`${PASSWORD} 2`);
+      await them.getByRole('textbox', { name: 'Repeat the new password', exact: true }).fill(`${PASSWORD} 2`);
+      await them.getByRole('button', { name: 'Change password' }).click();
+      await expect(them.getByText('Password changed.')).toBeVisible();
+      await them.reload();
+      await expect(them.getByRole('button', { name: 'Account: Ada Lovelace' })).toBeVisible();
     } finally {
       await invitee.close();
     }
