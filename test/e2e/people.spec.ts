@@ -284,5 +284,14 @@ test.describe('people at 390 px', () => {
       );
       expect(overflow, `${path} does not scroll sideways`).toBeLessThanOrEqual(0);
     }
+    // The Share button sits in the folded project menu.
+    await page.goto('/apps/sales');
+    await expect(page.locator('main[data-ready="true"]')).toHaveCount(1, { timeout: 30_000 });
+    await page.getByRole('button', { name: 'Open the project menu' }).click();
+    await page.getByRole('button', { name: 'Share' }).click();
+    await expect(
+      page.getByRole('dialog', { name: /^Share / }).getByLabel('Everyone in the workspace'),
+    ).toBeVisible();
+    await page.screenshot({ path: `${SHOTS}/share-dialog-390.png` });
   });
 });
