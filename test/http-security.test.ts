@@ -293,6 +293,10 @@ describe('HTTP security (issue 14)', () => {
       const caller = (await me.json()) as any;
       assert.equal(caller.userId, adminId);
       assert.equal(caller.workspaceName, 'Default workspace', 'the top bar names the workspace');
+      assert.equal(caller.notifyVia, 'email', 'the profile reads the saved preference back');
+      assert.equal((await t.api('PUT', '/api/me/notify-via', { via: 'both' })).status, 204);
+      assert.equal((await t.json('GET', '/api/me')).body.notifyVia, 'both');
+      assert.equal((await t.api('PUT', '/api/me/notify-via', { via: 'email' })).status, 204);
       // Single use.
       const again = await request(link);
       assert.equal(again.status, 401);

@@ -367,6 +367,9 @@ export const Me = z.object({
   name: userSchema.shape.name,
   role: userSchema.shape.role,
   workspaceName: z.string().describe("The workspace's name, as the top bar shows it"),
+  notifyVia: z
+    .enum(['email', 'slack', 'both'])
+    .describe('How notifications that leave it to the user reach them (PUT /api/me/notify-via)'),
 });
 
 export const Health = z.object({ ok: z.literal(true), version: z.string() });

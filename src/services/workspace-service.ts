@@ -325,13 +325,20 @@ export async function bootstrap(
 }
 
 /** The first admin of a workspace (the default one unless named), as a principal: for seeding and tests. */
-/** The caller as the web app's top bar shows it: the principal and its workspace's name. */
+/** The caller as the web app shows it: the principal, its workspace's name and its notification preference. */
 export async function describeCaller(
   ctx: ServiceContext,
   principal: Principal,
-): Promise<Principal & { workspaceName: string }> {
-  const workspace = await ws.findWorkspace(ctx.db, principal.workspaceId);
-  return { ...principal, workspaceName: workspace?.name ?? principal.workspaceId };
+): Promise<Principal & { workspaceName: string; notifyVia: 'email' | 'slack' | 'both' }> {
+  const [workspace, notifyVia] = await Promise.all([
+    ws.findWorkspace(ctx.db, principal.workspaceId),
+    ws.findNotifyVia(ctx.db, principal.userId),
+  ]);
+  return {
+    ...principal,
+    workspaceName: workspace?.name ?? principal.workspaceId,
+    notifyVia: notifyVia ?? 'email',
+  };
 }
 
 export async function firstAdmin(ctx: ServiceContext, workspaceId = DEFAULT_WORKSPACE): Promise<Principal> {

@@ -81,6 +81,12 @@ export async function insertUser(
     .execute();
 }
 
+/** How a user's notifications reach them (email, slack or both). */
+export async function findNotifyVia(db: Db, userId: string): Promise<'email' | 'slack' | 'both' | null> {
+  const row = await db.selectFrom('users').select('notify_via').where('id', '=', userId).executeTakeFirst();
+  return row ? (row.notify_via as 'email' | 'slack' | 'both') : null;
+}
+
 export async function findUser(db: Db, id: string): Promise<User | null> {
   const row = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
   return row

@@ -1867,6 +1867,11 @@ export interface operations {
             role: 'admin' | 'editor' | 'member' | 'guest';
             /** @description The workspace's name, as the top bar shows it */
             workspaceName: string;
+            /**
+             * @description How notifications that leave it to the user reach them (PUT /api/me/notify-via)
+             * @enum {string}
+             */
+            notifyVia: 'email' | 'slack' | 'both';
           };
         };
       };
@@ -1946,6 +1951,11 @@ export interface operations {
               role: 'admin' | 'editor' | 'member' | 'guest';
               /** @description The workspace's name, as the top bar shows it */
               workspaceName: string;
+              /**
+               * @description How notifications that leave it to the user reach them (PUT /api/me/notify-via)
+               * @enum {string}
+               */
+              notifyVia: 'email' | 'slack' | 'both';
             };
             expiresAt: string;
           };

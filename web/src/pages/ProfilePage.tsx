@@ -51,13 +51,20 @@ function Section({ title, sub, children }: { title: string; sub?: ReactNode; chi
 }
 
 function NotifyVia() {
-  const [via, setVia] = useState('email');
+  const me = useMe();
+  const queryClient = useQueryClient();
+  const [chosen, setVia] = useState<string | null>(null);
+  // The saved preference until the user picks another.
+  const via = chosen ?? me.data?.notifyVia ?? 'email';
   const save = useMutation({
     mutationFn: async () => {
       const result = await client.PUT('/api/me/notify-via', { body: { via } });
       if (!result.response.ok) unwrap(result as { data?: unknown; error?: unknown; response: Response });
     },
-    onSuccess: () => notifications.show({ color: 'green', message: 'Notification preference saved' }),
+    onSuccess: () => {
+      notifications.show({ color: 'green', message: 'Notification preference saved' });
+      void queryClient.invalidateQueries({ queryKey: ['me'] });
+    },
   });
   return (
     <Section
