@@ -3,29 +3,8 @@
  * ready, names itself in the tab title, has no serious or critical axe violation, and leaves a
  * screenshot in test-results/e2e/ (look at them: 1280 px and 390 px).
  */
-import AxeBuilder from '@axe-core/playwright';
-import { expect, type Page, test } from '@playwright/test';
-
-const SHOTS = 'test-results/e2e';
-
-/** Waits for the page's data, checks it with axe, and saves a screenshot named `name`. */
-async function check(page: Page, name: string): Promise<void> {
-  await expect(page.locator('main[data-ready="true"]')).toHaveCount(1, { timeout: 30_000 });
-  const results = await new AxeBuilder({ page })
-    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'])
-    .analyze();
-  const bad = results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map(
-      (v) =>
-        `${v.id} (${v.impact}): ${v.help} — ${v.nodes
-          .map((n) => n.target.join(' '))
-          .slice(0, 3)
-          .join(', ')}`,
-    );
-  expect(bad, `axe on ${name}`).toEqual([]);
-  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
-}
+import { expect, test } from '@playwright/test';
+import { check, SHOTS } from './check-page.ts';
 
 test.describe('pages', () => {
   test('home lists the projects with their last and next run', async ({ page }) => {

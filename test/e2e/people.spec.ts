@@ -8,28 +8,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import AxeBuilder from '@axe-core/playwright';
 import { expect, type Page, test } from '@playwright/test';
+import { check, SHOTS } from './check-page.ts';
 
-const SHOTS = 'test-results/e2e';
 const TOKEN = process.env['ALMANAC_E2E_TOKEN']!;
 const PASSWORD = 'correct horse battery';
-
-async function check(page: Page, name: string): Promise<void> {
-  await expect(page.locator('main[data-ready="true"]')).toHaveCount(1, { timeout: 30_000 });
-  const results = await new AxeBuilder({ page })
-    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'])
-    .analyze();
-  const bad = results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map(
-      (v) =>
-        `${v.id} (${v.impact}): ${v.help} — ${v.nodes
-          .map((n) => n.target.join(' '))
-          .slice(0, 3)
-          .join(', ')}`,
-    );
-  expect(bad, `axe on ${name}`).toEqual([]);
-  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
-}
 
 /** A fresh address per run, so reruns against one server never collide. */
 function address(who: string): string {
