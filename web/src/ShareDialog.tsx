@@ -24,7 +24,7 @@ import {
   WORKSPACE_DEFAULTS,
   type WorkspaceDefault,
 } from './access.ts';
-import { client, unwrap } from './api.ts';
+import { client, expectOk, unwrap } from './api.ts';
 import { EmptyState, ErrorState, LoadingRows } from './ui.tsx';
 
 const DEFAULT_LABELS: Readonly<Record<WorkspaceDefault, string>> = {
@@ -83,7 +83,7 @@ export function ShareDialog({
       const result = await client.DELETE('/api/projects/{project}/grants/{grantee}', {
         params: { path: { project, grantee } },
       });
-      if (!result.response.ok) unwrap(result as { data?: unknown; error?: unknown; response: Response });
+      expectOk(result);
     },
     onSuccess: () => {
       setConfirming(null);

@@ -62,6 +62,11 @@ export function unwrap<T>(result: { data?: T; error?: unknown; response: Respons
   return result.data;
 }
 
+/** Like `unwrap`, for answers without a body (202, 204): throws on an error status, else returns. */
+export function expectOk(result: { error?: unknown; response: Response }): void {
+  if (!result.response.ok) unwrap(result);
+}
+
 /** The app's default state: its snapshot (200), or the run that makes it (202, show_last_run off). */
 export async function openApp(
   project: string,

@@ -8,7 +8,7 @@ import { Alert, Anchor, Button, Paper, PasswordInput, Stack, Text, TextInput } f
 import { useMutation } from '@tanstack/react-query';
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { Link, useSearchParams } from 'react-router';
-import { ApiError, client, unwrap } from '../api.ts';
+import { ApiError, client, expectOk, unwrap } from '../api.ts';
 import { useMe } from '../me.ts';
 import { safeNext } from '../sign-in.ts';
 import { Page, PageTitle } from '../ui.tsx';
@@ -258,7 +258,7 @@ export function ForgotPasswordPage() {
     mutationFn: async () => {
       const result = await client.POST('/api/auth/password-reset', { body: { email: email.trim() } });
       // 202 has no body: unwrap would call it missing data.
-      if (!result.response.ok) unwrap(result as { data?: unknown; error?: unknown; response: Response });
+      expectOk(result);
     },
   });
   const submit = (event: FormEvent) => {

@@ -24,7 +24,7 @@ import { notifications } from '@mantine/notifications';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { ROLE_LABELS } from '../access.ts';
-import { client, unwrap } from '../api.ts';
+import { client, expectOk, unwrap } from '../api.ts';
 import { useMe } from '../me.ts';
 import { EmptyState, ErrorState, LoadingRows, Page, PageTitle, Time } from '../ui.tsx';
 
@@ -59,7 +59,7 @@ function NotifyVia() {
   const save = useMutation({
     mutationFn: async () => {
       const result = await client.PUT('/api/me/notify-via', { body: { via } });
-      if (!result.response.ok) unwrap(result as { data?: unknown; error?: unknown; response: Response });
+      expectOk(result);
     },
     onSuccess: () => {
       notifications.show({ color: 'green', message: 'Notification preference saved' });
@@ -222,7 +222,7 @@ function Tokens() {
   const revoke = useMutation({
     mutationFn: async (id: string) => {
       const result = await client.DELETE('/api/tokens/{token}', { params: { path: { token: id } } });
-      if (!result.response.ok) unwrap(result as { data?: unknown; error?: unknown; response: Response });
+      expectOk(result);
     },
     onSuccess: () => {
       notifications.show({ color: 'green', message: `Token “${revoking?.name}” revoked` });
